@@ -1,0 +1,288 @@
+//! The ports: traits through which the domain reaches storage, bots, subscribers, time
+//! and id generation. Adapters implement them; the storage contract suite in
+//! `testing::contract` checks the `# Errors` promises below for every storage adapter.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+use crate::bot::{Bot, BotId};
+use crate::conversation::{
+    Conversation, ConversationChange, ConversationId, ConversationPage, ListQuery,
+};
+use crate::error::{BotError, EventBusError, RepoError};
+use crate::event::ConversationEvent;
+use crate::message::{
+    Appended, Attachments, HistoryPage, HistoryQuery, Message, MessageId, NewMessage, Suggestion,
+};
+use crate::session::{Session, SessionId};
+use crate::timestamp::Timestamp;
+use crate::user::UserId;
+
+/// Conversations and their sessions, stored together.
+#[cfg_attr(any(test, feature = "test-util"), mockall::automock)]
+#[async_trait]
+pub trait ConversationRepository: Send + Sync {
+    /// Stores a new conversation and its session in one transaction.
+    ///
+    /// # Errors
+    /// MUST return `RepoError::Conflict` and store nothing when a conversation with the
+    /// same id or a session with the same id exists.
+    async fn create(&self, conversation: &Conversation, session: &Session)
+    -> Result<(), RepoError>;
+
+    /// Loads one conversation, whoever owns it (ownership is the service's check).
+    ///
+    /// # Errors
+    /// MUST return `RepoError::NotFound` when no conversation has this id.
+    async fn get(&self, id: ConversationId) -> Result<Conversation, RepoError>;
+
+    /// Loads the conversation a session belongs to.
+    ///
+    /// # Errors
+    /// MUST return `RepoError::NotFound` when no session has this id.
+    async fn get_by_session(&self, id: SessionId) -> Result<Conversation, RepoError>;
+
+    /// One page of `user`'s conversations matching the query's filter, ordered by
+    /// `last_activity` descending, then id descending. `total` counts every match;
+    /// `next_cursor` is set exactly when `has_more` is and names the page's last item.
+    ///
+    /// # Errors
+    /// MUST NOT fail for a user with no conversations: that is an empty page.
+    async fn list(&self, user: &UserId, query: &ListQuery) -> Result<ConversationPage, RepoError>;
+
+    /// Applies a change and returns the conversation as it now is.
+    ///
+    /// # Errors
+    /// MUST return `RepoError::NotFound` and change nothing when no conversation has
+    /// this id.
+    async fn update(
+        &self,
+        id: ConversationId,
+        change: &ConversationChange,
+    ) -> Result<Conversation, RepoError>;
+
+    /// Erases a conversation, its session and every one of its messages, in one
+    /// transaction.
+    ///
+    /// # Errors
+    /// MUST return `RepoError::NotFound` when no conversation has this id.
+    async fn delete(&self, id: ConversationId) -> Result<(), RepoError>;
+
+    /// Ids of up to `limit` conversations whose user messages wait for a bot reply
+    /// (`replied_seq < last_user_seq`), oldest activity first.
+    ///
+    /// # Errors
+    /// MUST NOT fail when there are none: that is an empty list.
+    async fn with_pending_replies(&self, limit: u32) -> Result<Vec<ConversationId>, RepoError>;
+}
+
+/// The messages of conversations.
+#[cfg_attr(any(test, feature = "test-util"), mockall::automock)]
+#[async_trait]
+pub trait MessageRepository: Send + Sync {
+    /// Appends a message in one transaction: assigns `seq = last_seq + 1`, stores the
+    /// message with `timestamp = max(message.timestamp, previous message's timestamp)`
+    /// and updates the conversation's `last_seq`, `message_count`, `last_activity`,
+    /// `last_message` (the content's first 200 characters), `last_user_seq` for user
+    /// messages and `replied_seq` for messages with `reply_to`. Concurrent appends to
+    /// one conversation get distinct, gap-free seqs.
+    ///
+    /// # Errors
+    /// - MUST return `Ok(Appended::Existing(original))` and store nothing when the
+    ///   conversation already holds a message with the same `client_message_id`.
+    /// - MUST return `RepoError::Conflict` and store nothing when `reply_to` is set and
+    ///   the conversation's `replied_seq` is already at or past `reply_to.seq`: that
+    ///   reply was stored before.
+    /// - MUST return `RepoError::NotFound` and store nothing when the conversation does
+    ///   not exist.
+    async fn append(&self, message: &NewMessage) -> Result<Appended, RepoError>;
+
+    /// One page of a conversation's history, oldest first: with no bound the newest
+    /// `limit` messages; with `before` only the newest `limit` older than it; with
+    /// `after` (and maybe `before`) the oldest `limit` newer than it. Bounds are
+    /// exclusive. `has_more` tells whether more exist in that direction.
+    ///
+    /// # Errors
+    /// MUST NOT fail for an unknown or empty conversation: that is an empty page with
+    /// `has_more == false`.
+    async fn history(
+        &self,
+        conversation: ConversationId,
+        query: &HistoryQuery,
+    ) -> Result<HistoryPage, RepoError>;
+
+    /// Loads one message of a conversation.
+    ///
+    /// # Errors
+    /// MUST return `RepoError::NotFound` when the conversation holds no message with
+    /// this id.
+    async fn get(&self, conversation: ConversationId, id: MessageId) -> Result<Message, RepoError>;
+}
+
+/// Session state kept for bots.
+#[cfg_attr(any(test, feature = "test-util"), mockall::automock)]
+#[async_trait]
+pub trait SessionRepository: Send + Sync {
+    /// Loads a session.
+    ///
+    /// # Errors
+    /// MUST return `RepoError::NotFound` when no session has this id.
+    async fn get(&self, id: SessionId) -> Result<Session, RepoError>;
+
+    /// Replaces a session's context and sets its `updated_at`.
+    ///
+    /// # Errors
+    /// MUST return `RepoError::NotFound` and change nothing when no session has this id.
+    async fn save_context(
+        &self,
+        id: SessionId,
+        context: &serde_json::Map<String, serde_json::Value>,
+        at: Timestamp,
+    ) -> Result<(), RepoError>;
+}
+
+/// The registry of bots.
+#[cfg_attr(any(test, feature = "test-util"), mockall::automock)]
+#[async_trait]
+pub trait BotRepository: Send + Sync {
+    /// Loads a bot.
+    ///
+    /// # Errors
+    /// MUST return `RepoError::NotFound` when no bot has this id.
+    async fn get(&self, id: &BotId) -> Result<Bot, RepoError>;
+
+    /// Every bot, ordered by id.
+    ///
+    /// # Errors
+    /// MUST NOT fail when there are none: that is an empty list.
+    async fn list(&self) -> Result<Vec<Bot>, RepoError>;
+
+    /// Creates the bot, or replaces the stored bot with this id, keeping its
+    /// `created_at`.
+    ///
+    /// # Errors
+    /// Only storage failures.
+    async fn upsert(&self, bot: &Bot) -> Result<(), RepoError>;
+
+    /// Removes a bot.
+    ///
+    /// # Errors
+    /// MUST return `RepoError::NotFound` when no bot has this id.
+    async fn delete(&self, id: &BotId) -> Result<(), RepoError>;
+}
+
+/// What a bot engine is asked to answer.
+#[derive(Debug, Clone)]
+pub struct BotRequest {
+    /// The bot.
+    pub bot: Bot,
+    /// The conversation.
+    pub conversation: Conversation,
+    /// Its session, with the bot's context.
+    pub session: Session,
+    /// The user message to answer.
+    pub message: Message,
+    /// Recent history up to and including `message`, oldest first.
+    pub history: Vec<Message>,
+}
+
+/// A bot's finished reply.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BotReply {
+    /// The text.
+    pub content: String,
+    /// Attachments the bot sends.
+    pub attachments: Attachments,
+    /// Quick replies the bot offers.
+    pub suggestions: Vec<Suggestion>,
+    /// The session context to keep, when the bot changed it.
+    pub context: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// One piece of a reply as an engine produces it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplyChunk {
+    /// More text; shown to subscribers at once, not stored.
+    Delta(String),
+    /// The finished reply; ends the stream.
+    Done(BotReply),
+}
+
+/// Produces a bot's replies.
+pub trait BotEngine: Send + Sync {
+    /// Answers a user message as a stream of deltas ended by [`ReplyChunk::Done`].
+    /// A stream that ends without `Done` is treated as a failed reply.
+    ///
+    /// # Errors
+    /// An item MAY be `Err(BotError)`, which ends the reply as failed; the pipeline
+    /// then stores a `system` message saying so.
+    fn reply(&self, request: BotRequest) -> BoxStream<'static, Result<ReplyChunk, BotError>>;
+}
+
+/// Finds the engine that serves a bot.
+#[cfg_attr(any(test, feature = "test-util"), mockall::automock)]
+pub trait EngineRegistry: Send + Sync {
+    /// The engine for `bot`.
+    ///
+    /// # Errors
+    /// MUST return `BotError::Misconfigured` when no engine of the bot's kind exists
+    /// or the bot's settings are unusable.
+    fn engine_for(&self, bot: &Bot) -> Result<Arc<dyn BotEngine>, BotError>;
+}
+
+/// A stream of the events of one conversation.
+pub type EventStream = BoxStream<'static, ConversationEvent>;
+
+/// Carries conversation events to every subscriber, on this instance or others.
+#[async_trait]
+pub trait EventBus: Send + Sync {
+    /// Publishes an event to the current subscribers of its conversation.
+    ///
+    /// # Errors
+    /// MUST return `EventBusError::Unavailable` when the bus cannot take the event.
+    async fn publish(&self, event: ConversationEvent) -> Result<(), EventBusError>;
+
+    /// Subscribes to a conversation's events from now on. Events published after this
+    /// returns are delivered in publication order; a subscriber that falls too far
+    /// behind sees its stream end, and resumes from storage.
+    ///
+    /// # Errors
+    /// MUST return `EventBusError::Unavailable` when the bus cannot be reached.
+    async fn subscribe(&self, conversation: ConversationId) -> Result<EventStream, EventBusError>;
+}
+
+/// The time now.
+#[cfg_attr(any(test, feature = "test-util"), mockall::automock)]
+pub trait Clock: Send + Sync {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::new(time::OffsetDateTime::now_utc())
+    }
+}
+
+/// New ids for conversations, sessions and messages.
+#[cfg_attr(any(test, feature = "test-util"), mockall::automock)]
+pub trait IdGenerator: Send + Sync {
+    /// A new unique id.
+    fn new_id(&self) -> uuid::Uuid;
+}
+
+/// UUIDv7 ids: unique, and ordered by creation time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UuidV7Generator;
+
+impl IdGenerator for UuidV7Generator {
+    fn new_id(&self) -> uuid::Uuid {
+        uuid::Uuid::now_v7()
+    }
+}

@@ -1,0 +1,1 @@
+//! Fakes, mocks and the storage contract suite for tests (feature `test-util`).
