@@ -11,6 +11,7 @@
 //! - [`timestamp`], [`user`], [`bot`], [`conversation`], [`session`], [`message`]: the
 //!   model, as parsed newtypes; a value of one of these types is always valid.
 //! - [`event`]: what happens in a conversation, as published on the event bus.
+//! - [`follow`]: replay from storage then live events, without gap or duplicate.
 //! - [`ports`]: the traits adapters implement.
 //! - [`service`]: [`ConversationService`](service::ConversationService), the use cases.
 //! - [`reply`]: the pipeline that asks bot engines for replies, in order, once.
@@ -20,6 +21,7 @@ pub mod bot;
 pub mod conversation;
 pub mod error;
 pub mod event;
+pub mod follow;
 mod id;
 pub mod message;
 pub mod ports;

@@ -131,6 +131,10 @@ impl ConversationService {
         Self { ports, replies }
     }
 
+    pub(crate) fn ports(&self) -> &Ports {
+        &self.ports
+    }
+
     /// The reply pipeline, for start-up recovery and shutdown.
     pub fn replies(&self) -> &Arc<ReplyPipeline> {
         &self.replies

@@ -1,0 +1,140 @@
+//! Following a conversation: every message after a known seq, replayed from storage,
+//! then live events, with no gap and no duplicate, for any transport (WebSocket, SSE).
+//!
+//! The bus subscription is taken *before* storage is read, so a message stored while
+//! the replay runs is either in the replay or on the live stream; messages already
+//! replayed are dropped from the live stream by seq. When the live stream ends because
+//! the follower fell behind the bus, following goes back to storage from the last seq
+//! it delivered and then live again, so a slow follower loses nothing either.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+
+use crate::conversation::{Conversation, ConversationId, PageSize};
+use crate::error::DomainError;
+use crate::event::{ConversationEvent, EventKind};
+use crate::message::{HistoryBound, HistoryQuery, Seq};
+use crate::ports::{EventBus, EventStream, MessageRepository};
+use crate::session::SessionId;
+use crate::user::Caller;
+
+/// A follower's stream of events: replayed messages first, then live events.
+pub type FollowStream = BoxStream<'static, Result<ConversationEvent, DomainError>>;
+
+impl crate::service::ConversationService {
+    /// Follows a conversation the caller may see. With `after` set, every message with
+    /// a greater seq is delivered first (from storage), then live events; without it,
+    /// live events from now on. The returned conversation is as it was at the start.
+    pub async fn follow(
+        &self,
+        caller: &Caller,
+        id: ConversationId,
+        after: Option<Seq>,
+    ) -> Result<(Conversation, FollowStream), DomainError> {
+        let ports = self.ports();
+        let live = ports.events.subscribe(id).await?;
+        let conversation = self.conversation(caller, id).await?;
+        let state = Follow {
+            conversation: conversation.id,
+            session: conversation.session_id,
+            messages: Arc::clone(&ports.messages),
+            events: Arc::clone(&ports.events),
+            live,
+            last_seq: after.unwrap_or(conversation.last_seq),
+            replaying: after.is_some(),
+            pending: VecDeque::new(),
+            done: false,
+        };
+        Ok((
+            conversation,
+            futures::stream::unfold(state, Follow::next).boxed(),
+        ))
+    }
+}
+
+struct Follow {
+    conversation: ConversationId,
+    session: SessionId,
+    messages: Arc<dyn MessageRepository>,
+    events: Arc<dyn EventBus>,
+    live: EventStream,
+    /// The greatest seq delivered (or known to the follower).
+    last_seq: Seq,
+    replaying: bool,
+    pending: VecDeque<ConversationEvent>,
+    done: bool,
+}
+
+impl Follow {
+    async fn next(mut self) -> Option<(Result<ConversationEvent, DomainError>, Self)> {
+        loop {
+            if self.done {
+                return None;
+            }
+            if let Some(event) = self.pending.pop_front() {
+                return Some((Ok(event), self));
+            }
+            if self.replaying {
+                if let Err(error) = self.replay_page().await {
+                    self.done = true;
+                    return Some((Err(error), self));
+                }
+                continue;
+            }
+            match self.live.next().await {
+                Some(event) => {
+                    if let EventKind::Message(message) = &event.kind {
+                        if message.seq <= self.last_seq {
+                            continue;
+                        }
+                        self.last_seq = message.seq;
+                    }
+                    let deleted = matches!(event.kind, EventKind::Deleted);
+                    self.done = deleted;
+                    return Some((Ok(event), self));
+                }
+                None => {
+                    // Fell behind the bus (or it closed): subscribe again first, then
+                    // catch up from storage, as at the start.
+                    match self.events.subscribe(self.conversation).await {
+                        Ok(live) => {
+                            self.live = live;
+                            self.replaying = true;
+                        }
+                        Err(error) => {
+                            self.done = true;
+                            return Some((Err(error.into()), self));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn replay_page(&mut self) -> Result<(), DomainError> {
+        let page = self
+            .messages
+            .history(
+                self.conversation,
+                &HistoryQuery {
+                    before: None,
+                    after: Some(HistoryBound::Seq(self.last_seq)),
+                    limit: PageSize::HISTORY_LARGEST,
+                },
+            )
+            .await?;
+        self.replaying = page.has_more;
+        for message in page.messages {
+            self.last_seq = message.seq;
+            self.pending.push_back(ConversationEvent {
+                conversation_id: self.conversation,
+                session_id: self.session,
+                kind: EventKind::Message(message),
+            });
+        }
+        Ok(())
+    }
+}
