@@ -94,6 +94,9 @@ pub enum ValidationError {
     /// A timestamp outside the supported range.
     #[error("timestamp out of range")]
     TimestampOutOfRange,
+    /// A WebSocket frame that names no conversation.
+    #[error("give session_id or conversation_id")]
+    MissingTarget,
     /// A patch that changes nothing.
     #[error("nothing to change: give status, title or metadata")]
     EmptyChange,
