@@ -16,8 +16,9 @@ use futures::stream::BoxStream;
 use crate::conversation::{Conversation, ConversationId, PageSize};
 use crate::error::DomainError;
 use crate::event::{ConversationEvent, EventKind};
-use crate::message::{HistoryBound, HistoryQuery, Seq};
+use crate::message::{HistoryBound, HistoryQuery, MessageId, Seq};
 use crate::ports::{EventBus, EventStream, MessageRepository};
+use crate::reply::ReplyPipeline;
 use crate::session::SessionId;
 use crate::user::Caller;
 
@@ -45,6 +46,9 @@ impl crate::service::ConversationService {
             live,
             last_seq: after.unwrap_or(conversation.last_seq),
             replaying: after.is_some(),
+            replies: Arc::clone(self.replies()),
+            snapshot: None,
+            snapshot_due: true,
             pending: VecDeque::new(),
             done: false,
         };
@@ -64,6 +68,11 @@ struct Follow {
     /// The greatest seq delivered (or known to the follower).
     last_seq: Seq,
     replaying: bool,
+    replies: Arc<ReplyPipeline>,
+    /// The streamed reply whose text so far was sent as a snapshot, and the index of
+    /// its last delta included; live deltas up to it are dropped as duplicates.
+    snapshot: Option<(MessageId, u32)>,
+    snapshot_due: bool,
     pending: VecDeque<ConversationEvent>,
     done: bool,
 }
@@ -84,13 +93,38 @@ impl Follow {
                 }
                 continue;
             }
+            if std::mem::take(&mut self.snapshot_due) {
+                if let Some(streaming) = self.replies.streaming_reply(self.conversation) {
+                    self.snapshot = Some((streaming.reply_id, streaming.last_index));
+                    return Some((
+                        Ok(self.event(EventKind::Delta {
+                            reply_id: streaming.reply_id,
+                            index: streaming.last_index,
+                            content: streaming.text,
+                            snapshot: true,
+                        })),
+                        self,
+                    ));
+                }
+            }
             match self.live.next().await {
                 Some(event) => {
-                    if let EventKind::Message(message) = &event.kind {
-                        if message.seq <= self.last_seq {
+                    match &event.kind {
+                        EventKind::Message(message) => {
+                            if message.seq <= self.last_seq {
+                                continue;
+                            }
+                            self.last_seq = message.seq;
+                        }
+                        EventKind::Delta {
+                            reply_id, index, ..
+                        } if self
+                            .snapshot
+                            .is_some_and(|(sent, upto)| sent == *reply_id && *index <= upto) =>
+                        {
                             continue;
                         }
-                        self.last_seq = message.seq;
+                        _ => {}
                     }
                     let deleted = matches!(event.kind, EventKind::Deleted);
                     self.done = deleted;
@@ -129,12 +163,17 @@ impl Follow {
         self.replaying = page.has_more;
         for message in page.messages {
             self.last_seq = message.seq;
-            self.pending.push_back(ConversationEvent {
-                conversation_id: self.conversation,
-                session_id: self.session,
-                kind: EventKind::Message(message),
-            });
+            let event = self.event(EventKind::Message(message));
+            self.pending.push_back(event);
         }
         Ok(())
+    }
+
+    fn event(&self, kind: EventKind) -> ConversationEvent {
+        ConversationEvent {
+            conversation_id: self.conversation,
+            session_id: self.session,
+            kind,
+        }
     }
 }

@@ -55,7 +55,21 @@ pub struct ReplyPipeline {
     /// worker last looked. A std mutex: it is held for a map operation, never across
     /// an await.
     workers: Mutex<HashMap<ConversationId, bool>>,
+    /// The text streamed so far of each reply being produced, for subscribers that
+    /// arrive mid-reply (they get it as one snapshot delta).
+    streaming: Mutex<HashMap<ConversationId, StreamingReply>>,
     tasks: Arc<InFlight>,
+}
+
+/// A reply being streamed: its id, the index of its last delta and the text so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamingReply {
+    /// The id the stored reply will have.
+    pub reply_id: MessageId,
+    /// The index of the last delta included in `text`.
+    pub last_index: u32,
+    /// Every delta so far, concatenated.
+    pub text: String,
 }
 
 impl ReplyPipeline {
@@ -64,6 +78,7 @@ impl ReplyPipeline {
             ports,
             settings,
             workers: Mutex::new(HashMap::new()),
+            streaming: Mutex::new(HashMap::new()),
             tasks: Arc::default(),
         }
     }
@@ -71,7 +86,7 @@ impl ReplyPipeline {
     /// Makes sure the conversation's pending user messages get answered.
     pub fn schedule(self: &Arc<Self>, conversation: ConversationId) {
         {
-            let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+            let mut workers = lock(&self.workers);
             if let Some(rerun) = workers.get_mut(&conversation) {
                 *rerun = true;
                 return;
@@ -100,6 +115,11 @@ impl ReplyPipeline {
         Ok(pending.len())
     }
 
+    /// The reply being streamed in a conversation right now, if any.
+    pub fn streaming_reply(&self, conversation: ConversationId) -> Option<StreamingReply> {
+        lock(&self.streaming).get(&conversation).cloned()
+    }
+
     /// Waits until no reply is being produced, or `timeout` passes. Returns whether
     /// all work finished.
     pub async fn drain(&self, timeout: Duration) -> bool {
@@ -113,7 +133,7 @@ impl ReplyPipeline {
             if let Err(error) = self.answer_pending(conversation).await {
                 tracing::error!(%conversation, error = %error_chain(&error), "reply work stopped; it resumes on the next message or restart");
             }
-            let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+            let mut workers = lock(&self.workers);
             match workers.get_mut(&conversation) {
                 Some(rerun) if *rerun => *rerun = false,
                 _ => {
@@ -190,6 +210,9 @@ impl ReplyPipeline {
         )
         .await
         .unwrap_or(Err(BotError::Timeout));
+        // Forget the partial text before the reply is stored: a subscriber arriving in
+        // between gets the stored message, never a snapshot of an answered reply.
+        lock(&self.streaming).remove(&conversation.id);
         let (sender, sender_id, reply) = match outcome {
             Ok(reply) => (Sender::Bot, conversation.bot_id.to_string(), reply),
             Err(error) => {
@@ -317,6 +340,19 @@ impl ReplyPipeline {
         while let Some(chunk) = chunks.next().await {
             match chunk? {
                 ReplyChunk::Delta(content) => {
+                    // Recorded before publishing, so a subscriber's snapshot and the
+                    // live deltas it then sees overlap rather than leave a gap.
+                    lock(&self.streaming)
+                        .entry(conversation.id)
+                        .and_modify(|streaming| {
+                            streaming.last_index = index;
+                            streaming.text.push_str(&content);
+                        })
+                        .or_insert_with(|| StreamingReply {
+                            reply_id,
+                            last_index: index,
+                            text: content.clone(),
+                        });
                     publish(
                         &*self.ports.events,
                         conversation,
@@ -337,6 +373,14 @@ impl ReplyPipeline {
             "the reply stream ended without a reply".into(),
         ))
     }
+}
+
+/// Locks a mutex that is never held across an await; a panic while it was held
+/// leaves plain data behind, so the poison is ignored.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {
