@@ -1,1 +1,41 @@
-//! placeholder
+//! confab's database schema as frozen migration files, applied in order by
+//! [`Migrator`].
+//!
+//! A migration file is history: once released it never changes, and a schema change
+//! is a new file named `mYYYYMMDD_NNNNNN_verb_noun.rs`. Files use sea-query's
+//! backend-neutral schema builder and never import the storage crate's entities, so
+//! that they keep describing the schema as it was when they were written.
+//!
+//! # Conventions
+//! - Times are `BIGINT` Unix milliseconds (`…_ms` columns), not SQL timestamp types:
+//!   SQLite has no timestamp type and PostgreSQL's has microseconds, while the model
+//!   carries milliseconds. Integers compare exactly on both backends, round-trip the
+//!   model's `Timestamp` unchanged and make day buckets a division.
+//! - Ids are `UUID` (PostgreSQL `uuid`, a 16-byte blob on SQLite); bot ids are text
+//!   slugs.
+//! - JSON (metadata, attachments, bot settings, session context) is stored as `TEXT`:
+//!   it is opaque to every query, round-trips byte for byte on both backends, and
+//!   PostgreSQL's `jsonb` would refuse `\u0000` escapes that clients may send.
+//!
+//! # Layout
+//! - [`Migrator`]: every migration, oldest first.
+//! - `m20261125_000001_create_tables`: bots, conversations, sessions, messages,
+//!   server settings and their indexes.
+
+/// Re-exported so that callers can run [`Migrator`] without naming sea-orm-migration.
+pub use sea_orm_migration::MigratorTrait;
+use sea_orm_migration::{MigrationTrait, async_trait};
+
+mod m20261125_000001_create_tables;
+
+/// Applies confab's migrations; `Migrator::up(&db, None)` brings a database to the
+/// current schema.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_create_tables::Migration)]
+    }
+}
