@@ -1,1 +1,64 @@
-fn main() {}
+//! `cargo xtask`: the project's automation, written in Rust so that it runs wherever
+//! cargo does and needs no other tool on the machine.
+//!
+//! `.ci/run` calls `cargo xtask ci`, the same entry point a developer uses, so CI and
+//! a laptop run the same checks in the same order.
+//!
+//! # Layout
+//! - [`ci`]: every check, in order, failing at the first that fails.
+//! - [`tidy`]: the dependency boundary read from `cargo tree`, and the `//!` header of
+//!   every Rust file.
+//! - [`openapi`]: writes `docs/openapi.json` from the server, or checks it for drift.
+//!
+//! Each subcommand is one module with a `run` function taking the project's [`Shell`];
+//! `bench` and `e2e` are to join them the same way.
+
+mod ci;
+mod openapi;
+mod tidy;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use xshell::Shell;
+
+/// confab's project automation.
+#[derive(Debug, Parser)]
+#[command(bin_name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every check CI runs: fmt, clippy, tidy, openapi --check, test.
+    Ci,
+    /// Check the dependency boundary and the `//!` header of every Rust file.
+    Tidy,
+    /// Write docs/openapi.json from the server's OpenAPI document.
+    Openapi {
+        /// Fail if docs/openapi.json differs from the server's document instead of
+        /// writing it.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let sh = Shell::new().context("cannot create a shell")?;
+    sh.change_dir(project_root());
+    match cli.command {
+        Command::Ci => ci::run(&sh),
+        Command::Tidy => tidy::run(&sh),
+        Command::Openapi { check } => openapi::run(&sh, check),
+    }
+}
+
+/// The workspace root, whatever directory `cargo xtask` was started from.
+fn project_root() -> PathBuf {
+    let xtask_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    xtask_dir.parent().unwrap_or(xtask_dir).to_path_buf()
+}

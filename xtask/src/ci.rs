@@ -1,0 +1,91 @@
+//! `cargo xtask ci`: every check, in the order that fails cheapest first, stopping
+//! at the first failure with the name of the step that failed.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use xshell::{Shell, cmd};
+
+use crate::{openapi, tidy};
+
+/// The arguments of the test command the README gives; `ci` runs exactly that.
+pub(crate) const TEST_ARGS: [&str; 3] = ["test", "--workspace", "--all-features"];
+
+struct Step {
+    name: &'static str,
+    run: fn(&Shell) -> Result<()>,
+}
+
+const STEPS: [Step; 5] = [
+    Step {
+        name: "fmt",
+        run: |sh| Ok(cmd!(sh, "cargo fmt --all -- --check").run()?),
+    },
+    Step {
+        name: "clippy",
+        run: |sh| {
+            Ok(cmd!(
+                sh,
+                "cargo clippy --workspace --all-targets --all-features -- -D warnings"
+            )
+            .run()?)
+        },
+    },
+    Step {
+        name: "tidy",
+        run: tidy::run,
+    },
+    Step {
+        name: "openapi --check",
+        run: |sh| openapi::run(sh, true),
+    },
+    Step {
+        name: "test",
+        run: |sh| {
+            let args = TEST_ARGS;
+            Ok(cmd!(sh, "cargo {args...}").run()?)
+        },
+    },
+];
+
+/// Runs every step; returns the first failure, naming its step.
+pub(crate) fn run(sh: &Shell) -> Result<()> {
+    let started = Instant::now();
+    for step in &STEPS {
+        eprintln!("\n==> ci: {}", step.name);
+        let step_started = Instant::now();
+        let outcome = (step.run)(sh);
+        let took = seconds(step_started.elapsed());
+        match outcome {
+            Ok(()) => eprintln!("<== ci: {} passed in {took}", step.name),
+            Err(error) => {
+                eprintln!("<== ci: {} FAILED after {took}", step.name);
+                return Err(error.context(format!("ci failed at step `{}`", step.name)));
+            }
+        }
+    }
+    eprintln!("\nci: all steps passed in {}", seconds(started.elapsed()));
+    Ok(())
+}
+
+fn seconds(duration: Duration) -> String {
+    format!("{:.1}s", duration.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn ci_runs_the_test_command_the_readme_shows() {
+        let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+        let readme = std::fs::read_to_string(readme).expect("README.md is readable");
+        let command = format!("cargo {}", TEST_ARGS.join(" "));
+        assert!(
+            readme.contains(&command),
+            "README.md must show `{command}`, the command `cargo xtask ci` runs"
+        );
+    }
+}
