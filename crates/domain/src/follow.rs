@@ -6,6 +6,8 @@
 //! replayed are dropped from the live stream by seq. When the live stream ends because
 //! the follower fell behind the bus, following goes back to storage from the last seq
 //! it delivered and then live again, so a slow follower loses nothing either.
+//! Messages are delivered in seq order without gaps: a follower may keep only the
+//! greatest seq it has seen and resume from it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -114,6 +116,19 @@ impl Follow {
                             if message.seq <= self.last_seq {
                                 continue;
                             }
+                            if message.seq > self.last_seq.next() {
+                                // Publishers race, so a later seq can be published
+                                // first. The earlier ones are committed already (seqs
+                                // are assigned under the conversation's row lock), so
+                                // storage fills the gap and delivery stays in seq order.
+                                let upto = message.seq;
+                                if let Err(error) = self.fill_gap(upto).await {
+                                    self.done = true;
+                                    return Some((Err(error), self));
+                                }
+                                self.pending.push_back(event);
+                                continue;
+                            }
                             self.last_seq = message.seq;
                         }
                         EventKind::Delta {
@@ -146,6 +161,34 @@ impl Follow {
                 }
             }
         }
+    }
+
+    /// Queues every stored message between the last delivered one and `upto`, then
+    /// marks `upto` as delivered: the caller queues that message itself.
+    async fn fill_gap(&mut self, upto: Seq) -> Result<(), DomainError> {
+        while self.last_seq.next() < upto {
+            let page = self
+                .messages
+                .history(
+                    self.conversation,
+                    &HistoryQuery {
+                        before: Some(HistoryBound::Seq(upto)),
+                        after: Some(HistoryBound::Seq(self.last_seq)),
+                        limit: PageSize::HISTORY_LARGEST,
+                    },
+                )
+                .await?;
+            if page.messages.is_empty() {
+                break;
+            }
+            for message in page.messages {
+                self.last_seq = message.seq;
+                let event = self.event(EventKind::Message(message));
+                self.pending.push_back(event);
+            }
+        }
+        self.last_seq = upto;
+        Ok(())
     }
 
     async fn replay_page(&mut self) -> Result<(), DomainError> {
