@@ -1,0 +1,377 @@
+//! [`InMemoryStore`]: every repository port over plain collections in memory, for
+//! tests of the domain and of adapters that need storage without a database. It
+//! passes the storage contract suite ([`super::contract`]) like any real adapter.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use crate::bot::{Bot, BotId};
+use crate::conversation::{
+    self, Conversation, ConversationChange, ConversationId, ConversationPage, ListCursor,
+    ListPosition, ListQuery,
+};
+use crate::error::RepoError;
+use crate::message::{
+    Appended, HistoryBound, HistoryPage, HistoryQuery, Message, MessageId, NewMessage, Sender,
+};
+use crate::ports::{BotRepository, ConversationRepository, MessageRepository, SessionRepository};
+use crate::session::{Session, SessionId};
+use crate::timestamp::Timestamp;
+use crate::user::UserId;
+
+/// Conversations, sessions, messages and bots in memory. Clones share the same data,
+/// so one store can serve as all four repository ports at once.
+///
+/// Every operation takes one lock for its whole duration, which makes each one
+/// atomic the way a database transaction would be. The lock is a std mutex because
+/// it is never held across an await: no operation awaits anything.
+#[derive(Debug, Clone, Default)]
+pub struct InMemoryStore {
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    conversations: HashMap<ConversationId, Conversation>,
+    sessions: HashMap<SessionId, Session>,
+    /// Each conversation's messages in seq order; seq `n` is at index `n - 1`.
+    messages: HashMap<ConversationId, Vec<Message>>,
+    /// The id of every stored message: ids are unique across conversations.
+    message_ids: HashSet<MessageId>,
+    bots: BTreeMap<BotId, Bot>,
+}
+
+impl InMemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stores a bot at once, without an await: handy to seed a store in a test's
+    /// set-up. Like [`BotRepository::upsert`], it keeps a stored bot's `created_at`.
+    pub fn insert_bot(&self, bot: Bot) {
+        self.lock().upsert_bot(bot);
+    }
+
+    /// How many messages the store holds, in every conversation together.
+    pub fn message_count(&self) -> usize {
+        self.lock().messages.values().map(Vec::len).sum()
+    }
+
+    /// Every message of a conversation in seq order, read at once without paging.
+    pub fn messages_of(&self, conversation: ConversationId) -> Vec<Message> {
+        self.lock()
+            .messages
+            .get(&conversation)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panicking test may poison the lock; the data is still consistent because
+        // every operation checks before it writes.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl State {
+    fn upsert_bot(&mut self, mut bot: Bot) {
+        if let Some(stored) = self.bots.get(&bot.id) {
+            bot.created_at = stored.created_at;
+        }
+        self.bots.insert(bot.id.clone(), bot);
+    }
+}
+
+#[async_trait]
+impl ConversationRepository for InMemoryStore {
+    async fn create(
+        &self,
+        conversation: &Conversation,
+        session: &Session,
+    ) -> Result<(), RepoError> {
+        let mut state = self.lock();
+        let taken = state.conversations.contains_key(&conversation.id)
+            || state.sessions.contains_key(&session.id)
+            || state
+                .conversations
+                .values()
+                .any(|c| c.session_id == conversation.session_id);
+        if taken {
+            return Err(RepoError::Conflict);
+        }
+        state
+            .conversations
+            .insert(conversation.id, conversation.clone());
+        state.sessions.insert(session.id, session.clone());
+        Ok(())
+    }
+
+    async fn get(&self, id: ConversationId) -> Result<Conversation, RepoError> {
+        self.lock()
+            .conversations
+            .get(&id)
+            .cloned()
+            .ok_or(RepoError::NotFound)
+    }
+
+    async fn get_by_session(&self, id: SessionId) -> Result<Conversation, RepoError> {
+        let state = self.lock();
+        let session = state.sessions.get(&id).ok_or(RepoError::NotFound)?;
+        state
+            .conversations
+            .get(&session.conversation_id)
+            .cloned()
+            .ok_or(RepoError::NotFound)
+    }
+
+    async fn list(&self, user: &UserId, query: &ListQuery) -> Result<ConversationPage, RepoError> {
+        let state = self.lock();
+        let mut matching: Vec<&Conversation> = state
+            .conversations
+            .values()
+            .filter(|c| &c.user_id == user)
+            .filter(|c| query.filter.bot_id.as_ref().is_none_or(|b| &c.bot_id == b))
+            .filter(|c| query.filter.status.is_none_or(|s| c.status == s))
+            .collect();
+        matching.sort_by_key(|c| std::cmp::Reverse((c.last_activity, c.id)));
+        let total = matching.len() as u64;
+        let rest: Vec<&Conversation> = match query.position {
+            ListPosition::Offset(offset) => matching
+                .into_iter()
+                .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+                .collect(),
+            ListPosition::After(cursor) => matching
+                .into_iter()
+                .filter(|c| (c.last_activity, c.id) < (cursor.last_activity, cursor.id))
+                .collect(),
+        };
+        let limit = query.limit.get() as usize;
+        let has_more = rest.len() > limit;
+        let conversations: Vec<Conversation> = rest.into_iter().take(limit).cloned().collect();
+        let next_cursor = if has_more {
+            conversations.last().map(|last| ListCursor {
+                last_activity: last.last_activity,
+                id: last.id,
+            })
+        } else {
+            None
+        };
+        Ok(ConversationPage {
+            conversations,
+            total,
+            has_more,
+            next_cursor,
+        })
+    }
+
+    async fn update(
+        &self,
+        id: ConversationId,
+        change: &ConversationChange,
+    ) -> Result<Conversation, RepoError> {
+        let mut state = self.lock();
+        let conversation = state
+            .conversations
+            .get_mut(&id)
+            .ok_or(RepoError::NotFound)?;
+        if let Some(status) = change.status {
+            conversation.status = status;
+        }
+        if let Some(title) = &change.title {
+            conversation.title = Some(title.clone());
+        }
+        if let Some(metadata) = &change.metadata {
+            conversation.metadata = metadata.clone();
+        }
+        Ok(conversation.clone())
+    }
+
+    async fn delete(&self, id: ConversationId) -> Result<(), RepoError> {
+        let mut state = self.lock();
+        let conversation = state.conversations.remove(&id).ok_or(RepoError::NotFound)?;
+        state.sessions.remove(&conversation.session_id);
+        state.sessions.retain(|_, s| s.conversation_id != id);
+        for message in state.messages.remove(&id).unwrap_or_default() {
+            state.message_ids.remove(&message.id);
+        }
+        Ok(())
+    }
+
+    async fn with_pending_replies(&self, limit: u32) -> Result<Vec<ConversationId>, RepoError> {
+        let state = self.lock();
+        let mut pending: Vec<&Conversation> = state
+            .conversations
+            .values()
+            .filter(|c| c.has_pending_replies())
+            .collect();
+        pending.sort_by_key(|c| (c.last_activity, c.id));
+        Ok(pending
+            .into_iter()
+            .take(limit as usize)
+            .map(|c| c.id)
+            .collect())
+    }
+}
+
+#[async_trait]
+impl MessageRepository for InMemoryStore {
+    async fn append(&self, message: &NewMessage) -> Result<Appended, RepoError> {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let conversation = state
+            .conversations
+            .get_mut(&message.conversation_id)
+            .ok_or(RepoError::NotFound)?;
+        let messages = state.messages.entry(conversation.id).or_default();
+        if let Some(client_id) = &message.client_message_id
+            && let Some(original) = messages
+                .iter()
+                .find(|m| m.client_message_id.as_ref() == Some(client_id))
+        {
+            return Ok(Appended::Existing(original.clone()));
+        }
+        if let Some(reply_to) = message.reply_to
+            && conversation.replied_seq >= reply_to.seq
+        {
+            return Err(RepoError::Conflict);
+        }
+        if state.message_ids.contains(&message.id) {
+            return Err(RepoError::Conflict);
+        }
+        let seq = conversation.last_seq.next();
+        let timestamp = messages.last().map_or(message.timestamp, |previous| {
+            previous.timestamp.max(message.timestamp)
+        });
+        let stored = Message {
+            id: message.id,
+            conversation_id: message.conversation_id,
+            seq,
+            sender: message.sender,
+            sender_id: message.sender_id.clone(),
+            content: message.content.clone(),
+            attachments: message.attachments.clone(),
+            suggestions: message.suggestions.clone(),
+            client_message_id: message.client_message_id.clone(),
+            reply_to: message.reply_to.map(|r| r.message_id),
+            timestamp,
+            metadata: message.metadata.clone(),
+        };
+        messages.push(stored.clone());
+        state.message_ids.insert(stored.id);
+        conversation.last_seq = seq;
+        conversation.message_count += 1;
+        conversation.last_activity = timestamp;
+        conversation.last_message = Some(conversation::preview(stored.content.as_str()));
+        if stored.sender == Sender::User {
+            conversation.last_user_seq = seq;
+        }
+        if let Some(reply_to) = message.reply_to {
+            conversation.replied_seq = reply_to.seq;
+        }
+        Ok(Appended::Stored(stored))
+    }
+
+    async fn history(
+        &self,
+        conversation: ConversationId,
+        query: &HistoryQuery,
+    ) -> Result<HistoryPage, RepoError> {
+        let state = self.lock();
+        let Some(messages) = state.messages.get(&conversation) else {
+            return Ok(HistoryPage {
+                messages: Vec::new(),
+                has_more: false,
+            });
+        };
+        let within: Vec<&Message> = messages
+            .iter()
+            .filter(|m| query.before.is_none_or(|bound| before(m, bound)))
+            .filter(|m| query.after.is_none_or(|bound| after(m, bound)))
+            .collect();
+        let limit = query.limit.get() as usize;
+        let has_more = within.len() > limit;
+        let page: &[&Message] = if query.after.is_some() {
+            &within[..within.len().min(limit)]
+        } else {
+            &within[within.len().saturating_sub(limit)..]
+        };
+        Ok(HistoryPage {
+            messages: page.iter().map(|m| (*m).clone()).collect(),
+            has_more,
+        })
+    }
+
+    async fn get(&self, conversation: ConversationId, id: MessageId) -> Result<Message, RepoError> {
+        self.lock()
+            .messages
+            .get(&conversation)
+            .and_then(|messages| messages.iter().find(|m| m.id == id))
+            .cloned()
+            .ok_or(RepoError::NotFound)
+    }
+}
+
+fn before(message: &Message, bound: HistoryBound) -> bool {
+    match bound {
+        HistoryBound::Seq(seq) => message.seq < seq,
+        HistoryBound::Time(at) => message.timestamp < at,
+    }
+}
+
+fn after(message: &Message, bound: HistoryBound) -> bool {
+    match bound {
+        HistoryBound::Seq(seq) => message.seq > seq,
+        HistoryBound::Time(at) => message.timestamp > at,
+    }
+}
+
+#[async_trait]
+impl SessionRepository for InMemoryStore {
+    async fn get(&self, id: SessionId) -> Result<Session, RepoError> {
+        self.lock()
+            .sessions
+            .get(&id)
+            .cloned()
+            .ok_or(RepoError::NotFound)
+    }
+
+    async fn save_context(
+        &self,
+        id: SessionId,
+        context: &serde_json::Map<String, serde_json::Value>,
+        at: Timestamp,
+    ) -> Result<(), RepoError> {
+        let mut state = self.lock();
+        let session = state.sessions.get_mut(&id).ok_or(RepoError::NotFound)?;
+        session.context = context.clone();
+        session.updated_at = at;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl BotRepository for InMemoryStore {
+    async fn get(&self, id: &BotId) -> Result<Bot, RepoError> {
+        self.lock().bots.get(id).cloned().ok_or(RepoError::NotFound)
+    }
+
+    async fn list(&self) -> Result<Vec<Bot>, RepoError> {
+        Ok(self.lock().bots.values().cloned().collect())
+    }
+
+    async fn upsert(&self, bot: &Bot) -> Result<(), RepoError> {
+        self.lock().upsert_bot(bot.clone());
+        Ok(())
+    }
+
+    async fn delete(&self, id: &BotId) -> Result<(), RepoError> {
+        self.lock()
+            .bots
+            .remove(id)
+            .map(|_| ())
+            .ok_or(RepoError::NotFound)
+    }
+}
