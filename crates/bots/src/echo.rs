@@ -71,3 +71,106 @@ impl BotEngine for EchoEngine {
             .boxed()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use confab_domain::bot::EngineKind;
+    use confab_domain::event::EventKind;
+    use confab_domain::message::Sender;
+    use confab_domain::reply::ReplySettings;
+    use confab_domain::service::{MessageDraft, StartConversation};
+    use confab_domain::testing::{TestPorts, test_bot, user};
+
+    use crate::BuiltinEngines;
+
+    fn ports_with_echo(settings: serde_json::Value) -> TestPorts {
+        let ports = TestPorts::new(Arc::new(BuiltinEngines));
+        let mut bot = test_bot("echo");
+        bot.engine.kind = EngineKind::Echo;
+        if let serde_json::Value::Object(settings) = settings {
+            bot.engine.settings = settings;
+        }
+        ports.store.insert_bot(bot);
+        ports
+    }
+
+    async fn reply_to(ports: &TestPorts, text: &str) -> confab_domain::message::Message {
+        let service = ports.service(ReplySettings::default());
+        let caller = user("alice");
+        let started = service
+            .start(
+                &caller,
+                StartConversation {
+                    bot_id: confab_domain::bot::BotId::parse("echo").unwrap(),
+                    initial_message: Some(MessageDraft::parse(text, Vec::new(), None).unwrap()),
+                    title: None,
+                    metadata: Default::default(),
+                },
+            )
+            .await
+            .unwrap();
+        let message = started.initial_message.unwrap();
+        let replies = service
+            .await_replies(&message, Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(replies.len(), 1);
+        replies.into_iter().next().unwrap()
+    }
+
+    #[tokio::test]
+    async fn echo_answers_with_the_users_own_text() {
+        let ports = ports_with_echo(serde_json::json!({}));
+        let reply = reply_to(&ports, "Hello there").await;
+        assert_eq!(reply.sender, Sender::Bot);
+        assert_eq!(reply.content.as_str(), "Hello there");
+        let deltas = ports
+            .events
+            .events()
+            .into_iter()
+            .filter(|e| matches!(e.kind, EventKind::Delta { .. }))
+            .count();
+        assert_eq!(deltas, 0);
+    }
+
+    #[tokio::test]
+    async fn streaming_echo_sends_each_word_as_a_delta_before_the_message() {
+        let ports = ports_with_echo(serde_json::json!({ "stream": true }));
+        let reply = reply_to(&ports, "one two three").await;
+        let deltas: Vec<(u32, String)> = ports
+            .events
+            .events()
+            .into_iter()
+            .filter_map(|e| match e.kind {
+                EventKind::Delta {
+                    reply_id,
+                    index,
+                    content,
+                    ..
+                } if reply_id == reply.id => Some((index, content)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            deltas,
+            [
+                (0, "one ".to_owned()),
+                (1, "two ".to_owned()),
+                (2, "three".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn settings_of_the_wrong_type_are_refused() {
+        let mut settings = serde_json::Map::new();
+        settings.insert("stream".into(), serde_json::json!("yes"));
+        assert!(super::EchoEngine::from_settings(&settings).is_err());
+        settings.clear();
+        settings.insert("word_delay_ms".into(), serde_json::json!(-5));
+        assert!(super::EchoEngine::from_settings(&settings).is_err());
+    }
+}
