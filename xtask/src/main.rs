@@ -18,6 +18,7 @@ mod openapi;
 mod tidy;
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -46,11 +47,26 @@ enum Command {
     },
 }
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // The chain of causes says what failed; a backtrace of xtask itself would
+            // only bury it.
+            eprintln!("error: {error}");
+            for cause in error.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<()> {
     let sh = Shell::new().context("cannot create a shell")?;
     sh.change_dir(project_root());
-    match cli.command {
+    match command {
         Command::Ci => ci::run(&sh),
         Command::Tidy => tidy::run(&sh),
         Command::Openapi { check } => openapi::run(&sh, check),
