@@ -51,20 +51,28 @@ const STEPS: [Step; 5] = [
 /// Runs every step; returns the first failure, naming its step.
 pub(crate) fn run(sh: &Shell) -> Result<()> {
     let started = Instant::now();
+    let mut timings = Vec::new();
     for step in &STEPS {
         eprintln!("\n==> ci: {}", step.name);
         let step_started = Instant::now();
         let outcome = (step.run)(sh);
         let took = seconds(step_started.elapsed());
         match outcome {
-            Ok(()) => eprintln!("<== ci: {} passed in {took}", step.name),
+            Ok(()) => {
+                eprintln!("<== ci: {} passed in {took}", step.name);
+                timings.push(format!("{} {took}", step.name));
+            }
             Err(error) => {
                 eprintln!("<== ci: {} FAILED after {took}", step.name);
                 return Err(error.context(format!("ci failed at step `{}`", step.name)));
             }
         }
     }
-    eprintln!("\nci: all steps passed in {}", seconds(started.elapsed()));
+    eprintln!(
+        "\nci: all steps passed in {} ({})",
+        seconds(started.elapsed()),
+        timings.join(", ")
+    );
     Ok(())
 }
 
