@@ -1,0 +1,240 @@
+//! Identity: HS256 bearer tokens ([`Auth`]) and the [`Authenticated`] extractor that
+//! turns `Authorization: Bearer <token>` into the domain's [`Caller`].
+//!
+//! A token's claims are `sub` (the user id), `exp` (always required and enforced),
+//! `iat`, and optionally `role`: `"admin"`, or `"bot"` together with `bot_id`. A token
+//! with no role, or `role: "user"`, is an end user's. Only HS256 is accepted, so
+//! `alg: none` and tokens signed with other algorithms are refused.
+
+use std::time::Duration;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use confab_domain::bot::BotId;
+use confab_domain::timestamp::Timestamp;
+use confab_domain::user::{Caller, Role, UserId};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Clock skew tolerated when checking `exp`, in seconds. Kept small: a token must stop
+/// working close to when it says it does.
+const LEEWAY_SECONDS: u64 = 5;
+
+/// Issues and verifies bearer tokens with one HS256 secret.
+pub struct Auth {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The keys are the secret; they must never reach a log.
+        f.debug_struct("Auth").finish_non_exhaustive()
+    }
+}
+
+/// A freshly issued token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    /// The bearer token.
+    pub token: String,
+    /// When it stops being accepted.
+    pub expires_at: Timestamp,
+}
+
+/// Why a token could not be issued.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    /// The expiry time would be out of the representable range.
+    #[error("token lifetime is too long")]
+    TtlOutOfRange,
+    /// Signing failed.
+    #[error("cannot sign the token")]
+    Signing(#[source] jsonwebtoken::errors::Error),
+}
+
+/// The claims confab reads and writes.
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    iat: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bot_id: Option<String>,
+}
+
+impl Auth {
+    /// An authority signing and verifying with `secret`.
+    pub fn new(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = LEEWAY_SECONDS;
+        validation.validate_exp = true;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        }
+    }
+
+    /// Issues a token for `user` with `role`, valid for `ttl` from now.
+    pub fn issue(
+        &self,
+        user: &UserId,
+        role: &Role,
+        ttl: Duration,
+    ) -> Result<IssuedToken, IssueError> {
+        let now = time::OffsetDateTime::now_utc();
+        let ttl = time::Duration::try_from(ttl).map_err(|_| IssueError::TtlOutOfRange)?;
+        let expires = now
+            .checked_add(ttl)
+            .ok_or(IssueError::TtlOutOfRange)?
+            .replace_millisecond(0)
+            .map_err(|_| IssueError::TtlOutOfRange)?;
+        let exp = u64::try_from(expires.unix_timestamp()).map_err(|_| IssueError::TtlOutOfRange)?;
+        let (role, bot_id) = match role {
+            Role::User => (None, None),
+            Role::Admin => (Some("admin".to_owned()), None),
+            Role::Bot(bot) => (Some("bot".to_owned()), Some(bot.to_string())),
+        };
+        let claims = Claims {
+            sub: user.to_string(),
+            exp,
+            iat: u64::try_from(now.unix_timestamp()).ok(),
+            role,
+            bot_id,
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(IssueError::Signing)?;
+        Ok(IssuedToken {
+            token,
+            expires_at: Timestamp::new(expires),
+        })
+    }
+
+    /// Verifies a token and returns who it names.
+    ///
+    /// # Errors
+    /// `unauthorized` when the token is malformed, expired, signed with another secret
+    /// or algorithm, or names no valid user or role.
+    pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|error| ApiError::invalid_token(rejection_reason(&error)))?;
+        let claims = data.claims;
+        let user_id = UserId::parse(&claims.sub)
+            .map_err(|_| ApiError::invalid_token("the token's sub is not a valid user id"))?;
+        let role = match (claims.role.as_deref(), claims.bot_id.as_deref()) {
+            (None | Some("user"), _) => Role::User,
+            (Some("admin"), _) => Role::Admin,
+            (Some("bot"), Some(bot)) => Role::Bot(BotId::parse(bot).map_err(|_| {
+                ApiError::invalid_token("the token's bot_id is not a valid bot id")
+            })?),
+            (Some("bot"), None) => {
+                return Err(ApiError::invalid_token("a bot token needs a bot_id"));
+            }
+            (Some(_), _) => return Err(ApiError::invalid_token("the token's role is unknown")),
+        };
+        Ok(Caller { user_id, role })
+    }
+}
+
+/// Says why a token was refused without echoing anything from it.
+fn rejection_reason(error: &jsonwebtoken::errors::Error) -> &'static str {
+    use jsonwebtoken::errors::ErrorKind;
+    match error.kind() {
+        ErrorKind::ExpiredSignature => "the token has expired",
+        ErrorKind::InvalidSignature => "the token's signature is not valid",
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+            "the token's algorithm is not accepted"
+        }
+        ErrorKind::MissingRequiredClaim(_) => "the token lacks a required claim",
+        _ => "the token is malformed",
+    }
+}
+
+/// The bearer token of `Authorization: Bearer <token>`, if the header has one.
+/// The scheme is matched case-insensitively, as RFC 9110 requires.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Extracts the verified caller from `Authorization: Bearer <token>`; rejects with
+/// 401 `unauthorized` and `WWW-Authenticate: Bearer` otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated(pub Caller);
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(&parts.headers).ok_or_else(ApiError::missing_token)?;
+        state.auth.verify(token).map(Self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: &str) -> UserId {
+        UserId::parse(id).expect("valid user id")
+    }
+
+    #[test]
+    fn an_issued_token_verifies_to_the_same_caller_and_role() {
+        let auth = Auth::new(b"secret");
+        let bot = BotId::parse("support").expect("valid bot id");
+        for role in [Role::User, Role::Admin, Role::Bot(bot)] {
+            let issued = auth
+                .issue(&user("alice"), &role, Duration::from_secs(60))
+                .expect("issued");
+            let caller = auth.verify(&issued.token).expect("verified");
+            assert_eq!(caller.user_id, user("alice"));
+            assert_eq!(caller.role, role);
+        }
+    }
+
+    #[test]
+    fn a_token_signed_with_another_secret_is_refused() {
+        let issued = Auth::new(b"other")
+            .issue(&user("alice"), &Role::Admin, Duration::from_secs(60))
+            .expect("issued");
+        let error = Auth::new(b"secret")
+            .verify(&issued.token)
+            .expect_err("forged token accepted");
+        assert_eq!(error.code().as_str(), "unauthorized");
+    }
+
+    #[test]
+    fn an_unsigned_token_is_refused() {
+        // {"alg":"none","typ":"JWT"} . {"sub":"alice","exp":4102444800,"role":"admin"} .
+        let token = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.\
+                     eyJzdWIiOiJhbGljZSIsImV4cCI6NDEwMjQ0NDgwMCwicm9sZSI6ImFkbWluIn0.";
+        assert!(Auth::new(b"secret").verify(token).is_err());
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_case_insensitively_and_only_from_the_bearer_scheme() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, "bearer abc".parse().expect("header"));
+        assert_eq!(bearer_token(&headers), Some("abc"));
+        headers.insert(header::AUTHORIZATION, "Basic abc".parse().expect("header"));
+        assert_eq!(bearer_token(&headers), None);
+        headers.insert(header::AUTHORIZATION, "Bearer ".parse().expect("header"));
+        assert_eq!(bearer_token(&headers), None);
+    }
+}

@@ -1,0 +1,466 @@
+//! The wire shapes: JSON bodies clients send (`…Body`), JSON the server answers
+//! (`…Response`), and query strings (`…Params`), with their OpenAPI schemas.
+//!
+//! Domain types never serialise themselves; the mapping lives here, explicitly, so the
+//! model can change without changing the wire and the reverse. Unknown fields in
+//! request bodies are ignored, so that clients may send more than this version reads.
+
+use confab_domain::bot::Bot;
+use confab_domain::conversation::{Conversation, ConversationStatus};
+use confab_domain::error::ValidationError;
+use confab_domain::message::{Attachment, Message, Sender};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// A conversation's status on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusBody {
+    /// Takes messages.
+    Active,
+    /// Takes no messages until unarchived.
+    Archived,
+}
+
+impl From<StatusBody> for ConversationStatus {
+    fn from(status: StatusBody) -> Self {
+        match status {
+            StatusBody::Active => Self::Active,
+            StatusBody::Archived => Self::Archived,
+        }
+    }
+}
+
+impl From<ConversationStatus> for StatusBody {
+    fn from(status: ConversationStatus) -> Self {
+        match status {
+            ConversationStatus::Active => Self::Active,
+            ConversationStatus::Archived => Self::Archived,
+        }
+    }
+}
+
+/// Who wrote a message, on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SenderBody {
+    /// The conversation's user.
+    User,
+    /// The conversation's bot.
+    Bot,
+    /// confab itself, e.g. to say that a bot failed.
+    System,
+}
+
+impl From<Sender> for SenderBody {
+    fn from(sender: Sender) -> Self {
+        match sender {
+            Sender::User => Self::User,
+            Sender::Bot => Self::Bot,
+            Sender::System => Self::System,
+        }
+    }
+}
+
+/// A file or link attached to a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AttachmentBody {
+    /// What it is: `image`, `file`, `audio`, `video`, `link` …
+    #[serde(rename = "type")]
+    #[schema(example = "image")]
+    pub kind: String,
+    /// An absolute http(s) URL.
+    #[schema(example = "https://example.com/cat.png")]
+    pub url: String,
+    /// Its media type, when known.
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// Its file name, when known.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Its size in bytes, when known.
+    #[serde(default)]
+    pub size_bytes: Option<u64>,
+}
+
+impl AttachmentBody {
+    /// Checks the attachment against the model's rules.
+    pub fn parse(&self) -> Result<Attachment, ValidationError> {
+        Attachment::parse(
+            &self.kind,
+            &self.url,
+            self.content_type.as_deref(),
+            self.name.as_deref(),
+            self.size_bytes,
+        )
+    }
+}
+
+impl From<&Attachment> for AttachmentBody {
+    fn from(attachment: &Attachment) -> Self {
+        Self {
+            kind: attachment.kind.clone(),
+            url: attachment.url.clone(),
+            content_type: attachment.content_type.clone(),
+            name: attachment.name.clone(),
+            size_bytes: attachment.size_bytes,
+        }
+    }
+}
+
+/// A quick reply a bot offers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct SuggestionBody {
+    /// The text the user would send.
+    pub text: String,
+}
+
+/// One stored message, as REST responses and WebSocket `message` frames show it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct MessageBody {
+    /// The message's id.
+    #[schema(format = Uuid)]
+    pub id: String,
+    /// Its conversation.
+    #[schema(format = Uuid)]
+    pub conversation_id: String,
+    /// Its position in the conversation: 1, 2, 3 … without gaps.
+    #[schema(example = 1)]
+    pub seq: u64,
+    /// Who wrote it.
+    pub sender: SenderBody,
+    /// The user id or bot id of the writer (`confab` for system messages).
+    pub sender_id: String,
+    /// The text.
+    pub content: String,
+    /// Attached files and links.
+    pub attachments: Vec<AttachmentBody>,
+    /// Quick replies a bot offers.
+    pub suggestions: Vec<SuggestionBody>,
+    /// The client's own id for the message, when it sent one.
+    pub client_message_id: Option<String>,
+    /// The user message a bot or system message answers.
+    #[schema(format = Uuid)]
+    pub reply_to: Option<String>,
+    /// Server time of storage, RFC 3339 UTC with milliseconds.
+    #[schema(format = DateTime, example = "2026-11-25T21:05:40.123Z")]
+    pub timestamp: String,
+    /// Client or bot data, a JSON object.
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+}
+
+impl From<Message> for MessageBody {
+    fn from(message: Message) -> Self {
+        Self {
+            id: message.id.to_string(),
+            conversation_id: message.conversation_id.to_string(),
+            seq: message.seq.get(),
+            sender: message.sender.into(),
+            sender_id: message.sender_id,
+            content: message.content.as_str().to_owned(),
+            attachments: message
+                .attachments
+                .as_slice()
+                .iter()
+                .map(AttachmentBody::from)
+                .collect(),
+            suggestions: message
+                .suggestions
+                .into_iter()
+                .map(|s| SuggestionBody { text: s.text })
+                .collect(),
+            client_message_id: message.client_message_id.map(|id| id.as_str().to_owned()),
+            reply_to: message.reply_to.map(|id| id.to_string()),
+            timestamp: message.timestamp.to_rfc3339(),
+            metadata: message.metadata.to_value(),
+        }
+    }
+}
+
+/// `POST /conversations/start`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct StartConversationBody {
+    /// The bot to talk to.
+    #[schema(example = "echo")]
+    pub bot_id: String,
+    /// A first user message, sent at once.
+    #[serde(default)]
+    #[schema(example = "Hello")]
+    pub initial_message: Option<String>,
+    /// The client's id for the initial message, which makes a retry safe.
+    #[serde(default)]
+    pub client_message_id: Option<String>,
+    /// A title, 1 to 200 characters.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Client data, a JSON object of at most 16 KiB.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// The answer to `POST /conversations/start`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct StartedResponse {
+    /// The new conversation.
+    #[schema(format = Uuid)]
+    pub conversation_id: String,
+    /// Its session, the id WebSocket clients address it by.
+    #[schema(format = Uuid)]
+    pub session_id: String,
+    /// Always `active`.
+    pub status: StatusBody,
+    /// The bot.
+    pub bot_id: String,
+    /// When the conversation was started.
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// The initial message's id, when one was sent.
+    #[schema(format = Uuid)]
+    pub initial_message_id: Option<String>,
+    /// With `?wait=true`: the bot's replies to the initial message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replies: Option<Vec<MessageBody>>,
+}
+
+/// `POST /conversations/{id}/messages`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct SendMessageBody {
+    /// The text, at most 16 KiB after trimming; empty only with attachments.
+    #[schema(example = "User message")]
+    pub content: String,
+    /// Files and links, at most 10.
+    #[serde(default)]
+    pub attachments: Vec<AttachmentBody>,
+    /// The client's id for the message, which makes a retry safe; the
+    /// `Idempotency-Key` header is an alternative.
+    #[serde(default)]
+    pub client_message_id: Option<String>,
+    /// Client data, a JSON object of at most 16 KiB.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// A message's delivery state; a message is answered only once stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Stored, and handed to the bot.
+    Delivered,
+}
+
+/// The answer to `POST /conversations/{id}/messages`.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct SentResponse {
+    /// The stored message (the original one on a retry).
+    #[schema(format = Uuid)]
+    pub message_id: String,
+    /// Its conversation.
+    #[schema(format = Uuid)]
+    pub conversation_id: String,
+    /// Its position in the conversation.
+    pub seq: u64,
+    /// Server time of storage.
+    #[schema(format = DateTime)]
+    pub timestamp: String,
+    /// Always `delivered`.
+    pub status: DeliveryStatus,
+    /// With `?wait=true`: the bot's replies to this message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replies: Option<Vec<MessageBody>>,
+}
+
+/// `?wait=true` on start and send.
+#[derive(Debug, Clone, Copy, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WaitParams {
+    /// Answer only once the bot's replies are stored (bounded by the wait timeout),
+    /// and include them as `replies`.
+    #[serde(default)]
+    pub wait: Option<bool>,
+}
+
+/// `GET /conversations/{id}/history`.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryParams {
+    /// How many messages, 1 to 100; 50 by default.
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u64>,
+    /// Only messages older than this (exclusive): a seq, a message id or an RFC 3339
+    /// timestamp.
+    pub before: Option<String>,
+    /// Only messages newer than this (exclusive): a seq, a message id or an RFC 3339
+    /// timestamp.
+    pub after: Option<String>,
+}
+
+/// One page of history.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct HistoryResponse {
+    /// The conversation.
+    #[schema(format = Uuid)]
+    pub conversation_id: String,
+    /// The messages, oldest first.
+    pub messages: Vec<MessageBody>,
+    /// Whether more messages exist in the paging direction: older ones without
+    /// `after`, newer ones with it.
+    pub has_more: bool,
+}
+
+/// `GET /conversations`.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Only conversations with this bot.
+    pub bot_id: Option<String>,
+    /// Only conversations in this status.
+    #[param(inline)]
+    pub status: Option<StatusBody>,
+    /// How many conversations, 1 to 100; 20 by default.
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u64>,
+    /// Skip this many conversations; not together with `cursor`.
+    pub offset: Option<u64>,
+    /// The `next_cursor` of the previous page; not together with `offset`.
+    pub cursor: Option<String>,
+}
+
+/// A conversation as lists and `GET /conversations/{id}` show it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ConversationBody {
+    /// The conversation's id.
+    #[schema(format = Uuid)]
+    pub id: String,
+    /// The bot it is with.
+    pub bot_id: String,
+    /// The bot's name; null when the bot has been removed.
+    pub bot_name: Option<String>,
+    /// Whether it takes messages.
+    pub status: StatusBody,
+    /// Its title, if it has one.
+    pub title: Option<String>,
+    /// The start of the last message's content, at most 200 characters.
+    pub last_message: Option<String>,
+    /// Time of the last message, or of creation while it has none.
+    #[schema(format = DateTime)]
+    pub last_activity: String,
+    /// How many messages it holds.
+    pub message_count: u64,
+    /// Its session, the id WebSocket clients address it by.
+    #[schema(format = Uuid)]
+    pub session_id: String,
+    /// When it was started.
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// Client data, a JSON object.
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+}
+
+impl ConversationBody {
+    /// The wire shape of a conversation whose bot is called `bot_name`.
+    pub fn new(conversation: Conversation, bot_name: Option<String>) -> Self {
+        Self {
+            id: conversation.id.to_string(),
+            bot_id: conversation.bot_id.to_string(),
+            bot_name,
+            status: conversation.status.into(),
+            title: conversation.title.map(|t| t.as_str().to_owned()),
+            last_message: conversation.last_message,
+            last_activity: conversation.last_activity.to_rfc3339(),
+            message_count: conversation.message_count,
+            session_id: conversation.session_id.to_string(),
+            created_at: conversation.created_at.to_rfc3339(),
+            metadata: conversation.metadata.to_value(),
+        }
+    }
+}
+
+/// One page of the caller's conversations, newest activity first.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ConversationListResponse {
+    /// The conversations.
+    pub conversations: Vec<ConversationBody>,
+    /// How many conversations match the filter in all.
+    pub total: u64,
+    /// Whether more follow this page.
+    pub has_more: bool,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `PATCH /conversations/{id}`: at least one field.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct UpdateConversationBody {
+    /// `archived` to archive, `active` to unarchive.
+    #[serde(default)]
+    pub status: Option<StatusBody>,
+    /// A new title, 1 to 200 characters.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// New client data, replacing the old: a JSON object of at most 16 KiB.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// A bot users can talk to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct BotBody {
+    /// The slug that addresses the bot.
+    #[schema(example = "echo")]
+    pub id: String,
+    /// The name shown to users.
+    pub name: String,
+    /// What the bot does.
+    pub description: String,
+    /// The engine kind: `echo`, `script`, `openai` or `webhook`.
+    #[schema(example = "echo")]
+    pub kind: String,
+}
+
+impl From<Bot> for BotBody {
+    fn from(bot: Bot) -> Self {
+        Self {
+            id: bot.id.to_string(),
+            name: bot.name.as_str().to_owned(),
+            description: bot.description,
+            kind: bot.engine.kind.as_str().to_owned(),
+        }
+    }
+}
+
+/// `GET /bots`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct BotListResponse {
+    /// Every bot, ordered by id.
+    pub bots: Vec<BotBody>,
+}
+
+/// `POST /auth/guest`: an empty object, or no body at all.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct GuestBody {}
+
+/// A guest identity and its bearer token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct GuestTokenResponse {
+    /// The guest's user id, `guest-<uuid>`.
+    #[schema(example = "guest-0193a0f0-0000-7000-8000-000000000001")]
+    pub user_id: String,
+    /// The bearer token (an HS256 JWT).
+    pub token: String,
+    /// When the token stops being accepted.
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+}
+
+/// `GET /healthz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct HealthResponse {
+    /// Always `ok`.
+    #[schema(example = "ok")]
+    pub status: String,
+}

@@ -1,0 +1,37 @@
+//! The REST routes, one module per resource; each owns `fn routes() -> Router<AppState>`.
+//! Handlers stay thin: wire DTO → domain command → [`ConversationService`] → response
+//! DTO. Every rule lives in the domain; this layer only translates.
+//!
+//! [`ConversationService`]: confab_domain::service::ConversationService
+
+use axum::Router;
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorCode};
+
+pub(crate) mod bots;
+pub(crate) mod conversations;
+pub(crate) mod guest;
+pub(crate) mod meta;
+
+/// Every REST route, without the `/api` prefix.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .merge(conversations::routes())
+        .merge(bots::routes())
+        .merge(guest::routes())
+        .merge(meta::routes())
+}
+
+/// The answer for a path no route serves.
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+/// The answer for a known path with a method it does not serve; axum adds `Allow`.
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "this path does not serve this method; see the Allow header",
+    )
+}
