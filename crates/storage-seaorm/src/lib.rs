@@ -1,1 +1,37 @@
-//! placeholder
+//! confab's storage adapter: the repository ports of `confab_domain::ports` on SeaORM,
+//! for SQLite (one instance, the default) and PostgreSQL (several instances).
+//!
+//! The backend is chosen at run time by the URL's scheme. Every query is written once
+//! with SeaORM's builders and runs unchanged on both backends; the schema comes from
+//! `confab_migrations`.
+//!
+//! # Layout
+//! - [`connect`] and [`migrate`]: open a pool with the pragmas confab needs, bring the
+//!   schema up to date.
+//! - [`SeaOrmStore`]: implements `ConversationRepository`, `MessageRepository`,
+//!   `SessionRepository` and `BotRepository`, and keeps the server's signing secret.
+//! - `entity`: the tables as SeaORM entities, private to this crate.
+//! - `rows`: explicit conversions between rows and domain values.
+//! - `error`: the one mapping from database errors to `RepoError`.
+//! - [`testing`] (feature `test-util`): throwaway migrated SQLite and PostgreSQL
+//!   databases for tests of this and other crates.
+
+mod bots;
+mod connection;
+mod conversations;
+mod entity;
+mod error;
+mod messages;
+mod rows;
+mod sessions;
+mod store;
+
+#[cfg(feature = "test-util")]
+pub mod testing;
+
+pub use connection::{connect, migrate};
+pub use store::SeaOrmStore;
+
+/// The connection pool type [`connect`] returns, re-exported so that callers need not
+/// depend on SeaORM themselves.
+pub use sea_orm::DatabaseConnection;

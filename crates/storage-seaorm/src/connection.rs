@@ -1,0 +1,59 @@
+//! Opening the database and bringing its schema up to date.
+
+use std::time::Duration;
+
+use confab_domain::error::RepoError;
+use confab_migrations::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+
+use crate::error::repo_error;
+
+/// How long a SQLite connection waits for another writer before giving up with
+/// "database is locked". Writes are short, so this is only reached under overload.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Pooled SQLite connections. WAL lets readers run beside the one writer, so a few
+/// connections keep history reads from queueing behind appends.
+const SQLITE_POOL_SIZE: u32 = 8;
+
+/// Opens a connection pool for a `sqlite:` or `postgres:` URL, e.g.
+/// `sqlite://confab.db?mode=rwc` or `postgres://user@host/confab`.
+///
+/// Every pooled SQLite connection runs in WAL mode with `foreign_keys=ON`,
+/// `synchronous=NORMAL` (durable across application crashes; WAL keeps the file
+/// consistent across power loss) and a busy timeout. PostgreSQL URLs are used as given.
+///
+/// # Errors
+/// `RepoError::Unavailable` when the database cannot be reached or the URL names no
+/// supported backend.
+pub async fn connect(url: &str) -> Result<DatabaseConnection, RepoError> {
+    let mut options = ConnectOptions::new(url);
+    // Statements are not logged one by one: they would drown the request logs, and
+    // errors surface through `RepoError` anyway.
+    options.sqlx_logging(false);
+    if url.starts_with("sqlite:") {
+        // Each connection to an in-memory database is a database of its own, so such
+        // a pool must keep exactly one.
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        options
+            .max_connections(if in_memory { 1 } else { SQLITE_POOL_SIZE })
+            .map_sqlx_sqlite_opts(|sqlite| {
+                sqlite
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .foreign_keys(true)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
+            });
+    }
+    Database::connect(options).await.map_err(repo_error)
+}
+
+/// Applies every pending migration of `confab_migrations`.
+///
+/// # Errors
+/// `RepoError::Unavailable` when the database cannot be reached, `RepoError::Internal`
+/// when a migration fails.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), RepoError> {
+    Migrator::up(db, None).await.map_err(repo_error)
+}

@@ -1,0 +1,75 @@
+//! [`SeaOrmStore`]: the repositories on one connection pool, and the server settings
+//! kept beside them.
+
+use confab_domain::error::RepoError;
+use sea_orm::{
+    DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
+};
+
+use crate::entity::server_setting;
+use crate::error::repo_error;
+
+/// The `server_settings` key of the JWT signing secret.
+const JWT_SECRET: &str = "jwt_secret";
+
+/// confab's storage on SeaORM: implements `ConversationRepository`,
+/// `MessageRepository`, `SessionRepository` and `BotRepository` of
+/// `confab_domain::ports` on SQLite and PostgreSQL.
+///
+/// Cloning is cheap and shares the pool.
+#[derive(Debug, Clone)]
+pub struct SeaOrmStore {
+    pub(crate) db: DatabaseConnection,
+}
+
+impl SeaOrmStore {
+    /// A store on `db`, a pool from [`connect`](crate::connect) whose schema
+    /// [`migrate`](crate::migrate) brought up to date.
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    /// The secret that signs access tokens: the stored one, or `candidate` when none
+    /// is stored yet, which is then stored for every later start and every instance.
+    ///
+    /// Instances starting together may each propose a candidate; the first insert
+    /// wins and all of them return the winner.
+    ///
+    /// # Errors
+    /// Only storage failures.
+    pub async fn signing_secret(&self, candidate: &str) -> Result<String, RepoError> {
+        let proposal = server_setting::Model {
+            key: JWT_SECRET.to_owned(),
+            value: candidate.to_owned(),
+        };
+        server_setting::Entity::insert(proposal.into_active_model())
+            .on_conflict_do_nothing()
+            .exec_without_returning(&self.db)
+            .await
+            .map_err(repo_error)?;
+        let stored = server_setting::Entity::find_by_id(JWT_SECRET.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(repo_error)?;
+        // The row was inserted above or before; only a concurrent manual delete could
+        // remove it in between.
+        stored
+            .map(|setting| setting.value)
+            .ok_or(RepoError::NotFound)
+    }
+
+    /// Begins a transaction that will write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`): a transaction that read first and wrote later could fail
+    /// with `SQLITE_BUSY` without waiting, because its snapshot may be stale. On
+    /// PostgreSQL it is a plain `BEGIN`.
+    pub(crate) async fn begin_write(&self) -> Result<DatabaseTransaction, RepoError> {
+        self.db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await
+            .map_err(repo_error)
+    }
+}
