@@ -3,7 +3,9 @@
 //!
 //! - The dependency boundary (STYLE.md, "The shape"), read from `cargo tree`:
 //!   `confab-domain` depends on no adapter library and on no other confab crate, and
-//!   only `confab-server`, the composition root, depends on adapter crates.
+//!   only `confab-server`, the composition root, depends on adapter crates. Normal
+//!   dependencies count, with every feature on, directly or through other packages:
+//!   that is what ships.
 //! - Every Rust file under `crates/`, `migrations/` and `xtask/` starts with a `//!`
 //!   comment saying what it is for.
 //!
