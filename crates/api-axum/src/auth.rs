@@ -160,13 +160,21 @@ fn rejection_reason(error: &jsonwebtoken::errors::Error) -> &'static str {
     }
 }
 
-/// The bearer token of `Authorization: Bearer <token>`, if the header has one.
-/// The scheme is matched case-insensitively, as RFC 9110 requires.
-pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+/// The bearer token of `Authorization: Bearer <token>`. The scheme is matched
+/// case-insensitively, as RFC 9110 requires.
+///
+/// # Errors
+/// `unauthorized` (with a plain `Bearer` challenge) when the header is missing, not
+/// ASCII, of another scheme, or has an empty token.
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .map(|(scheme, token)| (scheme, token.trim()))
+        .filter(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer") && !token.is_empty())
+        .map(|(_, token)| token)
+        .ok_or_else(ApiError::missing_token)
 }
 
 /// Extracts the verified caller from `Authorization: Bearer <token>`; rejects with
@@ -181,8 +189,7 @@ impl FromRequestParts<AppState> for Authenticated {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(&parts.headers).ok_or_else(ApiError::missing_token)?;
-        state.auth.verify(token).map(Self)
+        state.auth.verify(bearer_token(&parts.headers)?).map(Self)
     }
 }
 
@@ -231,10 +238,12 @@ mod tests {
     fn bearer_tokens_are_read_case_insensitively_and_only_from_the_bearer_scheme() {
         let mut headers = HeaderMap::new();
         headers.insert(header::AUTHORIZATION, "bearer abc".parse().expect("header"));
-        assert_eq!(bearer_token(&headers), Some("abc"));
+        assert_eq!(bearer_token(&headers), Ok("abc"));
         headers.insert(header::AUTHORIZATION, "Basic abc".parse().expect("header"));
-        assert_eq!(bearer_token(&headers), None);
+        assert!(bearer_token(&headers).is_err());
         headers.insert(header::AUTHORIZATION, "Bearer ".parse().expect("header"));
-        assert_eq!(bearer_token(&headers), None);
+        assert!(bearer_token(&headers).is_err());
+        headers.remove(header::AUTHORIZATION);
+        assert!(bearer_token(&headers).is_err());
     }
 }

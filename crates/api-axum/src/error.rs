@@ -395,6 +395,12 @@ pub(crate) struct Conflict(Problem);
 #[allow(dead_code)] // Only its OpenAPI description is used.
 pub(crate) struct PayloadTooLarge(Problem);
 
+/// A bug or a storage failure (`internal`); the body says only "internal error".
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+#[allow(dead_code)] // Only its OpenAPI description is used.
+pub(crate) struct Internal(Problem);
+
 /// A backend cannot be reached now (`unavailable`); retry later.
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]

@@ -42,6 +42,7 @@ const BEARER: &str = "bearer";
             error::NotFound,
             error::Conflict,
             error::PayloadTooLarge,
+            error::Internal,
             error::Unavailable,
         )
     ),

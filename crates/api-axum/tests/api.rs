@@ -710,6 +710,49 @@ async fn bad_attachments_are_invalid_requests_and_store_nothing() {
     assert_eq!(app.ports.store.message_count(), 0);
 }
 
+#[tokio::test]
+async fn waiting_for_a_bot_that_does_not_answer_in_time_returns_no_replies() {
+    // No permits: the bot never gets to answer.
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let ports = TestPorts::with_engine(ScriptedEngine::echo().gated(gate));
+    ports.seed_bot("echo");
+    let app = app_over(
+        ports,
+        ApiConfig {
+            wait_timeout: Duration::from_millis(20),
+            ..ApiConfig::default()
+        },
+    );
+    let token = app.token_for("alice");
+    let started = app
+        .start(
+            &token,
+            "?wait=true",
+            json!({"bot_id": "echo", "initial_message": "anyone?"}),
+        )
+        .await;
+    assert_eq!(started.assert_status(201)["replies"], json!([]));
+    let id = started.str("conversation_id");
+    let sent = app
+        .send(&token, &id, "?wait=true", json!({"content": "hello?"}))
+        .await;
+    assert_eq!(sent.assert_status(201)["replies"], json!([]));
+    assert_eq!(app.contents(&token, &id).await, ["anyone?", "hello?"]);
+}
+
+#[tokio::test]
+async fn without_wait_the_answer_carries_no_replies_member() {
+    let app = spawn_app().await;
+    let token = app.guest_token().await;
+    let id = app.started(&token).await;
+    let sent = app.send(&token, &id, "", json!({"content": "hi"})).await;
+    assert!(sent.assert_status(201).get("replies").is_none());
+    let explicit = app
+        .send(&token, &id, "?wait=false", json!({"content": "again"}))
+        .await;
+    assert!(explicit.assert_status(201).get("replies").is_none());
+}
+
 // ---------------------------------------------------------------------------
 // History
 // ---------------------------------------------------------------------------

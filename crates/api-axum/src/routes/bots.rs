@@ -25,6 +25,7 @@ pub(crate) fn routes() -> Router<AppState> {
     responses(
         (status = 200, description = "Every bot.", body = BotListResponse),
         (status = 401, response = crate::error::Unauthorized),
+        (status = 500, response = crate::error::Internal),
         (status = 503, response = crate::error::Unavailable),
     )
 )]
@@ -50,6 +51,7 @@ pub(crate) async fn list_bots(
         (status = 400, response = crate::error::BadRequest),
         (status = 401, response = crate::error::Unauthorized),
         (status = 404, response = crate::error::NotFound),
+        (status = 500, response = crate::error::Internal),
         (status = 503, response = crate::error::Unavailable),
     )
 )]

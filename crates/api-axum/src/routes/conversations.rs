@@ -57,6 +57,7 @@ pub(crate) fn routes() -> Router<AppState> {
         (status = 401, response = crate::error::Unauthorized),
         (status = 404, response = crate::error::NotFound),
         (status = 413, response = crate::error::PayloadTooLarge),
+        (status = 500, response = crate::error::Internal),
         (status = 503, response = crate::error::Unavailable),
     )
 )]
@@ -119,6 +120,7 @@ pub(crate) async fn start_conversation(
         (status = 404, response = crate::error::NotFound),
         (status = 409, response = crate::error::Conflict),
         (status = 413, response = crate::error::PayloadTooLarge),
+        (status = 500, response = crate::error::Internal),
         (status = 503, response = crate::error::Unavailable),
     )
 )]
@@ -177,6 +179,7 @@ pub(crate) async fn send_message(
         (status = 400, response = crate::error::BadRequest),
         (status = 401, response = crate::error::Unauthorized),
         (status = 404, response = crate::error::NotFound),
+        (status = 500, response = crate::error::Internal),
         (status = 503, response = crate::error::Unavailable),
     )
 )]
@@ -222,6 +225,7 @@ pub(crate) async fn history(
         (status = 200, description = "A page of conversations.", body = ConversationListResponse),
         (status = 400, response = crate::error::BadRequest),
         (status = 401, response = crate::error::Unauthorized),
+        (status = 500, response = crate::error::Internal),
         (status = 503, response = crate::error::Unavailable),
     )
 )]
@@ -276,6 +280,7 @@ pub(crate) async fn list_conversations(
         (status = 400, response = crate::error::BadRequest),
         (status = 401, response = crate::error::Unauthorized),
         (status = 404, response = crate::error::NotFound),
+        (status = 500, response = crate::error::Internal),
         (status = 503, response = crate::error::Unavailable),
     )
 )]
@@ -304,6 +309,7 @@ pub(crate) async fn get_conversation(
         (status = 401, response = crate::error::Unauthorized),
         (status = 404, response = crate::error::NotFound),
         (status = 413, response = crate::error::PayloadTooLarge),
+        (status = 500, response = crate::error::Internal),
         (status = 503, response = crate::error::Unavailable),
     )
 )]
@@ -335,6 +341,7 @@ pub(crate) async fn update_conversation(
         (status = 400, response = crate::error::BadRequest),
         (status = 401, response = crate::error::Unauthorized),
         (status = 404, response = crate::error::NotFound),
+        (status = 500, response = crate::error::Internal),
         (status = 503, response = crate::error::Unavailable),
     )
 )]
