@@ -1,0 +1,337 @@
+//! What the SeaORM adapter promises beyond the ports' contract: connection settings,
+//! migrations, the signing secret, the schema's cascades and its lack of a foreign key
+//! to bots, JSON that round-trips exactly, and errors instead of panics for corrupt
+//! rows and out-of-range bounds. Each test runs on SQLite and, when
+//! `CONFAB_TEST_POSTGRES_URL` names a server, on PostgreSQL.
+
+// Test helpers: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashSet;
+
+use confab_domain::bot::BotId;
+use confab_domain::conversation::{
+    Conversation, ConversationFilter, ConversationId, ConversationStatus, ListPosition, ListQuery,
+    Metadata, PageSize,
+};
+use confab_domain::error::RepoError;
+use confab_domain::message::{
+    Appended, Attachments, HistoryBound, HistoryQuery, MessageContent, MessageId, NewMessage,
+    Sender, Seq,
+};
+use confab_domain::ports::{
+    BotRepository, ConversationRepository, MessageRepository, SessionRepository,
+};
+use confab_domain::session::{Session, SessionId};
+use confab_domain::testing::{seed_bot_in, test_start};
+use confab_domain::user::UserId;
+use confab_storage_seaorm::{DatabaseConnection, SeaOrmStore, migrate};
+use sea_orm::{ConnectionTrait, Statement};
+
+/// Generates one test per backend for each named `async fn(DatabaseConnection)`.
+macro_rules! on_every_backend {
+    ($($test:ident),+ $(,)?) => {
+        mod sqlite {
+            use confab_storage_seaorm::testing::sqlite_temp;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    let db = sqlite_temp().await.expect("creating a SQLite test database");
+                    super::$test(db.connection().clone()).await;
+                }
+            )+
+        }
+
+        #[cfg(confab_postgres_tests)]
+        mod postgres {
+            use confab_storage_seaorm::testing::{postgres_temp, postgres_url};
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    let admin_url = postgres_url().expect("CONFAB_TEST_POSTGRES_URL is set");
+                    let db = postgres_temp(&admin_url)
+                        .await
+                        .expect("creating a PostgreSQL test database");
+                    // On a panic the database is dropped by `PostgresTemp`'s `Drop`.
+                    super::$test(db.connection().clone()).await;
+                    db.drop_database().await.expect("dropping the test database");
+                }
+            )+
+        }
+    };
+}
+
+on_every_backend!(
+    migrating_an_up_to_date_database_changes_nothing,
+    the_first_signing_secret_is_kept_and_concurrent_starts_agree_on_one,
+    a_corrupt_row_is_an_internal_error_and_not_a_panic,
+    history_bounds_beyond_every_stored_seq_are_accepted,
+    an_offset_beyond_every_conversation_is_an_empty_page,
+    deleting_a_conversation_row_cascades_to_its_session_and_messages,
+    a_bot_can_be_deleted_while_its_conversations_are_kept,
+    json_with_nul_characters_round_trips,
+);
+
+/// A new conversation of `ana` with the bot `alpha`, stored with its session.
+async fn conversation(store: &SeaOrmStore) -> (Conversation, Session) {
+    seed_bot_in(store, "alpha").await;
+    let conversation = Conversation {
+        id: ConversationId::from_uuid(uuid::Uuid::now_v7()),
+        session_id: SessionId::from_uuid(uuid::Uuid::now_v7()),
+        user_id: UserId::parse("ana").unwrap(),
+        bot_id: BotId::parse("alpha").unwrap(),
+        status: ConversationStatus::Active,
+        title: None,
+        metadata: Metadata::default(),
+        created_at: test_start(),
+        last_activity: test_start(),
+        last_message: None,
+        message_count: 0,
+        last_seq: Seq::ZERO,
+        last_user_seq: Seq::ZERO,
+        replied_seq: Seq::ZERO,
+    };
+    let session = Session {
+        id: conversation.session_id,
+        conversation_id: conversation.id,
+        user_id: conversation.user_id.clone(),
+        bot_id: conversation.bot_id.clone(),
+        context: serde_json::Map::new(),
+        created_at: test_start(),
+        updated_at: test_start(),
+    };
+    ConversationRepository::create(store, &conversation, &session)
+        .await
+        .unwrap();
+    (conversation, session)
+}
+
+fn user_message(conversation: &Conversation, content: &str) -> NewMessage {
+    NewMessage {
+        id: MessageId::from_uuid(uuid::Uuid::now_v7()),
+        conversation_id: conversation.id,
+        sender: Sender::User,
+        sender_id: conversation.user_id.to_string(),
+        content: MessageContent::trusted(content),
+        attachments: Attachments::none(),
+        suggestions: Vec::new(),
+        client_message_id: None,
+        reply_to: None,
+        timestamp: test_start(),
+        metadata: Metadata::default(),
+    }
+}
+
+async fn append(store: &SeaOrmStore, message: &NewMessage) {
+    assert!(matches!(
+        store.append(message).await.unwrap(),
+        Appended::Stored(_)
+    ));
+}
+
+/// Runs `sql` with `id` as its one parameter, written `$1` and turned into `?` for
+/// SQLite.
+async fn execute_with_id(db: &DatabaseConnection, sql: &str, id: uuid::Uuid) {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Sqlite => sql.replace("$1", "?"),
+        _ => sql.to_owned(),
+    };
+    db.execute_raw(Statement::from_sql_and_values(backend, sql, [id.into()]))
+        .await
+        .unwrap();
+}
+
+async fn count_with_id(db: &DatabaseConnection, sql: &str, id: uuid::Uuid) -> i64 {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Sqlite => sql.replace("$1", "?"),
+        _ => sql.to_owned(),
+    };
+    db.query_one_raw(Statement::from_sql_and_values(backend, sql, [id.into()]))
+        .await
+        .unwrap()
+        .expect("a count row")
+        .try_get_by_index::<i64>(0)
+        .unwrap()
+}
+
+async fn migrating_an_up_to_date_database_changes_nothing(db: DatabaseConnection) {
+    let store = SeaOrmStore::new(db.clone());
+    let (conversation, _) = conversation(&store).await;
+    migrate(&db)
+        .await
+        .expect("a second migration run is a no-op");
+    assert_eq!(
+        ConversationRepository::get(&store, conversation.id)
+            .await
+            .unwrap(),
+        conversation
+    );
+}
+
+async fn the_first_signing_secret_is_kept_and_concurrent_starts_agree_on_one(
+    db: DatabaseConnection,
+) {
+    let store = SeaOrmStore::new(db);
+    let starts: Vec<_> = (0..8)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move { store.signing_secret(&format!("candidate-{n}")).await })
+        })
+        .collect();
+    let mut secrets = HashSet::new();
+    for start in starts {
+        secrets.insert(start.await.unwrap().unwrap());
+    }
+    assert_eq!(
+        secrets.len(),
+        1,
+        "starts disagree on the secret: {secrets:?}"
+    );
+    let secret = secrets.into_iter().next().unwrap();
+    assert!(secret.starts_with("candidate-"));
+    assert_eq!(store.signing_secret("later").await.unwrap(), secret);
+}
+
+async fn a_corrupt_row_is_an_internal_error_and_not_a_panic(db: DatabaseConnection) {
+    let store = SeaOrmStore::new(db.clone());
+    let (conversation, _) = conversation(&store).await;
+    execute_with_id(
+        &db,
+        "UPDATE conversations SET status = 'lost', metadata = 'not json' WHERE id = $1",
+        conversation.id.as_uuid(),
+    )
+    .await;
+    assert!(matches!(
+        ConversationRepository::get(&store, conversation.id).await,
+        Err(RepoError::Internal(_))
+    ));
+}
+
+async fn history_bounds_beyond_every_stored_seq_are_accepted(db: DatabaseConnection) {
+    let store = SeaOrmStore::new(db);
+    let (conversation, _) = conversation(&store).await;
+    append(&store, &user_message(&conversation, "one")).await;
+    let query = |before, after| HistoryQuery {
+        before,
+        after,
+        limit: PageSize::HISTORY_DEFAULT,
+    };
+    let far = Some(HistoryBound::Seq(Seq::new(u64::MAX)));
+    let older = store
+        .history(conversation.id, &query(far, None))
+        .await
+        .unwrap();
+    assert_eq!(older.messages.len(), 1);
+    let newer = store
+        .history(conversation.id, &query(None, far))
+        .await
+        .unwrap();
+    assert!(newer.messages.is_empty() && !newer.has_more);
+}
+
+async fn an_offset_beyond_every_conversation_is_an_empty_page(db: DatabaseConnection) {
+    let store = SeaOrmStore::new(db);
+    let (conversation, _) = conversation(&store).await;
+    let query = ListQuery {
+        filter: ConversationFilter::default(),
+        position: ListPosition::Offset(u64::MAX),
+        limit: PageSize::LIST_DEFAULT,
+    };
+    let page = ConversationRepository::list(&store, &conversation.user_id, &query)
+        .await
+        .unwrap();
+    assert!(page.conversations.is_empty() && !page.has_more);
+    assert_eq!(page.total, 1);
+}
+
+async fn deleting_a_conversation_row_cascades_to_its_session_and_messages(db: DatabaseConnection) {
+    let store = SeaOrmStore::new(db.clone());
+    let (conversation, session) = conversation(&store).await;
+    append(&store, &user_message(&conversation, "one")).await;
+    let id = conversation.id.as_uuid();
+    // Bypasses the adapter, so that only the schema's foreign keys (and SQLite's
+    // `foreign_keys` pragma) can remove the children.
+    execute_with_id(&db, "DELETE FROM conversations WHERE id = $1", id).await;
+    let messages = count_with_id(
+        &db,
+        "SELECT COUNT(*) FROM message_history WHERE conversation_id = $1",
+        id,
+    )
+    .await;
+    assert_eq!(messages, 0, "messages outlived their conversation");
+    assert!(matches!(
+        SessionRepository::get(&store, session.id).await,
+        Err(RepoError::NotFound)
+    ));
+}
+
+async fn a_bot_can_be_deleted_while_its_conversations_are_kept(db: DatabaseConnection) {
+    let store = SeaOrmStore::new(db);
+    let (conversation, _) = conversation(&store).await;
+    BotRepository::delete(&store, &conversation.bot_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        ConversationRepository::get(&store, conversation.id)
+            .await
+            .unwrap(),
+        conversation
+    );
+    append(&store, &user_message(&conversation, "still here")).await;
+}
+
+async fn json_with_nul_characters_round_trips(db: DatabaseConnection) {
+    let store = SeaOrmStore::new(db);
+    let (conversation, session) = conversation(&store).await;
+    let json = serde_json::json!({ "nul": "a\u{0}b", "nested": { "list": [1, "\u{0}"] } });
+    let metadata = Metadata::parse(json.clone()).unwrap();
+    let mut message = user_message(&conversation, "with metadata");
+    message.metadata = metadata.clone();
+    append(&store, &message).await;
+    let stored = MessageRepository::get(&store, conversation.id, message.id)
+        .await
+        .unwrap();
+    assert_eq!(stored.metadata, metadata);
+
+    let serde_json::Value::Object(context) = json else {
+        unreachable!("the literal is an object")
+    };
+    store
+        .save_context(session.id, &context, test_start())
+        .await
+        .unwrap();
+    assert_eq!(
+        SessionRepository::get(&store, session.id)
+            .await
+            .unwrap()
+            .context,
+        context
+    );
+}
+
+/// The pragmas `connect` sets hold on the pool's connections.
+#[tokio::test]
+async fn sqlite_connections_run_in_wal_mode_with_foreign_keys_and_a_busy_timeout() {
+    let temp = confab_storage_seaorm::testing::sqlite_temp().await.unwrap();
+    let db = temp.connection();
+    let pragma = |name: &'static str| async move {
+        db.query_one_raw(Statement::from_string(
+            sea_orm::DbBackend::Sqlite,
+            format!("PRAGMA {name}"),
+        ))
+        .await
+        .unwrap()
+        .expect("a pragma row")
+    };
+    let journal_mode: String = pragma("journal_mode").await.try_get_by_index(0).unwrap();
+    assert_eq!(journal_mode, "wal");
+    let foreign_keys: i64 = pragma("foreign_keys").await.try_get_by_index(0).unwrap();
+    assert_eq!(foreign_keys, 1);
+    // 1 is NORMAL.
+    let synchronous: i64 = pragma("synchronous").await.try_get_by_index(0).unwrap();
+    assert_eq!(synchronous, 1);
+    let busy_timeout_ms: i64 = pragma("busy_timeout").await.try_get_by_index(0).unwrap();
+    assert_eq!(busy_timeout_ms, 5_000);
+}
