@@ -83,15 +83,17 @@ pub struct AttachmentBody {
     pub size_bytes: Option<u64>,
 }
 
-impl AttachmentBody {
+impl TryFrom<AttachmentBody> for Attachment {
+    type Error = ValidationError;
+
     /// Checks the attachment against the model's rules.
-    pub fn parse(&self) -> Result<Attachment, ValidationError> {
+    fn try_from(body: AttachmentBody) -> Result<Self, Self::Error> {
         Attachment::parse(
-            &self.kind,
-            &self.url,
-            self.content_type.as_deref(),
-            self.name.as_deref(),
-            self.size_bytes,
+            &body.kind,
+            &body.url,
+            body.content_type.as_deref(),
+            body.name.as_deref(),
+            body.size_bytes,
         )
     }
 }

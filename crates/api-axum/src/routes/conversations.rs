@@ -13,7 +13,7 @@ use confab_domain::conversation::{
     PageSize, Title,
 };
 use confab_domain::error::{DomainError, ValidationError};
-use confab_domain::message::{HistoryCursor, Message};
+use confab_domain::message::{Attachment, HistoryCursor, Message};
 use confab_domain::service::{HistoryRequest, MessageDraft, StartConversation};
 
 use crate::AppState;
@@ -135,8 +135,8 @@ pub(crate) async fn send_message(
     let client_message_id = client_message_id(&headers, body.client_message_id.as_deref())?;
     let attachments = body
         .attachments
-        .iter()
-        .map(|attachment| attachment.parse())
+        .into_iter()
+        .map(Attachment::try_from)
         .collect::<Result<Vec<_>, _>>()?;
     let mut draft = MessageDraft::parse(&body.content, attachments, client_message_id)?;
     draft.metadata = metadata(body.metadata)?;
