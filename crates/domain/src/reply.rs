@@ -254,19 +254,24 @@ impl ReplyPipeline {
             .await;
         let result = match stored {
             Ok(appended) => {
-                if let Some(context) = reply.context {
-                    self.ports
-                        .sessions
-                        .save_context(conversation.session_id, &context, self.ports.clock.now())
-                        .await?;
-                }
+                // Published before the context is saved: the reply is stored, so
+                // subscribers must see it (and typing must stop) even when saving
+                // the context fails.
                 publish(
                     &*self.ports.events,
                     conversation,
                     EventKind::Message(appended.into_message()),
                 )
                 .await;
-                Ok(())
+                match reply.context {
+                    Some(context) => self
+                        .ports
+                        .sessions
+                        .save_context(conversation.session_id, &context, self.ports.clock.now())
+                        .await
+                        .map_err(DomainError::from),
+                    None => Ok(()),
+                }
             }
             // Another worker (another instance) stored this reply first, or the
             // conversation was deleted meanwhile: nothing is left to do.
@@ -429,5 +434,521 @@ impl Drop for InFlightGuard {
         if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.0.idle.notify_waiters();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::sync::Semaphore;
+
+    use super::*;
+    use crate::bot::BotId;
+    use crate::event::ConversationEvent;
+    use crate::message::Seq;
+    use crate::ports::{MockEngineRegistry, MockSessionRepository};
+    use crate::service::{ConversationService, MessageDraft, StartConversation};
+    use crate::testing::{ScriptedEngine, TestPorts, user};
+
+    const DRAIN: Duration = Duration::from_secs(10);
+
+    /// A conversation of `ana` with the `echo` bot, served by `engine`.
+    struct Setup {
+        fakes: TestPorts,
+        service: ConversationService,
+        conversation: Conversation,
+    }
+
+    fn settings(timeout: Duration) -> ReplySettings {
+        ReplySettings {
+            timeout,
+            history_window: 20,
+        }
+    }
+
+    async fn setup(fakes: TestPorts, settings: ReplySettings) -> Setup {
+        fakes.seed_bot("echo");
+        let service = fakes.service(settings);
+        let conversation = service
+            .start(
+                &user("ana"),
+                StartConversation {
+                    bot_id: BotId::parse("echo").expect("valid bot id"),
+                    initial_message: None,
+                    title: None,
+                    metadata: Metadata::default(),
+                },
+            )
+            .await
+            .expect("starting a conversation")
+            .conversation;
+        Setup {
+            fakes,
+            service,
+            conversation,
+        }
+    }
+
+    async fn with_engine(engine: &ScriptedEngine) -> Setup {
+        setup(
+            TestPorts::with_engine(engine.clone()),
+            ReplySettings::default(),
+        )
+        .await
+    }
+
+    impl Setup {
+        async fn send(&self, text: &str) -> Message {
+            self.service
+                .send(
+                    &user("ana"),
+                    self.conversation.id,
+                    MessageDraft::parse(text, Vec::new(), None).expect("a valid draft"),
+                )
+                .await
+                .expect("sending")
+                .message
+        }
+
+        async fn drained(&self) {
+            assert!(
+                self.service.replies().drain(DRAIN).await,
+                "replies did not finish"
+            );
+        }
+
+        fn messages(&self) -> Vec<Message> {
+            self.fakes.store.messages_of(self.conversation.id)
+        }
+
+        fn events(&self) -> Vec<EventKind> {
+            self.fakes
+                .events
+                .events_of(self.conversation.id)
+                .into_iter()
+                .map(|e: ConversationEvent| e.kind)
+                .collect()
+        }
+
+        async fn conversation(&self) -> Conversation {
+            self.fakes
+                .ports
+                .conversations
+                .get(self.conversation.id)
+                .await
+                .expect("the conversation exists")
+        }
+    }
+
+    fn typing(active: bool) -> EventKind {
+        EventKind::Typing {
+            sender: Sender::Bot,
+            active,
+        }
+    }
+
+    /// Asserts that the conversation holds `question` and then one system message
+    /// answering it with `text`.
+    fn assert_one_system_reply(messages: &[Message], question: &Message, text: &str) {
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert_eq!(&messages[0], question, "the user's message was lost");
+        let reply = &messages[1];
+        assert_eq!(reply.sender, Sender::System);
+        assert_eq!(reply.sender_id, SYSTEM_SENDER_ID);
+        assert_eq!(reply.content.as_str(), text);
+        assert_eq!(reply.reply_to, Some(question.id));
+    }
+
+    #[tokio::test]
+    async fn a_user_message_gets_one_bot_reply_that_answers_it() {
+        let engine = ScriptedEngine::echo();
+        let s = with_engine(&engine).await;
+        let question = s.send("hello").await;
+        s.drained().await;
+
+        let messages = s.messages();
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        let reply = &messages[1];
+        assert_eq!(reply.sender, Sender::Bot);
+        assert_eq!(reply.sender_id, "echo");
+        assert_eq!(reply.content.as_str(), "hello");
+        assert_eq!(reply.reply_to, Some(question.id));
+        assert_eq!(reply.seq, Seq::new(2));
+        assert_eq!(engine.calls(), 1);
+        let request = &engine.requests()[0];
+        assert_eq!(request.message, question);
+        assert_eq!(request.history, std::slice::from_ref(&question));
+        let conversation = s.conversation().await;
+        assert_eq!(conversation.replied_seq, question.seq);
+        assert!(!conversation.has_pending_replies());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ten_quick_user_messages_get_ten_replies_in_the_same_order() {
+        let engine = ScriptedEngine::echo();
+        let s = with_engine(&engine).await;
+        let mut questions = Vec::new();
+        for n in 0..10 {
+            questions.push(s.send(&format!("question {n}")).await);
+        }
+        s.drained().await;
+
+        let replies: Vec<Message> = s
+            .messages()
+            .into_iter()
+            .filter(|m| m.sender == Sender::Bot)
+            .collect();
+        assert_eq!(replies.len(), 10, "{replies:?}");
+        for (question, reply) in questions.iter().zip(&replies) {
+            assert_eq!(reply.reply_to, Some(question.id));
+            assert_eq!(reply.content, question.content);
+            assert!(reply.seq > question.seq, "a reply before its question");
+        }
+        let asked: Vec<MessageId> = engine.requests().iter().map(|r| r.message.id).collect();
+        let sent: Vec<MessageId> = questions.iter().map(|q| q.id).collect();
+        assert_eq!(asked, sent, "the engine was asked out of order or twice");
+        let conversation = s.conversation().await;
+        assert_eq!(conversation.message_count, 20);
+        assert_eq!(conversation.replied_seq, conversation.last_user_seq);
+    }
+
+    #[tokio::test]
+    async fn a_failing_engine_yields_one_system_message() {
+        let engine = ScriptedEngine::failing(|| BotError::Failed("the model is down".into()));
+        let s = with_engine(&engine).await;
+        let question = s.send("hello").await;
+        s.drained().await;
+        assert_one_system_reply(&s.messages(), &question, "The bot could not answer.");
+        assert_eq!(engine.calls(), 1, "a failed reply is not retried");
+        assert!(!s.conversation().await.has_pending_replies());
+        assert_eq!(s.events().last(), Some(&typing(false)));
+    }
+
+    #[tokio::test]
+    async fn an_engine_that_ends_without_a_reply_yields_a_system_message() {
+        let engine = ScriptedEngine::ending_without_reply(["half a"]);
+        let s = with_engine(&engine).await;
+        let question = s.send("hello").await;
+        s.drained().await;
+        assert_one_system_reply(&s.messages(), &question, "The bot could not answer.");
+    }
+
+    #[tokio::test]
+    async fn a_misconfigured_bot_yields_a_system_message() {
+        let mut engines = MockEngineRegistry::new();
+        engines
+            .expect_engine_for()
+            .times(1)
+            .returning(|_| Err(BotError::Misconfigured("no api key".to_owned())));
+        let s = setup(TestPorts::new(Arc::new(engines)), ReplySettings::default()).await;
+        let question = s.send("hello").await;
+        s.drained().await;
+        assert_one_system_reply(&s.messages(), &question, "The bot is not available.");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_engine_slower_than_the_timeout_yields_a_system_message() {
+        let engine =
+            ScriptedEngine::replying(["too"], "too late").with_delay(Duration::from_secs(3600));
+        let s = setup(
+            TestPorts::with_engine(engine.clone()),
+            settings(Duration::from_secs(5)),
+        )
+        .await;
+        let began = tokio::time::Instant::now();
+        let question = s.send("hello").await;
+        assert!(s.service.replies().drain(Duration::from_secs(7200)).await);
+        let waited = began.elapsed();
+        assert!(
+            waited >= Duration::from_secs(5) && waited < Duration::from_secs(3600),
+            "the reply ended after {waited:?}, not at the timeout"
+        );
+        assert_one_system_reply(&s.messages(), &question, "The bot did not answer in time.");
+        assert!(
+            !s.events()
+                .iter()
+                .any(|e| matches!(e, EventKind::Delta { .. })),
+            "a delta of the abandoned reply was published"
+        );
+    }
+
+    #[tokio::test]
+    async fn deltas_are_published_before_the_final_message_with_its_id() {
+        let engine = ScriptedEngine::replying(["Hel", "lo ", "there"], "Hello there");
+        let s = with_engine(&engine).await;
+        let question = s.send("hi").await;
+        s.drained().await;
+
+        let reply = s.messages().pop().expect("a reply");
+        assert_eq!(reply.content.as_str(), "Hello there");
+        let delta = |index: u32, content: &str| EventKind::Delta {
+            reply_id: reply.id,
+            index,
+            content: content.to_owned(),
+            snapshot: false,
+        };
+        assert_eq!(
+            s.events(),
+            [
+                EventKind::Message(question),
+                typing(true),
+                delta(0, "Hel"),
+                delta(1, "lo "),
+                delta(2, "there"),
+                EventKind::Message(reply.clone()),
+                typing(false),
+            ]
+        );
+        assert_eq!(s.service.replies().streaming_reply(s.conversation.id), None);
+    }
+
+    #[tokio::test]
+    async fn recover_schedules_the_conversations_with_pending_replies() {
+        let engine = ScriptedEngine::echo();
+        let fakes = TestPorts::with_engine(engine.clone());
+        let before_restart = setup(fakes.clone(), ReplySettings::default()).await;
+        let answered = before_restart.send("answered before the crash").await;
+        before_restart.drained().await;
+        // A user message stored by a server that died before the reply: stored
+        // directly, so no pipeline scheduled it.
+        let orphan = fakes
+            .ports
+            .messages
+            .append(&NewMessage {
+                id: MessageId::from_uuid(uuid::Uuid::now_v7()),
+                conversation_id: before_restart.conversation.id,
+                sender: Sender::User,
+                sender_id: "ana".to_owned(),
+                content: MessageContent::trusted("are you there?"),
+                attachments: crate::message::Attachments::none(),
+                suggestions: Vec::new(),
+                client_message_id: None,
+                reply_to: None,
+                timestamp: fakes.ports.clock.now(),
+                metadata: Metadata::default(),
+            })
+            .await
+            .expect("storing the orphan")
+            .into_message();
+        assert_eq!(engine.calls(), 1);
+
+        let after_restart = fakes.service(ReplySettings::default());
+        let scheduled = after_restart.replies().recover().await.expect("recovering");
+        assert_eq!(scheduled, 1, "only the conversation with a pending reply");
+        assert!(after_restart.replies().drain(DRAIN).await);
+
+        let messages = before_restart.messages();
+        let answers: Vec<Option<MessageId>> = messages
+            .iter()
+            .filter(|m| m.sender == Sender::Bot)
+            .map(|m| m.reply_to)
+            .collect();
+        assert_eq!(answers, [Some(answered.id), Some(orphan.id)]);
+        assert_eq!(engine.calls(), 2);
+        assert_eq!(after_restart.replies().recover().await.ok(), Some(0));
+    }
+
+    #[tokio::test]
+    async fn a_reply_stored_twice_is_refused_and_not_duplicated() {
+        let gate = Arc::new(Semaphore::new(0));
+        let engine = ScriptedEngine::replying(["late"], "late answer").gated(Arc::clone(&gate));
+        let s = with_engine(&engine).await;
+        let question = s.send("hello").await;
+        assert!(
+            s.fakes
+                .events
+                .wait_for(
+                    |events| events.iter().any(|e| e.kind == typing(true)),
+                    DRAIN
+                )
+                .await,
+            "the reply never started"
+        );
+
+        // Another instance answers the same message first.
+        let rival = NewMessage {
+            id: MessageId::from_uuid(uuid::Uuid::now_v7()),
+            conversation_id: s.conversation.id,
+            sender: Sender::Bot,
+            sender_id: "echo".to_owned(),
+            content: MessageContent::trusted("first answer"),
+            attachments: crate::message::Attachments::none(),
+            suggestions: Vec::new(),
+            client_message_id: None,
+            reply_to: Some(ReplyTo {
+                message_id: question.id,
+                seq: question.seq,
+            }),
+            timestamp: s.fakes.ports.clock.now(),
+            metadata: Metadata::default(),
+        };
+        let rival = s
+            .fakes
+            .ports
+            .messages
+            .append(&rival)
+            .await
+            .expect("the rival reply is stored")
+            .into_message();
+        gate.add_permits(1);
+        s.drained().await;
+
+        assert_eq!(s.messages(), [question.clone(), rival]);
+        let replies_published = s
+            .events()
+            .iter()
+            .filter(|e| matches!(e, EventKind::Message(m) if m.sender == Sender::Bot))
+            .count();
+        assert_eq!(replies_published, 0, "the refused reply was published");
+        assert_eq!(s.events().last(), Some(&typing(false)));
+
+        let again = NewMessage {
+            id: MessageId::from_uuid(uuid::Uuid::now_v7()),
+            conversation_id: s.conversation.id,
+            sender: Sender::Bot,
+            sender_id: "echo".to_owned(),
+            content: MessageContent::trusted("third answer"),
+            attachments: crate::message::Attachments::none(),
+            suggestions: Vec::new(),
+            client_message_id: None,
+            reply_to: Some(ReplyTo {
+                message_id: question.id,
+                seq: question.seq,
+            }),
+            timestamp: s.fakes.ports.clock.now(),
+            metadata: Metadata::default(),
+        };
+        assert!(matches!(
+            s.fakes.ports.messages.append(&again).await,
+            Err(RepoError::Conflict)
+        ));
+        assert_eq!(s.messages().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_engine_gets_a_window_of_recent_history_and_the_session_context() {
+        let engine = ScriptedEngine::echo();
+        let s = setup(
+            TestPorts::with_engine(engine.clone()),
+            ReplySettings {
+                timeout: DRAIN,
+                history_window: 3,
+            },
+        )
+        .await;
+        let context = serde_json::json!({"name": "Ana"})
+            .as_object()
+            .cloned()
+            .expect("an object");
+        s.fakes
+            .ports
+            .sessions
+            .save_context(
+                s.conversation.session_id,
+                &context,
+                s.fakes.ports.clock.now(),
+            )
+            .await
+            .expect("saving a context");
+        for text in ["one", "two", "three"] {
+            s.send(text).await;
+            s.drained().await;
+        }
+        let requests = engine.requests();
+        let last = requests.last().expect("three requests");
+        let seqs: Vec<u64> = last.history.iter().map(|m| m.seq.get()).collect();
+        assert_eq!(seqs, [3, 4, 5], "the newest three, ending with the message");
+        assert_eq!(last.message.seq, Seq::new(5));
+        assert_eq!(last.session.context, context);
+        assert_eq!(last.bot.id.as_str(), "echo");
+        assert_eq!(last.conversation.id, s.conversation.id);
+    }
+
+    #[tokio::test]
+    async fn a_context_returned_by_the_bot_is_saved_in_the_session() {
+        let context = serde_json::json!({"step": 2})
+            .as_object()
+            .cloned()
+            .expect("an object");
+        let engine = ScriptedEngine::replying_with(
+            Vec::<String>::new(),
+            BotReply {
+                content: "noted".to_owned(),
+                context: Some(context.clone()),
+                ..BotReply::default()
+            },
+        );
+        let s = with_engine(&engine).await;
+        s.send("remember this").await;
+        s.drained().await;
+        let session = s
+            .fakes
+            .ports
+            .sessions
+            .get(s.conversation.session_id)
+            .await
+            .expect("the session exists");
+        assert_eq!(session.context, context);
+        assert!(session.updated_at > session.created_at);
+    }
+
+    #[tokio::test]
+    async fn a_reply_whose_context_cannot_be_saved_is_still_published_and_typing_stops() {
+        let engine = ScriptedEngine::replying_with(
+            Vec::<String>::new(),
+            BotReply {
+                content: "noted".to_owned(),
+                context: Some(serde_json::Map::new()),
+                ..BotReply::default()
+            },
+        );
+        let fakes = TestPorts::with_engine(engine.clone());
+        let mut s = setup(fakes, ReplySettings::default()).await;
+        let session = s
+            .fakes
+            .ports
+            .sessions
+            .get(s.conversation.session_id)
+            .await
+            .expect("the session exists");
+        let mut sessions = MockSessionRepository::new();
+        sessions
+            .expect_get()
+            .returning(move |_| Ok(session.clone()));
+        sessions
+            .expect_save_context()
+            .times(1)
+            .returning(|_, _, _| Err(RepoError::Unavailable("the database is down".into())));
+        s.fakes.ports.sessions = Arc::new(sessions);
+        s.service = s.fakes.service(ReplySettings::default());
+
+        s.send("remember this").await;
+        s.drained().await;
+        let reply = s.messages().pop().expect("the reply is stored");
+        assert_eq!(reply.content.as_str(), "noted");
+        let events = s.events();
+        assert!(
+            events.contains(&EventKind::Message(reply)),
+            "the stored reply was not published: {events:?}"
+        );
+        assert_eq!(events.last(), Some(&typing(false)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn drain_waits_for_replies_in_progress() {
+        let gate = Arc::new(Semaphore::new(0));
+        let engine = ScriptedEngine::echo().gated(Arc::clone(&gate));
+        let s = with_engine(&engine).await;
+        s.send("hold on").await;
+        assert!(
+            !s.service.replies().drain(Duration::from_secs(1)).await,
+            "drain returned while a reply was held"
+        );
+        assert_eq!(s.messages().len(), 1);
+        gate.add_permits(1);
+        s.drained().await;
+        assert_eq!(s.messages().len(), 2);
     }
 }

@@ -483,3 +483,43 @@ fn named_bot(id: &str, name: &str) -> crate::bot::Bot {
         ..test_bot(id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    fn stores_with_teardown(done: &Arc<AtomicBool>) -> Stores {
+        let done = Arc::clone(done);
+        Stores {
+            teardown: Some(Box::pin(async move { done.store(true, Ordering::SeqCst) })),
+            ..Stores::in_memory()
+        }
+    }
+
+    #[tokio::test]
+    async fn teardown_runs_and_the_panic_resumes_when_a_check_fails() {
+        let torn_down = Arc::new(AtomicBool::new(false));
+        let stores = stores_with_teardown(&torn_down);
+        let outcome = tokio::spawn(run(stores, |_| async { panic!("the check failed") })).await;
+        assert!(torn_down.load(Ordering::SeqCst), "teardown did not run");
+        let panic = outcome
+            .expect_err("the check's panic was swallowed")
+            .into_panic();
+        assert_eq!(panic.downcast_ref::<&str>(), Some(&"the check failed"));
+    }
+
+    #[tokio::test]
+    async fn teardown_runs_after_a_check_that_passes() {
+        let torn_down = Arc::new(AtomicBool::new(false));
+        run(
+            stores_with_teardown(&torn_down),
+            |r: Repositories| async move {
+                assert!(r.bots.list().await.expect("listing").is_empty());
+            },
+        )
+        .await;
+        assert!(torn_down.load(Ordering::SeqCst), "teardown did not run");
+    }
+}
