@@ -5,13 +5,19 @@ use std::time::Duration;
 use confab_domain::error::RepoError;
 use confab_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
 
 use crate::error::repo_error;
 
 /// How long a SQLite connection waits for another writer before giving up with
 /// "database is locked". Writes are short, so this is only reached under overload.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The PostgreSQL advisory lock that serialises migrations: "confab" in ASCII.
+const MIGRATION_LOCK_KEY: i64 = 0x636f_6e66_6162;
 
 /// Pooled SQLite connections. WAL lets readers run beside the one writer, so a few
 /// connections keep history reads from queueing behind appends.
@@ -51,9 +57,31 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, RepoError> {
 
 /// Applies every pending migration of `confab_migrations`.
 ///
+/// Instances that start together migrate one after the other: the whole run is one
+/// write transaction (on PostgreSQL also holding an advisory lock), so that the later
+/// ones wait and then find nothing left to do instead of failing on tables the first
+/// one created.
+///
 /// # Errors
 /// `RepoError::Unavailable` when the database cannot be reached, `RepoError::Internal`
 /// when a migration fails.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), RepoError> {
-    Migrator::up(db, None).await.map_err(repo_error)
+    let txn = db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        })
+        .await
+        .map_err(repo_error)?;
+    if db.get_database_backend() == DbBackend::Postgres {
+        // Released at commit or rollback. PostgreSQL has no table-free lock that
+        // `BEGIN` alone would take, and the migrations table may not exist yet.
+        txn.execute_unprepared(&format!(
+            "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+        ))
+        .await
+        .map_err(repo_error)?;
+    }
+    Migrator::up(&txn, None).await.map_err(repo_error)?;
+    txn.commit().await.map_err(repo_error)
 }

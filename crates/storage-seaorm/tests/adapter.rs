@@ -25,6 +25,7 @@ use confab_domain::ports::{
 use confab_domain::session::{Session, SessionId};
 use confab_domain::testing::{seed_bot_in, test_start};
 use confab_domain::user::UserId;
+use confab_migrations::{Migrator, MigratorTrait};
 use confab_storage_seaorm::{DatabaseConnection, SeaOrmStore, migrate};
 use sea_orm::{ConnectionTrait, Statement};
 
@@ -63,6 +64,7 @@ macro_rules! on_every_backend {
 
 on_every_backend!(
     migrating_an_up_to_date_database_changes_nothing,
+    concurrent_migrations_of_an_empty_database_all_succeed,
     the_first_signing_secret_is_kept_and_concurrent_starts_agree_on_one,
     a_corrupt_row_is_an_internal_error_and_not_a_panic,
     history_bounds_beyond_every_stored_seq_are_accepted,
@@ -168,6 +170,25 @@ async fn migrating_an_up_to_date_database_changes_nothing(db: DatabaseConnection
             .unwrap(),
         conversation
     );
+}
+
+async fn concurrent_migrations_of_an_empty_database_all_succeed(db: DatabaseConnection) {
+    Migrator::down(&db, None)
+        .await
+        .expect("the migrations roll back");
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let db = db.clone();
+            tokio::spawn(async move { migrate(&db).await })
+        })
+        .collect();
+    for run in runs {
+        run.await
+            .unwrap()
+            .expect("every concurrent migration succeeds");
+    }
+    let store = SeaOrmStore::new(db);
+    conversation(&store).await;
 }
 
 async fn the_first_signing_secret_is_kept_and_concurrent_starts_agree_on_one(
