@@ -13,6 +13,7 @@
 //! - `routes`: one module per resource (conversations, bots, guest tokens, health and
 //!   the OpenAPI document), each with its `routes()`.
 //! - `openapi`: the OpenAPI 3.1 document, see [`openapi()`].
+//! - [`ws`]: the WebSocket endpoint `/ws` and its protocol.
 //!
 //! [`ConversationService`]: confab_domain::service::ConversationService
 
@@ -29,6 +30,7 @@ pub mod error;
 pub mod extract;
 mod openapi;
 mod routes;
+pub mod ws;
 
 pub use auth::{Auth, Authenticated, IssueError, IssuedToken};
 pub use openapi::openapi;
@@ -36,6 +38,8 @@ pub use openapi::openapi;
 /// Settings of the API layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ApiConfig {
+    /// WebSocket limits and timers.
+    pub ws: ws::WsSettings,
     /// Whether `POST /auth/guest` hands out guest tokens.
     pub guests_enabled: bool,
     /// How long a guest token lives.
@@ -47,6 +51,7 @@ pub struct ApiConfig {
 impl Default for ApiConfig {
     fn default() -> Self {
         Self {
+            ws: ws::WsSettings::default(),
             guests_enabled: true,
             guest_token_ttl: Duration::from_secs(24 * 60 * 60),
             wait_timeout: Duration::from_secs(10),
@@ -65,10 +70,11 @@ pub struct AppState {
     pub config: ApiConfig,
 }
 
-/// The whole REST API, served at the root and again under `/api`.
+/// The whole API: REST routes at the root and again under `/api`, and `/ws`.
 pub fn router(state: AppState) -> Router {
     let api = routes::routes().method_not_allowed_fallback(routes::method_not_allowed);
     Router::new()
+        .merge(ws::routes())
         .merge(api.clone())
         .nest("/api", api)
         .fallback(routes::not_found)

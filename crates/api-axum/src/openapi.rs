@@ -6,7 +6,7 @@ use utoipa::openapi::server::Server;
 use utoipa::{Modify, OpenApi};
 
 use crate::error;
-use crate::routes::{bots, conversations, guest, meta};
+use crate::routes::{bots, conversations, events, guest, meta};
 
 /// The name of the bearer security scheme in the document.
 const BEARER: &str = "bearer";
@@ -27,6 +27,7 @@ const BEARER: &str = "bearer";
         conversations::get_conversation,
         conversations::update_conversation,
         conversations::delete_conversation,
+        events::events,
         bots::list_bots,
         bots::get_bot,
         guest::guest,

@@ -95,19 +95,17 @@ impl Follow {
                 }
                 continue;
             }
-            if std::mem::take(&mut self.snapshot_due) {
-                if let Some(streaming) = self.replies.streaming_reply(self.conversation) {
-                    self.snapshot = Some((streaming.reply_id, streaming.last_index));
-                    return Some((
-                        Ok(self.event(EventKind::Delta {
-                            reply_id: streaming.reply_id,
-                            index: streaming.last_index,
-                            content: streaming.text,
-                            snapshot: true,
-                        })),
-                        self,
-                    ));
-                }
+            if std::mem::take(&mut self.snapshot_due)
+                && let Some(streaming) = self.replies.streaming_reply(self.conversation)
+            {
+                self.snapshot = Some((streaming.reply_id, streaming.last_index));
+                let snapshot = self.event(EventKind::Delta {
+                    reply_id: streaming.reply_id,
+                    index: streaming.last_index,
+                    content: streaming.text,
+                    snapshot: true,
+                });
+                return Some((Ok(snapshot), self));
             }
             match self.live.next().await {
                 Some(event) => {

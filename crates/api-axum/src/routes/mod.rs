@@ -11,6 +11,7 @@ use crate::error::{ApiError, ErrorCode};
 
 pub(crate) mod bots;
 pub(crate) mod conversations;
+pub(crate) mod events;
 pub(crate) mod guest;
 pub(crate) mod meta;
 
@@ -18,6 +19,7 @@ pub(crate) mod meta;
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .merge(conversations::routes())
+        .merge(events::routes())
         .merge(bots::routes())
         .merge(guest::routes())
         .merge(meta::routes())
