@@ -39,18 +39,27 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, RepoError> {
     // errors surface through `RepoError` anyway.
     options.sqlx_logging(false);
     if url.starts_with("sqlite:") {
-        // Each connection to an in-memory database is a database of its own, so such
-        // a pool must keep exactly one.
+        // sqlx opens an in-memory URL as one shared-cache database: it vanishes when
+        // its last connection closes, and its table locks fail at once instead of
+        // waiting out the busy timeout. So such a pool keeps exactly one connection,
+        // for ever.
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        options
-            .max_connections(if in_memory { 1 } else { SQLITE_POOL_SIZE })
-            .map_sqlx_sqlite_opts(|sqlite| {
-                sqlite
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .foreign_keys(true)
-                    .synchronous(SqliteSynchronous::Normal)
-                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
-            });
+        if in_memory {
+            options
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+        } else {
+            options.max_connections(SQLITE_POOL_SIZE);
+        }
+        options.map_sqlx_sqlite_opts(|sqlite| {
+            sqlite
+                .journal_mode(SqliteJournalMode::Wal)
+                .foreign_keys(true)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
+        });
     }
     Database::connect(options).await.map_err(repo_error)
 }

@@ -356,3 +356,29 @@ async fn sqlite_connections_run_in_wal_mode_with_foreign_keys_and_a_busy_timeout
     let busy_timeout_ms: i64 = pragma("busy_timeout").await.try_get_by_index(0).unwrap();
     assert_eq!(busy_timeout_ms, 5_000);
 }
+
+/// An in-memory database lives only while a connection holds it: the schema that
+/// `migrate` made must still be there for the store, also under concurrent appends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_in_memory_sqlite_database_keeps_its_schema_and_rows() {
+    let db = confab_storage_seaorm::connect("sqlite::memory:")
+        .await
+        .unwrap();
+    migrate(&db).await.unwrap();
+    let store = SeaOrmStore::new(db);
+    let (conversation, _) = conversation(&store).await;
+    let appends: Vec<_> = (0..8)
+        .map(|n| {
+            let store = store.clone();
+            let message = user_message(&conversation, &format!("kept {n}"));
+            tokio::spawn(async move { store.append(&message).await })
+        })
+        .collect();
+    for append in appends {
+        append.await.unwrap().unwrap();
+    }
+    let stored = ConversationRepository::get(&store, conversation.id)
+        .await
+        .unwrap();
+    assert_eq!(stored.message_count, 8);
+}
