@@ -326,7 +326,8 @@ impl From<ValidationError> for ApiError {
             | ValidationError::InvalidTimestamp(_)
             | ValidationError::TimestampOutOfRange
             | ValidationError::EmptyChange
-            | ValidationError::MissingTarget => ErrorCode::InvalidRequest,
+            | ValidationError::MissingTarget
+            | ValidationError::NulCharacter { .. } => ErrorCode::InvalidRequest,
         };
         Self::new(code, error.to_string())
     }

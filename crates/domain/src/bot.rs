@@ -43,6 +43,9 @@ impl BotName {
     /// Parses a display name.
     pub fn parse(value: &str) -> Result<Self, ValidationError> {
         let trimmed = value.trim();
+        if trimmed.contains('\0') {
+            return Err(ValidationError::InvalidBotName);
+        }
         if (1..=100).contains(&trimmed.chars().count()) {
             Ok(Self(trimmed.to_owned()))
         } else {

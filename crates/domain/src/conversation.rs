@@ -51,6 +51,9 @@ impl Title {
     /// Parses a title.
     pub fn parse(value: &str) -> Result<Self, ValidationError> {
         let trimmed = value.trim();
+        if trimmed.contains('\0') {
+            return Err(ValidationError::InvalidTitle);
+        }
         if (1..=Self::MAX_CHARS).contains(&trimmed.chars().count()) {
             Ok(Self(trimmed.to_owned()))
         } else {

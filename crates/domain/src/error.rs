@@ -14,6 +14,12 @@ pub enum ValidationError {
     /// Message content empty (after trimming) with no attachment.
     #[error("content must not be empty unless the message has attachments")]
     EmptyContent,
+    /// Text with a NUL character, which no text column can store.
+    #[error("{field} must not contain NUL characters")]
+    NulCharacter {
+        /// The offending field.
+        field: &'static str,
+    },
     /// Message content over the size limit.
     #[error("content is {actual} bytes; at most {max} are allowed")]
     ContentTooLong {

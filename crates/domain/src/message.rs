@@ -95,6 +95,7 @@ impl MessageContent {
         if trimmed.is_empty() && attachments.is_empty() {
             return Err(ValidationError::EmptyContent);
         }
+        reject_nul(trimmed, "content")?;
         Ok(Self(trimmed.to_owned()))
     }
 
@@ -153,6 +154,9 @@ impl Attachment {
         if name.is_some_and(|n| n.is_empty() || n.len() > 255) {
             return Err(ValidationError::AttachmentField { field: "name" });
         }
+        reject_nul(kind, "attachment type")?;
+        reject_nul(content_type.unwrap_or(""), "attachment content_type")?;
+        reject_nul(name.unwrap_or(""), "attachment name")?;
         Ok(Self {
             kind: kind.to_owned(),
             url: url.to_owned(),
@@ -160,6 +164,15 @@ impl Attachment {
             name: name.map(str::to_owned),
             size_bytes,
         })
+    }
+}
+
+/// Refuses text with NUL: PostgreSQL's text type cannot hold it, and no client needs it.
+pub(crate) fn reject_nul(text: &str, field: &'static str) -> Result<(), ValidationError> {
+    if text.contains('\0') {
+        Err(ValidationError::NulCharacter { field })
+    } else {
+        Ok(())
     }
 }
 
@@ -226,7 +239,10 @@ pub struct ClientMessageId(String);
 impl ClientMessageId {
     /// Parses a client message id.
     pub fn parse(value: &str) -> Result<Self, ValidationError> {
-        if (1..=128).contains(&value.chars().count()) && !value.trim().is_empty() {
+        if (1..=128).contains(&value.chars().count())
+            && !value.trim().is_empty()
+            && !value.contains('\0')
+        {
             Ok(Self(value.to_owned()))
         } else {
             Err(ValidationError::InvalidClientMessageId)
@@ -436,6 +452,21 @@ mod tests {
             );
         }
         assert!(Attachment::parse("file", "HTTP://example.com/a", None, None, None).is_ok());
+    }
+
+    #[test]
+    fn nul_characters_are_refused_in_text_fields() {
+        let none = Attachments::none();
+        assert_eq!(
+            MessageContent::parse("a\0b", &none),
+            Err(ValidationError::NulCharacter { field: "content" })
+        );
+        assert!(
+            Attachment::parse("file", "https://example.com/a", None, Some("a\0"), None).is_err()
+        );
+        assert!(ClientMessageId::parse("id\0").is_err());
+        assert!(crate::conversation::Title::parse("t\0").is_err());
+        assert!(crate::bot::BotName::parse("n\0").is_err());
     }
 
     #[test]
