@@ -1,0 +1,47 @@
+//! The server's settings. Defaults make `confab` run at once on one machine: an
+//! embedded SQLite file in the working directory, guests allowed, loopback only.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use confab_api_axum::ws::WsSettings;
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// `sqlite://…` or `postgres://…`.
+    pub database_url: String,
+    /// The HS256 signing secret for tokens; when absent one is generated on first
+    /// start and kept in the database, so restarts and several instances agree.
+    pub jwt_secret: Option<String>,
+    /// Whether `POST /auth/guest` hands out guest identities.
+    pub guests_enabled: bool,
+    /// How long a guest token lives.
+    pub guest_token_ttl: Duration,
+    /// How long a bot may take for one reply.
+    pub reply_timeout: Duration,
+    /// How long `?wait=true` waits for a reply.
+    pub wait_timeout: Duration,
+    /// How long shutdown waits for replies being produced.
+    pub shutdown_grace: Duration,
+    /// WebSocket limits and timers.
+    pub ws: WsSettings,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: "sqlite://confab.db?mode=rwc".to_owned(),
+            jwt_secret: None,
+            guests_enabled: true,
+            guest_token_ttl: Duration::from_secs(24 * 60 * 60),
+            reply_timeout: Duration::from_secs(30),
+            wait_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(10),
+            ws: WsSettings::default(),
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Start-up: connect and migrate the database, register the built-in bots, build the
+//! adapters, the service and the router, and bind the listener.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use confab_api_axum::{ApiConfig, AppState, Auth};
+use confab_bots::BuiltinEngines;
+use confab_domain::bot::{Bot, BotId, BotName, EngineKind, EngineSpec};
+use confab_domain::error::RepoError;
+use confab_domain::ports::{BotRepository, Clock, SystemClock, UuidV7Generator};
+use confab_domain::reply::ReplySettings;
+use confab_domain::service::{ConversationService, Ports};
+use confab_events_inprocess::InProcessEventBus;
+use confab_storage_seaorm::SeaOrmStore;
+use rand::Rng as _;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+
+/// A built server, bound to its port, not yet serving.
+pub struct App {
+    listener: TcpListener,
+    router: axum::Router,
+    service: Arc<ConversationService>,
+    config: Config,
+}
+
+impl App {
+    /// Connects to the database, runs migrations, wires every adapter and binds the
+    /// listen address (port 0 picks a free port; see [`App::port`]).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let db = confab_storage_seaorm::connect(&config.database_url)
+            .await
+            .with_context(|| {
+                format!("cannot open the database {}", redact(&config.database_url))
+            })?;
+        confab_storage_seaorm::migrate(&db)
+            .await
+            .context("cannot apply database migrations")?;
+        let store = Arc::new(SeaOrmStore::new(db));
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        register_builtin_bots(&*store, &*clock).await?;
+        let secret = match &config.jwt_secret {
+            Some(secret) => secret.clone(),
+            None => store
+                .signing_secret(&random_secret())
+                .await
+                .context("cannot read or store the token signing secret")?,
+        };
+        let ports = Ports {
+            conversations: store.clone(),
+            messages: store.clone(),
+            sessions: store.clone(),
+            bots: store,
+            engines: Arc::new(BuiltinEngines),
+            events: Arc::new(InProcessEventBus::default()),
+            clock,
+            ids: Arc::new(UuidV7Generator),
+        };
+        let service = Arc::new(ConversationService::new(
+            ports,
+            ReplySettings {
+                timeout: config.reply_timeout,
+                ..ReplySettings::default()
+            },
+        ));
+        let state = AppState {
+            service: service.clone(),
+            auth: Arc::new(Auth::new(secret.as_bytes())),
+            config: ApiConfig {
+                guests_enabled: config.guests_enabled,
+                guest_token_ttl: config.guest_token_ttl,
+                wait_timeout: config.wait_timeout,
+                ws: config.ws.clone(),
+            },
+        };
+        let router = confab_api_axum::router(state);
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        Ok(Self {
+            listener,
+            router,
+            service,
+            config,
+        })
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.config.listen)
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
+    /// finish, and waits up to the grace period for replies being produced.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let recovered = self
+            .service
+            .replies()
+            .recover()
+            .await
+            .context("cannot look for unanswered messages")?;
+        if recovered > 0 {
+            tracing::info!(
+                conversations = recovered,
+                "resuming replies interrupted by the last stop"
+            );
+        }
+        tracing::info!(address = %self.local_addr(), "confab is listening");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("the server failed")?;
+        if !self
+            .service
+            .replies()
+            .drain(self.config.shutdown_grace)
+            .await
+        {
+            tracing::warn!("replies still running at shutdown; they resume at the next start");
+        }
+        Ok(())
+    }
+}
+
+/// The bots every server has, so that it is useful with no configuration. They are
+/// created when missing and left alone otherwise, so that an operator's changes stick.
+async fn register_builtin_bots(bots: &dyn BotRepository, clock: &dyn Clock) -> anyhow::Result<()> {
+    let now = clock.now();
+    let mut streaming_echo = EngineSpec::of(EngineKind::Echo);
+    streaming_echo
+        .settings
+        .insert("stream".to_owned(), serde_json::Value::Bool(true));
+    streaming_echo
+        .settings
+        .insert("word_delay_ms".to_owned(), serde_json::Value::from(40));
+    let builtin = [
+        (
+            "echo",
+            "Echo",
+            "Repeats what you say. Useful to try confab out.",
+            EngineSpec::of(EngineKind::Echo),
+        ),
+        (
+            "echo-stream",
+            "Echo (streaming)",
+            "Repeats what you say word by word, the way an LLM streams its replies.",
+            streaming_echo,
+        ),
+    ];
+    for (id, name, description, engine) in builtin {
+        let id = BotId::parse(id)?;
+        match bots.get(&id).await {
+            Ok(_) => {}
+            Err(RepoError::NotFound) => {
+                bots.upsert(&Bot {
+                    id,
+                    name: BotName::parse(name)?,
+                    description: description.to_owned(),
+                    engine,
+                    created_at: now,
+                    updated_at: now,
+                })
+                .await?;
+            }
+            Err(error) => return Err(error).context("cannot read the bot registry"),
+        }
+    }
+    Ok(())
+}
+
+fn random_secret() -> String {
+    let bytes: [u8; 32] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_redacted_from_database_urls() {
+        assert_eq!(
+            redact("postgres://confab:s3cret@db:5432/confab"),
+            "postgres://confab:***@db:5432/confab"
+        );
+        assert_eq!(
+            redact("sqlite://confab.db?mode=rwc"),
+            "sqlite://confab.db?mode=rwc"
+        );
+    }
+}
