@@ -199,6 +199,9 @@ pub struct BotReply {
     pub suggestions: Vec<Suggestion>,
     /// The session context to keep, when the bot changed it.
     pub context: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Data stored on the reply message, e.g. `{"cut": true}` on a reply the engine
+    /// could only deliver in part.
+    pub metadata: crate::conversation::Metadata,
 }
 
 /// One piece of a reply as an engine produces it.

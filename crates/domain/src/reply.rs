@@ -16,7 +16,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::sync::Notify;
 
-use crate::conversation::{Conversation, ConversationId, Metadata, PageSize};
+use crate::conversation::{Conversation, ConversationId, PageSize};
 use crate::error::{BotError, DomainError, RepoError};
 use crate::event::EventKind;
 use crate::message::{
@@ -249,7 +249,7 @@ impl ReplyPipeline {
                     seq: message.seq,
                 }),
                 timestamp: self.ports.clock.now(),
-                metadata: Metadata::default(),
+                metadata: reply.metadata,
             })
             .await;
         let result = match stored {
@@ -446,6 +446,7 @@ mod tests {
 
     use super::*;
     use crate::bot::BotId;
+    use crate::conversation::Metadata;
     use crate::event::ConversationEvent;
     use crate::message::Seq;
     use crate::ports::{MockEngineRegistry, MockSessionRepository};
