@@ -14,9 +14,14 @@
 //! - [`follow`]: replay from storage then live events, without gap or duplicate.
 //! - [`ports`]: the traits adapters implement.
 //! - [`service`]: [`ConversationService`](service::ConversationService), the use cases.
+//! - [`batch`], [`admin`], [`analytics`]: management at scale: batch actions,
+//!   streamed exports, analytics and retention ([`AdminService`](admin::AdminService)).
 //! - [`reply`]: the pipeline that asks bot engines for replies, in order, once.
 //! - `testing` (feature `test-util`): fakes, mocks and the storage contract suite.
 
+pub mod admin;
+pub mod analytics;
+pub mod batch;
 pub mod bot;
 pub mod conversation;
 pub mod error;

@@ -289,3 +289,45 @@ impl IdGenerator for UuidV7Generator {
         uuid::Uuid::now_v7()
     }
 }
+
+/// Queries across every user's conversations, for administrators and retention jobs:
+/// selections by bot, status and inactivity, and the aggregates of analytics.
+///
+/// A separate trait from [`ConversationRepository`] so that adapters and embedders
+/// without these needs implement nothing more.
+#[async_trait]
+pub trait ConversationMaintenance: Send + Sync {
+    /// Ids of up to `limit` conversations matching `selection` whose id is greater
+    /// than `after`, in ascending id order, so that a caller can page through a
+    /// selection while it changes.
+    ///
+    /// # Errors
+    /// MUST NOT fail when none match: that is an empty list.
+    async fn select(
+        &self,
+        selection: &crate::batch::ConversationSelection,
+        after: Option<ConversationId>,
+        limit: u32,
+    ) -> Result<Vec<ConversationId>, RepoError>;
+
+    /// How many conversations match `selection`.
+    ///
+    /// # Errors
+    /// MUST NOT fail when none match: that is zero.
+    async fn count(
+        &self,
+        selection: &crate::batch::ConversationSelection,
+    ) -> Result<u64, RepoError>;
+
+    /// The analytics of `query`: one summary per bot and bucket that has any
+    /// conversation started or message stored in the range, ordered by bot id then
+    /// bucket, computed without loading messages (see [`crate::analytics`] for what
+    /// each number counts).
+    ///
+    /// # Errors
+    /// MUST NOT fail for a range with no data: that is an empty list.
+    async fn summary(
+        &self,
+        query: &crate::analytics::SummaryQuery,
+    ) -> Result<Vec<crate::analytics::BucketSummary>, RepoError>;
+}
