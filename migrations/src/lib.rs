@@ -21,12 +21,15 @@
 //! - [`Migrator`]: every migration, oldest first.
 //! - `m20261125_000001_create_tables`: bots, conversations, sessions, messages,
 //!   server settings and their indexes.
+//! - `m20261125_000006_create_management_indexes`: indexes for retention, selections
+//!   by bot and analytics.
 
 /// Re-exported so that callers can run [`Migrator`] without naming sea-orm-migration.
 pub use sea_orm_migration::MigratorTrait;
 use sea_orm_migration::{MigrationTrait, async_trait};
 
 mod m20261125_000001_create_tables;
+mod m20261125_000006_create_management_indexes;
 
 /// Applies confab's migrations; `Migrator::up(&db, None)` brings a database to the
 /// current schema.
@@ -36,6 +39,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261125_000001_create_tables::Migration)]
+        vec![
+            Box::new(m20261125_000001_create_tables::Migration),
+            Box::new(m20261125_000006_create_management_indexes::Migration),
+        ]
     }
 }

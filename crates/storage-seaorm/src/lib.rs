@@ -10,6 +10,8 @@
 //!   schema up to date.
 //! - [`SeaOrmStore`]: implements `ConversationRepository`, `MessageRepository`,
 //!   `SessionRepository` and `BotRepository`, and keeps the server's signing secret.
+//! - `maintenance`: `ConversationMaintenance` on [`SeaOrmStore`]: selections across
+//!   users and the analytics summary as SQL aggregates.
 //! - `entity`: the tables as SeaORM entities, private to this crate.
 //! - `rows`: explicit conversions between rows and domain values.
 //! - `error`: the one mapping from database errors to `RepoError`.
@@ -21,6 +23,7 @@ mod connection;
 mod conversations;
 mod entity;
 mod error;
+mod maintenance;
 mod messages;
 mod rows;
 mod sessions;

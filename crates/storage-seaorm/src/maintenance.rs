@@ -1,0 +1,261 @@
+//! `ConversationMaintenance` for [`SeaOrmStore`]: selections across users, and the
+//! analytics summary as SQL aggregates.
+//!
+//! The summary's statements are plain SQL that both backends read alike: times are
+//! `BIGINT` milliseconds, so a bucket is an integer division by a literal length;
+//! `GROUP BY 1, 2` names the bucket by position, which PostgreSQL needs because a
+//! bound parameter repeated in the select list and the grouping would count as two
+//! different expressions. Percentiles read one latency per (bot, bucket) at its
+//! nearest rank with `ORDER BY … LIMIT 1 OFFSET rank - 1`, never the whole list.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use confab_domain::analytics::{BucketSummary, SummaryQuery, nearest_rank};
+use confab_domain::batch::ConversationSelection;
+use confab_domain::bot::BotId;
+use confab_domain::conversation::{ConversationId, ConversationStatus};
+use confab_domain::error::RepoError;
+use confab_domain::ports::ConversationMaintenance;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QueryResult, QuerySelect, Select, Statement, Value,
+};
+use uuid::Uuid;
+
+use crate::entity::conversation;
+use crate::error::{RowError, repo_error};
+use crate::rows::millis;
+use crate::store::SeaOrmStore;
+
+#[async_trait]
+impl ConversationMaintenance for SeaOrmStore {
+    async fn select(
+        &self,
+        selection: &ConversationSelection,
+        after: Option<ConversationId>,
+        limit: u32,
+    ) -> Result<Vec<ConversationId>, RepoError> {
+        let mut select = selected(selection);
+        if let Some(after) = after {
+            select = select.filter(conversation::Column::Id.gt(after.as_uuid()));
+        }
+        let ids: Vec<Uuid> = select
+            .select_only()
+            .column(conversation::Column::Id)
+            .order_by_asc(conversation::Column::Id)
+            .limit(u64::from(limit))
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(repo_error)?;
+        Ok(ids.into_iter().map(ConversationId::from_uuid).collect())
+    }
+
+    async fn count(&self, selection: &ConversationSelection) -> Result<u64, RepoError> {
+        selected(selection)
+            .count(&self.db)
+            .await
+            .map_err(repo_error)
+    }
+
+    async fn summary(&self, query: &SummaryQuery) -> Result<Vec<BucketSummary>, RepoError> {
+        let mut buckets: BTreeMap<(String, i64), BucketSummary> = BTreeMap::new();
+        for row in self.query(&started_sql(query), range_values(query)).await? {
+            let entry = bucket_entry(&mut buckets, &row)?;
+            entry.conversations_started = count(&row, 2)?;
+            entry.conversations_archived = count(&row, 3)?;
+        }
+        for row in self
+            .query(&messages_sql(query), range_values(query))
+            .await?
+        {
+            let entry = bucket_entry(&mut buckets, &row)?;
+            entry.conversations_active = count(&row, 2)?;
+            entry.messages_user = count(&row, 3)?;
+            entry.messages_bot = count(&row, 4)?;
+            entry.messages_system = count(&row, 5)?;
+            entry.distinct_users = count(&row, 6)?;
+            entry.replies = count(&row, 7)?;
+            entry.failed_replies = count(&row, 8)?;
+        }
+        let length = query.granularity.millis();
+        let (from, to) = (millis(query.from), millis(query.to));
+        for ((bot, start), entry) in &mut buckets {
+            if entry.replies == 0 {
+                continue;
+            }
+            let range = ((*start).max(from), (*start + length).min(to));
+            entry.latency_p50_ms = self.latency_at(bot, range, entry.replies, 50).await?;
+            entry.latency_p95_ms = self.latency_at(bot, range, entry.replies, 95).await?;
+        }
+        Ok(buckets.into_values().collect())
+    }
+}
+
+impl SeaOrmStore {
+    /// Runs `sql`, written with `?` placeholders, with `values` on this backend.
+    async fn query(&self, sql: &str, values: Vec<Value>) -> Result<Vec<QueryResult>, RepoError> {
+        let backend = self.db.get_database_backend();
+        self.db
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                placeholders(backend, sql),
+                values,
+            ))
+            .await
+            .map_err(repo_error)
+    }
+
+    /// The reply latency at the `percentile`th nearest rank among the `count` replies
+    /// of `bot` with `range.0 <= timestamp < range.1`.
+    async fn latency_at(
+        &self,
+        bot: &str,
+        range: (i64, i64),
+        count: u64,
+        percentile: u64,
+    ) -> Result<Option<i64>, RepoError> {
+        let offset = i64::try_from(nearest_rank(percentile, count) - 1)
+            .map_err(|_| RowError::new("message_history", "too many replies to rank"))?;
+        let sql = "SELECT r.timestamp_ms - u.timestamp_ms \
+                   FROM message_history r \
+                   JOIN message_history u ON u.id = r.reply_to \
+                   JOIN conversations c ON c.id = r.conversation_id \
+                   WHERE r.sender = 'bot' AND c.bot_id = ? \
+                   AND r.timestamp_ms >= ? AND r.timestamp_ms < ? \
+                   ORDER BY 1 LIMIT 1 OFFSET ?";
+        let rows = self
+            .query(
+                sql,
+                vec![bot.into(), range.0.into(), range.1.into(), offset.into()],
+            )
+            .await?;
+        rows.first()
+            .map(|row| row.try_get_by_index::<i64>(0).map_err(repo_error))
+            .transpose()
+    }
+}
+
+/// The conversations of a selection, as a query to refine.
+fn selected(selection: &ConversationSelection) -> Select<conversation::Entity> {
+    let mut select = conversation::Entity::find();
+    if let Some(bot) = &selection.bot_id {
+        select = select.filter(conversation::Column::BotId.eq(bot.as_str()));
+    }
+    if let Some(status) = selection.status {
+        select = select.filter(conversation::Column::Status.eq(status.as_str()));
+    }
+    if let Some(at) = selection.inactive_before {
+        select = select.filter(conversation::Column::LastActivityMs.lt(millis(at)));
+    }
+    if let Some(at) = selection.active_since {
+        select = select.filter(conversation::Column::LastActivityMs.gte(millis(at)));
+    }
+    if let Some(at) = selection.created_before {
+        select = select.filter(conversation::Column::CreatedAtMs.lt(millis(at)));
+    }
+    select
+}
+
+/// The bound values of the range statements: `from`, `to`, then the bot if any.
+fn range_values(query: &SummaryQuery) -> Vec<Value> {
+    let mut values: Vec<Value> = vec![millis(query.from).into(), millis(query.to).into()];
+    if let Some(bot) = &query.bot_id {
+        values.push(bot.as_str().into());
+    }
+    values
+}
+
+fn bot_filter(query: &SummaryQuery, column: &str) -> String {
+    if query.bot_id.is_some() {
+        format!(" AND {column} = ?")
+    } else {
+        String::new()
+    }
+}
+
+/// Conversations started per bot and bucket, and how many of them are archived.
+fn started_sql(query: &SummaryQuery) -> String {
+    let length = query.granularity.millis();
+    format!(
+        "SELECT bot_id, (created_at_ms / {length}) * {length}, COUNT(*), \
+         SUM(CASE WHEN status = '{archived}' THEN 1 ELSE 0 END) \
+         FROM conversations \
+         WHERE created_at_ms >= ? AND created_at_ms < ?{bot} \
+         GROUP BY 1, 2",
+        archived = ConversationStatus::Archived.as_str(),
+        bot = bot_filter(query, "bot_id"),
+    )
+}
+
+/// Per bot and bucket: active conversations, messages by sender, distinct users,
+/// replies and failed replies.
+fn messages_sql(query: &SummaryQuery) -> String {
+    let length = query.granularity.millis();
+    format!(
+        "SELECT c.bot_id, (m.timestamp_ms / {length}) * {length}, \
+         COUNT(DISTINCT m.conversation_id), \
+         SUM(CASE WHEN m.sender = 'user' THEN 1 ELSE 0 END), \
+         SUM(CASE WHEN m.sender = 'bot' THEN 1 ELSE 0 END), \
+         SUM(CASE WHEN m.sender = 'system' THEN 1 ELSE 0 END), \
+         COUNT(DISTINCT CASE WHEN m.sender = 'user' THEN c.user_id END), \
+         SUM(CASE WHEN m.sender = 'bot' AND m.reply_to IS NOT NULL THEN 1 ELSE 0 END), \
+         SUM(CASE WHEN m.sender = 'system' AND m.reply_to IS NOT NULL THEN 1 ELSE 0 END) \
+         FROM message_history m JOIN conversations c ON c.id = m.conversation_id \
+         WHERE m.timestamp_ms >= ? AND m.timestamp_ms < ?{bot} \
+         GROUP BY 1, 2",
+        bot = bot_filter(query, "c.bot_id"),
+    )
+}
+
+/// The summary of the row's (bot, bucket), created empty when new.
+fn bucket_entry<'a>(
+    buckets: &'a mut BTreeMap<(String, i64), BucketSummary>,
+    row: &QueryResult,
+) -> Result<&'a mut BucketSummary, RepoError> {
+    let bot: String = row.try_get_by_index(0).map_err(repo_error)?;
+    let start: i64 = row.try_get_by_index(1).map_err(repo_error)?;
+    let bot_id = BotId::parse(&bot).map_err(|_| RowError::new("conversations", "bad bot_id"))?;
+    Ok(buckets
+        .entry((bot, start))
+        .or_insert_with(|| BucketSummary {
+            bot_id,
+            bucket_start_ms: start,
+            conversations_started: 0,
+            conversations_active: 0,
+            conversations_archived: 0,
+            messages_user: 0,
+            messages_bot: 0,
+            messages_system: 0,
+            distinct_users: 0,
+            replies: 0,
+            latency_p50_ms: None,
+            latency_p95_ms: None,
+            failed_replies: 0,
+        }))
+}
+
+fn count(row: &QueryResult, index: usize) -> Result<u64, RepoError> {
+    let value: i64 = row.try_get_by_index(index).map_err(repo_error)?;
+    u64::try_from(value).map_err(|_| RowError::new("analytics", "negative count").into())
+}
+
+/// `sql` with its `?` placeholders numbered `$1, $2 …` for PostgreSQL. The statements
+/// of this module hold no `?` other than placeholders.
+fn placeholders(backend: DbBackend, sql: &str) -> String {
+    if backend != DbBackend::Postgres {
+        return sql.to_owned();
+    }
+    let mut numbered = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            numbered.push_str(&format!("${n}"));
+        } else {
+            numbered.push(c);
+        }
+    }
+    numbered
+}
