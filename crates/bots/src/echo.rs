@@ -87,7 +87,7 @@ mod tests {
     use crate::BuiltinEngines;
 
     fn ports_with_echo(settings: serde_json::Value) -> TestPorts {
-        let ports = TestPorts::new(Arc::new(BuiltinEngines));
+        let ports = TestPorts::new(Arc::new(BuiltinEngines::new()));
         let mut bot = test_bot("echo");
         bot.engine.kind = EngineKind::Echo;
         if let serde_json::Value::Object(settings) = settings {

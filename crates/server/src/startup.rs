@@ -55,7 +55,7 @@ impl App {
             messages: store.clone(),
             sessions: store.clone(),
             bots: store,
-            engines: Arc::new(BuiltinEngines),
+            engines: Arc::new(BuiltinEngines::new()),
             events: Arc::new(InProcessEventBus::default()),
             clock,
             ids: Arc::new(UuidV7Generator),
@@ -145,6 +145,10 @@ async fn register_builtin_bots(bots: &dyn BotRepository, clock: &dyn Clock) -> a
     streaming_echo
         .settings
         .insert("word_delay_ms".to_owned(), serde_json::Value::from(40));
+    let mut demo_script = EngineSpec::of(EngineKind::Script);
+    demo_script
+        .settings
+        .insert("builtin".to_owned(), serde_json::Value::from("demo"));
     let builtin = [
         (
             "echo",
@@ -157,6 +161,12 @@ async fn register_builtin_bots(bots: &dyn BotRepository, clock: &dyn Clock) -> a
             "Echo (streaming)",
             "Repeats what you say word by word, the way an LLM streams its replies.",
             streaming_echo,
+        ),
+        (
+            "demo",
+            "Demo",
+            "A script bot: remembers your name, takes a pizza order, answers help.",
+            demo_script,
         ),
     ];
     for (id, name, description, engine) in builtin {
