@@ -6,7 +6,7 @@ use utoipa::openapi::server::Server;
 use utoipa::{Modify, OpenApi};
 
 use crate::error;
-use crate::routes::{bots, conversations, events, guest, meta};
+use crate::routes::{analytics, batch, bots, conversations, events, export, guest, meta};
 
 /// The name of the bearer security scheme in the document.
 const BEARER: &str = "bearer";
@@ -27,6 +27,10 @@ const BEARER: &str = "bearer";
         conversations::get_conversation,
         conversations::update_conversation,
         conversations::delete_conversation,
+        batch::batch,
+        export::export_conversation,
+        export::export_bot,
+        analytics::summary,
         events::events,
         bots::list_bots,
         bots::get_bot,
@@ -50,6 +54,7 @@ const BEARER: &str = "bearer";
     modifiers(&Security, &Servers),
     tags(
         (name = "conversations", description = "Start, talk in, page through and manage conversations."),
+        (name = "admin", description = "Administrators: exports across conversations and analytics."),
         (name = "bots", description = "The bots users can talk to."),
         (name = "auth", description = "Tokens for guests."),
         (name = "meta", description = "Health and this document."),

@@ -9,16 +9,22 @@ use axum::Router;
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
 
+pub(crate) mod analytics;
+pub(crate) mod batch;
 pub(crate) mod bots;
 pub(crate) mod conversations;
 pub(crate) mod events;
+pub(crate) mod export;
 pub(crate) mod guest;
 pub(crate) mod meta;
 
 /// Every REST route, without the `/api` prefix.
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
+        .merge(batch::routes())
         .merge(conversations::routes())
+        .merge(export::routes())
+        .merge(analytics::routes())
         .merge(events::routes())
         .merge(bots::routes())
         .merge(guest::routes())

@@ -1,0 +1,207 @@
+//! `GET /analytics/summary`: per bot and day or hour, what its conversations did
+//! (administrators only). What each number counts is defined once, in
+//! `confab_domain::analytics`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use confab_domain::admin::AdminService;
+use confab_domain::analytics::{BucketSummary, Granularity, SummaryQuery};
+use confab_domain::bot::BotId;
+use confab_domain::timestamp::Timestamp;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::AppState;
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::extract::ApiQuery;
+use crate::routes::batch::administration;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/analytics/summary", get(summary))
+}
+
+/// The length of a summary's buckets.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum GranularityBody {
+    /// UTC days.
+    #[default]
+    Day,
+    /// Hours.
+    Hour,
+}
+
+impl From<GranularityBody> for Granularity {
+    fn from(granularity: GranularityBody) -> Self {
+        match granularity {
+            GranularityBody::Day => Self::Day,
+            GranularityBody::Hour => Self::Hour,
+        }
+    }
+}
+
+/// `GET /analytics/summary`.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct SummaryParams {
+    /// Only this bot; every bot by default.
+    #[serde(default)]
+    bot_id: Option<String>,
+    /// Start of the range (inclusive), RFC 3339; by default 7 days (`day`) or 24 hours
+    /// (`hour`) before `to`.
+    #[serde(default)]
+    from: Option<String>,
+    /// End of the range (exclusive), RFC 3339; now by default.
+    #[serde(default)]
+    to: Option<String>,
+    /// `day` (default) or `hour`; at most 2000 buckets per request.
+    #[serde(default)]
+    granularity: GranularityBody,
+}
+
+/// Messages of a bucket by sender.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct SenderCountsBody {
+    /// From users.
+    user: u64,
+    /// From the bot.
+    bot: u64,
+    /// From confab (e.g. failed replies).
+    system: u64,
+}
+
+/// One bot in one bucket.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct BucketBody {
+    /// The bot.
+    bot_id: String,
+    /// Start of the bucket, RFC 3339 UTC.
+    #[schema(format = DateTime)]
+    bucket_start: String,
+    /// Conversations created in the bucket.
+    conversations_started: u64,
+    /// Conversations with at least one message in the bucket.
+    conversations_active: u64,
+    /// Of the conversations started in the bucket, those archived now.
+    conversations_archived: u64,
+    /// Messages in the bucket by sender.
+    messages: SenderCountsBody,
+    /// Users who sent a message in the bucket.
+    distinct_users: u64,
+    /// Bot replies to user messages stored in the bucket.
+    replies: u64,
+    /// Median time from a user message to the bot's reply, in milliseconds
+    /// (nearest rank); absent without replies.
+    latency_p50_ms: Option<i64>,
+    /// 95th percentile of that time (nearest rank); absent without replies.
+    latency_p95_ms: Option<i64>,
+    /// Replies that failed or timed out (system messages answering a user message).
+    failed_replies: u64,
+}
+
+impl BucketBody {
+    fn new(summary: BucketSummary) -> Self {
+        Self {
+            bot_id: summary.bot_id.to_string(),
+            bucket_start: Timestamp::from_unix_millis(summary.bucket_start_ms)
+                .map(Timestamp::to_rfc3339)
+                .unwrap_or_default(),
+            conversations_started: summary.conversations_started,
+            conversations_active: summary.conversations_active,
+            conversations_archived: summary.conversations_archived,
+            messages: SenderCountsBody {
+                user: summary.messages_user,
+                bot: summary.messages_bot,
+                system: summary.messages_system,
+            },
+            distinct_users: summary.distinct_users,
+            replies: summary.replies,
+            latency_p50_ms: summary.latency_p50_ms,
+            latency_p95_ms: summary.latency_p95_ms,
+            failed_replies: summary.failed_replies,
+        }
+    }
+}
+
+/// The analytics summary.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct SummaryResponse {
+    /// Start of the range, inclusive.
+    #[schema(format = DateTime)]
+    from: String,
+    /// End of the range, exclusive.
+    #[schema(format = DateTime)]
+    to: String,
+    /// The bucket length.
+    granularity: GranularityBody,
+    /// One entry per bot and bucket with any activity, by bot id then time.
+    buckets: Vec<BucketBody>,
+}
+
+/// Administrators: per bot and bucket, conversations started, active and archived,
+/// messages by sender, distinct users, bot reply latency p50/p95 and failed replies.
+#[utoipa::path(
+    get,
+    path = "/analytics/summary",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(SummaryParams),
+    responses(
+        (status = 200, description = "The summary.", body = SummaryResponse),
+        (status = 400, response = crate::error::BadRequest),
+        (status = 401, response = crate::error::Unauthorized),
+        (status = 403, response = crate::error::Forbidden),
+        (status = 500, response = crate::error::Internal),
+        (status = 503, response = crate::error::Unavailable),
+    )
+)]
+pub(crate) async fn summary(
+    Authenticated(caller): Authenticated,
+    admin: Option<Extension<Arc<AdminService>>>,
+    ApiQuery(params): ApiQuery<SummaryParams>,
+) -> Result<Json<SummaryResponse>, ApiError> {
+    if !caller.is_admin() {
+        return Err(ApiError::forbidden(
+            "only administrators may read analytics",
+        ));
+    }
+    let admin = administration(admin)?;
+    let granularity = Granularity::from(params.granularity);
+    let to = match params.to.as_deref() {
+        Some(to) => Timestamp::parse_rfc3339(to)?,
+        None => Timestamp::new(time::OffsetDateTime::now_utc()),
+    };
+    let from = match params.from.as_deref() {
+        Some(from) => Timestamp::parse_rfc3339(from)?,
+        None => {
+            let span = match granularity {
+                Granularity::Day => Duration::from_secs(7 * 24 * 60 * 60),
+                Granularity::Hour => Duration::from_secs(24 * 60 * 60),
+            };
+            Timestamp::new(to.as_offset_date_time() - span)
+        }
+    };
+    let query = SummaryQuery::parse(
+        params.bot_id.as_deref().map(BotId::parse).transpose()?,
+        from,
+        to,
+        granularity,
+    )
+    .map_err(|_| {
+        ApiError::invalid_request(format!(
+            "from must be before to, and the range at most {} buckets",
+            SummaryQuery::MAX_BUCKETS
+        ))
+    })?;
+    let buckets = admin.summary(&caller, &query).await?;
+    Ok(Json(SummaryResponse {
+        from: from.to_rfc3339(),
+        to: to.to_rfc3339(),
+        granularity: params.granularity,
+        buckets: buckets.into_iter().map(BucketBody::new).collect(),
+    }))
+}
