@@ -28,6 +28,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// WebSocket limits and timers.
     pub ws: WsSettings,
+    /// Archiving and deleting idle conversations; off by default.
+    pub retention: RetentionSettings,
 }
 
 impl Default for Config {
@@ -42,6 +44,31 @@ impl Default for Config {
             wait_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
             ws: WsSettings::default(),
+            retention: RetentionSettings::default(),
+        }
+    }
+}
+
+/// When idle conversations are archived and deleted (`[retention]` in `confab.toml`).
+/// Both are off by default: confab never removes data unless told to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionSettings {
+    /// Archive active conversations without a message for longer than this, e.g.
+    /// `"30d"`.
+    pub archive_after: Option<Duration>,
+    /// Delete conversations (archived or not) without a message for longer than this,
+    /// e.g. `"365d"`.
+    pub delete_after: Option<Duration>,
+    /// How often the policy is applied; the first sweep runs at start-up.
+    pub sweep_interval: Duration,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self {
+            archive_after: None,
+            delete_after: None,
+            sweep_interval: Duration::from_secs(60 * 60),
         }
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use confab_api_axum::{ApiConfig, AppState, Auth};
 use confab_bots::BuiltinEngines;
+use confab_domain::admin::{AdminService, RetentionPolicy};
 use confab_domain::bot::{Bot, BotId, BotName, EngineKind, EngineSpec};
 use confab_domain::error::RepoError;
 use confab_domain::ports::{BotRepository, Clock, SystemClock, UuidV7Generator};
@@ -25,6 +26,7 @@ pub struct App {
     listener: TcpListener,
     router: axum::Router,
     service: Arc<ConversationService>,
+    admin: Arc<AdminService>,
     config: Config,
 }
 
@@ -54,7 +56,7 @@ impl App {
             conversations: store.clone(),
             messages: store.clone(),
             sessions: store.clone(),
-            bots: store,
+            bots: store.clone(),
             engines: Arc::new(BuiltinEngines::new()),
             events: Arc::new(InProcessEventBus::default()),
             clock,
@@ -78,6 +80,10 @@ impl App {
             },
         };
         let router = confab_api_axum::router(state);
+        // Administration reaches its handlers as an extension, so that a router built
+        // without it (the API crate's own tests) still serves everything else.
+        let admin = Arc::new(AdminService::new(service.clone(), store));
+        let router = router.layer(axum::Extension(admin.clone()));
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -85,6 +91,7 @@ impl App {
             listener,
             router,
             service,
+            admin,
             config,
         })
     }
@@ -118,10 +125,31 @@ impl App {
             );
         }
         tracing::info!(address = %self.local_addr(), "confab is listening");
+        let (stop_retention, retention_stopped) = tokio::sync::oneshot::channel::<()>();
+        let retention = {
+            let admin = self.admin.clone();
+            let settings = self.config.retention;
+            let policy = RetentionPolicy {
+                archive_after: settings.archive_after,
+                delete_after: settings.delete_after,
+            };
+            tokio::spawn(async move {
+                let stopped = async {
+                    let _ = retention_stopped.await;
+                };
+                admin
+                    .run_retention(policy, settings.sweep_interval, stopped)
+                    .await;
+            })
+        };
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await
             .context("the server failed")?;
+        let _ = stop_retention.send(());
+        if let Err(error) = retention.await {
+            tracing::warn!(%error, "the retention task failed");
+        }
         if !self
             .service
             .replies()
