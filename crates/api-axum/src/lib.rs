@@ -14,6 +14,7 @@
 //!   the OpenAPI document), each with its `routes()`.
 //! - `openapi`: the OpenAPI 3.1 document, see [`openapi()`].
 //! - [`ws`]: the WebSocket endpoint `/ws` and its protocol.
+//! - `web`: the chat page at `/`, embedded at build time.
 //!
 //! [`ConversationService`]: confab_domain::service::ConversationService
 
@@ -30,6 +31,7 @@ pub mod error;
 pub mod extract;
 mod openapi;
 mod routes;
+mod web;
 pub mod ws;
 
 pub use auth::{Auth, Authenticated, IssueError, IssuedToken};
@@ -70,11 +72,13 @@ pub struct AppState {
     pub config: ApiConfig,
 }
 
-/// The whole API: REST routes at the root and again under `/api`, and `/ws`.
+/// The whole API: REST routes at the root and again under `/api`, `/ws`, and the chat
+/// page at `/`.
 pub fn router(state: AppState) -> Router {
     let api = routes::routes().method_not_allowed_fallback(routes::method_not_allowed);
     Router::new()
         .merge(ws::routes())
+        .merge(web::routes())
         .merge(api.clone())
         .nest("/api", api)
         .fallback(routes::not_found)

@@ -1,0 +1,138 @@
+//! The chat page as a browser fetches it: `/`, `/app.js` and `/app.css` from
+//! [`router`], without a token, with their content types and cache validators.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use confab_api_axum::{ApiConfig, AppState, Auth, router};
+use confab_domain::reply::ReplySettings;
+use confab_domain::service::ConversationService;
+use confab_domain::testing::{ScriptedEngine, TestPorts};
+use tower::ServiceExt as _;
+
+fn app() -> Router {
+    let ports = TestPorts::with_engine(ScriptedEngine::echo());
+    let service = Arc::new(ConversationService::new(
+        ports.ports.clone(),
+        ReplySettings::default(),
+    ));
+    router(AppState {
+        service,
+        auth: Arc::new(Auth::new(b"test-secret")),
+        config: ApiConfig::default(),
+    })
+}
+
+/// GETs `uri` with `headers`; answers the status, the headers and the body as text.
+async fn get(uri: &str, headers: &[(header::HeaderName, &str)]) -> (StatusCode, HeaderMap, String) {
+    let mut request = Request::builder().uri(uri);
+    for (name, value) in headers {
+        request = request.header(name, *value);
+    }
+    let response = app()
+        .oneshot(request.body(Body::empty()).expect("request"))
+        .await
+        .expect("the router is infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    let text = String::from_utf8(bytes.to_vec()).expect("the page's files are UTF-8");
+    (status, headers, text)
+}
+
+fn header_of<'a>(headers: &'a HeaderMap, name: &header::HeaderName) -> &'a str {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+#[tokio::test]
+async fn the_root_serves_the_chat_page_as_html_without_a_token() {
+    let (status, headers, body) = get("/", &[]).await;
+
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        header_of(&headers, &header::CONTENT_TYPE),
+        "text/html; charset=utf-8"
+    );
+    assert_eq!(header_of(&headers, &header::CACHE_CONTROL), "no-cache");
+    assert_eq!(
+        header_of(&headers, &header::X_CONTENT_TYPE_OPTIONS),
+        "nosniff"
+    );
+    assert!(
+        header_of(&headers, &header::CONTENT_SECURITY_POLICY).contains("default-src 'self'"),
+        "{headers:?}"
+    );
+    assert!(body.starts_with("<!doctype html>"), "{body}");
+    assert!(body.contains("<title>confab</title>"));
+}
+
+#[tokio::test]
+async fn the_script_and_the_style_sheet_are_served_with_their_content_types() {
+    let (status, headers, script) = get("/app.js", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        header_of(&headers, &header::CONTENT_TYPE),
+        "text/javascript; charset=utf-8"
+    );
+    assert!(script.contains("new WebSocket("));
+
+    let (status, headers, style) = get("/app.css", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        header_of(&headers, &header::CONTENT_TYPE),
+        "text/css; charset=utf-8"
+    );
+    assert!(style.contains(":root"));
+}
+
+#[tokio::test]
+async fn the_page_loads_its_files_from_this_server_and_nothing_from_elsewhere() {
+    let (_, _, page) = get("/", &[]).await;
+
+    assert!(page.contains(r#"src="/app.js""#), "{page}");
+    assert!(page.contains(r#"href="/app.css""#), "{page}");
+    for (_, _, text) in [
+        get("/", &[]).await,
+        get("/app.js", &[]).await,
+        get("/app.css", &[]).await,
+    ] {
+        // The SVG namespace is a name, not a place anything is fetched from.
+        let text = text.replace("http://www.w3.org/2000/svg", "");
+        assert!(!text.contains("https://"), "a file loads from elsewhere");
+        assert!(!text.contains("http://"), "a file loads from elsewhere");
+    }
+}
+
+#[tokio::test]
+async fn a_browser_holding_the_served_version_gets_not_modified() {
+    let (_, headers, _) = get("/app.js", &[]).await;
+    let etag = header_of(&headers, &header::ETAG).to_owned();
+    assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+
+    let (status, headers, body) = get("/app.js", &[(header::IF_NONE_MATCH, &etag)]).await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+    assert_eq!(header_of(&headers, &header::ETAG), etag);
+    assert!(body.is_empty());
+
+    let (status, _, body) = get("/app.js", &[(header::IF_NONE_MATCH, "\"stale\"")]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!body.is_empty());
+}
+
+#[tokio::test]
+async fn the_page_is_not_served_under_the_api_prefix() {
+    let (status, headers, _) = get("/api/", &[]).await;
+
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        header_of(&headers, &header::CONTENT_TYPE),
+        "application/problem+json"
+    );
+}
