@@ -313,6 +313,7 @@ impl From<ValidationError> for ApiError {
             | ValidationError::AttachmentField { .. }
             | ValidationError::InvalidBotId(_)
             | ValidationError::InvalidBotName
+            | ValidationError::InvalidBot(_)
             | ValidationError::InvalidUserId
             | ValidationError::InvalidTitle
             | ValidationError::InvalidMetadata { .. }

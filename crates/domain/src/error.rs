@@ -57,6 +57,10 @@ pub enum ValidationError {
     /// A conversation title that is empty or too long.
     #[error("title must be 1 to 200 characters")]
     InvalidTitle,
+    /// A bot that cannot be saved: its description is too long, or its engine
+    /// cannot be built from its settings.
+    #[error("invalid bot: {0}")]
+    InvalidBot(String),
     /// Metadata that is not a JSON object, or too large.
     #[error("metadata must be a JSON object of at most {max} bytes")]
     InvalidMetadata {

@@ -16,6 +16,7 @@
 //! - [`service`]: [`ConversationService`](service::ConversationService), the use cases.
 //! - [`batch`], [`admin`], [`analytics`]: management at scale: batch actions,
 //!   streamed exports, analytics and retention ([`AdminService`](admin::AdminService)).
+//! - [`bots`]: the bot registry's use cases ([`BotAdmin`](bots::BotAdmin)).
 //! - [`reply`]: the pipeline that asks bot engines for replies, in order, once.
 //! - `testing` (feature `test-util`): fakes, mocks and the storage contract suite.
 
@@ -23,6 +24,7 @@ pub mod admin;
 pub mod analytics;
 pub mod batch;
 pub mod bot;
+pub mod bots;
 pub mod conversation;
 pub mod error;
 pub mod event;
