@@ -5,12 +5,15 @@
 //! - [`echo`]: the `echo` engine, which answers with the user's own text, at once or
 //!   streamed word by word.
 //! - [`script`]: the `script` engine, a rule-based bot read from a TOML rules file.
+//! - [`declaration`]: [`BotDeclaration`](declaration::BotDeclaration), a bot declared in
+//!   the configuration file.
 //! - [`demo`]: the rules of the built-in `demo` script bot.
 //! - [`openai`]: the `openai` engine, any OpenAI-compatible chat completions
 //!   endpoint, streamed.
 //! - [`webhook`]: the `webhook` engine, an external bot service called over HTTP with
 //!   a signed request.
 
+pub mod declaration;
 pub mod demo;
 pub mod echo;
 pub mod openai;

@@ -30,6 +30,8 @@ pub struct Config {
     pub ws: WsSettings,
     /// Archiving and deleting idle conversations; off by default.
     pub retention: RetentionSettings,
+    /// Bots created or updated at start (`[[bots]]`), besides the built-in ones.
+    pub bots: Vec<confab_bots::declaration::BotDeclaration>,
 }
 
 impl Default for Config {
@@ -45,6 +47,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(10),
             ws: WsSettings::default(),
             retention: RetentionSettings::default(),
+            bots: Vec::new(),
         }
     }
 }

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use confab_api_axum::{ApiConfig, AppState, Auth};
 use confab_bots::BuiltinEngines;
+use confab_bots::declaration::BotDeclaration;
 use confab_domain::admin::{AdminService, RetentionPolicy};
+use confab_domain::bots::BotAdmin;
 use confab_domain::bot::{Bot, BotId, BotName, EngineKind, EngineSpec};
 use confab_domain::error::RepoError;
 use confab_domain::ports::{BotRepository, Clock, SystemClock, UuidV7Generator};
@@ -82,8 +84,12 @@ impl App {
         let router = confab_api_axum::router(state);
         // Administration reaches its handlers as an extension, so that a router built
         // without it (the API crate's own tests) still serves everything else.
+        let bot_admin = Arc::new(BotAdmin::new(service.clone(), store.clone()));
+        declare_bots(&bot_admin, &config.bots).await?;
         let admin = Arc::new(AdminService::new(service.clone(), store));
-        let router = router.layer(axum::Extension(admin.clone()));
+        let router = router
+            .layer(axum::Extension(admin.clone()))
+            .layer(axum::Extension(bot_admin));
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -214,6 +220,24 @@ async fn register_builtin_bots(bots: &dyn BotRepository, clock: &dyn Clock) -> a
             }
             Err(error) => return Err(error).context("cannot read the bot registry"),
         }
+    }
+    Ok(())
+}
+
+/// Creates or updates the bots of the configuration's `[[bots]]`, after the built-in
+/// ones, so that a declared bot with a built-in id replaces it.
+async fn declare_bots(admin: &BotAdmin, bots: &[BotDeclaration]) -> anyhow::Result<()> {
+    for declaration in bots {
+        let draft = declaration
+            .to_draft()
+            .map_err(anyhow::Error::msg)
+            .context("invalid [[bots]] entry in the configuration")?;
+        let id = draft.id.clone();
+        let declared = admin
+            .declare(draft)
+            .await
+            .with_context(|| format!("cannot register the bot {id} of the configuration"))?;
+        tracing::info!(bot = %id, ?declared, "bot from the configuration");
     }
     Ok(())
 }

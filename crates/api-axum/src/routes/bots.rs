@@ -1,19 +1,31 @@
-//! `GET /bots` and `GET /bots/{id}`: the bots a user can start a conversation with.
+//! `GET /bots` and `GET /bots/{id}`: the bots a user can start a conversation with;
+//! `POST /bots`, `PATCH /bots/{id}` and `DELETE /bots/{id}`: the registry, for
+//! administrators.
+
+use std::sync::Arc;
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
+use confab_domain::bot::{BotId, BotName, EngineKind, EngineSpec};
+use confab_domain::bots::{BotAdmin, BotChanges, BotDraft};
+use serde::Deserialize;
+use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::auth::Authenticated;
 use crate::dto::{BotBody, BotListResponse};
-use crate::error::ApiError;
-use crate::extract::BotPath;
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::{ApiJson, BotPath};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
-        .route("/bots", get(list_bots))
-        .route("/bots/{id}", get(get_bot))
+        .route("/bots", get(list_bots).post(create_bot))
+        .route(
+            "/bots/{id}",
+            get(get_bot).patch(update_bot).delete(delete_bot),
+        )
 }
 
 /// Lists every bot, ordered by id.
@@ -61,4 +73,179 @@ pub(crate) async fn get_bot(
     BotPath(id): BotPath,
 ) -> Result<Json<BotBody>, ApiError> {
     Ok(Json(state.service.bot(&id).await?.into()))
+}
+
+/// `POST /bots`: a bot to create.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateBotBody {
+    /// The slug that will address the bot: 1 to 64 of a-z, 0-9, `_` and `-`.
+    #[schema(example = "support")]
+    pub(crate) id: String,
+    /// The name shown to users, 1 to 100 characters.
+    #[schema(example = "Support")]
+    pub(crate) name: String,
+    /// What the bot does, at most 1000 characters.
+    #[serde(default)]
+    pub(crate) description: String,
+    /// The engine: `echo`, `script`, `openai` or `webhook`.
+    #[schema(example = "openai")]
+    pub(crate) kind: String,
+    /// The engine's settings (see docs/bots.md); secrets are named by environment
+    /// variable, never given here.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub(crate) settings: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `PATCH /bots/{id}`: the fields to change. A new `kind` comes with its
+/// `settings`; new `settings` alone keep the kind.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateBotBody {
+    /// A new name.
+    pub(crate) name: Option<String>,
+    /// A new description.
+    pub(crate) description: Option<String>,
+    /// A new engine kind.
+    pub(crate) kind: Option<String>,
+    /// New engine settings, replacing the old ones whole.
+    #[schema(value_type = Option<Object>)]
+    pub(crate) settings: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+fn engine_kind(kind: &str) -> Result<EngineKind, ApiError> {
+    EngineKind::parse(kind).ok_or_else(|| {
+        ApiError::invalid_request(format!(
+            "unknown bot kind {kind:?}: expected echo, script, openai or webhook"
+        ))
+    })
+}
+
+/// The bot registry, which the server installs as an extension; a router built
+/// without it answers 503 to the routes that change bots.
+fn registry(admin: Option<Extension<Arc<BotAdmin>>>) -> Result<Arc<BotAdmin>, ApiError> {
+    admin.map(|Extension(admin)| admin).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Unavailable,
+            "bot administration is not available on this server",
+        )
+    })
+}
+
+/// Creates a bot (administrators only). Its engine is built once to check the
+/// settings, so a missing environment variable or malformed rules file is a 400.
+#[utoipa::path(
+    post,
+    path = "/bots",
+    tag = "bots",
+    security(("bearer" = [])),
+    request_body = CreateBotBody,
+    responses(
+        (status = 201, description = "The new bot.", body = BotBody),
+        (status = 400, response = crate::error::BadRequest),
+        (status = 401, response = crate::error::Unauthorized),
+        (status = 403, response = crate::error::Forbidden),
+        (status = 409, response = crate::error::Conflict),
+        (status = 500, response = crate::error::Internal),
+        (status = 503, response = crate::error::Unavailable),
+    )
+)]
+pub(crate) async fn create_bot(
+    Authenticated(caller): Authenticated,
+    admin: Option<Extension<Arc<BotAdmin>>>,
+    ApiJson(body): ApiJson<CreateBotBody>,
+) -> Result<(StatusCode, Json<BotBody>), ApiError> {
+    if !caller.is_admin() {
+        return Err(ApiError::from(confab_domain::error::DomainError::Forbidden));
+    }
+    let draft = BotDraft {
+        id: BotId::parse(&body.id)?,
+        name: BotName::parse(&body.name)?,
+        description: body.description,
+        engine: EngineSpec {
+            kind: engine_kind(&body.kind)?,
+            settings: body.settings,
+        },
+    };
+    let bot = registry(admin)?.create(&caller, draft).await?;
+    Ok((StatusCode::CREATED, Json(bot.into())))
+}
+
+/// Changes a bot (administrators only); the next reply uses the new settings.
+#[utoipa::path(
+    patch,
+    path = "/bots/{id}",
+    tag = "bots",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The bot's id.")),
+    request_body = UpdateBotBody,
+    responses(
+        (status = 200, description = "The bot as it now is.", body = BotBody),
+        (status = 400, response = crate::error::BadRequest),
+        (status = 401, response = crate::error::Unauthorized),
+        (status = 403, response = crate::error::Forbidden),
+        (status = 404, response = crate::error::NotFound),
+        (status = 500, response = crate::error::Internal),
+        (status = 503, response = crate::error::Unavailable),
+    )
+)]
+pub(crate) async fn update_bot(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    admin: Option<Extension<Arc<BotAdmin>>>,
+    BotPath(id): BotPath,
+    ApiJson(body): ApiJson<UpdateBotBody>,
+) -> Result<Json<BotBody>, ApiError> {
+    if !caller.is_admin() {
+        return Err(ApiError::from(confab_domain::error::DomainError::Forbidden));
+    }
+    let admin = registry(admin)?;
+    let engine = match (body.kind, body.settings) {
+        (None, None) => None,
+        (Some(kind), settings) => Some(EngineSpec {
+            kind: engine_kind(&kind)?,
+            settings: settings.unwrap_or_default(),
+        }),
+        (None, Some(settings)) => Some(EngineSpec {
+            kind: state.service.bot(&id).await?.engine.kind,
+            settings,
+        }),
+    };
+    let changes = BotChanges {
+        name: body.name.as_deref().map(BotName::parse).transpose()?,
+        description: body.description,
+        engine,
+    };
+    Ok(Json(admin.update(&caller, &id, changes).await?.into()))
+}
+
+/// Deletes a bot (administrators only). Its active conversations are archived
+/// first: their history stays readable, and nothing is left orphaned.
+#[utoipa::path(
+    delete,
+    path = "/bots/{id}",
+    tag = "bots",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The bot's id.")),
+    responses(
+        (status = 204, description = "The bot is gone; its conversations are archived."),
+        (status = 400, response = crate::error::BadRequest),
+        (status = 401, response = crate::error::Unauthorized),
+        (status = 403, response = crate::error::Forbidden),
+        (status = 404, response = crate::error::NotFound),
+        (status = 500, response = crate::error::Internal),
+        (status = 503, response = crate::error::Unavailable),
+    )
+)]
+pub(crate) async fn delete_bot(
+    Authenticated(caller): Authenticated,
+    admin: Option<Extension<Arc<BotAdmin>>>,
+    BotPath(id): BotPath,
+) -> Result<StatusCode, ApiError> {
+    if !caller.is_admin() {
+        return Err(ApiError::from(confab_domain::error::DomainError::Forbidden));
+    }
+    registry(admin)?.delete(&caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
