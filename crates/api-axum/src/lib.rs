@@ -14,6 +14,10 @@
 //!   the OpenAPI document), each with its `routes()`.
 //! - `openapi`: the OpenAPI 3.1 document, see [`openapi()`].
 //! - [`ws`]: the WebSocket endpoint `/ws` and its protocol.
+//! - [`ops`]: [`router_with_operations`](ops::router_with_operations): `/metrics`,
+//!   `/readyz`, CORS and the shutdown signal around [`router`]; with
+//!   [`observability`] (request ids, HTTP metrics) and [`limits`] (send rate,
+//!   sockets per user, request time).
 //! - `web`: the chat page at `/`, embedded at build time.
 //!
 //! [`ConversationService`]: confab_domain::service::ConversationService
@@ -29,7 +33,10 @@ pub mod auth;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod limits;
+pub mod observability;
 mod openapi;
+pub mod ops;
 mod routes;
 mod web;
 pub mod ws;

@@ -1,13 +1,21 @@
 //! The server's settings. Defaults make `confab` run at once on one machine: an
 //! embedded SQLite file in the working directory, guests allowed, loopback only.
+//!
+//! [`Config`] is the one typed source of settings: [`App::build`](crate::App::build)
+//! takes it, tests construct it directly, and [`crate::settings`] fills it from
+//! `confab.toml`, `CONFAB_*` environment variables and flags. Its serde shape *is* the
+//! file format: every field is a key, nested structs are tables, durations are
+//! humantime strings ("30s", "24h"), and unknown keys are refused.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use confab_api_axum::ws::WsSettings;
+use serde::{Deserialize, Serialize};
 
 /// Everything the server needs to start.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     /// Address and port to listen on.
     pub listen: SocketAddr,
@@ -15,22 +23,34 @@ pub struct Config {
     pub database_url: String,
     /// The HS256 signing secret for tokens; when absent one is generated on first
     /// start and kept in the database, so restarts and several instances agree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwt_secret: Option<String>,
     /// Whether `POST /auth/guest` hands out guest identities.
     pub guests_enabled: bool,
     /// How long a guest token lives.
+    #[serde(with = "humantime_serde")]
     pub guest_token_ttl: Duration,
     /// How long a bot may take for one reply.
+    #[serde(with = "humantime_serde")]
     pub reply_timeout: Duration,
     /// How long `?wait=true` waits for a reply.
+    #[serde(with = "humantime_serde")]
     pub wait_timeout: Duration,
-    /// How long shutdown waits for replies being produced.
+    /// How long shutdown waits for in-flight requests, then for replies being
+    /// produced (each gets the full period).
+    #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
     /// WebSocket limits and timers.
+    #[serde(with = "WsSettingsDef")]
     pub ws: WsSettings,
     /// Archiving and deleting idle conversations; off by default.
     pub retention: RetentionSettings,
+    /// Request limits: rate, sockets, time, origins.
+    pub limits: Limits,
+    /// Logging.
+    pub log: LogSettings,
     /// Bots created or updated at start (`[[bots]]`), besides the built-in ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bots: Vec<confab_bots::declaration::BotDeclaration>,
 }
 
@@ -47,22 +67,108 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(10),
             ws: WsSettings::default(),
             retention: RetentionSettings::default(),
+            limits: Limits::default(),
+            log: LogSettings::default(),
             bots: Vec::new(),
         }
     }
 }
 
+/// Limits that protect the server from one busy client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Messages one user may send per minute, sustained, over REST and WebSocket
+    /// together; 0 turns the limit off.
+    pub messages_per_minute: u32,
+    /// Messages one user may send in a burst above the sustained rate.
+    pub message_burst: u32,
+    /// WebSockets one user may hold open at once; 0 means no limit.
+    pub sockets_per_user: u32,
+    /// How long a request may take to produce its response head; 0s turns it off.
+    /// Streams (SSE, exports) and WebSockets are not cut once they have started.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Origins allowed to call the API from a browser page (CORS), e.g.
+    /// `https://chat.example.com`; `*` allows any. None by default.
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            // Off unless configured: a sensible rate depends on the bots and clients
+            // (a load test, a bridge relaying a whole team, a kiosk), and a wrong guess
+            // would refuse legitimate traffic. confab.example.toml suggests values.
+            messages_per_minute: 0,
+            message_burst: 20,
+            sockets_per_user: 16,
+            request_timeout: Duration::from_secs(30),
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+/// How the server logs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` for people at a terminal, `json` (one object a line) for collectors.
+    pub format: LogFormat,
+    /// Which events to log, as a `tracing` filter, e.g. `info` or
+    /// `info,confab_api_axum=debug`.
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: "info".to_owned(),
+        }
+    }
+}
+
+/// The shape of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+/// The file shape of [`WsSettings`], which lives in the API crate without serde.
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "WsSettings", deny_unknown_fields)]
+struct WsSettingsDef {
+    queue_capacity: usize,
+    #[serde(with = "humantime_serde")]
+    send_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    ping_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    idle_timeout: Duration,
+    max_frame_bytes: usize,
+    max_bad_frames: u32,
+}
+
 /// When idle conversations are archived and deleted (`[retention]` in `confab.toml`).
 /// Both are off by default: confab never removes data unless told to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RetentionSettings {
     /// Archive active conversations without a message for longer than this, e.g.
     /// `"30d"`.
+    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     pub archive_after: Option<Duration>,
     /// Delete conversations (archived or not) without a message for longer than this,
     /// e.g. `"365d"`.
+    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     pub delete_after: Option<Duration>,
     /// How often the policy is applied; the first sweep runs at start-up.
+    #[serde(with = "humantime_serde")]
     pub sweep_interval: Duration,
 }
 

@@ -3,10 +3,16 @@
 //!
 //! # Layout
 //! - [`config`]: the server's settings and their defaults.
+//! - [`settings`]: loading them from `confab.toml`, `CONFAB_*` variables and flags.
+//! - [`metering`]: decorators of the event bus and bot engines that feed metrics.
+//! - [`ops`]: the Prometheus recorder and the database readiness check.
 //! - [`startup`]: [`App`](startup::App), which builds the server and runs it.
 //! - `main.rs`: the command line.
 
 pub mod config;
+pub mod metering;
+pub mod ops;
+pub mod settings;
 pub mod startup;
 
 pub use config::Config;

@@ -1,83 +1,118 @@
-//! The `confab` command line: `confab` (or `confab serve`) runs the server.
+//! The `confab` command line: `confab` (or `confab serve`) runs the server; `migrate`,
+//! `token` and `config print` help operate it. See docs/operations.md.
 
-use std::net::SocketAddr;
+mod cli;
 
-use clap::{Parser, Subcommand};
-use confab_server::{App, Config};
+use anyhow::Context as _;
+use clap::Parser as _;
+use confab_api_axum::Auth;
+use confab_domain::bot::BotId;
+use confab_domain::user::{Role, UserId};
+use confab_migrations::{Migrator, MigratorTrait as _};
+use confab_server::config::{Config, LogFormat};
+use confab_server::{App, settings};
 use tracing_subscriber::EnvFilter;
 
-/// A conversation server for chatbots.
-#[derive(Debug, Parser)]
-#[command(name = "confab", version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-    #[command(flatten)]
-    serve: ServeArgs,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Run the server (the default).
-    Serve(ServeArgs),
-    /// Print the OpenAPI document of the HTTP API.
-    #[command(hide = true)]
-    Openapi,
-}
-
-#[derive(Debug, Clone, clap::Args)]
-struct ServeArgs {
-    /// Address and port to listen on.
-    #[arg(long, env = "CONFAB_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
-    /// Database URL: sqlite://FILE?mode=rwc or postgres://USER@HOST/DB.
-    #[arg(
-        long,
-        env = "CONFAB_DATABASE_URL",
-        default_value = "sqlite://confab.db?mode=rwc"
-    )]
-    database_url: String,
-    /// Token signing secret; generated and kept in the database when absent.
-    #[arg(long, env = "CONFAB_JWT_SECRET", hide_env_values = true)]
-    jwt_secret: Option<String>,
-    /// Whether POST /auth/guest hands out guest tokens.
-    #[arg(long, env = "CONFAB_GUESTS", default_value_t = true, action = clap::ArgAction::Set)]
-    guests: bool,
-}
-
-impl ServeArgs {
-    fn into_config(self) -> Config {
-        Config {
-            listen: self.listen,
-            database_url: self.database_url,
-            jwt_secret: self.jwt_secret,
-            guests_enabled: self.guests,
-            ..Config::default()
-        }
-    }
-}
+use crate::cli::{Cli, Command, ConfigAction, MigrateAction, TokenArgs};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(Command::Openapi) = cli.command {
+        println!("{}", confab_api_axum::openapi().to_pretty_json()?);
+        return Ok(());
+    }
+    let config = settings::load(&cli.global.sources())?;
     match cli.command {
-        Some(Command::Openapi) => {
-            println!("{}", confab_api_axum::openapi().to_pretty_json()?);
+        None | Some(Command::Serve) => {
+            init_logging(&config)?;
+            let app = App::build(config).await?;
+            app.run_until_stopped(shutdown_signal()).await
+        }
+        Some(Command::Migrate { action }) => {
+            init_logging(&config)?;
+            migrate(&config, action.unwrap_or(MigrateAction::Up)).await
+        }
+        Some(Command::Token(args)) => token(&config, &args).await,
+        Some(Command::Config {
+            action: ConfigAction::Print,
+        }) => {
+            print!("{}", settings::print_redacted(&config)?);
             Ok(())
         }
-        Some(Command::Serve(args)) => serve(args.into_config()).await,
-        None => serve(cli.serve.into_config()).await,
+        Some(Command::Openapi) => Ok(()),
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+/// Logs to stderr, so that stdout carries only what a command prints.
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(&config.log.filter).with_context(|| {
+        format!(
+            "invalid configuration key `log.filter`: {:?}",
+            config.log.filter
         )
-        .init();
-    let app = App::build(config).await?;
-    app.run_until_stopped(shutdown_signal()).await
+    })?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
+    Ok(())
+}
+
+async fn migrate(config: &Config, action: MigrateAction) -> anyhow::Result<()> {
+    let url = settings::redact_url(&config.database_url);
+    let db = confab_storage_seaorm::connect(&config.database_url)
+        .await
+        .with_context(|| format!("cannot open the database {url}"))?;
+    match action {
+        MigrateAction::Up => {
+            confab_storage_seaorm::migrate(&db)
+                .await
+                .context("cannot apply database migrations")?;
+            println!("migrations applied to {url}");
+        }
+        MigrateAction::Status => {
+            let migrations = Migrator::get_migration_with_status(&db)
+                .await
+                .context("cannot read the applied migrations")?;
+            for migration in migrations {
+                println!("{}\t{}", migration.status(), migration.name());
+            }
+        }
+        MigrateAction::Down { steps } => {
+            Migrator::down(&db, Some(steps))
+                .await
+                .context("cannot roll back migrations")?;
+            println!("rolled back {steps} migration(s) on {url}");
+        }
+    }
+    Ok(())
+}
+
+/// Prints a token, and only the token, on stdout: `TOKEN=$(confab token --user me)`.
+async fn token(config: &Config, args: &TokenArgs) -> anyhow::Result<()> {
+    let user = UserId::parse(&args.user).context("invalid --user")?;
+    let role = match (&args.bot, args.admin) {
+        (Some(bot), _) => Role::Bot(BotId::parse(bot).context("invalid --bot")?),
+        (None, true) => Role::Admin,
+        (None, false) => Role::User,
+    };
+    let secret = match &config.jwt_secret {
+        Some(secret) => secret.clone(),
+        None => App::stored_signing_secret(config).await?,
+    };
+    let issued = Auth::new(secret.as_bytes())
+        .issue(&user, &role, args.ttl)
+        .context("cannot issue the token")?;
+    println!("{}", issued.token);
+    Ok(())
 }
 
 /// Completes on ctrl-c or SIGTERM.

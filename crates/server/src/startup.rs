@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use confab_api_axum::limits::{LimitSettings, Limiter, SendRate};
+use confab_api_axum::ops::{Operations, Shutdown, ShutdownTrigger};
 use confab_api_axum::{ApiConfig, AppState, Auth};
 use confab_bots::BuiltinEngines;
 use confab_bots::declaration::BotDeclaration;
@@ -22,6 +24,8 @@ use rand::Rng as _;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::metering::{MeteredEngines, MeteredEventBus};
+use crate::ops::DatabaseReadiness;
 
 /// A built server, bound to its port, not yet serving.
 pub struct App {
@@ -30,6 +34,7 @@ pub struct App {
     service: Arc<ConversationService>,
     admin: Arc<AdminService>,
     config: Config,
+    shutdown: ShutdownTrigger,
 }
 
 impl App {
@@ -39,11 +44,15 @@ impl App {
         let db = confab_storage_seaorm::connect(&config.database_url)
             .await
             .with_context(|| {
-                format!("cannot open the database {}", redact(&config.database_url))
+                format!(
+                    "cannot open the database {}",
+                    crate::settings::redact_url(&config.database_url)
+                )
             })?;
         confab_storage_seaorm::migrate(&db)
             .await
             .context("cannot apply database migrations")?;
+        let readiness = Arc::new(DatabaseReadiness::new(db.clone()));
         let store = Arc::new(SeaOrmStore::new(db));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         register_builtin_bots(&*store, &*clock).await?;
@@ -59,8 +68,8 @@ impl App {
             messages: store.clone(),
             sessions: store.clone(),
             bots: store.clone(),
-            engines: Arc::new(BuiltinEngines::new()),
-            events: Arc::new(InProcessEventBus::default()),
+            engines: Arc::new(MeteredEngines::new(Arc::new(BuiltinEngines::new()))),
+            events: Arc::new(MeteredEventBus::new(Arc::new(InProcessEventBus::default()))),
             clock,
             ids: Arc::new(UuidV7Generator),
         };
@@ -71,17 +80,45 @@ impl App {
                 ..ReplySettings::default()
             },
         ));
+        let auth = Arc::new(Auth::new(secret.as_bytes()));
         let state = AppState {
             service: service.clone(),
-            auth: Arc::new(Auth::new(secret.as_bytes())),
+            auth: auth.clone(),
             config: ApiConfig {
                 guests_enabled: config.guests_enabled,
                 guest_token_ttl: config.guest_token_ttl,
                 wait_timeout: config.wait_timeout,
-                ws: config.ws.clone(),
+                ws: config.ws,
             },
         };
-        let router = confab_api_axum::router(state);
+        let limits = &config.limits;
+        let limiter = Limiter::new(
+            LimitSettings {
+                send_rate: SendRate {
+                    per_minute: limits.messages_per_minute,
+                    burst: limits.message_burst,
+                },
+                sockets_per_user: limits.sockets_per_user,
+                request_timeout: limits.request_timeout,
+            },
+            auth,
+        );
+        let (shutdown_signal, shutdown) = Shutdown::new();
+        let metrics = crate::ops::prometheus();
+        let router = confab_api_axum::ops::router_with_operations(
+            state,
+            Operations {
+                readiness,
+                metrics: Arc::new(move || metrics.render()),
+                limiter,
+                cors_origins: limits.cors_origins.clone(),
+                shutdown: shutdown_signal,
+                readiness_timeout: crate::ops::READINESS_TIMEOUT,
+            },
+        )
+        .map_err(|problem| {
+            anyhow::anyhow!("invalid configuration key `limits.cors_origins`: {problem}")
+        })?;
         // Administration reaches its handlers as an extension, so that a router built
         // without it (the API crate's own tests) still serves everything else.
         let bot_admin = Arc::new(BotAdmin::new(service.clone(), store.clone()));
@@ -99,7 +136,32 @@ impl App {
             service,
             admin,
             config,
+            shutdown,
         })
+    }
+
+    /// The token signing secret kept in the configured database, created when none is
+    /// stored yet: what a server without `jwt_secret` signs with. Opens and migrates
+    /// the database.
+    ///
+    /// # Errors
+    /// The database cannot be opened, migrated, read or written.
+    pub async fn stored_signing_secret(config: &Config) -> anyhow::Result<String> {
+        let db = confab_storage_seaorm::connect(&config.database_url)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open the database {}",
+                    crate::settings::redact_url(&config.database_url)
+                )
+            })?;
+        confab_storage_seaorm::migrate(&db)
+            .await
+            .context("cannot apply database migrations")?;
+        SeaOrmStore::new(db)
+            .signing_secret(&random_secret())
+            .await
+            .context("cannot read or store the token signing secret")
     }
 
     /// The port the server listens on.
@@ -148,10 +210,33 @@ impl App {
                     .await;
             })
         };
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("the server failed")?;
+        let grace = self.config.shutdown_grace;
+        let (stopping, mut stopped) = tokio::sync::watch::channel(false);
+        let server = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                stopping.send_replace(true);
+            })
+            .into_future();
+        tokio::pin!(server);
+        tokio::select! {
+            result = &mut server => result.context("the server failed")?,
+            () = async { let _ = stopped.wait_for(|stopped| *stopped).await; } => {
+                // Upgraded connections are no longer the HTTP server's: WebSockets are
+                // closed (1001) through their own signal while requests finish.
+                let (sockets_closed, requests) = tokio::join!(
+                    self.shutdown.stop(grace),
+                    tokio::time::timeout(grace, &mut server),
+                );
+                match requests {
+                    Ok(result) => result.context("the server failed")?,
+                    Err(_) => tracing::warn!(?grace, "requests still in flight after the grace period; abandoning them"),
+                }
+                if !sockets_closed {
+                    tracing::warn!(?grace, "WebSockets still open after the grace period");
+                }
+            }
+        }
         let _ = stop_retention.send(());
         if let Err(error) = retention.await {
             tracing::warn!(%error, "the retention task failed");
@@ -245,35 +330,4 @@ async fn declare_bots(admin: &BotAdmin, bots: &[BotDeclaration]) -> anyhow::Resu
 fn random_secret() -> String {
     let bytes: [u8; 32] = rand::rng().random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn passwords_are_redacted_from_database_urls() {
-        assert_eq!(
-            redact("postgres://confab:s3cret@db:5432/confab"),
-            "postgres://confab:***@db:5432/confab"
-        );
-        assert_eq!(
-            redact("sqlite://confab.db?mode=rwc"),
-            "sqlite://confab.db?mode=rwc"
-        );
-    }
 }

@@ -10,16 +10,18 @@ mod session;
 
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
+use axum::{Extension, Router};
 use serde::Deserialize;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::limits::Limiter;
+use crate::ops::Shutdown;
 
 /// Limits and timers of WebSocket connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +73,8 @@ async fn upgrade(
     State(state): State<AppState>,
     Query(query): Query<TokenQuery>,
     headers: HeaderMap,
+    limiter: Option<Extension<Limiter>>,
+    shutdown: Option<Extension<Shutdown>>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let token = match query.token {
@@ -79,8 +83,24 @@ async fn upgrade(
     };
     let caller = state.auth.verify(&token)?;
     let upgrade = upgrade.map_err(|rejection| ApiError::invalid_request(rejection.body_text()))?;
+    let limiter = limiter.map(|Extension(limiter)| limiter);
+    let slot = limiter
+        .as_ref()
+        .map(|limiter| limiter.open_socket(&caller.user_id))
+        .transpose()?;
+    let shutdown = shutdown.map(|Extension(shutdown)| shutdown);
     Ok(upgrade
         .max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
-        .on_upgrade(move |socket| session::serve(socket, state, caller)))
+        .on_upgrade(move |socket| async move {
+            let session = session::serve(socket, state, caller, limiter, shutdown.clone());
+            let open = metrics::gauge!(crate::observability::WEBSOCKETS_OPEN);
+            open.increment(1.0);
+            match shutdown {
+                Some(shutdown) => shutdown.track(session).await,
+                None => session.await,
+            }
+            open.decrement(1.0);
+            drop(slot);
+        }))
 }

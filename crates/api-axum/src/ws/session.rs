@@ -25,6 +25,8 @@ use tokio::task::JoinHandle;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
+use crate::limits::Limiter;
+use crate::ops::Shutdown;
 use crate::ws::WsSettings;
 use crate::ws::protocol::{CLIENT_FRAME_TYPES, ClientFrame, ServerFrame, Target};
 
@@ -39,11 +41,32 @@ const TRY_AGAIN_LATER: u16 = 1013;
 type CloseReason = Option<(u16, &'static str)>;
 
 /// Serves one upgraded connection until either side closes it.
-pub(crate) async fn serve(socket: WebSocket, state: AppState, caller: Caller) {
+pub(crate) async fn serve(
+    socket: WebSocket,
+    state: AppState,
+    caller: Caller,
+    limiter: Option<Limiter>,
+    shutdown: Option<Shutdown>,
+) {
     let settings = state.config.ws;
     let (sink, stream) = socket.split();
     let (outbox, queue) = mpsc::channel(settings.queue_capacity.max(1));
     let (close, close_signal) = watch::channel(None);
+    // A stopping server closes the socket the way a peer's misbehaviour does: through
+    // the close signal, which ends the reader and makes the writer send the frame.
+    let on_shutdown = shutdown.map(|shutdown| {
+        let close = close.clone();
+        tokio::spawn(async move {
+            shutdown.stopping().await;
+            close.send_if_modified(|current| {
+                let first = current.is_none();
+                if first {
+                    *current = Some((GOING_AWAY, "server shutting down"));
+                }
+                first
+            });
+        })
+    });
     let writer = tokio::spawn(write_loop(
         sink,
         queue,
@@ -58,6 +81,7 @@ pub(crate) async fn serve(socket: WebSocket, state: AppState, caller: Caller) {
         close,
         followed: HashMap::new(),
         bad_frames: 0,
+        limiter,
     };
     connection
         .push(ServerFrame::Status {
@@ -69,6 +93,9 @@ pub(crate) async fn serve(socket: WebSocket, state: AppState, caller: Caller) {
         .await;
     connection.read_loop(stream, close_signal).await;
     connection.shut(GOING_AWAY, "closing");
+    if let Some(task) = on_shutdown {
+        task.abort();
+    }
     for (_, task) in connection.followed.drain() {
         task.abort();
     }
@@ -92,6 +119,7 @@ struct Connection {
     close: watch::Sender<CloseReason>,
     followed: HashMap<ConversationId, JoinHandle<()>>,
     bad_frames: u32,
+    limiter: Option<Limiter>,
 }
 
 impl Connection {
@@ -189,6 +217,22 @@ impl Connection {
             }
         };
         self.bad_frames = 0;
+        if let (ClientFrame::Message { .. } | ClientFrame::Start { .. }, Some(limiter)) =
+            (&frame, &self.limiter)
+            && let Err(retry_after) = limiter.try_send(&self.caller.user_id)
+        {
+            let error = ApiError::rate_limited(retry_after);
+            self.push(ServerFrame::Error {
+                code: error.code().as_str(),
+                message: format!(
+                    "too many messages; retry in {} ms",
+                    retry_after.as_millis().max(1)
+                ),
+                reference,
+            })
+            .await;
+            return;
+        }
         if let Err(error) = self.handle(frame).await {
             let error = ApiError::from(error);
             self.push(ServerFrame::Error {

@@ -1,0 +1,65 @@
+//! The operational adapters the server plugs into the API: the Prometheus recorder
+//! behind `/metrics` and the database check behind `/readyz`.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use confab_api_axum::ops::Readiness;
+use confab_migrations::{Migrator, MigratorTrait as _};
+use confab_storage_seaorm::DatabaseConnection;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// How long `/readyz` waits for the database before answering 503.
+pub const READINESS_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Histogram buckets in seconds, from a fast request to a slow bot reply.
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// The process's Prometheus recorder, installed on first use.
+///
+/// A process has one global recorder, and tests start several servers in one
+/// process: they all share it, so their counters add up (tests compare before and
+/// after rather than absolute values).
+pub fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets(BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder is already installed; /metrics stays empty");
+            }
+            handle
+        })
+        .clone()
+}
+
+/// Ready when the database answers and no migration is pending.
+pub struct DatabaseReadiness {
+    db: DatabaseConnection,
+}
+
+impl DatabaseReadiness {
+    /// Checks `db`.
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+}
+
+#[async_trait]
+impl Readiness for DatabaseReadiness {
+    async fn check(&self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let pending = Migrator::get_pending_migrations_read_only(&self.db).await?;
+        if pending.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{} database migrations are pending", pending.len()).into())
+        }
+    }
+}

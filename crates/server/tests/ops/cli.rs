@@ -1,0 +1,291 @@
+//! The command line: configuration sources and their precedence, errors naming the
+//! key, `config print`, `token` and `migrate`.
+
+use confab_api_axum::Auth;
+use confab_domain::user::Role;
+
+use crate::helpers::confab;
+
+/// Runs `confab` in `dir` and returns its stdout; fails the test on a non-zero exit.
+fn run_ok(command: &mut std::process::Command) -> String {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "confab failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Runs `confab`, expects it to fail and returns its stderr.
+fn run_err(command: &mut std::process::Command) -> String {
+    let output = command.output().unwrap();
+    assert!(!output.status.success(), "confab should have failed");
+    String::from_utf8(output.stderr).unwrap()
+}
+
+fn printed(stdout: &str) -> toml::Table {
+    stdout.parse::<toml::Table>().unwrap()
+}
+
+#[test]
+fn flags_override_environment_variables_which_override_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("confab.toml");
+    std::fs::write(
+        &file,
+        r#"
+listen = "127.0.0.1:1001"
+wait_timeout = "5s"
+database_url = "sqlite://from-file.db?mode=rwc"
+
+[ws]
+idle_timeout = "1m"
+max_bad_frames = 3
+"#,
+    )
+    .unwrap();
+    let stdout = run_ok(
+        confab()
+            .current_dir(dir.path())
+            .env("CONFAB_CONFIG", &file)
+            .env("CONFAB_LISTEN", "127.0.0.1:1002")
+            .env("CONFAB_WS__IDLE_TIMEOUT", "2m")
+            .env("CONFAB_DATABASE_URL", "sqlite://from-env.db?mode=rwc")
+            .args(["config", "print", "--listen", "127.0.0.1:1003"]),
+    );
+    let config = printed(&stdout);
+    // Flag over environment over file.
+    assert_eq!(config["listen"].as_str(), Some("127.0.0.1:1003"));
+    // Environment over file.
+    assert_eq!(config["ws"]["idle_timeout"].as_str(), Some("2m"));
+    assert_eq!(
+        config["database_url"].as_str(),
+        Some("sqlite://from-env.db?mode=rwc")
+    );
+    // File over defaults, and defaults where nobody says anything.
+    assert_eq!(config["wait_timeout"].as_str(), Some("5s"));
+    assert_eq!(config["ws"]["max_bad_frames"].as_integer(), Some(3));
+    assert_eq!(config["reply_timeout"].as_str(), Some("30s"));
+}
+
+#[test]
+fn confab_toml_in_the_working_directory_is_read_without_being_named() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("confab.toml"), "guests_enabled = false\n").unwrap();
+    let config = printed(&run_ok(
+        confab().current_dir(dir.path()).args(["config", "print"]),
+    ));
+    assert_eq!(config["guests_enabled"].as_bool(), Some(false));
+}
+
+#[test]
+fn an_unknown_key_in_the_file_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("settings.toml");
+    std::fs::write(&file, "[ws]\nidle_timout = \"1m\"\n").unwrap();
+    let stderr = run_err(
+        confab()
+            .arg("--config")
+            .arg(&file)
+            .args(["config", "print"]),
+    );
+    assert!(stderr.contains("`ws.idle_timout`"), "{stderr}");
+    assert!(stderr.contains("settings.toml"), "{stderr}");
+}
+
+#[test]
+fn a_bad_value_in_the_environment_is_an_error_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = run_err(
+        confab()
+            .current_dir(dir.path())
+            .env("CONFAB_WS__IDLE_TIMEOUT", "soon")
+            .args(["config", "print"]),
+    );
+    assert!(stderr.contains("`ws.idle_timeout`"), "{stderr}");
+    assert!(stderr.contains("CONFAB_"), "{stderr}");
+}
+
+#[test]
+fn an_unknown_environment_variable_is_an_error_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = run_err(
+        confab()
+            .current_dir(dir.path())
+            .env("CONFAB_LISTN", "127.0.0.1:1")
+            .args(["config", "print"]),
+    );
+    assert!(stderr.contains("`listn`"), "{stderr}");
+}
+
+#[test]
+fn a_named_configuration_file_that_does_not_exist_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = run_err(confab().current_dir(dir.path()).args([
+        "--config",
+        "missing.toml",
+        "config",
+        "print",
+    ]));
+    assert!(stderr.contains("missing.toml"), "{stderr}");
+}
+
+#[test]
+fn config_print_redacts_the_secret_and_the_database_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let stdout = run_ok(
+        confab()
+            .current_dir(dir.path())
+            .env("CONFAB_JWT_SECRET", "very-secret-value")
+            .env(
+                "CONFAB_DATABASE_URL",
+                "postgres://confab:hunter2@db.internal:5432/confab",
+            )
+            .args(["config", "print"]),
+    );
+    assert!(!stdout.contains("very-secret-value"), "{stdout}");
+    assert!(!stdout.contains("hunter2"), "{stdout}");
+    let config = printed(&stdout);
+    assert_eq!(config["jwt_secret"].as_str(), Some("<redacted>"));
+    assert_eq!(
+        config["database_url"].as_str(),
+        Some("postgres://confab:<redacted>@db.internal:5432/confab")
+    );
+}
+
+#[test]
+fn the_printed_configuration_loads_back_as_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let stdout = run_ok(confab().current_dir(dir.path()).args(["config", "print"]));
+    let file = dir.path().join("printed.toml");
+    std::fs::write(&file, &stdout).unwrap();
+    let again = run_ok(
+        confab()
+            .arg("--config")
+            .arg(&file)
+            .args(["config", "print"]),
+    );
+    assert_eq!(stdout, again);
+}
+
+#[test]
+fn the_example_configuration_file_is_valid_and_lists_every_key() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../confab.example.toml");
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(
+        confab()
+            .arg("--config")
+            .arg(example)
+            .args(["config", "print"]),
+    );
+    // Every key of the effective configuration appears in the example, commented
+    // out or not.
+    let defaults = printed(&run_ok(
+        confab().current_dir(dir.path()).args(["config", "print"]),
+    ));
+    let text = std::fs::read_to_string(example).unwrap();
+    for (key, value) in &defaults {
+        match value.as_table() {
+            Some(table) => {
+                assert!(text.contains(&format!("[{key}]")), "[{key}] missing");
+                for nested in table.keys() {
+                    assert!(
+                        text.contains(&format!("{nested} =")),
+                        "{key}.{nested} missing"
+                    );
+                }
+            }
+            None => assert!(text.contains(&format!("{key} =")), "{key} missing"),
+        }
+    }
+    assert!(text.contains("jwt_secret ="), "jwt_secret missing");
+}
+
+#[test]
+fn token_mints_a_token_the_configured_secret_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "cli-secret-cli-secret-cli-secret-cli";
+    let stdout = run_ok(
+        confab()
+            .current_dir(dir.path())
+            .env("CONFAB_JWT_SECRET", secret)
+            .args(["token", "--user", "operator", "--admin", "--ttl", "15m"]),
+    );
+    let caller = Auth::new(secret.as_bytes()).verify(stdout.trim()).unwrap();
+    assert_eq!(caller.user_id.as_str(), "operator");
+    assert_eq!(caller.role, Role::Admin);
+    assert!(
+        Auth::new(b"another-secret-another-secret-another")
+            .verify(stdout.trim())
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn token_without_a_configured_secret_uses_the_one_stored_in_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
+    let token = run_ok(confab().current_dir(dir.path()).args([
+        "token",
+        "--user",
+        "u1",
+        "--bot",
+        "support",
+        "--database-url",
+        &url,
+    ]));
+    // What `serve` signs with on that database.
+    let stored = confab_server::App::stored_signing_secret(&confab_server::Config {
+        database_url: url,
+        ..confab_server::Config::default()
+    })
+    .await
+    .unwrap();
+    let caller = Auth::new(stored.as_bytes()).verify(token.trim()).unwrap();
+    assert_eq!(caller.user_id.as_str(), "u1");
+    assert_eq!(
+        caller.role,
+        Role::Bot(confab_domain::bot::BotId::parse("support").unwrap())
+    );
+    let stderr = run_err(
+        confab()
+            .current_dir(dir.path())
+            .args(["token", "--user", "u1", "--admin", "--bot", "x"]),
+    );
+    assert!(stderr.contains("--bot"), "{stderr}");
+}
+
+#[test]
+fn migrate_applies_migrations_and_reports_their_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
+    let before = run_ok(confab().args(["migrate", "status", "--database-url", &url]));
+    assert!(
+        before.lines().all(|line| line.starts_with("Pending")),
+        "{before}"
+    );
+    run_ok(confab().args(["migrate", "--database-url", &url]));
+    let after = run_ok(confab().args(["migrate", "status", "--database-url", &url]));
+    assert!(!after.is_empty());
+    assert!(
+        after.lines().all(|line| line.starts_with("Applied")),
+        "{after}"
+    );
+    run_ok(confab().args(["migrate", "down", "--database-url", &url]));
+    let rolled_back = run_ok(confab().args(["migrate", "status", "--database-url", &url]));
+    assert_eq!(
+        rolled_back
+            .lines()
+            .filter(|line| line.starts_with("Pending"))
+            .count(),
+        1,
+        "{rolled_back}"
+    );
+}
+
+#[test]
+fn version_prints_the_package_version() {
+    let stdout = run_ok(confab().arg("--version"));
+    assert!(stdout.contains(env!("CARGO_PKG_VERSION")), "{stdout}");
+}
