@@ -9,11 +9,13 @@
 //! - [`tidy`]: the dependency boundary read from `cargo tree`, and the `//!` header of
 //!   every Rust file.
 //! - [`openapi`]: writes `docs/openapi.json` from the server, or checks it for drift.
+//! - [`e2e`]: the web page driven in headless Chromium against a release server.
 //!
 //! Each subcommand is one module with a `run` function taking the project's [`Shell`];
 //! `bench` and `e2e` are to join them the same way.
 
 mod ci;
+mod e2e;
 mod openapi;
 mod tidy;
 
@@ -45,6 +47,9 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Drive the web page in headless Chromium against a release server; installs
+    /// chromium (apt-get) and playwright-core (npm ci in e2e/) when missing.
+    E2e,
 }
 
 fn main() -> ExitCode {
@@ -70,6 +75,7 @@ fn run(command: Command) -> Result<()> {
         Command::Ci => ci::run(&sh),
         Command::Tidy => tidy::run(&sh),
         Command::Openapi { check } => openapi::run(&sh, check),
+        Command::E2e => e2e::run(&sh),
     }
 }
 

@@ -1,0 +1,268 @@
+//! `cargo xtask e2e`: the web page at `/` driven in a real browser.
+//!
+//! Installs what is missing (Debian's `chromium` through apt-get, `playwright-core`
+//! through `npm ci` in `e2e/`; never a browser download), builds the server in
+//! release, starts it on a free port of 127.0.0.1 with a fresh SQLite file, waits for
+//! `/healthz`, runs `e2e/chat.spec.mjs` with node, and stops the server. Screenshots
+//! and the server's log land in `target/e2e/`.
+//!
+//! Every wait is bounded; a step that overruns fails the run with its name.
+
+use std::fs::{self, File};
+use std::io::{Read as _, Write as _};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use xshell::{Shell, cmd};
+
+/// Debian's browser, the one the test script launches.
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// How long the server may take to answer `/healthz` after it starts.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the browser scenario may run; the script has its own, shorter, limit.
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long the server may take to stop after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a wait looks again.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Runs the browser test end to end.
+pub(crate) fn run(sh: &Shell) -> Result<()> {
+    let started = Instant::now();
+    let root = sh.current_dir();
+    let out_dir = target_dir(&root).join("e2e");
+    fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let mut timings = Vec::new();
+
+    timed(&mut timings, "tools", || install_tools(sh))?;
+    timed(&mut timings, "npm ci", || {
+        let _dir = sh.push_dir(root.join("e2e"));
+        // The browser is Debian's; playwright must never fetch one.
+        let _skip = sh.push_env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1");
+        Ok(cmd!(sh, "npm ci --no-audit --no-fund --loglevel=error").run()?)
+    })?;
+    timed(&mut timings, "release build", || {
+        Ok(cmd!(sh, "cargo build --release -p confab-server").run()?)
+    })?;
+
+    let data_dir = std::env::temp_dir().join(format!("confab-e2e-{}", std::process::id()));
+    fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let outcome = timed(&mut timings, "browser scenario", || {
+        scenario(&root, &out_dir, &data_dir)
+    });
+    // The database is thrown away whatever happened; the log stays in target/e2e.
+    let _ = fs::remove_dir_all(&data_dir);
+    outcome?;
+
+    eprintln!(
+        "\ne2e: passed in {:.1}s ({}); screenshots in {}",
+        started.elapsed().as_secs_f64(),
+        timings.join(", "),
+        out_dir.display()
+    );
+    Ok(())
+}
+
+/// Runs `body`, noting how long it took under `name`, and naming it when it fails.
+fn timed(timings: &mut Vec<String>, name: &str, body: impl FnOnce() -> Result<()>) -> Result<()> {
+    eprintln!("\n==> e2e: {name}");
+    let started = Instant::now();
+    let outcome = body().with_context(|| format!("e2e failed at step `{name}`"));
+    let took = started.elapsed().as_secs_f64();
+    eprintln!(
+        "<== e2e: {name} {} in {took:.1}s",
+        if outcome.is_ok() { "done" } else { "FAILED" }
+    );
+    timings.push(format!("{name} {took:.1}s"));
+    outcome
+}
+
+/// Installs chromium, node and npm from Debian when they are missing.
+fn install_tools(sh: &Shell) -> Result<()> {
+    let mut missing = Vec::new();
+    if !Path::new(CHROMIUM).exists() {
+        missing.push("chromium");
+    }
+    if !on_path("node") {
+        missing.push("nodejs");
+    }
+    if !on_path("npm") {
+        missing.push("npm");
+    }
+    if missing.is_empty() {
+        eprintln!("chromium, node and npm are installed");
+        return Ok(());
+    }
+    let uid = cmd!(sh, "id -u").quiet().read().unwrap_or_default();
+    ensure!(
+        uid.trim() == "0",
+        "{} missing; install them (apt-get install -y {}) or run as root",
+        missing.join(", "),
+        missing.join(" ")
+    );
+    let _frontend = sh.push_env("DEBIAN_FRONTEND", "noninteractive");
+    cmd!(sh, "apt-get update -qq").run()?;
+    cmd!(
+        sh,
+        "apt-get install -y -qq --no-install-recommends {missing...}"
+    )
+    .run()?;
+    ensure!(
+        Path::new(CHROMIUM).exists(),
+        "apt-get installed no {CHROMIUM}"
+    );
+    Ok(())
+}
+
+/// Whether an executable named `tool` is in one of the `PATH` directories.
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+}
+
+/// Starts the release server, runs the script against it, stops it.
+fn scenario(root: &Path, out_dir: &Path, data_dir: &Path) -> Result<()> {
+    let port = free_port()?;
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let log_path = out_dir.join("server.log");
+    let log =
+        File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
+    let binary = target_dir(root).join("release").join("confab");
+    let database = format!("sqlite://{}?mode=rwc", data_dir.join("e2e.db").display());
+    let child = Command::new(&binary)
+        .current_dir(data_dir)
+        .env("CONFAB_LISTEN", address.to_string())
+        .env("CONFAB_DATABASE_URL", &database)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    let mut server = Server(child);
+    eprintln!(
+        "server on http://{address}, database {database}, log {}",
+        log_path.display()
+    );
+
+    wait_healthy(&mut server, address)
+        .with_context(|| format!("the server did not start; see {}", log_path.display()))?;
+
+    let script = root.join("e2e").join("chat.spec.mjs");
+    let node = Command::new("node")
+        .arg(&script)
+        .current_dir(root.join("e2e"))
+        .env("CONFAB_E2E_URL", format!("http://{address}"))
+        .env("CONFAB_E2E_SCREENSHOTS", out_dir)
+        .env("CONFAB_E2E_CHROMIUM", CHROMIUM)
+        .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+        .spawn()
+        .context("cannot start node")?;
+    let status = wait_bounded(node, SCENARIO_TIMEOUT).context("the browser scenario")?;
+    let stopped = server.stop();
+    ensure!(
+        status.success(),
+        "the browser scenario failed ({status}); the server's log is {}",
+        log_path.display()
+    );
+    stopped
+}
+
+/// The running server; killed if dropped without [`Server::stop`].
+struct Server(Child);
+
+impl Server {
+    /// Stops the server as an operator would (SIGTERM), killing it if it lingers.
+    fn stop(&mut self) -> Result<()> {
+        let pid = self.0.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Some(status) = self.0.try_wait()? {
+                eprintln!("server stopped ({status})");
+                return Ok(());
+            }
+            thread::sleep(POLL);
+        }
+        self.0.kill()?;
+        self.0.wait()?;
+        bail!("the server did not stop within {STOP_TIMEOUT:?} of SIGTERM")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// A port nothing listens on now; the OS hands out a fresh one for port 0.
+fn free_port() -> Result<u16> {
+    let listener =
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot bind 127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Waits until `GET /healthz` answers 200, or the server exits, or the time is up.
+fn wait_healthy(server: &mut Server, address: SocketAddr) -> Result<()> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    while Instant::now() < deadline {
+        if let Some(status) = server.0.try_wait()? {
+            bail!("the server exited at start ({status})");
+        }
+        if healthz(address).unwrap_or(false) {
+            return Ok(());
+        }
+        thread::sleep(POLL);
+    }
+    bail!("no answer from http://{address}/healthz within {START_TIMEOUT:?}")
+}
+
+/// One `GET /healthz` over a plain socket: true on a 200.
+fn healthz(address: SocketAddr) -> Result<bool> {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(1))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut head = [0_u8; 12];
+    stream.read_exact(&mut head)?;
+    Ok(head.starts_with(b"HTTP/1.1 200"))
+}
+
+/// Waits for `child` at most `limit`, killing it when the time is up.
+fn wait_bounded(mut child: Child, limit: Duration) -> Result<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        thread::sleep(POLL);
+    }
+    child.kill()?;
+    child.wait()?;
+    bail!("still running after {limit:?}; killed")
+}
+
+/// Where cargo builds: `CARGO_TARGET_DIR`, or `target/` of the workspace.
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|dir| {
+            if dir.is_absolute() {
+                dir
+            } else {
+                root.join(dir)
+            }
+        })
+        .unwrap_or_else(|| root.join("target"))
+}
