@@ -14,8 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
+use crate::bot::{Bot, BotId};
 use crate::conversation::{Conversation, ConversationId, PageSize};
 use crate::error::{BotError, DomainError, RepoError};
 use crate::event::EventKind;
@@ -58,6 +59,9 @@ pub struct ReplyPipeline {
     /// The text streamed so far of each reply being produced, for subscribers that
     /// arrive mid-reply (they get it as one snapshot delta).
     streaming: Mutex<HashMap<ConversationId, StreamingReply>>,
+    /// Each bot's concurrency limit and the semaphore enforcing it; replaced when
+    /// the limit changes.
+    bot_permits: Mutex<HashMap<BotId, (usize, Arc<Semaphore>)>>,
     tasks: Arc<InFlight>,
 }
 
@@ -79,6 +83,7 @@ impl ReplyPipeline {
             settings,
             workers: Mutex::new(HashMap::new()),
             streaming: Mutex::new(HashMap::new()),
+            bot_permits: Mutex::new(HashMap::new()),
             tasks: Arc::default(),
         }
     }
@@ -126,6 +131,22 @@ impl ReplyPipeline {
         tokio::time::timeout(timeout, self.tasks.idle())
             .await
             .is_ok()
+    }
+
+    /// A turn among the bot's at most `max` replies at once.
+    async fn permit(&self, bot: &BotId, max: usize) -> Option<OwnedSemaphorePermit> {
+        let semaphore = {
+            let mut permits = lock(&self.bot_permits);
+            let entry = permits
+                .entry(bot.clone())
+                .or_insert_with(|| (max, Arc::new(Semaphore::new(max))));
+            if entry.0 != max {
+                *entry = (max, Arc::new(Semaphore::new(max)));
+            }
+            Arc::clone(&entry.1)
+        };
+        // The semaphore is never closed, so acquiring only fails if it were.
+        semaphore.acquire_owned().await.ok()
     }
 
     async fn work(self: Arc<Self>, conversation: ConversationId) {
@@ -204,9 +225,23 @@ impl ReplyPipeline {
             },
         )
         .await;
+        let bot = self.ports.bots.get(&conversation.bot_id).await;
+        let limits = bot
+            .as_ref()
+            .map(|bot| BotLimits::of(bot, self.settings.timeout))
+            .unwrap_or(BotLimits {
+                timeout: self.settings.timeout,
+                max_concurrency: None,
+            });
+        // Waiting for a turn does not count against the bot's timeout: the wait is
+        // bounded by the replies ahead, each bounded by that timeout.
+        let _permit = match limits.max_concurrency {
+            Some(max) => self.permit(&conversation.bot_id, max).await,
+            None => None,
+        };
         let outcome = tokio::time::timeout(
-            self.settings.timeout,
-            self.produce(conversation, &message, reply_id),
+            limits.timeout,
+            self.produce(conversation, &message, reply_id, bot),
         )
         .await
         .unwrap_or(Err(BotError::Timeout));
@@ -295,19 +330,15 @@ impl ReplyPipeline {
         conversation: &Conversation,
         message: &Message,
         reply_id: MessageId,
+        bot: Result<Bot, RepoError>,
     ) -> Result<BotReply, BotError> {
         let repo = |error: RepoError| BotError::Failed(Box::new(error));
-        let bot = self
-            .ports
-            .bots
-            .get(&conversation.bot_id)
-            .await
-            .map_err(|error| match error {
-                RepoError::NotFound => {
-                    BotError::Misconfigured(format!("bot {} does not exist", conversation.bot_id))
-                }
-                other => repo(other),
-            })?;
+        let bot = bot.map_err(|error| match error {
+            RepoError::NotFound => {
+                BotError::Misconfigured(format!("bot {} does not exist", conversation.bot_id))
+            }
+            other => repo(other),
+        })?;
         let engine = self.ports.engines.engine_for(&bot)?;
         let session = self
             .ports
@@ -377,6 +408,31 @@ impl ReplyPipeline {
         Err(BotError::Failed(
             "the reply stream ended without a reply".into(),
         ))
+    }
+}
+
+/// A bot's own reply limits, from its engine settings `timeout_ms` and
+/// `max_concurrency` (positive integers); absent or unusable values fall back to the
+/// pipeline's timeout and no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BotLimits {
+    timeout: Duration,
+    max_concurrency: Option<usize>,
+}
+
+impl BotLimits {
+    fn of(bot: &Bot, default_timeout: Duration) -> Self {
+        let positive = |key: &str| {
+            bot.engine
+                .settings
+                .get(key)
+                .and_then(serde_json::Value::as_u64)
+                .filter(|n| *n > 0)
+        };
+        Self {
+            timeout: positive("timeout_ms").map_or(default_timeout, Duration::from_millis),
+            max_concurrency: positive("max_concurrency").and_then(|n| usize::try_from(n).ok()),
+        }
     }
 }
 
@@ -935,6 +991,79 @@ mod tests {
             "the stored reply was not published: {events:?}"
         );
         assert_eq!(events.last(), Some(&typing(false)));
+    }
+
+    /// Stores the `echo` bot again with `settings` merged into its engine settings.
+    fn set_bot_settings(fakes: &TestPorts, settings: serde_json::Value) {
+        let mut bot = crate::testing::test_bot("echo");
+        if let serde_json::Value::Object(settings) = settings {
+            bot.engine.settings.extend(settings);
+        }
+        fakes.store.insert_bot(bot);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bots_own_timeout_replaces_the_pipelines() {
+        let engine =
+            ScriptedEngine::replying(["too"], "too late").with_delay(Duration::from_secs(3600));
+        let s = setup(
+            TestPorts::with_engine(engine.clone()),
+            settings(Duration::from_secs(7200)),
+        )
+        .await;
+        set_bot_settings(&s.fakes, serde_json::json!({"timeout_ms": 2000}));
+        let began = tokio::time::Instant::now();
+        let question = s.send("hello").await;
+        assert!(s.service.replies().drain(Duration::from_secs(20_000)).await);
+        let waited = began.elapsed();
+        assert!(
+            waited >= Duration::from_secs(2) && waited < Duration::from_secs(3600),
+            "the reply ended after {waited:?}, not at the bot's timeout"
+        );
+        assert_one_system_reply(&s.messages(), &question, "The bot did not answer in time.");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bots_concurrency_limit_holds_replies_beyond_it_until_one_ends() {
+        let gate = Arc::new(Semaphore::new(0));
+        let engine = ScriptedEngine::echo().gated(Arc::clone(&gate));
+        let fakes = TestPorts::with_engine(engine.clone());
+        let first = setup(fakes.clone(), ReplySettings::default()).await;
+        set_bot_settings(&fakes, serde_json::json!({"max_concurrency": 1}));
+        let second = first
+            .service
+            .start(
+                &user("bo"),
+                StartConversation {
+                    bot_id: BotId::parse("echo").expect("valid bot id"),
+                    initial_message: None,
+                    title: None,
+                    metadata: Metadata::default(),
+                },
+            )
+            .await
+            .expect("starting a second conversation")
+            .conversation;
+        first.send("one").await;
+        first
+            .service
+            .send(
+                &user("bo"),
+                second.id,
+                MessageDraft::parse("two", Vec::new(), None).expect("a valid draft"),
+            )
+            .await
+            .expect("sending");
+        // Both workers run until they block: one on the gate, one on its turn.
+        assert!(!first.service.replies().drain(Duration::from_secs(1)).await);
+        assert_eq!(
+            engine.calls(),
+            1,
+            "the limit of one reply at a time was exceeded"
+        );
+        gate.add_permits(2);
+        first.drained().await;
+        assert_eq!(engine.calls(), 2);
     }
 
     #[tokio::test(start_paused = true)]
