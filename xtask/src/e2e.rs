@@ -107,11 +107,8 @@ fn install_tools(sh: &Shell) -> Result<()> {
     );
     let _frontend = sh.push_env("DEBIAN_FRONTEND", "noninteractive");
     cmd!(sh, "apt-get update -qq").run()?;
-    cmd!(
-        sh,
-        "apt-get install -y -qq --no-install-recommends {missing...}"
-    )
-    .run()?;
+    // With its recommended packages: fonts-liberation among them, for readable pages.
+    cmd!(sh, "apt-get install -y -qq {missing...}").run()?;
     ensure!(
         Path::new(CHROMIUM).exists(),
         "apt-get installed no {CHROMIUM}"
