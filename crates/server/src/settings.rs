@@ -103,21 +103,46 @@ fn describe(error: figment::Error, file: Option<&Path>) -> String {
     problems.join("\n")
 }
 
-/// The effective configuration as TOML, with the signing secret and any database
-/// password replaced by `<redacted>`.
+/// The effective configuration as TOML, with the database password and every value
+/// whose key looks secret (`jwt_secret`, a bot's `api_key`, `token`, `password` …)
+/// replaced by `<redacted>`.
 ///
 /// # Errors
 /// Only when the configuration cannot be represented as TOML, which its types rule out.
 pub fn print_redacted(config: &Config) -> anyhow::Result<String> {
-    let mut shown = config.clone();
-    if shown.jwt_secret.is_some() {
-        shown.jwt_secret = Some(REDACTED.to_owned());
+    let mut shown = toml::Table::try_from(config).context("cannot represent the configuration")?;
+    redact_secrets(&mut shown);
+    if let Some(toml::Value::String(url)) = shown.get_mut("database_url") {
+        *url = redact_url(url);
     }
-    shown.database_url = redact_url(&shown.database_url);
     toml::to_string_pretty(&shown).context("cannot print the configuration as TOML")
 }
 
 const REDACTED: &str = "<redacted>";
+
+/// Parts of key names that mark a secret.
+const SECRET_KEY_PARTS: &[&str] = &["secret", "password", "token", "api_key", "apikey"];
+
+fn redact_secrets(table: &mut toml::Table) {
+    for (key, value) in table.iter_mut() {
+        let key = key.to_ascii_lowercase();
+        // A duration such as `guest_token_ttl` names a token but is no secret.
+        let secret =
+            SECRET_KEY_PARTS.iter().any(|part| key.contains(part)) && !key.ends_with("_ttl");
+        match value {
+            toml::Value::String(text) if secret => *text = REDACTED.to_owned(),
+            toml::Value::Table(nested) => redact_secrets(nested),
+            toml::Value::Array(items) => {
+                for item in items {
+                    if let toml::Value::Table(nested) = item {
+                        redact_secrets(nested);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
 
 /// The URL without its password, for messages and `config print`.
 pub fn redact_url(url: &str) -> String {
@@ -137,7 +162,27 @@ pub fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{redact_secrets, redact_url};
+
+    #[test]
+    fn secret_looking_keys_are_redacted_at_any_depth() {
+        let mut table: toml::Table = toml::from_str(
+            r#"
+jwt_secret = "s1"
+guest_token_ttl = "1day"
+[[bots]]
+id = "gpt"
+[bots.settings]
+api_key = "s2"
+model = "small"
+"#,
+        )
+        .unwrap();
+        redact_secrets(&mut table);
+        let text = toml::to_string(&table).unwrap();
+        assert!(!text.contains("s1") && !text.contains("s2"), "{text}");
+        assert!(text.contains("1day") && text.contains("small"), "{text}");
+    }
 
     #[test]
     fn passwords_are_redacted_from_database_urls() {
