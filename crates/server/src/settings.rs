@@ -60,10 +60,22 @@ pub fn load(sources: &Sources) -> anyhow::Result<Config> {
     for (key, value) in &sources.flags {
         figment = figment.merge(Serialized::default(key, value.clone()));
     }
-    figment.extract::<Config>().map_err(|error| {
+    let config = figment.extract::<Config>().map_err(|error| {
         let described = describe(error, file.as_deref());
         anyhow::anyhow!(described)
-    })
+    })?;
+    if config
+        .jwt_secret
+        .as_deref()
+        .is_some_and(|secret| secret.trim().is_empty())
+    {
+        // An empty variable (`CONFAB_JWT_SECRET=`) would otherwise sign tokens anyone
+        // can forge; leaving the key out makes the server generate and keep one.
+        anyhow::bail!(
+            "invalid configuration key `jwt_secret`: it is empty; set a long random string or leave the key out"
+        );
+    }
+    Ok(config)
 }
 
 /// The `CONFAB_*` variables that are keys.

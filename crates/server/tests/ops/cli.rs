@@ -120,6 +120,18 @@ fn an_unknown_environment_variable_is_an_error_naming_the_key() {
 }
 
 #[test]
+fn an_empty_signing_secret_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = run_err(
+        confab()
+            .current_dir(dir.path())
+            .env("CONFAB_JWT_SECRET", "")
+            .args(["config", "print"]),
+    );
+    assert!(stderr.contains("`jwt_secret`"), "{stderr}");
+}
+
+#[test]
 fn a_named_configuration_file_that_does_not_exist_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let stderr = run_err(confab().current_dir(dir.path()).args([
