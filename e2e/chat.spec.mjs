@@ -395,6 +395,7 @@ async function main() {
       await p.click('#drawer-toggle');
       await p.locator('#sidebar').waitFor();
       assert.equal(await p.getAttribute('#drawer-toggle', 'aria-expanded'), 'true');
+      assert.equal(await p.evaluate(() => document.querySelector('#chat').inert), true, 'focus can leave the drawer');
       await p.selectOption('#bot-select', 'echo');
       await p.click('#new-chat-button');
       await p.waitForFunction(() => window.confabDebug.currentConversation);

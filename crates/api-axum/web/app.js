@@ -28,6 +28,7 @@ const ui = {
   tabs: [$('tab-active'), $('tab-archived')],
   list: $('conversation-list'),
   listEmpty: $('list-empty'),
+  chat: $('chat'),
   emptyState: $('empty-state'),
   conversation: $('conversation'),
   title: $('conversation-title'),
@@ -219,7 +220,10 @@ async function connect() {
     state.backoffMs = BACKOFF_FIRST_MS;
     setConnection('online', 'Connected');
     const view = current();
-    if (view && view.loaded) subscribe(view);
+    if (view && view.loaded) {
+      subscribe(view);
+      resendPending(view);
+    }
   });
   socket.addEventListener('message', (event) => {
     if (state.socket !== socket) return;
@@ -274,6 +278,17 @@ function send(frame) {
 
 function subscribe(view) {
   send({ type: 'subscribe', conversation_id: view.info.id, after_seq: view.maxSeq });
+}
+
+/**
+ * Sends again what was sent but never acknowledged: the same `client_message_id` makes
+ * the server store it once, and answer with the stored message if it already has it.
+ */
+function resendPending(view) {
+  for (const [clientId, entry] of view.pending) {
+    if (entry.error) continue;
+    send({ type: 'message', conversation_id: view.info.id, content: entry.content, client_message_id: clientId, ref: clientId });
+  }
 }
 
 function handleFrame(frame) {
@@ -830,6 +845,8 @@ function openDrawer() {
   ui.body.classList.add('drawer-open');
   ui.backdrop.hidden = false;
   ui.drawerToggle.setAttribute('aria-expanded', 'true');
+  // While the drawer covers the page, keyboard focus stays in the drawer.
+  ui.chat.inert = true;
   (ui.list.querySelector('[aria-current="true"]') ?? ui.botSelect).focus();
 }
 
@@ -838,6 +855,7 @@ function closeDrawer() {
   ui.body.classList.remove('drawer-open');
   ui.backdrop.hidden = true;
   ui.drawerToggle.setAttribute('aria-expanded', 'false');
+  ui.chat.inert = false;
 }
 
 function autosize() {
