@@ -37,6 +37,9 @@ const POLICY_VIOLATION: u16 = 1008;
 /// Close code: the peer reads too slowly; try again later.
 const TRY_AGAIN_LATER: u16 = 1013;
 
+/// The close reason for a peer that reads too slowly.
+const TOO_SLOW: &str = "reading too slowly; resume with subscribe and after_seq";
+
 /// Why the server closes a connection.
 type CloseReason = Option<(u16, &'static str)>;
 
@@ -385,10 +388,7 @@ impl Connection {
                 match outbox.send_timeout(frame.to_text(), send_timeout).await {
                     Ok(()) => {}
                     Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
-                        close.send_replace(Some((
-                            TRY_AGAIN_LATER,
-                            "reading too slowly; resume with subscribe and after_seq",
-                        )));
+                        close.send_replace(Some((TRY_AGAIN_LATER, TOO_SLOW)));
                         return;
                     }
                     Err(mpsc::error::SendTimeoutError::Closed(_)) => return,
@@ -412,8 +412,16 @@ impl Connection {
     /// Queues a reply to the client. It waits while the queue is full: the reader then
     /// reads no more frames from a peer that does not read its answers.
     async fn push(&self, frame: ServerFrame) {
-        // A closed queue means the writer stopped; the read loop ends on its own then.
-        let _ = self.outbox.send(frame.to_text()).await;
+        // A peer that does not read its answers is as slow as one that does not read
+        // its events. A closed queue means the writer stopped; the read loop ends on
+        // its own then.
+        let sent = self
+            .outbox
+            .send_timeout(frame.to_text(), self.settings.send_timeout)
+            .await;
+        if let Err(mpsc::error::SendTimeoutError::Timeout(_)) = sent {
+            self.shut(TRY_AGAIN_LATER, TOO_SLOW);
+        }
     }
 
     fn shut(&self, code: u16, reason: &'static str) {
