@@ -392,8 +392,10 @@ async function main() {
       await p.goto(BASE);
       await ready(p);
       assert.equal(await p.locator('#sidebar').isVisible(), false, 'the list is folded away');
-      await p.click('#drawer-toggle');
+      // The empty page's button opens the drawer on the bot picker.
+      await p.click('#empty-start');
       await p.locator('#sidebar').waitFor();
+      assert.equal(await p.evaluate(() => document.activeElement.id), 'bot-select');
       assert.equal(await p.getAttribute('#drawer-toggle', 'aria-expanded'), 'true');
       assert.equal(await p.evaluate(() => document.querySelector('#chat').inert), true, 'focus can leave the drawer');
       await p.selectOption('#bot-select', 'echo');

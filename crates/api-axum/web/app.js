@@ -879,6 +879,11 @@ function wire() {
   for (const tab of ui.tabs) {
     tab.addEventListener('click', () => setListStatus(tab.dataset.status).catch((e) => toast(e.message)));
   }
+  $('empty-start').addEventListener('click', () => {
+    // On a phone the bot picker sits in the folded drawer.
+    if (getComputedStyle(ui.drawerToggle).display !== 'none') openDrawer();
+    ui.botSelect.focus();
+  });
   ui.archiveButton.addEventListener('click', toggleArchive);
   ui.deleteButton.addEventListener('click', askDelete);
   ui.deleteDialog.addEventListener('close', () => {
