@@ -378,6 +378,24 @@ async function main() {
       assert.equal(await page.locator('.conversation-item').count(), 0, 'a new guest sees nobody else\'s conversations');
     });
 
+    await step('a keyboard-only user starts a chat and sends with Tab and Enter', async () => {
+      const focused = () => page.evaluate(() => document.activeElement.id || document.activeElement.className);
+      await page.keyboard.press('Tab');
+      assert.equal(await focused(), 'skip-link');
+      await page.keyboard.press('Tab');
+      assert.equal(await focused(), 'bot-select');
+      await page.keyboard.press('Tab');
+      assert.equal(await focused(), 'new-chat-button');
+      await page.keyboard.press('Enter');
+      await page.waitForFunction(() => document.activeElement?.id === 'composer-input');
+      await page.keyboard.type('Typed without a mouse');
+      await page.keyboard.press('Enter');
+      await waitForText(page, 'user', 'Typed without a mouse');
+      await page.locator('#messages > li.message.from-bot[data-id]').first().waitFor();
+      await page.keyboard.press('Tab');
+      assert.equal(await focused(), 'send-button');
+    });
+
     // The socket drop and the forged token make the browser log failed requests; the
     // page itself must log nothing else.
     const unexpected = problems.filter(
