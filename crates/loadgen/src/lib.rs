@@ -1,0 +1,19 @@
+//! `confab-loadgen`: drives a running confab over real HTTP and WebSocket and reports
+//! throughput and latency percentiles, as a table and as JSON.
+//!
+//! # Layout
+//! - [`client`]: the few API calls the scenarios make.
+//! - [`scenarios`]: `send` (REST and WebSocket), `roundtrip`, `history`, `list`,
+//!   `sockets`.
+//! - [`seed`]: large histories written straight into the database.
+//! - [`floor`]: the floors figures are compared with (bare SQLite, bare WS echo).
+//! - [`report`]: [`Report`](report::Report), its table and its JSON.
+//!
+//! `cargo xtask bench` runs the binary against a release server and writes
+//! docs/benchmarks.md.
+
+pub mod client;
+pub mod floor;
+pub mod report;
+pub mod scenarios;
+pub mod seed;

@@ -1,0 +1,162 @@
+//! The `confab-loadgen` command line: one scenario per subcommand, against the server
+//! at `--url`, printing a table and optionally writing the reports as JSON.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use confab_loadgen::client::Api;
+use confab_loadgen::report::{Report, table};
+use confab_loadgen::{floor, scenarios};
+
+/// Load generator for confab: throughput and latency over HTTP and WebSocket.
+#[derive(Debug, Parser)]
+#[command(name = "confab-loadgen", version, about)]
+struct Cli {
+    /// Base URL of the running server.
+    #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Also write the reports as a JSON array to this file.
+    #[arg(long, global = true)]
+    json: Option<PathBuf>,
+    /// Give up on the scenario after this many seconds.
+    #[arg(long, global = true, default_value_t = 600)]
+    time_limit: u64,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Transport {
+    Rest,
+    Ws,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// C clients, each in its own conversation with the echo bot, N messages each.
+    Send {
+        #[arg(long, value_enum, default_value = "ws")]
+        transport: Transport,
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        #[arg(long, default_value_t = 1000)]
+        messages: usize,
+        /// WebSocket only: unacknowledged messages a client keeps in flight.
+        #[arg(long, default_value_t = 8)]
+        window: usize,
+    },
+    /// A message sent, the bot's echo received, one after the other.
+    Roundtrip {
+        #[arg(long, default_value_t = 1000)]
+        messages: usize,
+        /// Messages per second other sockets send meanwhile.
+        #[arg(long, default_value_t = 0)]
+        background_rate: u32,
+    },
+    /// Random 50-message pages of a conversation seeded with M messages.
+    History {
+        /// The server's database, written directly to seed the conversation.
+        #[arg(long, env = "CONFAB_DATABASE_URL")]
+        database_url: String,
+        #[arg(long, default_value_t = 10_000)]
+        messages: u64,
+        #[arg(long, default_value_t = 1000)]
+        pages: usize,
+    },
+    /// Filtered pages of a user's conversation list.
+    List {
+        #[arg(long, default_value_t = 10_000)]
+        conversations: usize,
+        #[arg(long, default_value_t = 1000)]
+        pages: usize,
+    },
+    /// K idle authenticated sockets, and the server's memory per socket.
+    Sockets {
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+        /// Sockets opened per guest user (servers limit them per user).
+        #[arg(long, default_value_t = 16)]
+        per_user: usize,
+        /// The server's process id, to read its resident memory.
+        #[arg(long)]
+        server_pid: Option<u32>,
+    },
+    /// The floors: a bare SQLite insert loop and a bare WebSocket echo (no server).
+    Floor {
+        /// The SQLite file to create (it must not exist).
+        #[arg(long)]
+        sqlite_file: PathBuf,
+        #[arg(long, default_value_t = 20_000)]
+        rows: u64,
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        #[arg(long, default_value_t = 2000)]
+        messages: usize,
+        #[arg(long, default_value_t = 8)]
+        window: usize,
+    },
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let api = Api::new(&cli.url)?;
+    let run = run(&api, cli.scenario);
+    let reports = tokio::time::timeout(Duration::from_secs(cli.time_limit), run)
+        .await
+        .context("the scenario ran past --time-limit")??;
+    print!("{}", table(&reports));
+    if let Some(path) = cli.json {
+        let json = serde_json::to_string_pretty(&reports)?;
+        std::fs::write(&path, json).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+async fn run(api: &Api, scenario: Scenario) -> Result<Vec<Report>> {
+    Ok(match scenario {
+        Scenario::Send {
+            transport: Transport::Rest,
+            clients,
+            messages,
+            ..
+        } => vec![scenarios::send_rest(api, clients, messages).await?],
+        Scenario::Send {
+            transport: Transport::Ws,
+            clients,
+            messages,
+            window,
+        } => vec![scenarios::send_ws(api, clients, messages, window).await?],
+        Scenario::Roundtrip {
+            messages,
+            background_rate,
+        } => vec![scenarios::roundtrip(api, messages, background_rate).await?],
+        Scenario::History {
+            database_url,
+            messages,
+            pages,
+        } => vec![scenarios::history(api, &database_url, messages, pages).await?],
+        Scenario::List {
+            conversations,
+            pages,
+        } => vec![scenarios::list(api, conversations, pages).await?],
+        Scenario::Sockets {
+            count,
+            per_user,
+            server_pid,
+        } => vec![scenarios::sockets(api, count, per_user, server_pid).await?],
+        Scenario::Floor {
+            sqlite_file,
+            rows,
+            clients,
+            messages,
+            window,
+        } => {
+            let mut reports = floor::sqlite(&sqlite_file, rows, 1000).await?;
+            reports.extend(floor::ws_echo(clients, messages, window).await?);
+            reports
+        }
+    })
+}

@@ -1,0 +1,80 @@
+//! A smoke run of every scenario and floor with tiny counts against a server started
+//! in-process on a fresh SQLite file: the load generator keeps working as the API
+//! evolves. Nothing here asserts a time; the figures are only checked for being whole.
+
+use std::net::SocketAddr;
+
+use confab_loadgen::client::Api;
+use confab_loadgen::report::{Report, table};
+use confab_loadgen::{floor, scenarios};
+use confab_server::{App, Config};
+
+fn assert_complete(report: &Report, operations: u64) {
+    assert_eq!(
+        report.operations,
+        operations,
+        "{}",
+        table(std::slice::from_ref(report))
+    );
+    assert!(report.p50_us <= report.p99_us && report.p99_us <= report.max_us);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scenario_runs_to_completion_against_a_real_server() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("smoke.db").display()
+    );
+    let app = App::build(Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        database_url: database_url.clone(),
+        jwt_secret: Some("smoke-secret-smoke-secret-smoke-secret".to_owned()),
+        ..Config::default()
+    })
+    .await
+    .expect("server builds");
+    let api = Api::new(&format!("http://{}", app.local_addr())).expect("client");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+
+    let rest = scenarios::send_rest(&api, 2, 5).await.expect("send rest");
+    assert_complete(&rest, 10);
+    let ws = scenarios::send_ws(&api, 2, 10, 4).await.expect("send ws");
+    assert_complete(&ws, 20);
+    let roundtrip = scenarios::roundtrip(&api, 5, 0).await.expect("roundtrip");
+    assert_complete(&roundtrip, 5);
+    let loaded = scenarios::roundtrip(&api, 5, 200)
+        .await
+        .expect("roundtrip under load");
+    assert_complete(&loaded, 5);
+    let history = scenarios::history(&api, &database_url, 120, 10)
+        .await
+        .expect("history");
+    assert_complete(&history, 10);
+    let list = scenarios::list(&api, 20, 6).await.expect("list");
+    assert_complete(&list, 6);
+    let sockets = scenarios::sockets(&api, 10, 4, Some(std::process::id()))
+        .await
+        .expect("sockets");
+    assert_complete(&sockets, 10);
+    assert!(sockets.extra.contains_key("kib_per_socket"));
+
+    let _ = stop.send(());
+    server.await.expect("server task").expect("server stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_floors_run_to_completion() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sqlite = floor::sqlite(&dir.path().join("floor.db"), 100, 10)
+        .await
+        .expect("sqlite floor");
+    assert_complete(&sqlite[0], 100);
+    assert_complete(&sqlite[1], 10);
+    let echo = floor::ws_echo(2, 10, 4).await.expect("ws echo floor");
+    assert_complete(&echo[0], 10);
+    assert_complete(&echo[1], 20);
+}
