@@ -9,11 +9,13 @@
 //! - [`tidy`]: the dependency boundary read from `cargo tree`, and the `//!` header of
 //!   every Rust file.
 //! - [`openapi`]: writes `docs/openapi.json` from the server, or checks it for drift.
+//! - [`bench`]: the load generator against a release server; writes `docs/benchmarks.md`.
 //! - [`e2e`]: the web page driven in headless Chromium against a release server.
 //!
 //! Each subcommand is one module with a `run` function taking the project's [`Shell`];
 //! `bench` and `e2e` are to join them the same way.
 
+mod bench;
 mod ci;
 mod e2e;
 mod openapi;
@@ -47,6 +49,12 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Benchmark a release server with confab-loadgen; write docs/benchmarks.md.
+    Bench {
+        /// Also run every scenario on a fresh database of the local PostgreSQL.
+        #[arg(long)]
+        postgres: bool,
+    },
     /// Drive the web page in headless Chromium against a release server; installs
     /// chromium (apt-get) and playwright-core (npm ci in e2e/) when missing.
     E2e,
@@ -75,6 +83,7 @@ fn run(command: Command) -> Result<()> {
         Command::Ci => ci::run(&sh),
         Command::Tidy => tidy::run(&sh),
         Command::Openapi { check } => openapi::run(&sh, check),
+        Command::Bench { postgres } => bench::run(&sh, postgres),
         Command::E2e => e2e::run(&sh),
     }
 }

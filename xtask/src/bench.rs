@@ -1,0 +1,538 @@
+//! `cargo xtask bench`: builds release binaries, starts `confab` on a free port with a
+//! fresh database, runs every `confab-loadgen` scenario at sizes that finish in a few
+//! minutes, and writes `docs/benchmarks.md` with each figure beside its floor (a bare
+//! SQLite insert loop and a bare axum WebSocket echo, measured in the same run). The
+//! raw reports stay under `target/bench/`.
+//!
+//! With `--postgres` the same scenarios also run on a fresh database of the local
+//! PostgreSQL (`CONFAB_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`),
+//! created before and dropped after.
+
+use std::fmt::Write as _;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+use xshell::{Shell, cmd};
+
+/// Where the raw reports and the databases go, from the workspace root.
+const OUT: &str = "target/bench";
+/// The document written, from the workspace root.
+const DOCUMENT: &str = "docs/benchmarks.md";
+/// How long a started server may take to accept connections.
+const STARTUP_LIMIT: Duration = Duration::from_secs(60);
+
+/// One load generator run: its file name under the backend's folder and its arguments.
+struct Step {
+    name: &'static str,
+    args: &'static [&'static str],
+}
+
+/// The scenarios, at sizes that take about a minute per backend on two cores.
+const STEPS: [Step; 8] = [
+    Step {
+        name: "send-ws",
+        args: &[
+            "send",
+            "--transport",
+            "ws",
+            "--clients",
+            "16",
+            "--messages",
+            "1000",
+            "--window",
+            "8",
+        ],
+    },
+    Step {
+        name: "send-rest",
+        args: &[
+            "send",
+            "--transport",
+            "rest",
+            "--clients",
+            "16",
+            "--messages",
+            "500",
+        ],
+    },
+    Step {
+        name: "roundtrip",
+        args: &["roundtrip", "--messages", "2000"],
+    },
+    Step {
+        name: "roundtrip-loaded",
+        args: &[
+            "roundtrip",
+            "--messages",
+            "1000",
+            "--background-rate",
+            "5000",
+        ],
+    },
+    Step {
+        name: "history-10k",
+        args: &["history", "--messages", "10000", "--pages", "2000"],
+    },
+    Step {
+        name: "history-1m",
+        args: &["history", "--messages", "1000000", "--pages", "2000"],
+    },
+    Step {
+        name: "list",
+        args: &["list", "--conversations", "10000", "--pages", "1000"],
+    },
+    Step {
+        name: "sockets",
+        args: &["sockets", "--count", "10000"],
+    },
+];
+
+/// Runs the benchmark on SQLite (and PostgreSQL) and writes [`DOCUMENT`].
+pub(crate) fn run(sh: &Shell, postgres: bool) -> Result<()> {
+    cmd!(
+        sh,
+        "cargo build --release -p confab-server -p confab-loadgen"
+    )
+    .run()
+    .context("cannot build the release binaries")?;
+    let root = sh.current_dir();
+    let out = root.join(OUT);
+    std::fs::create_dir_all(&out)?;
+    let loadgen = root.join("target/release/confab-loadgen");
+    let server = root.join("target/release/confab");
+
+    eprintln!("\n==> bench: floors");
+    let floor_db = out.join("floor.db");
+    remove_sqlite(&floor_db)?;
+    let floor_json = out.join("floor.json");
+    let status = Command::new(&loadgen)
+        .arg("floor")
+        .arg("--sqlite-file")
+        .arg(&floor_db)
+        .arg("--json")
+        .arg(&floor_json)
+        .status()?;
+    if !status.success() {
+        bail!("the floor measurement failed");
+    }
+    let floors = read_reports(&floor_json)?;
+
+    let mut backends = vec![(
+        "SQLite",
+        run_backend(sh, &server, &loadgen, &out, Backend::Sqlite)?,
+    )];
+    if postgres {
+        backends.push((
+            "PostgreSQL",
+            run_backend(sh, &server, &loadgen, &out, Backend::Postgres)?,
+        ));
+    }
+
+    let command = if postgres {
+        "cargo xtask bench --postgres"
+    } else {
+        "cargo xtask bench"
+    };
+    let document = render(sh, command, &floors, &backends)?;
+    sh.write_file(DOCUMENT, document)?;
+    eprintln!("bench: wrote {DOCUMENT} and the raw reports under {OUT}/");
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Starts a server on a fresh database, runs every step, stops the server.
+fn run_backend(
+    sh: &Shell,
+    server: &Path,
+    loadgen: &Path,
+    out: &Path,
+    backend: Backend,
+) -> Result<Vec<Value>> {
+    let folder = out.join(match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    });
+    std::fs::create_dir_all(&folder)?;
+    let (database_url, drop_database) = match backend {
+        Backend::Sqlite => {
+            let file = folder.join("confab.db");
+            remove_sqlite(&file)?;
+            (format!("sqlite://{}?mode=rwc", file.display()), None)
+        }
+        Backend::Postgres => {
+            let admin = std::env::var("CONFAB_TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+            let name = format!("confab_bench_{}", std::process::id());
+            let create = format!("CREATE DATABASE {name}");
+            cmd!(sh, "psql {admin} -qc {create}")
+                .run()
+                .context("cannot create the bench database")?;
+            let base = admin
+                .rsplit_once('/')
+                .map_or(admin.as_str(), |(base, _)| base);
+            (format!("{base}/{name}"), Some((admin.clone(), name)))
+        }
+    };
+    let result = run_steps(server, loadgen, &folder, &database_url);
+    if let Some((admin, name)) = drop_database {
+        let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        cmd!(sh, "psql {admin} -qc {drop}")
+            .run()
+            .context("cannot drop the bench database")?;
+    }
+    result
+}
+
+fn run_steps(
+    server: &Path,
+    loadgen: &Path,
+    folder: &Path,
+    database_url: &str,
+) -> Result<Vec<Value>> {
+    let address = free_address()?;
+    let mut child = Command::new(server)
+        .env("CONFAB_LISTEN", address.to_string())
+        .env("CONFAB_DATABASE_URL", database_url)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .context("cannot start the server")?;
+    let outcome = (|| {
+        wait_until_listening(address, &mut child)?;
+        let mut reports = Vec::new();
+        for step in &STEPS {
+            eprintln!("\n==> bench: {} on {}", step.name, folder.display());
+            let json = folder.join(format!("{}.json", step.name));
+            let mut command = Command::new(loadgen);
+            command
+                .arg("--url")
+                .arg(format!("http://{address}"))
+                .arg("--json")
+                .arg(&json)
+                .args(step.args)
+                .env("CONFAB_DATABASE_URL", database_url);
+            if step.name == "sockets" {
+                command.arg("--server-pid").arg(child.id().to_string());
+            }
+            if !command.status()?.success() {
+                bail!("the {} scenario failed", step.name);
+            }
+            reports.extend(read_reports(&json)?);
+        }
+        Ok(reports)
+    })();
+    stop(&mut child);
+    outcome
+}
+
+/// A port nobody listens on now: bound, read, and released for the server.
+fn free_address() -> Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
+    Ok(listener.local_addr()?)
+}
+
+fn wait_until_listening(address: SocketAddr, child: &mut Child) -> Result<()> {
+    let started = Instant::now();
+    while started.elapsed() < STARTUP_LIMIT {
+        if let Some(status) = child.try_wait()? {
+            bail!("the server exited at start-up: {status}");
+        }
+        if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("the server did not listen on {address} within {STARTUP_LIMIT:?}")
+}
+
+/// SIGTERM, so the server shuts down as in production; SIGKILL if it lingers.
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn remove_sqlite(file: &Path) -> Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let path = PathBuf::from(format!("{}{suffix}", file.display()));
+        if path.exists() {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+fn read_reports(path: &Path) -> Result<Vec<Value>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    match serde_json::from_str(&text)? {
+        Value::Array(reports) => Ok(reports),
+        _ => bail!("{} holds no array of reports", path.display()),
+    }
+}
+
+/// How a scenario compares with its floor.
+enum Against {
+    /// Operations per second (or the named extra figure), as a fraction of the floor's.
+    Throughput(&'static str, &'static str),
+    /// p50 and p99 as multiples of the floor's.
+    Latency(&'static str),
+    None,
+}
+
+fn floor_of(scenario: &str) -> Against {
+    if scenario.starts_with("send ws") {
+        Against::Throughput("floor: ws echo 16x", "stored_per_s")
+    } else if scenario.starts_with("send rest") {
+        Against::Throughput("floor: sqlite insert", "per_second")
+    } else if scenario.starts_with("roundtrip") {
+        Against::Latency("floor: ws echo roundtrip")
+    } else if scenario.starts_with("history") || scenario.starts_with("list") {
+        Against::Latency("floor: sqlite 50-row page")
+    } else {
+        Against::None
+    }
+}
+
+fn figure(report: &Value, name: &str) -> f64 {
+    report
+        .get(name)
+        .or_else(|| report.get("extra").and_then(|extra| extra.get(name)))
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0)
+}
+
+fn ms(report: &Value, name: &str) -> f64 {
+    figure(report, name) / 1000.0
+}
+
+fn find<'a>(reports: &'a [Value], prefix: &str) -> Option<&'a Value> {
+    reports.iter().find(|r| {
+        r["scenario"]
+            .as_str()
+            .is_some_and(|s| s.starts_with(prefix))
+    })
+}
+
+fn render(
+    sh: &Shell,
+    command: &str,
+    floors: &[Value],
+    backends: &[(&str, Vec<Value>)],
+) -> Result<String> {
+    let date = cmd!(sh, "date -u '+%Y-%m-%d %H:%M UTC'").read()?;
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("model name"))
+        .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown".to_owned());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let memory_gib = meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+
+    let mut doc = String::new();
+    let _ = writeln!(doc, "# Benchmarks\n");
+    let _ = writeln!(
+        doc,
+        "Written by `{command}` on {date}: release build, the built-in `echo` bot, server and \
+         load generator (`crates/loadgen`, binary `confab-loadgen`) on the same machine over \
+         127.0.0.1. Raw reports: `target/bench/`.\n"
+    );
+    let _ = writeln!(
+        doc,
+        "Machine: {cores} cores (`nproc`), {model}, {memory_gib:.1} GiB memory.\n"
+    );
+    let _ = writeln!(doc, "## Floors (same run)\n");
+    let _ = writeln!(
+        doc,
+        "What the machine does with no server logic: a bare SQLite insert loop (WAL, \
+        `synchronous=NORMAL`, one row per transaction) and 50-row page reads, and a bare axum \
+        WebSocket echo that stores nothing.\n"
+    );
+    table_header(&mut doc, false);
+    for floor in floors {
+        table_row(&mut doc, floor, None);
+    }
+    for (name, reports) in backends {
+        let _ = writeln!(doc, "\n## {name}\n");
+        table_header(&mut doc, true);
+        for report in reports {
+            let scenario = report["scenario"].as_str().unwrap_or("");
+            let ratio = match floor_of(scenario) {
+                Against::Throughput(prefix, field) => find(floors, prefix).map(|floor| {
+                    let value = figure(report, field);
+                    let base = figure(floor, "per_second");
+                    format!("{:.2}× of {:.0}/s ({prefix})", value / base.max(1.0), base)
+                }),
+                Against::Latency(prefix) => find(floors, prefix).map(|floor| {
+                    format!(
+                        "p50 {:.1}×, p99 {:.1}× ({prefix})",
+                        ms(report, "p50_us") / ms(floor, "p50_us").max(0.001),
+                        ms(report, "p99_us") / ms(floor, "p99_us").max(0.001)
+                    )
+                }),
+                Against::None => None,
+            };
+            table_row(
+                &mut doc,
+                report,
+                Some(ratio.unwrap_or_else(|| "—".to_owned())),
+            );
+        }
+    }
+    let _ = writeln!(doc, "\n## Targets (SQLite)\n");
+    if let Some((_, sqlite)) = backends.first() {
+        for line in targets(sqlite) {
+            let _ = writeln!(doc, "- {line}");
+        }
+    }
+    let _ = writeln!(
+        doc,
+        "\nExtra columns: `stored_per_s` counts user messages and bot replies stored; \
+         `background_per_s` the load other sockets sent meanwhile; `seed_s` how long seeding \
+         the history took; `kib_per_socket` the server's resident memory growth per idle \
+         socket (`VmRSS` from `/proc/<pid>/status`)."
+    );
+    Ok(doc)
+}
+
+fn table_header(doc: &mut String, with_floor: bool) {
+    let _ = write!(
+        doc,
+        "| scenario | ops | ops/s | p50 ms | p90 ms | p99 ms | max ms | extra |"
+    );
+    let _ = writeln!(
+        doc,
+        "{}",
+        if with_floor {
+            " against the floor |"
+        } else {
+            ""
+        }
+    );
+    let _ = write!(doc, "|---|---:|---:|---:|---:|---:|---:|---|");
+    let _ = writeln!(doc, "{}", if with_floor { "---|" } else { "" });
+}
+
+fn table_row(doc: &mut String, report: &Value, ratio: Option<String>) {
+    let extra = report["extra"]
+        .as_object()
+        .map(|extra| {
+            extra
+                .iter()
+                .map(|(k, v)| format!("{k} {:.1}", v.as_f64().unwrap_or(0.0)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    let _ = write!(
+        doc,
+        "| {} | {} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {} |",
+        report["scenario"].as_str().unwrap_or(""),
+        figure(report, "operations"),
+        figure(report, "per_second"),
+        ms(report, "p50_us"),
+        ms(report, "p90_us"),
+        ms(report, "p99_us"),
+        ms(report, "max_us"),
+        extra
+    );
+    let _ = writeln!(
+        doc,
+        "{}",
+        ratio.map(|r| format!(" {r} |")).unwrap_or_default()
+    );
+}
+
+/// Each target of issue 9 with the figure measured and whether it is met.
+fn targets(reports: &[Value]) -> Vec<String> {
+    let met = |ok: bool| if ok { "**met**" } else { "**not met**" };
+    let mut lines = Vec::new();
+    if let Some(r) = find(reports, "send ws") {
+        let answered = figure(r, "per_second");
+        lines.push(format!(
+            "WS send ≥ 10 000 user messages/s answered with 16 clients: {answered:.0}/s ({:.0} stored/s) — {}",
+            figure(r, "stored_per_s"),
+            met(answered >= 10_000.0)
+        ));
+    }
+    if let Some(r) = find(reports, "send rest") {
+        let rate = figure(r, "per_second");
+        lines.push(format!(
+            "REST send ≥ 8 000 requests/s: {rate:.0}/s — {}",
+            met(rate >= 8000.0)
+        ));
+    }
+    if let Some(r) = find(reports, "roundtrip 2000 background 0") {
+        let (p50, p99) = (ms(r, "p50_us"), ms(r, "p99_us"));
+        lines.push(format!(
+            "Round trip p50 ≤ 1 ms, p99 ≤ 5 ms sequential: p50 {p50:.3} ms, p99 {p99:.3} ms — {}",
+            met(p50 <= 1.0 && p99 <= 5.0)
+        ));
+    }
+    if let Some(r) = find(reports, "roundtrip 1000 background") {
+        let p99 = ms(r, "p99_us");
+        lines.push(format!(
+            "Round trip p99 ≤ 20 ms under {:.0} messages/s of background load: p99 {p99:.3} ms — {}",
+            figure(r, "background_per_s"),
+            met(p99 <= 20.0)
+        ));
+    }
+    if let (Some(small), Some(large)) = (
+        find(reports, "history 10000 "),
+        find(reports, "history 1000000"),
+    ) {
+        let (p50, p99) = (ms(small, "p50_us"), ms(small, "p99_us"));
+        let (p50m, p99m) = (ms(large, "p50_us"), ms(large, "p99_us"));
+        lines.push(format!(
+            "History page p50 ≤ 0.5 ms, p99 ≤ 2 ms: 10k p50 {p50:.3} / p99 {p99:.3} ms, 1M p50 {p50m:.3} / p99 {p99m:.3} ms — {}",
+            met(p50.max(p50m) <= 0.5 && p99.max(p99m) <= 2.0)
+        ));
+        lines.push(format!(
+            "1M within 1.2× of 10k: p50 {:.2}×, p99 {:.2}× — {}",
+            p50m / p50.max(0.001),
+            p99m / p99.max(0.001),
+            met(p50m <= 1.2 * p50 && p99m <= 1.2 * p99)
+        ));
+    }
+    if let Some(r) = find(reports, "sockets") {
+        let rss = figure(r, "rss_after_mib");
+        lines.push(format!(
+            "10 000 idle sockets ≤ 200 MB resident: {rss:.0} MiB ({:.1} KiB per socket) — {}",
+            figure(r, "kib_per_socket"),
+            met(rss <= 200.0)
+        ));
+    }
+    lines
+}
