@@ -83,28 +83,32 @@ impl Limiter {
     /// # Errors
     /// How long until the next send is allowed, when the bucket is empty.
     pub fn try_send(&self, user: &UserId) -> Result<(), Duration> {
+        self.take_at(user, Instant::now())
+    }
+
+    /// [`Limiter::try_send`] at a given instant, so tests need not wait for refills.
+    fn take_at(&self, user: &UserId, now: Instant) -> Result<(), Duration> {
         let rate = self.inner.settings.send_rate;
         if rate.per_minute == 0 {
             return Ok(());
         }
         let capacity = f64::from(rate.burst.max(1));
         let per_second = f64::from(rate.per_minute) / 60.0;
-        let now = Instant::now();
         let mut buckets = self
             .inner
             .buckets
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if buckets.len() > 10_000 {
-            buckets.retain(|_, bucket| now.duration_since(bucket.updated) < BUCKET_IDLE);
+            buckets.retain(|_, bucket| now.saturating_duration_since(bucket.updated) < BUCKET_IDLE);
         }
         let bucket = buckets.entry(user.clone()).or_insert(Bucket {
             tokens: capacity,
             updated: now,
         });
-        let refill = now.duration_since(bucket.updated).as_secs_f64() * per_second;
+        let refill = now.saturating_duration_since(bucket.updated).as_secs_f64() * per_second;
         bucket.tokens = (bucket.tokens + refill).min(capacity);
-        bucket.updated = now;
+        bucket.updated = bucket.updated.max(now);
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
             Ok(())
@@ -214,5 +218,101 @@ impl Drop for SocketSlot {
                 sockets.remove(&self.user);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use confab_domain::user::UserId;
+
+    use super::{LimitSettings, Limiter, SendRate};
+    use crate::auth::Auth;
+
+    fn limiter(per_minute: u32, burst: u32, sockets: u32) -> Limiter {
+        Limiter::new(
+            LimitSettings {
+                send_rate: SendRate { per_minute, burst },
+                sockets_per_user: sockets,
+                request_timeout: Duration::ZERO,
+            },
+            Arc::new(Auth::new(b"unit-test-secret-unit-test-secret")),
+        )
+    }
+
+    fn user(id: &str) -> UserId {
+        UserId::parse(id).unwrap()
+    }
+
+    #[test]
+    fn a_full_bucket_allows_a_burst_then_says_when_the_next_token_comes() {
+        let limiter = limiter(60, 3, 0);
+        let start = Instant::now();
+        for _ in 0..3 {
+            assert!(limiter.take_at(&user("a"), start).is_ok());
+        }
+        let wait = limiter.take_at(&user("a"), start).unwrap_err();
+        // One token a second at 60 a minute.
+        assert!(
+            wait > Duration::from_millis(990) && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
+    }
+
+    #[test]
+    fn tokens_refill_at_the_rate_up_to_the_burst() {
+        let limiter = limiter(60, 2, 0);
+        let start = Instant::now();
+        assert!(limiter.take_at(&user("a"), start).is_ok());
+        assert!(limiter.take_at(&user("a"), start).is_ok());
+        assert!(limiter.take_at(&user("a"), start).is_err());
+        let later = start + Duration::from_secs(1);
+        assert!(limiter.take_at(&user("a"), later).is_ok());
+        assert!(limiter.take_at(&user("a"), later).is_err());
+        // A long pause refills no more than the burst.
+        let much_later = later + Duration::from_secs(3600);
+        assert!(limiter.take_at(&user("a"), much_later).is_ok());
+        assert!(limiter.take_at(&user("a"), much_later).is_ok());
+        assert!(limiter.take_at(&user("a"), much_later).is_err());
+    }
+
+    #[test]
+    fn each_user_has_a_bucket_of_their_own() {
+        let limiter = limiter(60, 1, 0);
+        let now = Instant::now();
+        assert!(limiter.take_at(&user("a"), now).is_ok());
+        assert!(limiter.take_at(&user("a"), now).is_err());
+        assert!(limiter.take_at(&user("b"), now).is_ok());
+    }
+
+    #[test]
+    fn a_rate_of_zero_turns_the_limit_off() {
+        let limiter = limiter(0, 1, 0);
+        let now = Instant::now();
+        for _ in 0..1000 {
+            assert!(limiter.take_at(&user("a"), now).is_ok());
+        }
+    }
+
+    #[test]
+    fn socket_slots_are_counted_per_user_and_freed_on_drop() {
+        let limiter = limiter(0, 1, 2);
+        let first = limiter.open_socket(&user("a")).unwrap();
+        let _second = limiter.open_socket(&user("a")).unwrap();
+        assert!(limiter.open_socket(&user("a")).is_err());
+        let _other = limiter.open_socket(&user("b")).unwrap();
+        drop(first);
+        assert!(limiter.open_socket(&user("a")).is_ok());
+    }
+
+    #[test]
+    fn zero_sockets_per_user_means_no_limit() {
+        let limiter = limiter(0, 1, 0);
+        let slots: Vec<_> = (0..100)
+            .map(|_| limiter.open_socket(&user("a")).unwrap())
+            .collect();
+        assert_eq!(slots.len(), 100);
     }
 }

@@ -96,3 +96,45 @@ async fn metrics_and_probes_need_no_token() {
     assert_eq!(body["status"], "ok");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_bot_is_counted_as_a_failed_reply_and_a_system_message() {
+    let broken = confab_bots::declaration::BotDeclaration {
+        id: "broken".to_owned(),
+        name: "Broken".to_owned(),
+        description: "A webhook nobody listens to.".to_owned(),
+        kind: "webhook".to_owned(),
+        // Port 9 (discard) on loopback: refused at once, and no retry.
+        settings: json!({ "url": "http://127.0.0.1:9/hook", "max_retries": 0 })
+            .as_object()
+            .unwrap()
+            .clone(),
+    };
+    let app = spawn_app_with(|config| config.bots = vec![broken]).await;
+    let token = app.guest_token().await;
+    let response = app.start(&token, "broken").await;
+    assert_eq!(response.status(), 201);
+    let started: serde_json::Value = response.json().await.unwrap();
+    let conversation = started["conversation_id"].as_str().unwrap();
+    let before = app.metrics().await;
+
+    let response = app
+        .send_query(&token, conversation, "anyone there?", "?wait=true")
+        .await;
+    assert_eq!(response.status(), 201);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["replies"][0]["sender"], "system", "{body}");
+
+    let after = app.metrics().await;
+    let delta = |name: &str, labels: &[(&str, &str)]| {
+        sample(&after, name, labels) - sample(&before, name, labels)
+    };
+    assert!(
+        delta(
+            "confab_bot_reply_failures_total",
+            &[("bot", "broken"), ("reason", "error")]
+        ) >= 1.0
+    );
+    assert!(delta("confab_messages_stored_total", &[("sender", "system")]) >= 1.0);
+    app.stop().await;
+}
