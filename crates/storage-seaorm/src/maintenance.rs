@@ -66,10 +66,12 @@ impl ConversationMaintenance for SeaOrmStore {
             entry.conversations_started = count(&row, 2)?;
             entry.conversations_archived = count(&row, 3)?;
         }
-        for row in self
-            .query(&messages_sql(query), range_values(query))
-            .await?
-        {
+        // Messages are found through their conversations: a conversation with a
+        // message at or after `from` was last active at or after `from`, which the
+        // (bot_id, last_activity_ms) index narrows before any message is read.
+        let mut values = vec![millis(query.from).into()];
+        values.extend(range_values(query));
+        for row in self.query(&messages_sql(query), values).await? {
             let entry = bucket_entry(&mut buckets, &row)?;
             entry.conversations_active = count(&row, 2)?;
             entry.messages_user = count(&row, 3)?;
@@ -122,13 +124,19 @@ impl SeaOrmStore {
                    FROM message_history r \
                    JOIN message_history u ON u.id = r.reply_to \
                    JOIN conversations c ON c.id = r.conversation_id \
-                   WHERE r.sender = 'bot' AND c.bot_id = ? \
+                   WHERE r.sender = 'bot' AND c.bot_id = ? AND c.last_activity_ms >= ? \
                    AND r.timestamp_ms >= ? AND r.timestamp_ms < ? \
                    ORDER BY 1 LIMIT 1 OFFSET ?";
         let rows = self
             .query(
                 sql,
-                vec![bot.into(), range.0.into(), range.1.into(), offset.into()],
+                vec![
+                    bot.into(),
+                    range.0.into(),
+                    range.0.into(),
+                    range.1.into(),
+                    offset.into(),
+                ],
             )
             .await?;
         rows.first()
@@ -203,7 +211,7 @@ fn messages_sql(query: &SummaryQuery) -> String {
          SUM(CASE WHEN m.sender = 'bot' AND m.reply_to IS NOT NULL THEN 1 ELSE 0 END), \
          SUM(CASE WHEN m.sender = 'system' AND m.reply_to IS NOT NULL THEN 1 ELSE 0 END) \
          FROM message_history m JOIN conversations c ON c.id = m.conversation_id \
-         WHERE m.timestamp_ms >= ? AND m.timestamp_ms < ?{bot} \
+         WHERE c.last_activity_ms >= ? AND m.timestamp_ms >= ? AND m.timestamp_ms < ?{bot} \
          GROUP BY 1, 2",
         bot = bot_filter(query, "c.bot_id"),
     )
