@@ -246,8 +246,14 @@ impl Binary {
     /// Starts the binary on `database_url` with a free port, and waits until its log
     /// says where it listens.
     pub(crate) fn start(database_url: &str) -> Self {
+        Self::start_with(database_url, &[])
+    }
+
+    /// Starts the binary as [`Binary::start`] does, with `env` added.
+    pub(crate) fn start_with(database_url: &str, env: &[(&str, &str)]) -> Self {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_confab"))
+            .envs(env.iter().copied())
             .env("CONFAB_LISTEN", "127.0.0.1:0")
             .env("CONFAB_DATABASE_URL", database_url)
             .env("CONFAB_JWT_SECRET", SECRET)
