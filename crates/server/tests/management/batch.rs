@@ -4,12 +4,13 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, spawn_app, token};
+use crate::helpers::{Backend, at, plus, spawn_app, token};
 
 crate::on_every_backend!(
     a_batch_reports_each_id_in_order_and_tells_subscribed_sockets,
     a_batch_names_one_to_a_hundred_ids,
     administrators_act_by_filter_after_a_dry_run,
+    a_filter_batch_pages_through_many_conversations,
 );
 
 async fn a_batch_reports_each_id_in_order_and_tells_subscribed_sockets(backend: Backend) {
@@ -124,5 +125,53 @@ async fn administrators_act_by_filter_after_a_dry_run(backend: Backend) {
         "archived"
     );
     assert_eq!(app.status_of(&bob, &id(&bobs)).await.unwrap(), "archived");
+    app.stop().await;
+}
+
+/// More conversations than two pages of the selection walk (200 each).
+const MANY: i64 = 450;
+
+async fn a_filter_batch_pages_through_many_conversations(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = token("root", true);
+    let long_ago = at("2025-01-01T00:00:00Z");
+    for n in 0..MANY {
+        app.seed_conversation(&format!("user{n}"), "echo", plus(long_ago, n))
+            .await;
+    }
+    let recent = app.started(&token("alice", false)).await;
+    let filter = json!({ "inactive_before": "2025-06-01T00:00:00Z" });
+
+    let response = app
+        .batch(
+            &admin,
+            json!({ "action": "delete", "filter": filter, "dry_run": true }),
+        )
+        .await;
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["matched"], MANY);
+
+    let response = app
+        .batch(&admin, json!({ "action": "delete", "filter": filter }))
+        .await;
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({ "matched": MANY, "changed": MANY, "dry_run": false })
+    );
+
+    let response = app
+        .batch(
+            &admin,
+            json!({ "action": "delete", "filter": filter, "dry_run": true }),
+        )
+        .await;
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["matched"], 0);
+    let id = recent["conversation_id"].as_str().unwrap();
+    assert_eq!(
+        app.status_of(&token("alice", false), id).await.unwrap(),
+        "active"
+    );
     app.stop().await;
 }
