@@ -252,14 +252,75 @@ fn wait_bounded(mut child: Child, limit: Duration) -> Result<ExitStatus> {
 
 /// Where cargo builds: `CARGO_TARGET_DIR`, or `target/` of the workspace.
 fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|dir| {
-            if dir.is_absolute() {
-                dir
-            } else {
-                root.join(dir)
+    resolve_target_dir(
+        root,
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from),
+    )
+}
+
+/// `configured` as cargo reads it: relative to the workspace root; `target/` if unset.
+fn resolve_target_dir(root: &Path, configured: Option<PathBuf>) -> PathBuf {
+    match configured {
+        Some(dir) if dir.is_absolute() => dir,
+        Some(dir) => root.join(dir),
+        None => root.join("target"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead as _, BufReader};
+
+    use super::*;
+
+    /// Serves one connection on 127.0.0.1 with `answer` after reading the request head.
+    fn one_shot_server(answer: &'static str) -> SocketAddr {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        let address = listener.local_addr().expect("address");
+        thread::spawn(move || {
+            let (stream, _) = listener.accept().expect("accept");
+            let mut reader = BufReader::new(stream);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
             }
-        })
-        .unwrap_or_else(|| root.join("target"))
+            let _ = reader.get_mut().write_all(answer.as_bytes());
+        });
+        address
+    }
+
+    #[test]
+    fn healthz_is_true_on_a_200() {
+        let address = one_shot_server("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+        assert!(healthz(address).expect("an answer"));
+    }
+
+    #[test]
+    fn healthz_is_false_on_a_503() {
+        let address = one_shot_server("HTTP/1.1 503 Service Unavailable\r\n\r\n");
+        assert!(!healthz(address).expect("an answer"));
+    }
+
+    #[test]
+    fn healthz_fails_when_nothing_listens() {
+        let port = free_port().expect("a free port");
+        assert!(healthz(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).is_err());
+    }
+
+    #[test]
+    fn the_target_dir_is_cargo_target_dir_read_from_the_workspace_root() {
+        let root = Path::new("/work/project");
+        assert_eq!(
+            resolve_target_dir(root, None),
+            Path::new("/work/project/target")
+        );
+        assert_eq!(
+            resolve_target_dir(root, Some(PathBuf::from("out"))),
+            Path::new("/work/project/out")
+        );
+        assert_eq!(
+            resolve_target_dir(root, Some(PathBuf::from("/cache/target"))),
+            Path::new("/cache/target")
+        );
+    }
 }
