@@ -37,6 +37,8 @@ const BEARER: &str = "bearer";
         guest::guest,
         meta::healthz,
         meta::openapi_json,
+        crate::ops::readyz,
+        crate::ops::metrics,
     ),
     components(
         schemas(error::Problem),
@@ -57,7 +59,7 @@ const BEARER: &str = "bearer";
         (name = "admin", description = "Administrators: exports across conversations and analytics."),
         (name = "bots", description = "The bots users can talk to."),
         (name = "auth", description = "Tokens for guests."),
-        (name = "meta", description = "Health and this document."),
+        (name = "meta", description = "Health, readiness, metrics and this document."),
     )
 )]
 struct ApiDoc;

@@ -164,14 +164,21 @@ fn cors_layer(origins: &[String]) -> Result<Option<CorsLayer>, String> {
     ))
 }
 
-struct Probes {
+pub(crate) struct Probes {
     readiness: Arc<dyn Readiness>,
     metrics: RenderMetrics,
     timeout: Duration,
 }
 
-/// Prometheus metrics in the text exposition format.
-async fn metrics(State(probes): State<Arc<Probes>>) -> Response {
+/// Prometheus metrics in the text exposition format. Needs no token; expose it only to
+/// the monitoring network.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "meta",
+    responses((status = 200, description = "Prometheus text exposition format.", content_type = "text/plain"))
+)]
+pub(crate) async fn metrics(State(probes): State<Arc<Probes>>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
@@ -183,7 +190,18 @@ async fn metrics(State(probes): State<Arc<Probes>>) -> Response {
 }
 
 /// Readiness: 200 when the database answers and is migrated, else 503 `unavailable`.
-async fn readyz(State(probes): State<Arc<Probes>>) -> Result<Json<HealthResponse>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "meta",
+    responses(
+        (status = 200, description = "Ready: the database answers and is migrated.", body = HealthResponse),
+        (status = 503, response = crate::error::Unavailable),
+    )
+)]
+pub(crate) async fn readyz(
+    State(probes): State<Arc<Probes>>,
+) -> Result<Json<HealthResponse>, ApiError> {
     match tokio::time::timeout(probes.timeout, probes.readiness.check()).await {
         Ok(Ok(())) => Ok(Json(HealthResponse {
             status: "ok".to_owned(),

@@ -2,8 +2,9 @@
 //! for SQLite (one instance, the default) and PostgreSQL (several instances).
 //!
 //! The backend is chosen at run time by the URL's scheme. Every query is written once
-//! with SeaORM's builders and runs unchanged on both backends; the schema comes from
-//! `confab_migrations`.
+//! and runs unchanged on both backends: with SeaORM's builders, except the analytics
+//! aggregates of `maintenance`, plain SQL that SQLite and PostgreSQL read alike. The
+//! schema comes from `confab_migrations`.
 //!
 //! # Layout
 //! - [`connect`] and [`migrate`]: open a pool with the pragmas confab needs, bring the
