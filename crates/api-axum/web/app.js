@@ -11,6 +11,10 @@ const PAGE_SIZE = 50;
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 15000;
 const TYPING_EVERY_MS = 3000;
+// A socket whose peer vanished without closing (a cut network) stays "open" in the
+// browser; a `ping` every HEARTBEAT_MS must get some frame back within SILENCE_MS.
+const HEARTBEAT_MS = 25000;
+const SILENCE_MS = 10000;
 
 const $ = (id) => document.getElementById(id);
 
@@ -212,6 +216,16 @@ async function connect() {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
   const socket = new WebSocket(`${scheme}//${location.host}/ws?token=${encodeURIComponent(auth.token)}`);
   state.socket = socket;
+  let lastFrameAt = Date.now();
+  const heartbeat = setInterval(() => {
+    if (state.socket !== socket) {
+      clearInterval(heartbeat);
+    } else if (state.socketOpen && Date.now() - lastFrameAt > HEARTBEAT_MS + SILENCE_MS) {
+      dropSocket();
+    } else {
+      send({ type: 'ping' });
+    }
+  }, HEARTBEAT_MS);
   socket.addEventListener('open', () => {
     if (state.socket !== socket) return;
     state.socketOpen = true;
@@ -227,6 +241,7 @@ async function connect() {
   });
   socket.addEventListener('message', (event) => {
     if (state.socket !== socket) return;
+    lastFrameAt = Date.now();
     let frame;
     try {
       frame = JSON.parse(event.data);
@@ -236,6 +251,7 @@ async function connect() {
     handleFrame(frame);
   });
   socket.addEventListener('close', () => {
+    clearInterval(heartbeat);
     if (state.socket !== socket) return;
     if (!state.socketOpen) state.failedOpens += 1;
     state.socket = null;
