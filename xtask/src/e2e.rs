@@ -27,6 +27,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long the server may take to stop after SIGTERM before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long each install command (apt-get, npm ci) may take, in seconds, for
+/// coreutils' `timeout`.
+const INSTALL_TIMEOUT_SECS: &str = "600";
 /// How often a wait looks again.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -43,7 +46,11 @@ pub(crate) fn run(sh: &Shell) -> Result<()> {
         let _dir = sh.push_dir(root.join("e2e"));
         // The browser is Debian's; playwright must never fetch one.
         let _skip = sh.push_env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1");
-        Ok(cmd!(sh, "npm ci --no-audit --no-fund --loglevel=error").run()?)
+        Ok(cmd!(
+            sh,
+            "timeout {INSTALL_TIMEOUT_SECS} npm ci --no-audit --no-fund --loglevel=error"
+        )
+        .run()?)
     })?;
     timed(&mut timings, "release build", || {
         Ok(cmd!(sh, "cargo build --release -p confab-server").run()?)
@@ -106,9 +113,13 @@ fn install_tools(sh: &Shell) -> Result<()> {
         missing.join(" ")
     );
     let _frontend = sh.push_env("DEBIAN_FRONTEND", "noninteractive");
-    cmd!(sh, "apt-get update -qq").run()?;
+    cmd!(sh, "timeout {INSTALL_TIMEOUT_SECS} apt-get update -qq").run()?;
     // With its recommended packages: fonts-liberation among them, for readable pages.
-    cmd!(sh, "apt-get install -y -qq {missing...}").run()?;
+    cmd!(
+        sh,
+        "timeout {INSTALL_TIMEOUT_SECS} apt-get install -y -qq {missing...}"
+    )
+    .run()?;
     ensure!(
         Path::new(CHROMIUM).exists(),
         "apt-get installed no {CHROMIUM}"
