@@ -4,7 +4,7 @@
 use confab_domain::user::Role;
 use serde_json::{Value, json};
 
-use crate::helpers::{Client, admin, spawn_app, token, user};
+use crate::helpers::{Client, TestApp, admin, spawn_app, spawn_app_on_postgres, token, user};
 
 #[tokio::test]
 async fn only_administrators_may_create_change_or_delete_bots() {
@@ -133,8 +133,18 @@ async fn settings_that_cannot_build_an_engine_are_a_400() {
 }
 
 #[tokio::test]
-async fn deleting_a_bot_archives_its_conversations_and_keeps_their_history() {
-    let app = spawn_app(|_| {}).await;
+async fn deleting_a_bot_archives_its_conversations_and_keeps_their_history_on_sqlite() {
+    deleting_a_bot_archives_its_conversations(spawn_app(|_| {}).await).await;
+}
+
+#[tokio::test]
+async fn deleting_a_bot_archives_its_conversations_and_keeps_their_history_on_postgresql() {
+    if let Some(app) = spawn_app_on_postgres(|_| {}).await {
+        deleting_a_bot_archives_its_conversations(app).await;
+    }
+}
+
+async fn deleting_a_bot_archives_its_conversations(app: TestApp) {
     let client = Client::of(app.address);
     let created = client
         .post(

@@ -6,7 +6,7 @@ use confab_bots::declaration::BotDeclaration;
 use serde_json::{Value, json};
 
 use crate::fakes::{WebhookBot, model};
-use crate::helpers::{Client, spawn_app, user};
+use crate::helpers::{Client, TestApp, spawn_app, spawn_app_on_postgres, user};
 
 fn declared(id: &str, kind: &str, settings: Value) -> BotDeclaration {
     BotDeclaration {
@@ -51,12 +51,28 @@ async fn a_configured_openai_bot_streams_its_reply_over_the_websocket() {
 }
 
 #[tokio::test]
-async fn ten_quick_messages_to_a_webhook_bot_get_ten_replies_in_order() {
+async fn ten_quick_messages_to_a_webhook_bot_get_ten_replies_in_order_on_sqlite() {
     let (bot, url) = WebhookBot::start(false).await;
     let app = spawn_app(|config| {
         config.bots = vec![declared("hook", "webhook", json!({"url": url}))];
     })
     .await;
+    ten_quick_messages_get_ten_replies_in_order(app, bot).await;
+}
+
+#[tokio::test]
+async fn ten_quick_messages_to_a_webhook_bot_get_ten_replies_in_order_on_postgresql() {
+    let (bot, url) = WebhookBot::start(false).await;
+    let app = spawn_app_on_postgres(|config| {
+        config.bots = vec![declared("hook", "webhook", json!({"url": url}))];
+    })
+    .await;
+    if let Some(app) = app {
+        ten_quick_messages_get_ten_replies_in_order(app, bot).await;
+    }
+}
+
+async fn ten_quick_messages_get_ten_replies_in_order(app: TestApp, bot: WebhookBot) {
     let client = Client::of(app.address);
     let alice = user("alice");
     let started = client.start(&alice, "hook", "question 0").await;

@@ -27,6 +27,7 @@ pub(crate) struct TestApp {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
+    _postgres: Option<confab_storage_seaorm::testing::PostgresTemp>,
 }
 
 /// Starts a server; `configure` changes its configuration first.
@@ -42,6 +43,35 @@ pub(crate) async fn spawn_app(configure: impl FnOnce(&mut Config)) -> TestApp {
         ..Config::default()
     };
     configure(&mut config);
+    serve(config, dir, None).await
+}
+
+/// Starts a server on a fresh PostgreSQL database of the server named by
+/// `CONFAB_TEST_POSTGRES_URL`; `None` (and a note) when it is not set.
+pub(crate) async fn spawn_app_on_postgres(configure: impl FnOnce(&mut Config)) -> Option<TestApp> {
+    let Ok(admin_url) = std::env::var("CONFAB_TEST_POSTGRES_URL") else {
+        eprintln!("CONFAB_TEST_POSTGRES_URL is not set; PostgreSQL not tested");
+        return None;
+    };
+    let database = confab_storage_seaorm::testing::postgres_temp(&admin_url)
+        .await
+        .expect("a test database");
+    let mut config = Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        database_url: database.url().to_owned(),
+        jwt_secret: Some(SECRET.to_owned()),
+        ..Config::default()
+    };
+    configure(&mut config);
+    let dir = tempfile::tempdir().expect("a temp dir");
+    Some(serve(config, dir, Some(database)).await)
+}
+
+async fn serve(
+    config: Config,
+    dir: tempfile::TempDir,
+    postgres: Option<confab_storage_seaorm::testing::PostgresTemp>,
+) -> TestApp {
     let app = App::build(config).await.expect("the server builds");
     let address = app.local_addr();
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
@@ -54,6 +84,7 @@ pub(crate) async fn spawn_app(configure: impl FnOnce(&mut Config)) -> TestApp {
         shutdown: Some(shutdown),
         server: Some(server),
         _dir: dir,
+        _postgres: postgres,
     }
 }
 
