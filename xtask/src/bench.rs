@@ -22,6 +22,8 @@ use xshell::{Shell, cmd};
 const OUT: &str = "target/bench";
 /// The document written, from the workspace root.
 const DOCUMENT: &str = "docs/benchmarks.md";
+/// The heading of the hand-written part of [`DOCUMENT`], which a run keeps.
+const NOTES: &str = "## Analysis";
 /// How long a started server may take to accept connections.
 const STARTUP_LIMIT: Duration = Duration::from_secs(60);
 
@@ -137,7 +139,14 @@ pub(crate) fn run(sh: &Shell, postgres: bool) -> Result<()> {
     } else {
         "cargo xtask bench"
     };
-    let document = render(sh, command, &floors, &backends)?;
+    let mut document = render(sh, command, &floors, &backends)?;
+    // The hand-written analysis below the figures survives a new run.
+    if let Ok(previous) = sh.read_file(DOCUMENT)
+        && let Some(at) = previous.find(NOTES)
+    {
+        document.push('\n');
+        document.push_str(&previous[at..]);
+    }
     sh.write_file(DOCUMENT, document)?;
     eprintln!("bench: wrote {DOCUMENT} and the raw reports under {OUT}/");
     Ok(())
@@ -199,11 +208,15 @@ fn run_steps(
     database_url: &str,
 ) -> Result<Vec<Value>> {
     let address = free_address()?;
+    let log = std::fs::File::create(folder.join("server.log"))?;
     let mut child = Command::new(server)
         .env("CONFAB_LISTEN", address.to_string())
         .env("CONFAB_DATABASE_URL", database_url)
+        // Logging every request would measure the log as much as the server.
         .env("RUST_LOG", "warn")
+        .env("CONFAB_LOG__FILTER", "warn")
         .stdout(Stdio::null())
+        .stderr(log)
         .spawn()
         .context("cannot start the server")?;
     let outcome = (|| {
