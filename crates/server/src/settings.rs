@@ -75,6 +75,15 @@ pub fn load(sources: &Sources) -> anyhow::Result<Config> {
             "invalid configuration key `jwt_secret`: it is empty; set a long random string or leave the key out"
         );
     }
+    let request_timeout = config.limits.request_timeout;
+    if !request_timeout.is_zero() && request_timeout <= config.wait_timeout {
+        // Every `?wait=true` answer would be cut into a 503 before its replies came.
+        anyhow::bail!(
+            "invalid configuration key `limits.request_timeout`: {} must exceed `wait_timeout` ({}), or be 0s for no limit",
+            humantime::format_duration(request_timeout),
+            humantime::format_duration(config.wait_timeout),
+        );
+    }
     Ok(config)
 }
 

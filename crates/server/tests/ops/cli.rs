@@ -120,6 +120,26 @@ fn an_unknown_environment_variable_is_an_error_naming_the_key() {
 }
 
 #[test]
+fn a_request_timeout_shorter_than_the_wait_for_replies_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = run_err(
+        confab()
+            .current_dir(dir.path())
+            .env("CONFAB_WAIT_TIMEOUT", "45s")
+            .args(["config", "print"]),
+    );
+    assert!(stderr.contains("`limits.request_timeout`"), "{stderr}");
+    let config = printed(&run_ok(
+        confab()
+            .current_dir(dir.path())
+            .env("CONFAB_WAIT_TIMEOUT", "45s")
+            .env("CONFAB_LIMITS__REQUEST_TIMEOUT", "0s")
+            .args(["config", "print"]),
+    ));
+    assert_eq!(config["wait_timeout"].as_str(), Some("45s"));
+}
+
+#[test]
 fn an_empty_signing_secret_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let stderr = run_err(
