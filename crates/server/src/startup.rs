@@ -174,8 +174,10 @@ impl App {
         self.listener.local_addr().unwrap_or(self.config.listen)
     }
 
-    /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
-    /// finish, and waits up to the grace period for replies being produced.
+    /// Serves until `shutdown` completes, then stops accepting, closes WebSockets with
+    /// 1001 and lets in-flight requests finish (both within the grace period, after
+    /// which the rest are abandoned), and waits up to the grace period again for
+    /// replies being produced.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
