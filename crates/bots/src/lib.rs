@@ -97,3 +97,39 @@ impl EngineRegistry for BuiltinEngines {
         Ok(engine)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use confab_domain::testing::test_bot;
+
+    use super::*;
+
+    #[test]
+    fn an_engine_is_built_once_per_bot_version() {
+        let engines = BuiltinEngines::new();
+        let mut bot = test_bot("demo");
+        bot.engine.kind = EngineKind::Script;
+        bot.engine
+            .settings
+            .insert("builtin".to_owned(), serde_json::Value::from("demo"));
+        let first = engines.engine_for(&bot).expect("an engine");
+        let again = engines.engine_for(&bot).expect("an engine");
+        assert!(Arc::ptr_eq(&first, &again), "rebuilt for an unchanged bot");
+
+        bot.updated_at =
+            Timestamp::from_unix_millis(bot.updated_at.unix_millis() + 1).expect("a valid time");
+        let changed = engines.engine_for(&bot).expect("an engine");
+        assert!(!Arc::ptr_eq(&first, &changed), "kept for a changed bot");
+    }
+
+    #[test]
+    fn a_misconfigured_bot_is_named_in_the_error() {
+        let mut bot = test_bot("broken");
+        bot.engine.kind = EngineKind::Script;
+        let error = BuiltinEngines::new()
+            .engine_for(&bot)
+            .err()
+            .expect("no rules");
+        assert!(error.to_string().contains("bot broken"), "{error}");
+    }
+}
