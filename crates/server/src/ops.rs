@@ -13,6 +13,9 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 /// How long `/readyz` waits for the database before answering 503.
 pub const READINESS_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Histogram buckets in seconds, from a fast request to a slow bot reply.
 const BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -34,6 +37,21 @@ pub fn prometheus() -> PrometheusHandle {
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("a metrics recorder is already installed; /metrics stays empty");
+            }
+            // Histogram samples pile up between scrapes until upkeep folds them into
+            // their buckets; without a scraper, memory would grow with every request.
+            // A thread rather than a task: the recorder outlives any one runtime.
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new()
+                .name("metrics-upkeep".to_owned())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(UPKEEP_INTERVAL);
+                        upkeep.run_upkeep();
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::warn!(%error, "cannot start metrics upkeep; histograms drain only when scraped");
             }
             handle
         })
