@@ -13,6 +13,7 @@
 //!   `SessionRepository` and `BotRepository`, and keeps the server's signing secret.
 //! - `maintenance`: `ConversationMaintenance` on [`SeaOrmStore`]: selections across
 //!   users and the analytics summary as SQL aggregates.
+//! - `group_commit`: SQLite appends grouped into shared transactions by one writer.
 //! - `entity`: the tables as SeaORM entities, private to this crate.
 //! - `rows`: explicit conversions between rows and domain values.
 //! - `error`: the one mapping from database errors to `RepoError`.
@@ -24,6 +25,7 @@ mod connection;
 mod conversations;
 mod entity;
 mod error;
+mod group_commit;
 mod maintenance;
 mod messages;
 mod rows;

@@ -12,7 +12,7 @@ use confab_domain::ports::MessageRepository;
 use confab_domain::timestamp::Timestamp;
 use sea_orm::sea_query::{Expr, ExprTrait, SimpleExpr};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
     QuerySelect,
 };
 
@@ -24,45 +24,12 @@ use crate::store::SeaOrmStore;
 #[async_trait]
 impl MessageRepository for SeaOrmStore {
     async fn append(&self, new: &NewMessage) -> Result<Appended, RepoError> {
-        let txn = self.begin_write().await?;
-        // Advancing the conversation first takes its row lock (PostgreSQL) or the
-        // write lock (SQLite) before anything is read, so concurrent appends queue
-        // here and each sees the seq its predecessor committed.
-        let Some(advanced) = advance(&txn, new).await? else {
-            txn.rollback().await.map_err(repo_error)?;
-            return Err(self.why_not_advanced(new.conversation_id).await);
-        };
-        let seq = Seq::new(
-            u64::try_from(advanced.last_seq)
-                .map_err(|_| RowError::new("conversations", "negative last_seq"))?,
-        );
-        // `advance` set last_activity to this message's timestamp, raised to the
-        // previous message's if the clock stepped back.
-        let timestamp = Timestamp::from_unix_millis(advanced.last_activity_ms)
-            .map_err(|_| RowError::new("conversations", "last_activity out of range"))?;
-        let row = message_row(new, seq, timestamp)?;
-        let inserted = message::Entity::insert(row.into_active_model())
-            .exec_without_returning(&txn)
-            .await;
-        match inserted {
-            Ok(_) => {
-                txn.commit().await.map_err(repo_error)?;
-                Ok(Appended::Stored(stored_message(new, seq, timestamp)))
-            }
-            Err(error) => {
-                let error = repo_error(error);
-                // PostgreSQL refuses every statement of a transaction after an error,
-                // so the original is looked up after the rollback.
-                txn.rollback().await.map_err(repo_error)?;
-                match (error, &new.client_message_id) {
-                    (RepoError::Conflict, Some(client_id)) => self
-                        .by_client_message_id(new.conversation_id, client_id)
-                        .await?
-                        .map(Appended::Existing)
-                        .ok_or(RepoError::Conflict),
-                    (error, _) => Err(error),
-                }
-            }
+        // SQLite has one writer at a time: appends are grouped into shared
+        // transactions there (see `group_commit`).
+        if self.db.get_database_backend() == DbBackend::Sqlite {
+            self.append_grouped(new).await
+        } else {
+            self.append_alone(new).await
         }
     }
 
@@ -124,9 +91,53 @@ impl MessageRepository for SeaOrmStore {
 }
 
 impl SeaOrmStore {
+    /// Appends `new` in a transaction of its own.
+    pub(crate) async fn append_alone(&self, new: &NewMessage) -> Result<Appended, RepoError> {
+        let txn = self.begin_write().await?;
+        // Advancing the conversation first takes its row lock (PostgreSQL) or the
+        // write lock (SQLite) before anything is read, so concurrent appends queue
+        // here and each sees the seq its predecessor committed.
+        let Some(advanced) = advance(&txn, new).await? else {
+            txn.rollback().await.map_err(repo_error)?;
+            return Err(self.why_not_advanced(new.conversation_id).await);
+        };
+        let seq = Seq::new(
+            u64::try_from(advanced.last_seq)
+                .map_err(|_| RowError::new("conversations", "negative last_seq"))?,
+        );
+        // `advance` set last_activity to this message's timestamp, raised to the
+        // previous message's if the clock stepped back.
+        let timestamp = Timestamp::from_unix_millis(advanced.last_activity_ms)
+            .map_err(|_| RowError::new("conversations", "last_activity out of range"))?;
+        let row = message_row(new, seq, timestamp)?;
+        let inserted = message::Entity::insert(row.into_active_model())
+            .exec_without_returning(&txn)
+            .await;
+        match inserted {
+            Ok(_) => {
+                txn.commit().await.map_err(repo_error)?;
+                Ok(Appended::Stored(stored_message(new, seq, timestamp)))
+            }
+            Err(error) => {
+                let error = repo_error(error);
+                // PostgreSQL refuses every statement of a transaction after an error,
+                // so the original is looked up after the rollback.
+                txn.rollback().await.map_err(repo_error)?;
+                match (error, &new.client_message_id) {
+                    (RepoError::Conflict, Some(client_id)) => self
+                        .by_client_message_id(new.conversation_id, client_id)
+                        .await?
+                        .map(Appended::Existing)
+                        .ok_or(RepoError::Conflict),
+                    (error, _) => Err(error),
+                }
+            }
+        }
+    }
+
     /// Why `advance` matched no row: the conversation is missing, or the reply it
     /// would record was stored before.
-    async fn why_not_advanced(&self, id: ConversationId) -> RepoError {
+    pub(crate) async fn why_not_advanced(&self, id: ConversationId) -> RepoError {
         match conversation::Entity::find_by_id(id.as_uuid())
             .one(&self.db)
             .await
@@ -158,7 +169,7 @@ impl SeaOrmStore {
 /// for user messages, and `replied_seq` for replies, but only while that reply is
 /// still pending. Returns the conversation as updated, or `None` when no row matched:
 /// the conversation is missing or the reply was stored before.
-async fn advance<C: ConnectionTrait>(
+pub(crate) async fn advance<C: ConnectionTrait>(
     db: &C,
     new: &NewMessage,
 ) -> Result<Option<conversation::Model>, RepoError> {

@@ -1,6 +1,8 @@
 //! [`SeaOrmStore`]: the repositories on one connection pool, and the server settings
 //! kept beside them.
 
+use std::sync::Arc;
+
 use confab_domain::error::RepoError;
 use sea_orm::{
     DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel, SqliteTransactionMode,
@@ -9,6 +11,7 @@ use sea_orm::{
 
 use crate::entity::server_setting;
 use crate::error::repo_error;
+use crate::group_commit::AppendQueue;
 
 /// The `server_settings` key of the JWT signing secret.
 const JWT_SECRET: &str = "jwt_secret";
@@ -21,13 +24,18 @@ const JWT_SECRET: &str = "jwt_secret";
 #[derive(Debug, Clone)]
 pub struct SeaOrmStore {
     pub(crate) db: DatabaseConnection,
+    /// Appends waiting for the SQLite group-commit writer (`group_commit`).
+    pub(crate) appends: Arc<AppendQueue>,
 }
 
 impl SeaOrmStore {
     /// A store on `db`, a pool from [`connect`](crate::connect) whose schema
     /// [`migrate`](crate::migrate) brought up to date.
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self {
+            db,
+            appends: Arc::default(),
+        }
     }
 
     /// The secret that signs access tokens: the stored one, or `candidate` when none
