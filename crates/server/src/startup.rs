@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
 use confab_api_axum::limits::{LimitSettings, Limiter, SendRate};
 use confab_api_axum::ops::{Operations, Shutdown, ShutdownTrigger};
 use confab_api_axum::{ApiConfig, AppState, Auth};
@@ -214,7 +215,14 @@ impl App {
         };
         let grace = self.config.shutdown_grace;
         let (stopping, mut stopped) = tokio::sync::watch::channel(false);
-        let server = axum::serve(self.listener, self.router)
+        // Without TCP_NODELAY a frame written right after another (a message after
+        // its typing frame) waits for the peer's delayed ACK: 40 ms per round trip.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        });
+        let server = axum::serve(listener, self.router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 stopping.send_replace(true);
