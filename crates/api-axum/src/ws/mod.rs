@@ -17,6 +17,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
 use serde::Deserialize;
+use tracing::Instrument as _;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -58,6 +59,11 @@ impl Default for WsSettings {
 /// and above `max_frame_bytes` the peer gets an `error` frame and the socket stays.
 const HARD_FRAME_LIMIT: usize = 1024 * 1024;
 
+/// Bytes read from a socket at a time. The library's default (128 KiB) is allocated
+/// up front for every socket, which made an idle socket cost about 140 KiB of
+/// resident memory; frames are small, and a larger one is read in several chunks.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
 /// The `/ws` route.
 pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/ws", get(upgrade))
@@ -89,18 +95,25 @@ async fn upgrade(
         .map(|limiter| limiter.open_socket(&caller.user_id))
         .transpose()?;
     let shutdown = shutdown.map(|Extension(shutdown)| shutdown);
+    // The session outlives the upgrade request; its span (and request id) goes along,
+    // so the socket's log lines can be traced back to the request that opened it.
+    let span = tracing::Span::current();
     Ok(upgrade
         .max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
-        .on_upgrade(move |socket| async move {
-            let session = session::serve(socket, state, caller, limiter, shutdown.clone());
-            let open = metrics::gauge!(crate::observability::WEBSOCKETS_OPEN);
-            open.increment(1.0);
-            match shutdown {
-                Some(shutdown) => shutdown.track(session).await,
-                None => session.await,
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .on_upgrade(move |socket| {
+            async move {
+                let session = session::serve(socket, state, caller, limiter, shutdown.clone());
+                let open = metrics::gauge!(crate::observability::WEBSOCKETS_OPEN);
+                open.increment(1.0);
+                match shutdown {
+                    Some(shutdown) => shutdown.track(session).await,
+                    None => session.await,
+                }
+                open.decrement(1.0);
+                drop(slot);
             }
-            open.decrement(1.0);
-            drop(slot);
+            .instrument(span)
         }))
 }
