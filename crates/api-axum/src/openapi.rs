@@ -34,6 +34,9 @@ const BEARER: &str = "bearer";
         events::events,
         bots::list_bots,
         bots::get_bot,
+        bots::create_bot,
+        bots::update_bot,
+        bots::delete_bot,
         guest::guest,
         meta::healthz,
         meta::openapi_json,
@@ -57,7 +60,7 @@ const BEARER: &str = "bearer";
     tags(
         (name = "conversations", description = "Start, talk in, page through and manage conversations."),
         (name = "admin", description = "Administrators: exports across conversations and analytics."),
-        (name = "bots", description = "The bots users can talk to."),
+        (name = "bots", description = "The bots users can talk to, and their registry (administrators)."),
         (name = "auth", description = "Tokens for guests."),
         (name = "meta", description = "Health, readiness, metrics and this document."),
     )
