@@ -292,9 +292,12 @@ impl Connection {
                     )?),
                     None => None,
                 };
+                // The conversation starts empty and the socket follows it before the
+                // first message is sent, so the socket sees every delta of the bot's
+                // first reply, not only those published after it caught up.
                 let command = StartConversation {
                     bot_id: confab_domain::bot::BotId::parse(&bot_id)?,
-                    initial_message,
+                    initial_message: None,
                     title: title
                         .as_deref()
                         .map(confab_domain::conversation::Title::parse)
@@ -310,6 +313,12 @@ impl Connection {
                 })
                 .await;
                 self.follow(conversation.id, Some(Seq::ZERO), false).await?;
+                if let Some(draft) = initial_message {
+                    self.state
+                        .service
+                        .send(&self.caller, conversation.id, draft)
+                        .await?;
+                }
             }
             ClientFrame::Subscribe { target, after_seq } => {
                 let id = self.resolve(&target).await?;
