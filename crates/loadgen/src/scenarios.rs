@@ -43,17 +43,44 @@ pub async fn send_rest(api: &Api, clients: usize, messages: usize) -> Result<Rep
                 .await?;
                 latencies.push(sent.elapsed());
             }
-            anyhow::Ok(latencies)
+            anyhow::Ok((latencies, guest.token, conversation.conversation_id))
         }));
     }
     barrier.wait().await;
     let started = Instant::now();
-    let latencies = join_all(tasks).await?;
+    let mut latencies = Vec::with_capacity(clients * messages);
+    let mut conversations = Vec::with_capacity(clients);
+    for task in tasks {
+        let (measured, token, conversation) = task.await.context("a client task panicked")??;
+        latencies.extend(measured);
+        conversations.push((token, conversation));
+    }
+    let elapsed = started.elapsed();
+    // Replies are produced after the requests return; the next scenario must not
+    // measure a server still working them off.
+    for (token, conversation) in conversations {
+        wait_for_messages(api, &token, &conversation, 2 * messages as u64).await?;
+    }
     Ok(Report::new(
         format!("send rest {clients}x{messages}"),
-        started.elapsed(),
+        elapsed,
         latencies,
     ))
+}
+
+/// Polls the conversation until it holds `count` messages, for at most a minute.
+async fn wait_for_messages(api: &Api, token: &str, conversation: &str, count: u64) -> Result<()> {
+    const POLLS: u32 = 1200;
+    for _ in 0..POLLS {
+        let current = api
+            .get(token, &format!("/conversations/{conversation}"))
+            .await?;
+        if current["message_count"].as_u64() >= Some(count) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("conversation {conversation} did not reach {count} messages within a minute")
 }
 
 /// `clients` sockets, each in its own conversation with the echo bot, each keeping up
@@ -203,39 +230,60 @@ pub async fn roundtrip(api: &Api, messages: usize, background_rate: u32) -> Resu
 }
 
 /// Sends `rate` messages per second on `socket` until `stop`, in bursts every 10 ms,
-/// draining whatever the server sends meanwhile.
+/// with at most [`MAX_UNANSWERED`] messages not yet answered by the bot: a server
+/// slower than `rate` gets less (the report says how much it got) instead of a backlog
+/// that would still be worked off while later scenarios measure.
 async fn paced_sender(
-    socket: Socket,
+    mut socket: Socket,
     session_id: String,
     rate: f64,
     stop: Arc<AtomicBool>,
     sent: Arc<AtomicU64>,
 ) -> Result<()> {
     const TICK: Duration = Duration::from_millis(10);
+    const MAX_UNANSWERED: u64 = 32;
     // The measured run is bounded; this bounds the sender should the flag never come.
-    const MAX_TICKS: u32 = 60_000;
-    let (mut sink, mut stream) = socket.split();
-    let drain = tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
+    const LIMIT: Duration = Duration::from_secs(600);
+    let started = Instant::now();
     let mut ticker = tokio::time::interval(TICK);
-    let mut due = 0.0;
-    let mut count = 0u64;
-    for _ in 0..MAX_TICKS {
-        ticker.tick().await;
-        if stop.load(Ordering::Relaxed) {
-            break;
+    let (mut due, mut count, mut answered) = (0.0, 0u64, 0u64);
+    while started.elapsed() < LIMIT && !stop.load(Ordering::Relaxed) {
+        tokio::select! {
+            _ = ticker.tick() => {
+                due += rate * TICK.as_secs_f64();
+                let mut fed = false;
+                while due >= 1.0 && count - answered < MAX_UNANSWERED {
+                    let frame = json!({"type": "message", "session_id": session_id, "content": format!("b{count}")});
+                    socket.feed(WsMessage::text(frame.to_string())).await?;
+                    due -= 1.0;
+                    count += 1;
+                    fed = true;
+                    sent.fetch_add(1, Ordering::Relaxed);
+                }
+                if count - answered >= MAX_UNANSWERED {
+                    // What could not be sent in time is not sent later.
+                    due = 0.0;
+                }
+                if fed {
+                    socket.flush().await?;
+                }
+            }
+            frame = socket.next() => {
+                match frame {
+                    Some(Ok(WsMessage::Text(text))) => {
+                        let frame: serde_json::Value = serde_json::from_str(text.as_str())?;
+                        if frame["type"] == "message" && frame["sender"] == "bot" {
+                            answered += 1;
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(error)) => return Err(error.into()),
+                    None => bail!("the server closed a background socket"),
+                }
+            }
         }
-        due += rate * TICK.as_secs_f64();
-        while due >= 1.0 {
-            let frame = json!({"type": "message", "session_id": session_id, "content": format!("b{count}")});
-            sink.feed(WsMessage::text(frame.to_string())).await?;
-            due -= 1.0;
-            count += 1;
-            sent.fetch_add(1, Ordering::Relaxed);
-        }
-        sink.flush().await?;
     }
-    let _ = sink.close().await;
-    drain.abort();
+    let _ = socket.close(None).await;
     Ok(())
 }
 
