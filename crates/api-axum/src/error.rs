@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use confab_domain::error::{DomainError, EventBusError, RepoError, ValidationError};
+use confab_domain::error::{DomainError, EventBusError, RepoError, ValidationError, error_chain};
 use serde::Serialize;
 use utoipa::{ToResponse, ToSchema};
 
@@ -408,18 +408,6 @@ pub(crate) struct Internal(Problem);
 #[response(content_type = "application/problem+json")]
 #[allow(dead_code)] // Only its OpenAPI description is used.
 pub(crate) struct Unavailable(Problem);
-
-/// Renders an error and its sources as one line, for logs.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
 
 #[cfg(test)]
 mod tests {

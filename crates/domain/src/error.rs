@@ -198,3 +198,16 @@ impl From<EventBusError> for DomainError {
         Self::Events(error)
     }
 }
+
+/// Renders an error and its chain of sources as one line, for logs: adapter errors
+/// stay opaque to clients, and this is where their causes are read.
+pub fn error_chain(error: &dyn StdError) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

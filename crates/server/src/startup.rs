@@ -20,7 +20,7 @@ use confab_domain::ports::{BotRepository, Clock, SystemClock, UuidV7Generator};
 use confab_domain::reply::ReplySettings;
 use confab_domain::service::{ConversationService, Ports};
 use confab_events_inprocess::InProcessEventBus;
-use confab_storage_seaorm::SeaOrmStore;
+use confab_storage_seaorm::{DatabaseConnection, SeaOrmStore};
 use rand::Rng as _;
 use tokio::net::TcpListener;
 
@@ -42,17 +42,7 @@ impl App {
     /// Connects to the database, runs migrations, wires every adapter and binds the
     /// listen address (port 0 picks a free port; see [`App::port`]).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let db = confab_storage_seaorm::connect(&config.database_url)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot open the database {}",
-                    crate::settings::redact_url(&config.database_url)
-                )
-            })?;
-        confab_storage_seaorm::migrate(&db)
-            .await
-            .context("cannot apply database migrations")?;
+        let db = open_database(&config).await?;
         let readiness = Arc::new(DatabaseReadiness::new(db.clone()));
         let store = Arc::new(SeaOrmStore::new(db));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -148,17 +138,7 @@ impl App {
     /// # Errors
     /// The database cannot be opened, migrated, read or written.
     pub async fn stored_signing_secret(config: &Config) -> anyhow::Result<String> {
-        let db = confab_storage_seaorm::connect(&config.database_url)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot open the database {}",
-                    crate::settings::redact_url(&config.database_url)
-                )
-            })?;
-        confab_storage_seaorm::migrate(&db)
-            .await
-            .context("cannot apply database migrations")?;
+        let db = open_database(config).await?;
         SeaOrmStore::new(db)
             .signing_secret(&random_secret())
             .await
@@ -335,6 +315,22 @@ async fn declare_bots(admin: &BotAdmin, bots: &[BotDeclaration]) -> anyhow::Resu
         tracing::info!(bot = %id, ?declared, "bot from the configuration");
     }
     Ok(())
+}
+
+/// Opens the configured database and brings its schema up to date.
+async fn open_database(config: &Config) -> anyhow::Result<DatabaseConnection> {
+    let db = confab_storage_seaorm::connect(&config.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                crate::settings::redact_url(&config.database_url)
+            )
+        })?;
+    confab_storage_seaorm::migrate(&db)
+        .await
+        .context("cannot apply database migrations")?;
+    Ok(db)
 }
 
 fn random_secret() -> String {
