@@ -1,11 +1,10 @@
-//! The harness, trimmed from `tests/api/helpers.rs`: `spawn_app_with` starts a server
-//! on a fresh database and a free port; tokens are issued with the test secret, and
-//! `Seed` writes conversations and messages with chosen times through the storage
+//! The management tests' additions to the shared harness (`crate::helpers`): a second
+//! connection to the server's database, tokens issued with the test secret, and
+//! seeding of conversations and messages with chosen times through the storage
 //! adapter.
 
 #![allow(dead_code)] // Each module uses a different subset of helpers.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use confab_api_axum::Auth;
@@ -22,62 +21,26 @@ use confab_domain::ports::{
 use confab_domain::session::{Session, SessionId};
 use confab_domain::timestamp::Timestamp;
 use confab_domain::user::{Role, UserId};
-use confab_server::{App, Config};
+use confab_server::Config;
 use confab_storage_seaorm::SeaOrmStore;
-use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-const SECRET: &str = "test-secret-test-secret-test-secret";
+use crate::helpers::SECRET;
 
-/// The databases a test runs on.
-#[derive(Debug, Clone, Copy)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// Runs one scenario on SQLite and, in a second test, on PostgreSQL.
-#[macro_export]
-macro_rules! on_every_backend {
-    ($($scenario:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::$scenario($crate::helpers::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    if $crate::helpers::postgres_url().is_none() {
-                        eprintln!("CONFAB_TEST_POSTGRES_URL is not set; PostgreSQL not tested");
-                        return;
-                    }
-                    super::$scenario($crate::helpers::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
-pub fn postgres_url() -> Option<String> {
-    std::env::var("CONFAB_TEST_POSTGRES_URL").ok()
-}
+pub use crate::helpers::Backend;
 
 /// A running server, a client for it, and direct access to its database.
 pub struct TestApp {
-    pub address: SocketAddr,
-    pub http: reqwest::Client,
+    server: crate::helpers::TestApp,
     pub store: SeaOrmStore,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    _database: TestDatabase,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = crate::helpers::TestApp;
+
+    fn deref(&self) -> &Self::Target {
+        &self.server
+    }
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -85,30 +48,13 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> TestApp {
-    let database = TestDatabase::create(backend).await;
-    let mut config = Config {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        database_url: database.url.clone(),
-        jwt_secret: Some(SECRET.to_owned()),
-        ..Config::default()
-    };
-    configure(&mut config);
-    let app = App::build(config).await.expect("server builds");
-    let address = app.local_addr();
-    let db = confab_storage_seaorm::connect(&database.url)
+    let server = crate::helpers::spawn_app_with(backend, configure).await;
+    let db = confab_storage_seaorm::connect(server.database_url())
         .await
         .expect("second connection to the test database");
-    let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until_stopped(async {
-        let _ = stop.await;
-    }));
     TestApp {
-        address,
-        http: reqwest::Client::new(),
+        server,
         store: SeaOrmStore::new(db),
-        shutdown: Some(shutdown),
-        server: Some(server),
-        _database: database,
     }
 }
 
@@ -136,21 +82,9 @@ pub fn plus(base: Timestamp, millis: i64) -> Timestamp {
 }
 
 impl TestApp {
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
-    }
-
     /// Stops the server gracefully and waits for it.
-    pub async fn stop(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(server) = self.server.take() {
-            server
-                .await
-                .expect("server task")
-                .expect("server stops cleanly");
-        }
+    pub async fn stop(self) {
+        self.server.stop().await;
     }
 
     pub async fn get(&self, token: &str, path: &str) -> reqwest::Response {
@@ -275,103 +209,16 @@ impl TestApp {
         };
         self.store.update(conversation.id, &change).await.unwrap();
     }
-
-    pub async fn ws(&self, token: &str) -> WsClient {
-        let url = format!("ws://{}/ws?token={token}", self.address);
-        let (stream, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .expect("websocket connects");
-        WsClient { stream }
-    }
 }
 
-/// How long a client waits for a frame it expects before the test fails. A guard
-/// against hanging, not a performance assertion.
-pub const PATIENCE: Duration = Duration::from_secs(20);
-
-/// A WebSocket client speaking JSON frames.
-pub struct WsClient {
-    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
-}
+pub use crate::helpers::WsClient;
 
 impl WsClient {
-    pub async fn send_json(&mut self, frame: Value) {
-        self.stream
-            .send(WsMessage::Text(frame.to_string().into()))
-            .await
-            .expect("frame sent");
-    }
-
-    /// The next JSON frame; fails the test if the socket closed.
-    pub async fn next_json(&mut self) -> Value {
-        loop {
-            let next = tokio::time::timeout(PATIENCE, self.stream.next())
-                .await
-                .expect("a frame arrives in time");
-            match next {
-                Some(Ok(WsMessage::Text(text))) => {
-                    return serde_json::from_str(&text).expect("JSON frame");
-                }
-                Some(Ok(WsMessage::Close(frame))) => panic!("socket closed: {frame:?}"),
-                Some(Ok(_)) => continue,
-                Some(Err(error)) => panic!("socket failed: {error}"),
-                None => panic!("socket ended"),
-            }
-        }
-    }
-
-    /// The next frame of `kind`, skipping others.
-    pub async fn next_of(&mut self, kind: &str) -> Value {
-        loop {
-            let frame = self.next_json().await;
-            if frame["type"] == kind {
-                return frame;
-            }
-        }
-    }
-
     /// Subscribes to a conversation by session id and waits for the acknowledgement.
     pub async fn subscribe(&mut self, session_id: &str) {
         self.send_json(json!({ "type": "subscribe", "session_id": session_id }))
             .await;
         let subscribed = self.next_of("subscribed").await;
         assert_eq!(subscribed["session_id"], session_id);
-    }
-}
-
-/// A database that exists for one test and is removed after it.
-pub struct TestDatabase {
-    pub url: String,
-    _dir: Option<tempfile::TempDir>,
-    _postgres: Option<confab_storage_seaorm::testing::PostgresTemp>,
-}
-
-impl TestDatabase {
-    async fn create(backend: Backend) -> Self {
-        match backend {
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir().expect("temp dir");
-                let url = format!(
-                    "sqlite://{}?mode=rwc",
-                    dir.path().join("confab.db").display()
-                );
-                Self {
-                    url,
-                    _dir: Some(dir),
-                    _postgres: None,
-                }
-            }
-            Backend::Postgres => {
-                let admin = postgres_url().expect("CONFAB_TEST_POSTGRES_URL");
-                let database = confab_storage_seaorm::testing::postgres_temp(&admin)
-                    .await
-                    .expect("test database created");
-                Self {
-                    url: database.url().to_owned(),
-                    _dir: None,
-                    _postgres: Some(database),
-                }
-            }
-        }
     }
 }

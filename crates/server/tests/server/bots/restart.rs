@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 
-use crate::fakes::WebhookBot;
-use crate::helpers::{Binary, Client, WsClient, admin, user};
+use crate::bots::fakes::WebhookBot;
+use crate::bots::helpers::{Binary, Client, WsClient, admin, user};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_mid_reply_answers_once_after_restart() {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Received, spawn_app_with};
+use crate::ops::helpers::{Received, spawn_app_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_over_the_rate_get_429_with_retry_after_and_succeed_after_it() {
@@ -129,7 +129,7 @@ async fn a_request_over_the_time_limit_gets_503_unavailable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_allows_only_the_configured_origins() {
     let closed = spawn_app_with(|_| {}).await;
-    let preflight = |app: &crate::helpers::TestApp, origin: &str| {
+    let preflight = |app: &crate::ops::helpers::TestApp, origin: &str| {
         app.http
             .request(reqwest::Method::OPTIONS, app.url("/conversations"))
             .header("origin", origin)

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{sample, spawn_app_with};
+use crate::ops::helpers::{sample, spawn_app_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_id_is_kept_when_sent_and_made_up_otherwise() {

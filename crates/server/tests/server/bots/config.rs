@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Binary, Client, user};
+use crate::bots::helpers::{Binary, Client, user};
 
 fn write_config(path: &std::path::Path, greeting: &str) {
     std::fs::write(

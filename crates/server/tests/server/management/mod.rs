@@ -3,10 +3,6 @@
 //! `CONFAB_TEST_POSTGRES_URL` is set) PostgreSQL. Data that needs chosen timestamps
 //! is seeded through the storage adapter on the server's own database.
 
-// A test binary has no public API: its helpers are `pub` for its own modules, and a
-// failed unwrap is a failed test.
-#![allow(unreachable_pub, clippy::unwrap_used)]
-
 mod analytics;
 mod batch;
 mod export;

@@ -14,6 +14,9 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+/// The token signing secret of every test server.
+pub const SECRET: &str = "test-secret-test-secret-test-secret";
+
 /// The databases a test runs on.
 #[derive(Debug, Clone, Copy)]
 pub enum Backend {
@@ -71,7 +74,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config
     let mut config = Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         database_url: database.url.clone(),
-        jwt_secret: Some("test-secret-test-secret-test-secret".to_owned()),
+        jwt_secret: Some(SECRET.to_owned()),
         ..Config::default()
     };
     configure(&mut config);
@@ -98,6 +101,11 @@ async fn serve(config: Config, database: TestDatabase) -> TestApp {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
+    }
+
+    /// The URL of the server's database, for a second connection to it.
+    pub fn database_url(&self) -> &str {
+        &self.config.database_url
     }
 
     /// Stops the server gracefully and waits for it.
@@ -315,7 +323,7 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
-    async fn create(backend: Backend) -> Self {
+    pub async fn create(backend: Backend) -> Self {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");

@@ -6,7 +6,7 @@ use confab_storage_seaorm::testing::postgres_temp;
 use sea_orm::ConnectionTrait as _;
 use serde_json::Value;
 
-use crate::helpers::{postgres_url, spawn_app_on};
+use crate::ops::helpers::{postgres_url, spawn_app_on};
 
 async fn admin_sql(admin_url: &str, sql: &str) {
     let admin = confab_storage_seaorm::connect(admin_url).await.unwrap();

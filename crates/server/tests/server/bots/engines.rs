@@ -5,8 +5,8 @@
 use confab_bots::declaration::BotDeclaration;
 use serde_json::{Value, json};
 
-use crate::fakes::{WebhookBot, model};
-use crate::helpers::{Client, TestApp, spawn_app, spawn_app_on_postgres, user};
+use crate::bots::fakes::{WebhookBot, model};
+use crate::bots::helpers::{Client, TestApp, spawn_app, spawn_app_on_postgres, user};
 
 fn declared(id: &str, kind: &str, settings: Value) -> BotDeclaration {
     BotDeclaration {

@@ -4,7 +4,7 @@
 use confab_domain::message::Sender;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, at, plus, spawn_app, token};
+use crate::management::helpers::{Backend, at, plus, spawn_app, token};
 
 crate::on_every_backend!(
     the_summary_matches_a_hand_computed_expectation,

@@ -4,7 +4,7 @@
 use confab_domain::message::Sender;
 use serde_json::Value;
 
-use crate::helpers::{Backend, at, plus, spawn_app, token};
+use crate::management::helpers::{Backend, at, plus, spawn_app, token};
 
 crate::on_every_backend!(
     a_conversation_exports_as_json_lines_and_csv,

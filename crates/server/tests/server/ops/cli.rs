@@ -4,7 +4,7 @@
 use confab_api_axum::Auth;
 use confab_domain::user::Role;
 
-use crate::helpers::confab;
+use crate::ops::helpers::confab;
 
 /// Runs `confab` in `dir` and returns its stdout; fails the test on a non-zero exit.
 fn run_ok(command: &mut std::process::Command) -> String {

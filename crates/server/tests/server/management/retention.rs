@@ -7,7 +7,7 @@ use std::time::Duration;
 use confab_domain::timestamp::Timestamp;
 use serde_json::Value;
 
-use crate::helpers::{Backend, WsClient, plus, spawn_app_with, token};
+use crate::management::helpers::{Backend, WsClient, plus, spawn_app_with, token};
 
 crate::on_every_backend!(retention_archives_and_deletes_idle_conversations);
 

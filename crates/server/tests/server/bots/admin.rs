@@ -4,7 +4,7 @@
 use confab_domain::user::Role;
 use serde_json::{Value, json};
 
-use crate::helpers::{Client, TestApp, admin, spawn_app, spawn_app_on_postgres, token, user};
+use crate::bots::helpers::{Client, TestApp, admin, spawn_app, spawn_app_on_postgres, token, user};
 
 #[tokio::test]
 async fn only_administrators_may_create_change_or_delete_bots() {

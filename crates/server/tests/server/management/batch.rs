@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, at, plus, spawn_app, token};
+use crate::management::helpers::{Backend, at, plus, spawn_app, token};
 
 crate::on_every_backend!(
     a_batch_reports_each_id_in_order_and_tells_subscribed_sockets,

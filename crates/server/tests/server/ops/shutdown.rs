@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use confab_server::{App, Config};
 use serde_json::{Value, json};
 
-use crate::helpers::{PATIENCE, Received, SECRET, confab, ws_connect};
+use crate::ops::helpers::{PATIENCE, Received, SECRET, confab, ws_connect};
 
 /// Starts `confab serve` on port 0 and reads the bound address from its JSON log; the
 /// rest of the log is drained by a thread so the child never blocks on a full pipe.

@@ -1,0 +1,24 @@
+//! End-to-end tests of the `confab` server, in one test binary: a real server on
+//! 127.0.0.1:0 over SQLite files and (when `CONFAB_TEST_POSTGRES_URL` is set)
+//! PostgreSQL, driven by real HTTP, WebSocket and SSE clients, and the real binary
+//! where a test needs a process of its own.
+//!
+//! # Layout
+//! - `helpers`: `spawn_app`, the `on_every_backend!` macro, test databases and a
+//!   WebSocket client.
+//! - `rest`, `sse`, `websocket`: the conversations API, its events and `/ws`.
+//! - `bots`: the bot registry, engines against fake bot services, a restart mid-reply.
+//! - `management`: batch actions, exports, analytics and retention.
+//! - `ops`: configuration, the CLI, metrics, readiness, limits and shutdown.
+
+// A test binary has no public API: its helpers are `pub` for its own modules, and a
+// failed unwrap is a failed test.
+#![allow(unreachable_pub, clippy::unwrap_used)]
+
+mod bots;
+mod helpers;
+mod management;
+mod ops;
+mod rest;
+mod sse;
+mod websocket;
