@@ -3,6 +3,8 @@
 
 mod cli;
 
+use std::io::IsTerminal as _;
+
 use anyhow::Context as _;
 use clap::Parser as _;
 use confab_api_axum::Auth;
@@ -52,8 +54,11 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
             config.log.filter
         )
     })?;
+    // Colours only for a person at a terminal: in a file or a journal the escape
+    // codes are noise.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match config.log.format {
         LogFormat::Text => builder.init(),
