@@ -3,7 +3,7 @@
 //!
 //! - [`MeteredEventBus`]: every stored message is published exactly once (idempotent
 //!   retries publish nothing), so counting published `message` events counts stored
-//!   messages, by sender.
+//!   messages, by sender; each delivery to a subscriber records the bus's lag.
 //! - [`MeteredEngines`]: wraps each bot engine's reply stream to time it from the
 //!   request to its `Done` chunk, and to count replies that fail, end early or are
 //!   dropped (a timeout drops the stream).
@@ -34,7 +34,12 @@ pub const BOT_REPLY_DURATION: &str = "confab_bot_reply_duration_seconds";
 /// `abandoned`, `misconfigured`).
 pub const BOT_REPLY_FAILURES: &str = "confab_bot_reply_failures_total";
 
-/// An [`EventBus`] that counts stored messages on their way through.
+/// Histogram of event bus lag in seconds: from a message's storage to its delivery to
+/// a subscriber (a socket, an SSE stream, a `?wait=true` request).
+pub const EVENT_BUS_LAG: &str = "confab_event_bus_lag_seconds";
+
+/// An [`EventBus`] that counts stored messages on their way through, and times their
+/// delivery to subscribers.
 pub struct MeteredEventBus {
     inner: Arc<dyn EventBus>,
 }
@@ -56,7 +61,16 @@ impl EventBus for MeteredEventBus {
     }
 
     async fn subscribe(&self, conversation: ConversationId) -> Result<EventStream, EventBusError> {
-        self.inner.subscribe(conversation).await
+        let events = self.inner.subscribe(conversation).await?;
+        Ok(events
+            .inspect(|event| {
+                if let EventKind::Message(message) = &event.kind {
+                    let stored = message.timestamp.as_offset_date_time();
+                    let lag = (time::OffsetDateTime::now_utc() - stored).as_seconds_f64();
+                    metrics::histogram!(EVENT_BUS_LAG).record(lag.max(0.0));
+                }
+            })
+            .boxed())
     }
 }
 

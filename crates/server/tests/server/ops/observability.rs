@@ -61,6 +61,8 @@ async fn metrics_count_requests_by_route_and_messages_by_sender() {
             &[("bot", "echo")]
         ) >= 1.0
     );
+    // `?wait=true` took the reply from the event bus: one delivery, timed.
+    assert!(delta("confab_event_bus_lag_seconds_count", &[]) >= 1.0);
     // The route label is the template, never the raw path with its id.
     assert!(!after.contains(&conversation), "raw path in metrics");
     app.stop().await;
