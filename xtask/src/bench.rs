@@ -34,7 +34,7 @@ struct Step {
 }
 
 /// The scenarios, at sizes that take about a minute per backend on two cores.
-const STEPS: [Step; 8] = [
+const STEPS: [Step; 10] = [
     Step {
         name: "send-ws",
         args: &[
@@ -82,6 +82,14 @@ const STEPS: [Step; 8] = [
     Step {
         name: "history-1m",
         args: &["history", "--messages", "1000000", "--pages", "2000"],
+    },
+    Step {
+        name: "export-1k",
+        args: &["export", "--messages", "1000"],
+    },
+    Step {
+        name: "export-100k",
+        args: &["export", "--messages", "100000"],
     },
     Step {
         name: "list",
@@ -233,7 +241,7 @@ fn run_steps(
                 .arg(&json)
                 .args(step.args)
                 .env("CONFAB_DATABASE_URL", database_url);
-            if step.name == "sockets" {
+            if step.name == "sockets" || step.name.starts_with("export") {
                 command.arg("--server-pid").arg(child.id().to_string());
             }
             if !command.status()?.success() {
@@ -537,6 +545,19 @@ fn targets(reports: &[Value]) -> Vec<String> {
             p50m / p50.max(0.001),
             p99m / p99.max(0.001),
             met(p50m <= 1.2 * p50 && p99m <= 1.2 * p99)
+        ));
+    }
+    if let (Some(small), Some(large)) = (
+        find(reports, "export 1000 "),
+        find(reports, "export 100000 "),
+    ) {
+        let (small, large) = (figure(small, "rss_peak_mib"), figure(large, "rss_peak_mib"));
+        // The first export of a process warms allocator pools, so a few MiB of growth
+        // are no sign of memory that follows the conversation's size.
+        lines.push(format!(
+            "Export memory independent of size: peak {large:.0} MiB streaming 100 000 \
+             messages, {small:.0} MiB streaming 1 000 — {}",
+            met(large - small <= 10.0)
         ));
     }
     if let Some(r) = find(reports, "sockets") {

@@ -15,6 +15,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// a benchmark must end even when the server hangs.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The limit of one download, e.g. an export of a large conversation.
+pub const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// A guest identity from `POST /auth/guest`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Guest {
@@ -100,6 +103,28 @@ impl Api {
     pub async fn get(&self, token: &str, path: &str) -> Result<Value> {
         let response = self.http.get(self.url(path)).bearer_auth(token).send();
         decode(response.await?).await
+    }
+
+    /// `GET path` with the token, read to the end as a stream of chunks; returns the
+    /// bytes and lines received. The whole body is never held in memory.
+    pub async fn download(&self, token: &str, path: &str) -> Result<(u64, u64)> {
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(token)
+            // A large export outlasts the per-call timeout of small requests.
+            .timeout(DOWNLOAD_TIMEOUT)
+            .send()
+            .await?
+            .error_for_status()?;
+        let mut body = response.bytes_stream();
+        let (mut bytes, mut lines) = (0_u64, 0_u64);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            bytes += chunk.len() as u64;
+            lines += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+        }
+        Ok((bytes, lines))
     }
 
     /// Opens `/ws` with `token` and waits for the `connected` status frame.

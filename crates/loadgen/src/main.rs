@@ -65,6 +65,18 @@ enum Scenario {
         #[arg(long, default_value_t = 1000)]
         pages: usize,
     },
+    /// A conversation seeded with M messages, exported as JSON Lines, and the server's
+    /// peak memory while it streams.
+    Export {
+        /// The server's database, written directly to seed the conversation.
+        #[arg(long, env = "CONFAB_DATABASE_URL")]
+        database_url: String,
+        #[arg(long, default_value_t = 100_000)]
+        messages: u64,
+        /// The server's process id, to sample its resident memory.
+        #[arg(long)]
+        server_pid: Option<u32>,
+    },
     /// Filtered pages of a user's conversation list.
     List {
         #[arg(long, default_value_t = 10_000)]
@@ -138,6 +150,11 @@ async fn run(api: &Api, scenario: Scenario) -> Result<Vec<Report>> {
             messages,
             pages,
         } => vec![scenarios::history(api, &database_url, messages, pages).await?],
+        Scenario::Export {
+            database_url,
+            messages,
+            server_pid,
+        } => vec![scenarios::export(api, &database_url, messages, server_pid).await?],
         Scenario::List {
             conversations,
             pages,

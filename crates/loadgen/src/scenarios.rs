@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio::sync::Barrier;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use crate::client::{Api, Socket, next_frame, send_frame};
+use crate::client::{Api, DOWNLOAD_TIMEOUT, Socket, next_frame, send_frame};
 use crate::report::Report;
 use crate::seed;
 
@@ -432,6 +432,78 @@ pub async fn sockets(
     }
     Ok(report)
 }
+
+/// A conversation of `messages` messages (seeded straight into the database at
+/// `database_url`) exported as JSON Lines. With `server_pid`, the server's resident
+/// memory is sampled while the export streams: its peak, compared across sizes, shows
+/// whether memory grows with the conversation.
+pub async fn export(
+    api: &Api,
+    database_url: &str,
+    messages: u64,
+    server_pid: Option<u32>,
+) -> Result<Report> {
+    let guest = api.guest().await?;
+    let conversation = api.start(&guest.token, ECHO).await?;
+    seed::messages(
+        database_url,
+        &conversation.conversation_id,
+        &guest.user_id,
+        messages,
+    )
+    .await?;
+    let before = server_pid.map(resident_kib).transpose()?;
+    let peak = Arc::new(AtomicU64::new(before.unwrap_or(0)));
+    let streaming = Arc::new(AtomicBool::new(true));
+    let sampler = server_pid.map(|pid| {
+        let (peak, streaming) = (Arc::clone(&peak), Arc::clone(&streaming));
+        tokio::spawn(async move {
+            // Bounded as the download is: at most its timeout's worth of samples.
+            let most = DOWNLOAD_TIMEOUT.as_millis() / SAMPLE_EVERY.as_millis();
+            for _ in 0..most {
+                if !streaming.load(Ordering::Relaxed) {
+                    break;
+                }
+                if let Ok(kib) = resident_kib(pid) {
+                    peak.fetch_max(kib, Ordering::Relaxed);
+                }
+                tokio::time::sleep(SAMPLE_EVERY).await;
+            }
+        })
+    });
+    let started = Instant::now();
+    let downloaded = api
+        .download(
+            &guest.token,
+            &format!("/conversations/{}/export", conversation.conversation_id),
+        )
+        .await;
+    let elapsed = started.elapsed();
+    streaming.store(false, Ordering::Relaxed);
+    if let Some(sampler) = sampler {
+        sampler.await?;
+    }
+    let (bytes, lines) = downloaded?;
+    ensure!(
+        lines == messages,
+        "the export held {lines} lines for {messages} messages"
+    );
+    let mut report = Report::new(
+        format!("export {messages} msgs, JSON Lines"),
+        elapsed,
+        vec![elapsed],
+    )
+    .with("mib", bytes as f64 / (1024.0 * 1024.0));
+    if let Some(before) = before {
+        report = report
+            .with("rss_before_mib", before as f64 / 1024.0)
+            .with("rss_peak_mib", peak.load(Ordering::Relaxed) as f64 / 1024.0);
+    }
+    Ok(report)
+}
+
+/// How often the export scenario reads the server's memory.
+const SAMPLE_EVERY: Duration = Duration::from_millis(10);
 
 /// `VmRSS` of process `pid`, in KiB.
 pub fn resident_kib(pid: u32) -> Result<u64> {

@@ -54,6 +54,11 @@ async fn every_scenario_runs_to_completion_against_a_real_server() {
         .await
         .expect("history");
     assert_complete(&history, 10);
+    let export = scenarios::export(&api, &database_url, 120, Some(std::process::id()))
+        .await
+        .expect("export");
+    assert_complete(&export, 1);
+    assert!(export.extra.contains_key("rss_peak_mib"));
     let list = scenarios::list(&api, 20, 6).await.expect("list");
     assert_complete(&list, 6);
     let sockets = scenarios::sockets(&api, 10, 4, Some(std::process::id()))
