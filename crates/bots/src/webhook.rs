@@ -106,7 +106,13 @@ impl WebhookEngine {
 impl BotEngine for WebhookEngine {
     fn reply(&self, request: BotRequest) -> BoxStream<'static, Result<ReplyChunk, BotError>> {
         let inner = Arc::clone(&self.inner);
-        stream::once(async move { inner.call(&request).await.map(ReplyChunk::Done) }).boxed()
+        stream::once(async move {
+            inner.call(&request).await.map(|reply| match reply {
+                Some(reply) => ReplyChunk::Done(reply),
+                None => ReplyChunk::Deferred,
+            })
+        })
+        .boxed()
     }
 }
 
@@ -127,7 +133,8 @@ enum Attempt {
 }
 
 impl Inner {
-    async fn call(&self, request: &BotRequest) -> Result<BotReply, BotError> {
+    /// The bot's reply, or `None` when it answers later by itself.
+    async fn call(&self, request: &BotRequest) -> Result<Option<BotReply>, BotError> {
         let body =
             serde_json::to_vec(&payload(request)).map_err(|e| BotError::Failed(Box::new(e)))?;
         let signature = self.secret.as_ref().map(|s| signature(s, &body));
@@ -158,7 +165,7 @@ impl Inner {
         body: &[u8],
         signature: Option<&str>,
         delivery: &str,
-    ) -> Result<BotReply, Attempt> {
+    ) -> Result<Option<BotReply>, Attempt> {
         let mut call = self
             .client
             .post(&self.url)
@@ -186,14 +193,11 @@ impl Inner {
             .bytes()
             .await
             .map_err(|e| Attempt::Retry(e.to_string()))?;
+        // No content: the bot answers later by itself, posting with a bot token.
         if status == reqwest::StatusCode::NO_CONTENT || bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(Attempt::GiveUp(BotError::Failed(
-                "the webhook sent no reply (204 or an empty body); a bot answering later \
-                 posts its message with a bot token"
-                    .into(),
-            )));
+            return Ok(None);
         }
-        parse_reply(&bytes).map_err(|reason| {
+        parse_reply(&bytes).map(Some).map_err(|reason| {
             Attempt::GiveUp(BotError::Failed(
                 format!("the webhook's reply is invalid: {reason}").into(),
             ))

@@ -14,7 +14,8 @@ use crate::conversation::{
 use crate::error::{BotError, EventBusError, RepoError};
 use crate::event::ConversationEvent;
 use crate::message::{
-    Appended, Attachments, HistoryPage, HistoryQuery, Message, MessageId, NewMessage, Suggestion,
+    Appended, Attachments, HistoryPage, HistoryQuery, Message, MessageId, NewMessage, Seq,
+    Suggestion,
 };
 use crate::session::{Session, SessionId};
 use crate::timestamp::Timestamp;
@@ -112,6 +113,15 @@ pub trait MessageRepository: Send + Sync {
         conversation: ConversationId,
         query: &HistoryQuery,
     ) -> Result<HistoryPage, RepoError>;
+
+    /// Records that the user message at `seq` needs no stored reply (its bot answers
+    /// later by itself): sets `replied_seq` to `seq`, storing no message.
+    ///
+    /// # Errors
+    /// - MUST return `RepoError::Conflict` and change nothing when `replied_seq` is
+    ///   already at or past `seq`.
+    /// - MUST return `RepoError::NotFound` when the conversation does not exist.
+    async fn mark_answered(&self, conversation: ConversationId, seq: Seq) -> Result<(), RepoError>;
 
     /// Loads one message of a conversation.
     ///
@@ -211,6 +221,10 @@ pub enum ReplyChunk {
     Delta(String),
     /// The finished reply; ends the stream.
     Done(BotReply),
+    /// No reply now: the bot answers later by itself, posting with a bot token (a
+    /// webhook that returned `204`). Nothing is stored and the user message counts as
+    /// handed over to the bot; ends the stream.
+    Deferred,
 }
 
 /// Produces a bot's replies.

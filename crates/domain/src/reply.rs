@@ -249,7 +249,8 @@ impl ReplyPipeline {
         // between gets the stored message, never a snapshot of an answered reply.
         lock(&self.streaming).remove(&conversation.id);
         let (sender, sender_id, reply) = match outcome {
-            Ok(reply) => (Sender::Bot, conversation.bot_id.to_string(), reply),
+            Ok(Some(reply)) => (Sender::Bot, conversation.bot_id.to_string(), reply),
+            Ok(None) => return self.hand_over(conversation, &message).await,
             Err(error) => {
                 tracing::warn!(conversation = %conversation.id, %error, "bot reply failed");
                 let text = match error {
@@ -325,13 +326,41 @@ impl ReplyPipeline {
         result
     }
 
+    /// Completes the reply job of a message whose bot answers later by itself: no
+    /// message is stored, and typing stops.
+    async fn hand_over(
+        &self,
+        conversation: &Conversation,
+        message: &Message,
+    ) -> Result<(), DomainError> {
+        let marked = self
+            .ports
+            .messages
+            .mark_answered(conversation.id, message.seq)
+            .await;
+        publish(
+            &*self.ports.events,
+            conversation,
+            EventKind::Typing {
+                sender: Sender::Bot,
+                active: false,
+            },
+        )
+        .await;
+        match marked {
+            // Another instance completed the job first, or the conversation is gone.
+            Ok(()) | Err(RepoError::Conflict | RepoError::NotFound) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
     async fn produce(
         &self,
         conversation: &Conversation,
         message: &Message,
         reply_id: MessageId,
         bot: Result<Bot, RepoError>,
-    ) -> Result<BotReply, BotError> {
+    ) -> Result<Option<BotReply>, BotError> {
         let repo = |error: RepoError| BotError::Failed(Box::new(error));
         let bot = bot.map_err(|error| match error {
             RepoError::NotFound => {
@@ -402,7 +431,8 @@ impl ReplyPipeline {
                     .await;
                     index += 1;
                 }
-                ReplyChunk::Done(reply) => return Ok(reply),
+                ReplyChunk::Done(reply) => return Ok(Some(reply)),
+                ReplyChunk::Deferred => return Ok(None),
             }
         }
         Err(BotError::Failed(

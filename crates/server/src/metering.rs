@@ -133,6 +133,10 @@ impl MeteredReply {
             return;
         }
         self.outcome = Some(outcome);
+        if outcome == "deferred" {
+            // The bot answers later by itself: neither a reply to time nor a failure.
+            return;
+        }
         if outcome == "done" {
             metrics::histogram!(BOT_REPLY_DURATION, "bot" => self.bot.clone())
                 .record(self.started.elapsed().as_secs_f64());
@@ -150,6 +154,7 @@ impl Stream for MeteredReply {
         let next = self.inner.poll_next_unpin(cx);
         match &next {
             Poll::Ready(Some(Ok(ReplyChunk::Done(_)))) => self.record("done"),
+            Poll::Ready(Some(Ok(ReplyChunk::Deferred))) => self.record("deferred"),
             Poll::Ready(Some(Err(_))) => self.record("error"),
             Poll::Ready(None) => self.record("incomplete"),
             Poll::Ready(Some(Ok(ReplyChunk::Delta(_)))) | Poll::Pending => {}

@@ -79,6 +79,23 @@ impl MessageRepository for SeaOrmStore {
         Ok(HistoryPage { messages, has_more })
     }
 
+    async fn mark_answered(&self, conversation: ConversationId, seq: Seq) -> Result<(), RepoError> {
+        use conversation::Column;
+
+        let answered = seq_value(seq)?;
+        let updated = conversation::Entity::update_many()
+            .col_expr(Column::RepliedSeq, Expr::val(answered))
+            .filter(Column::Id.eq(conversation.as_uuid()))
+            .filter(Column::RepliedSeq.lt(answered))
+            .exec(&self.db)
+            .await
+            .map_err(repo_error)?;
+        if updated.rows_affected == 0 {
+            return Err(self.why_not_advanced(conversation).await);
+        }
+        Ok(())
+    }
+
     async fn get(&self, conversation: ConversationId, id: MessageId) -> Result<Message, RepoError> {
         let row = message::Entity::find_by_id(id.as_uuid())
             .filter(message::Column::ConversationId.eq(conversation.as_uuid()))

@@ -204,9 +204,29 @@ async fn retries_are_bounded_and_end_in_a_system_message() {
 }
 
 #[tokio::test]
-async fn a_bot_answering_with_no_content_yields_a_system_message() {
+async fn a_bot_answering_with_no_content_is_left_to_answer_later() {
     let (base, _) = fake_bot().await;
     let mut chat = chat(format!("{base}/hooks/later"), SECRET_VAR);
-    let reply = chat.ask("hello").await;
-    assert_eq!(reply.sender, Sender::System);
+    let question = chat.send("hello").await;
+    assert!(
+        chat.service
+            .replies()
+            .drain(crate::support::REPLY_WAIT)
+            .await,
+        "the reply job ends"
+    );
+    // Nothing is stored for it, and the message counts as handed over to the bot.
+    assert_eq!(
+        chat.ports.store.messages_of(question.conversation_id),
+        std::slice::from_ref(&question)
+    );
+    let conversation = chat
+        .ports
+        .ports
+        .conversations
+        .get(question.conversation_id)
+        .await
+        .expect("the conversation");
+    assert_eq!(conversation.replied_seq, question.seq);
+    assert!(!conversation.has_pending_replies());
 }

@@ -194,6 +194,7 @@ macro_rules! storage_contract_tests {
                 a_repeated_client_message_id_returns_the_original_and_stores_nothing,
                 the_same_client_message_id_in_another_conversation_is_independent,
                 a_reply_advances_replied_seq_and_a_second_reply_to_that_seq_conflicts,
+                marking_a_message_answered_advances_replied_seq_once_and_stores_nothing,
                 appending_to_an_unknown_conversation_is_not_found_and_stores_nothing,
                 appending_updates_the_counters_and_the_last_message_preview,
                 getting_a_message_returns_it_and_an_unknown_or_foreign_one_is_not_found,

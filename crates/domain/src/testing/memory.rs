@@ -14,7 +14,7 @@ use crate::conversation::{
 };
 use crate::error::RepoError;
 use crate::message::{
-    Appended, HistoryBound, HistoryPage, HistoryQuery, Message, MessageId, NewMessage, Sender,
+    Appended, HistoryBound, HistoryPage, HistoryQuery, Message, MessageId, NewMessage, Sender, Seq,
 };
 use crate::ports::{BotRepository, ConversationRepository, MessageRepository, SessionRepository};
 use crate::session::{Session, SessionId};
@@ -302,6 +302,19 @@ impl MessageRepository for InMemoryStore {
             messages: page.iter().map(|m| (*m).clone()).collect(),
             has_more,
         })
+    }
+
+    async fn mark_answered(&self, conversation: ConversationId, seq: Seq) -> Result<(), RepoError> {
+        let mut state = self.lock();
+        let conversation = state
+            .conversations
+            .get_mut(&conversation)
+            .ok_or(RepoError::NotFound)?;
+        if conversation.replied_seq >= seq {
+            return Err(RepoError::Conflict);
+        }
+        conversation.replied_seq = seq;
+        Ok(())
     }
 
     async fn get(&self, conversation: ConversationId, id: MessageId) -> Result<Message, RepoError> {

@@ -307,6 +307,49 @@ pub async fn a_reply_advances_replied_seq_and_a_second_reply_to_that_seq_conflic
     );
 }
 
+/// Marking a user message answered (its bot answers later by itself) sets
+/// `replied_seq` and stores nothing; marking it, or an older one, again is
+/// `RepoError::Conflict`, and an unknown conversation is `RepoError::NotFound`.
+pub async fn marking_a_message_answered_advances_replied_seq_once_and_stores_nothing(
+    r: Repositories,
+) {
+    let conversation = create(&r, "ana", "alpha", at(0)).await;
+    let question = append(&r, &user_message(&conversation, "q1", at(10))).await;
+    r.messages
+        .mark_answered(conversation.id, question.seq)
+        .await
+        .expect("marking the question answered");
+    let marked = get(&r, conversation.id).await;
+    assert_eq!(marked.replied_seq, question.seq);
+    assert!(!marked.has_pending_replies());
+    assert_eq!(marked.message_count, 1, "a message was stored");
+    assert_eq!(marked.last_seq, question.seq);
+
+    assert_conflict(
+        r.messages
+            .mark_answered(conversation.id, question.seq)
+            .await,
+        "marking it twice",
+    );
+    assert_conflict(
+        r.messages.mark_answered(conversation.id, Seq::ZERO).await,
+        "marking an older seq",
+    );
+    assert_eq!(get(&r, conversation.id).await, marked, "counters changed");
+    assert_conflict(
+        r.messages
+            .append(&bot_reply(&conversation, &question, "late", at(20)))
+            .await,
+        "a reply after the mark",
+    );
+
+    let (ghost, _) = super::new_conversation("ana", "alpha", at(0));
+    assert_not_found(
+        r.messages.mark_answered(ghost.id, Seq::new(1)).await,
+        "an unknown conversation",
+    );
+}
+
 /// Appending to a conversation that does not exist is `RepoError::NotFound`, and
 /// nothing appears under that id.
 pub async fn appending_to_an_unknown_conversation_is_not_found_and_stores_nothing(r: Repositories) {
