@@ -156,9 +156,6 @@ pub(crate) async fn create_bot(
     admin: Option<Extension<Arc<BotAdmin>>>,
     ApiJson(body): ApiJson<CreateBotBody>,
 ) -> Result<(StatusCode, Json<BotBody>), ApiError> {
-    if !caller.is_admin() {
-        return Err(ApiError::from(confab_domain::error::DomainError::Forbidden));
-    }
     let draft = BotDraft {
         id: BotId::parse(&body.id)?,
         name: BotName::parse(&body.name)?,
@@ -197,9 +194,6 @@ pub(crate) async fn update_bot(
     BotPath(id): BotPath,
     ApiJson(body): ApiJson<UpdateBotBody>,
 ) -> Result<Json<BotBody>, ApiError> {
-    if !caller.is_admin() {
-        return Err(ApiError::from(confab_domain::error::DomainError::Forbidden));
-    }
     let admin = registry(admin)?;
     let engine = match (body.kind, body.settings) {
         (None, None) => None,
@@ -243,9 +237,6 @@ pub(crate) async fn delete_bot(
     admin: Option<Extension<Arc<BotAdmin>>>,
     BotPath(id): BotPath,
 ) -> Result<StatusCode, ApiError> {
-    if !caller.is_admin() {
-        return Err(ApiError::from(confab_domain::error::DomainError::Forbidden));
-    }
     registry(admin)?.delete(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
