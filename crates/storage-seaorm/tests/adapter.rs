@@ -357,6 +357,27 @@ async fn sqlite_connections_run_in_wal_mode_with_foreign_keys_and_a_busy_timeout
     assert_eq!(busy_timeout_ms, 5_000);
 }
 
+/// `.cargo/config.toml` builds the bundled SQLite with `SQLITE_ENABLE_QPSG`. Without
+/// it every statement with `LIMIT ?` (every page, every `.one()`) is parsed again on
+/// each execution: the planner reads the bound limit, and rebinding it expires the
+/// prepared statement.
+#[tokio::test]
+async fn sqlite_is_built_with_the_query_planner_stability_guarantee() {
+    let temp = confab_storage_seaorm::testing::sqlite_temp().await.unwrap();
+    let used: i64 = temp
+        .connection()
+        .query_one_raw(Statement::from_string(
+            sea_orm::DbBackend::Sqlite,
+            "SELECT sqlite_compileoption_used('ENABLE_QPSG')",
+        ))
+        .await
+        .unwrap()
+        .expect("a row")
+        .try_get_by_index(0)
+        .unwrap();
+    assert_eq!(used, 1, "LIBSQLITE3_FLAGS from .cargo/config.toml was not applied");
+}
+
 /// An in-memory database lives only while a connection holds it: the schema that
 /// `migrate` made must still be there for the store, also under concurrent appends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
