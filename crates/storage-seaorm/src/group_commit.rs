@@ -21,17 +21,16 @@
 use std::mem;
 use std::sync::{Arc, Mutex};
 
-use confab_domain::conversation::ConversationId;
+use confab_domain::conversation::preview;
 use confab_domain::error::RepoError;
+use confab_domain::message::Sender;
 use confab_domain::message::{Appended, Message, NewMessage, Seq};
 use confab_domain::timestamp::Timestamp;
-use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement, Value};
 use tokio::sync::oneshot;
 
-use crate::entity::message;
 use crate::error::{RowError, repo_error};
-use crate::messages::advance;
-use crate::rows::{message_row, stored_message};
+use crate::rows::{message_row, millis, seq_value, stored_message};
 use crate::store::SeaOrmStore;
 
 /// Appends taken into one transaction at most. Bounds how long the write lock is held
@@ -64,9 +63,10 @@ impl std::fmt::Debug for AppendQueue {
 /// What one append of a batch came to inside the transaction.
 enum Step {
     Stored(Message),
-    Existing(Message),
-    /// `advance` matched no row; why is looked up after the commit.
-    NotAdvanced(ConversationId),
+    /// The conversation's row was not updated: it is gone, the reply was stored
+    /// before, or the `client_message_id` was seen before. Which, is looked up after
+    /// the commit.
+    NotAdvanced,
 }
 
 impl SeaOrmStore {
@@ -118,8 +118,7 @@ impl SeaOrmStore {
                     for (pending, step) in batch.into_iter().zip(steps) {
                         let result = match step {
                             Step::Stored(message) => Ok(Appended::Stored(message)),
-                            Step::Existing(message) => Ok(Appended::Existing(message)),
-                            Step::NotAdvanced(id) => Err(self.why_not_advanced(id).await),
+                            Step::NotAdvanced => self.not_advanced(&pending.message).await,
                         };
                         // A caller that gave up no longer listens; its message is
                         // stored all the same, as it would be without batching.
@@ -134,6 +133,19 @@ impl SeaOrmStore {
                 }
             }
         }
+    }
+
+    /// What an append whose conversation row was not updated comes to: the message
+    /// stored before under its `client_message_id`, or the error alone would give.
+    async fn not_advanced(&self, new: &NewMessage) -> Result<Appended, RepoError> {
+        if let Some(client_id) = &new.client_message_id
+            && let Some(original) = self
+                .by_client_message_id(new.conversation_id, client_id)
+                .await?
+        {
+            return Ok(Appended::Existing(original));
+        }
+        Err(self.why_not_advanced(new.conversation_id).await)
     }
 
     /// Runs every append of the batch in one write transaction and commits it.
@@ -152,39 +164,116 @@ impl SeaOrmStore {
     }
 }
 
+/// Runs the whole batch as one multi-statement query: sqlx runs SQLite on a thread of
+/// its own per connection, and each statement sent there costs two thread hand-offs,
+/// which cost more than the statement itself (docs/benchmarks.md). Per append:
+///
+/// 1. an `UPDATE` of the conversation exactly as [`advance`](crate::messages::advance)
+///    does it, guarded by the reply's `replied_seq` check and by "no message with this
+///    `client_message_id` yet", and `RETURNING` the append's index in the batch with
+///    the new `last_seq` and `last_activity_ms`;
+/// 2. an `INSERT … SELECT` of the message that takes its seq and timestamp from the
+///    row just updated, and inserts nothing when the update changed no row.
+///
+/// An append whose index comes back was stored; the others are sorted out after the
+/// commit (`Step::NotAdvanced`).
 async fn apply(txn: &DatabaseTransaction, batch: &[&NewMessage]) -> Result<Vec<Step>, RepoError> {
-    let mut steps = Vec::with_capacity(batch.len());
-    for new in batch {
-        if let Some(client_id) = &new.client_message_id {
-            let existing = message::Entity::find()
-                .filter(message::Column::ConversationId.eq(new.conversation_id.as_uuid()))
-                .filter(message::Column::ClientMessageId.eq(client_id.as_str()))
-                .one(txn)
-                .await
-                .map_err(repo_error)?;
-            if let Some(row) = existing {
-                steps.push(Step::Existing(Message::try_from(row)?));
-                continue;
-            }
-        }
-        let Some(advanced) = advance(txn, new).await? else {
-            steps.push(Step::NotAdvanced(new.conversation_id));
-            continue;
-        };
-        let seq = Seq::new(
-            u64::try_from(advanced.last_seq)
-                .map_err(|_| RowError::new("conversations", "negative last_seq"))?,
-        );
-        let timestamp = Timestamp::from_unix_millis(advanced.last_activity_ms)
-            .map_err(|_| RowError::new("conversations", "last_activity out of range"))?;
-        let row = message_row(new, seq, timestamp)?;
-        message::Entity::insert(row.into_active_model())
-            .exec_without_returning(txn)
-            .await
-            .map_err(repo_error)?;
-        steps.push(Step::Stored(stored_message(new, seq, timestamp)));
+    let statement = batch_statement(batch)?;
+    let rows = txn.query_all_raw(statement).await.map_err(repo_error)?;
+    let mut advanced: Vec<Option<(i64, i64)>> = vec![None; batch.len()];
+    for row in rows {
+        let index: i64 = row.try_get_by_index(0).map_err(repo_error)?;
+        let last_seq: i64 = row.try_get_by_index(1).map_err(repo_error)?;
+        let last_activity_ms: i64 = row.try_get_by_index(2).map_err(repo_error)?;
+        let slot = usize::try_from(index)
+            .ok()
+            .and_then(|index| advanced.get_mut(index))
+            .ok_or_else(|| RowError::new("conversations", "unknown batch index returned"))?;
+        *slot = Some((last_seq, last_activity_ms));
     }
-    Ok(steps)
+    batch
+        .iter()
+        .zip(advanced)
+        .map(|(new, advanced)| {
+            let Some((last_seq, last_activity_ms)) = advanced else {
+                return Ok(Step::NotAdvanced);
+            };
+            let seq = Seq::new(
+                u64::try_from(last_seq)
+                    .map_err(|_| RowError::new("conversations", "negative last_seq"))?,
+            );
+            let timestamp = Timestamp::from_unix_millis(last_activity_ms)
+                .map_err(|_| RowError::new("conversations", "last_activity out of range"))?;
+            Ok(Step::Stored(stored_message(new, seq, timestamp)))
+        })
+        .collect()
+}
+
+/// The statements of [`apply`], with `?` placeholders bound in order.
+fn batch_statement(batch: &[&NewMessage]) -> Result<Statement, RepoError> {
+    let mut sql = String::new();
+    let mut values: Vec<Value> = Vec::new();
+    for (index, new) in batch.iter().enumerate() {
+        let conversation = new.conversation_id.as_uuid();
+        // Seq and timestamp are placeholders here: the SQL takes both from the
+        // conversation row.
+        let row = message_row(new, Seq::ZERO, new.timestamp)?;
+        let at = millis(new.timestamp);
+        sql.push_str(
+            "UPDATE conversations SET last_seq = last_seq + 1, \
+             message_count = message_count + 1, \
+             last_activity_ms = CASE WHEN last_seq > 0 AND last_activity_ms > ? \
+             THEN last_activity_ms ELSE ? END, last_message = ?",
+        );
+        values.extend([at.into(), at.into(), preview(new.content.as_str()).into()]);
+        if new.sender == Sender::User {
+            sql.push_str(", last_user_seq = last_seq + 1");
+        }
+        if let Some(reply_to) = new.reply_to {
+            sql.push_str(", replied_seq = ?");
+            values.push(seq_value(reply_to.seq)?.into());
+        }
+        sql.push_str(" WHERE id = ?");
+        values.push(conversation.into());
+        if let Some(reply_to) = new.reply_to {
+            sql.push_str(" AND replied_seq < ?");
+            values.push(seq_value(reply_to.seq)?.into());
+        }
+        if let Some(client_id) = &new.client_message_id {
+            sql.push_str(
+                " AND NOT EXISTS (SELECT 1 FROM message_history \
+                 WHERE conversation_id = ? AND client_message_id = ?)",
+            );
+            values.extend([conversation.into(), client_id.as_str().into()]);
+        }
+        // The index is a number of ours, not user input.
+        sql.push_str(&format!(
+            " RETURNING {index}, last_seq, last_activity_ms;\n"
+        ));
+        sql.push_str(
+            "INSERT INTO message_history (id, conversation_id, seq, sender, sender_id, \
+             content, attachments, suggestions, client_message_id, reply_to, timestamp_ms, \
+             metadata) SELECT ?, id, last_seq, ?, ?, ?, ?, ?, ?, ?, last_activity_ms, ? \
+             FROM conversations WHERE id = ? AND changes() = 1;\n",
+        );
+        values.extend([
+            row.id.into(),
+            row.sender.into(),
+            row.sender_id.into(),
+            row.content.into(),
+            row.attachments.into(),
+            row.suggestions.into(),
+            row.client_message_id.into(),
+            row.reply_to.into(),
+            row.metadata.into(),
+            conversation.into(),
+        ]);
+    }
+    Ok(Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        sql,
+        values,
+    ))
 }
 
 /// Marks the writer stopped when its task panics, so that a panic cannot leave
@@ -211,7 +300,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use confab_domain::bot::{Bot, BotId, BotName, EngineKind, EngineSpec};
-    use confab_domain::conversation::{Conversation, ConversationStatus, Metadata};
+    use confab_domain::conversation::{Conversation, ConversationId, ConversationStatus, Metadata};
     use confab_domain::message::{Attachments, ClientMessageId, MessageContent, MessageId, Sender};
     use confab_domain::ports::{BotRepository, ConversationRepository, MessageRepository};
     use confab_domain::session::{Session, SessionId};
@@ -329,6 +418,65 @@ mod tests {
             .await
             .expect("conversation");
         assert_eq!(reloaded.last_seq, Seq::new(1));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_replies_to_one_message_in_one_batch_store_one_and_the_other_conflicts() {
+        let db = sqlite_temp().await.expect("database");
+        let store = db.store();
+        let conversation = conversation(&store).await;
+        let question = store
+            .append(&message(conversation.id, None))
+            .await
+            .expect("question stored")
+            .into_message();
+        let replies: Vec<NewMessage> = (0..2)
+            .map(|n| NewMessage {
+                sender: Sender::Bot,
+                sender_id: "echo".to_owned(),
+                content: MessageContent::trusted(format!("reply {n}")),
+                reply_to: Some(confab_domain::message::ReplyTo {
+                    message_id: question.id,
+                    seq: question.seq,
+                }),
+                ..message(conversation.id, None)
+            })
+            .collect();
+        let results = append_together(&store, replies).await;
+        let stored: Vec<Message> = results
+            .iter()
+            .filter_map(|r| match r {
+                Ok(Appended::Stored(message)) => Some(message.clone()),
+                _ => None,
+            })
+            .collect();
+        let conflicts = results
+            .iter()
+            .filter(|r| matches!(r, Err(RepoError::Conflict)))
+            .count();
+        assert_eq!((stored.len(), conflicts), (1, 1), "{results:?}");
+        assert_eq!(stored[0].seq, Seq::new(2));
+        let reloaded = ConversationRepository::get(&store, conversation.id)
+            .await
+            .expect("conversation");
+        assert_eq!(
+            (reloaded.last_seq, reloaded.replied_seq, reloaded.message_count),
+            (Seq::new(2), question.seq, 2)
+        );
+        let history = store
+            .history(
+                conversation.id,
+                &confab_domain::message::HistoryQuery {
+                    before: None,
+                    after: None,
+                    limit: confab_domain::conversation::PageSize::parse(50, 100)
+                        .expect("page size"),
+                },
+            )
+            .await
+            .expect("history");
+        assert_eq!(history.messages.len(), 2);
+        assert_eq!(history.messages[1], stored[0], "stored as returned");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

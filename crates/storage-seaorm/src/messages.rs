@@ -165,7 +165,7 @@ impl SeaOrmStore {
         }
     }
 
-    async fn by_client_message_id(
+    pub(crate) async fn by_client_message_id(
         &self,
         conversation: ConversationId,
         client_id: &ClientMessageId,
