@@ -16,6 +16,10 @@ use crate::error::repo_error;
 /// "database is locked". Writes are short, so this is only reached under overload.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a pooled PostgreSQL connection may sit idle before it is pinged on its
+/// next use, rather than on every use.
+const POOLED_IDLE_BEFORE_PING: Duration = Duration::from_secs(5);
+
 /// The PostgreSQL advisory lock that serialises migrations: "confab" in ASCII.
 const MIGRATION_LOCK_KEY: i64 = 0x636f_6e66_6162;
 
@@ -39,6 +43,10 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, RepoError> {
     // errors surface through `RepoError` anyway.
     options.sqlx_logging(false);
     if url.starts_with("sqlite:") {
+        // A file cannot drop a connection the way a network server can, and a ping
+        // before every statement doubled the hand-offs to sqlx's per-connection
+        // SQLite thread, which dominate the cost of a statement (docs/benchmarks.md).
+        options.test_before_acquire(false);
         // sqlx opens an in-memory URL as one shared-cache database: it vanishes when
         // its last connection closes, and its table locks fail at once instead of
         // waiting out the busy timeout. So such a pool keeps exactly one connection,
@@ -60,6 +68,11 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, RepoError> {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
         });
+    }
+    if !url.starts_with("sqlite:") {
+        // A connection that served a statement moments ago is alive; one idle for
+        // longer may have been cut by a server restart and is pinged before use.
+        options.test_before_acquire_if_idle_for(POOLED_IDLE_BEFORE_PING);
     }
     Database::connect(options).await.map_err(repo_error)
 }
