@@ -2,7 +2,7 @@
 
 use crate::bot::BotId;
 use crate::error::ValidationError;
-use crate::message::Seq;
+use crate::message::{Message, Sender, Seq};
 use crate::session::SessionId;
 use crate::timestamp::Timestamp;
 use crate::user::UserId;
@@ -143,6 +143,19 @@ impl Conversation {
     /// Whether user messages wait for a bot reply.
     pub fn has_pending_replies(&self) -> bool {
         self.replied_seq < self.last_user_seq
+    }
+
+    /// Takes `message`, just stored as the conversation's latest, into the counters
+    /// and the preview as storage does. `replied_seq` is left alone: a message names
+    /// the message it answers by id, and its seq is the storage's business.
+    pub fn record(&mut self, message: &Message) {
+        self.last_seq = message.seq;
+        self.message_count += 1;
+        self.last_activity = message.timestamp;
+        self.last_message = Some(preview(message.content.as_str()));
+        if message.sender == Sender::User {
+            self.last_user_seq = message.seq;
+        }
     }
 }
 

@@ -90,19 +90,32 @@ impl ReplyPipeline {
 
     /// Makes sure the conversation's pending user messages get answered.
     pub fn schedule(self: &Arc<Self>, conversation: ConversationId) {
+        self.start_worker(conversation, None);
+    }
+
+    /// Answers `message` straight away, without looking up what is pending: the
+    /// caller knows it is the conversation's only unanswered user message (nothing
+    /// was pending when it was sent, and nothing was stored between). `conversation`
+    /// is the conversation as it stands with `message` stored. Should a worker run for
+    /// the conversation already, it takes the message in its turn instead.
+    pub(crate) fn schedule_answer(self: &Arc<Self>, conversation: Conversation, message: Message) {
+        self.start_worker(conversation.id, Some((conversation, message)));
+    }
+
+    fn start_worker(self: &Arc<Self>, id: ConversationId, known: Option<(Conversation, Message)>) {
         {
             let mut workers = lock(&self.workers);
-            if let Some(rerun) = workers.get_mut(&conversation) {
+            if let Some(rerun) = workers.get_mut(&id) {
                 *rerun = true;
                 return;
             }
-            workers.insert(conversation, false);
+            workers.insert(id, false);
         }
         let pipeline = Arc::clone(self);
         let guard = self.tasks.enter();
         tokio::spawn(async move {
             let _guard = guard;
-            pipeline.work(conversation).await;
+            pipeline.work(id, known).await;
         });
     }
 
@@ -149,9 +162,17 @@ impl ReplyPipeline {
         semaphore.acquire_owned().await.ok()
     }
 
-    async fn work(self: Arc<Self>, conversation: ConversationId) {
+    async fn work(
+        self: Arc<Self>,
+        conversation: ConversationId,
+        mut known: Option<(Conversation, Message)>,
+    ) {
         loop {
-            if let Err(error) = self.answer_pending(conversation).await {
+            let done = match known.take() {
+                Some((snapshot, message)) => self.answer(&snapshot, message).await,
+                None => self.answer_pending(conversation).await,
+            };
+            if let Err(error) = done {
                 tracing::error!(%conversation, error = %error_chain(&error), "reply work stopped; it resumes on the next message or restart");
             }
             let mut workers = lock(&self.workers);
@@ -165,6 +186,7 @@ impl ReplyPipeline {
         }
     }
 
+    /// Answers the pending user messages, a page of them per look at the conversation.
     async fn answer_pending(&self, id: ConversationId) -> Result<(), DomainError> {
         loop {
             let conversation = match self.ports.conversations.get(id).await {
@@ -175,17 +197,24 @@ impl ReplyPipeline {
             if !conversation.has_pending_replies() {
                 return Ok(());
             }
-            let Some(message) = self.next_unanswered(&conversation).await? else {
+            let unanswered = self.next_unanswered(&conversation).await?;
+            if unanswered.is_empty() {
                 return Ok(());
-            };
-            self.answer(&conversation, message).await?;
+            }
+            // In seq order: storing a reply moves `replied_seq` past the message it
+            // answers, so answering a later one first would skip the earlier.
+            for message in unanswered {
+                self.answer(&conversation, message).await?;
+            }
         }
     }
 
+    /// The unanswered user messages of the first page after `replied_seq` that has
+    /// any, in seq order.
     async fn next_unanswered(
         &self,
         conversation: &Conversation,
-    ) -> Result<Option<Message>, DomainError> {
+    ) -> Result<Vec<Message>, DomainError> {
         let mut after = conversation.replied_seq;
         loop {
             let page = self
@@ -200,12 +229,18 @@ impl ReplyPipeline {
                     },
                 )
                 .await?;
-            if let Some(message) = page.messages.iter().find(|m| m.sender == Sender::User) {
-                return Ok(Some(message.clone()));
+            let last = page.messages.last().map(|message| message.seq);
+            let unanswered: Vec<Message> = page
+                .messages
+                .into_iter()
+                .filter(|message| message.sender == Sender::User)
+                .collect();
+            if !unanswered.is_empty() {
+                return Ok(unanswered);
             }
-            match page.messages.last() {
-                Some(last) if page.has_more => after = last.seq,
-                _ => return Ok(None),
+            match last {
+                Some(last) if page.has_more => after = last,
+                _ => return Ok(Vec::new()),
             }
         }
     }
@@ -656,9 +691,54 @@ mod tests {
         let request = &engine.requests()[0];
         assert_eq!(request.message, question);
         assert_eq!(request.history, std::slice::from_ref(&question));
+        let mut as_stored = s.conversation.clone();
+        as_stored.record(&question);
+        assert_eq!(
+            request.conversation, as_stored,
+            "the bot sees the conversation as it stood with the question stored"
+        );
         let conversation = s.conversation().await;
         assert_eq!(conversation.replied_seq, question.seq);
         assert!(!conversation.has_pending_replies());
+    }
+
+    #[tokio::test]
+    async fn a_message_sent_while_an_older_one_waits_is_answered_after_it() {
+        let engine = ScriptedEngine::echo();
+        let s = with_engine(&engine).await;
+        // Stored without a reply being scheduled, as a crash right after the append
+        // would leave it.
+        let waiting = s
+            .fakes
+            .ports
+            .messages
+            .append(&NewMessage {
+                id: MessageId::from_uuid(uuid::Uuid::now_v7()),
+                conversation_id: s.conversation.id,
+                sender: Sender::User,
+                sender_id: "ana".to_owned(),
+                content: MessageContent::trusted("before the crash"),
+                attachments: crate::message::Attachments::none(),
+                suggestions: Vec::new(),
+                client_message_id: None,
+                reply_to: None,
+                timestamp: s.conversation.created_at,
+                metadata: Metadata::default(),
+            })
+            .await
+            .expect("stored")
+            .into_message();
+        let question = s.send("after the restart").await;
+        s.drained().await;
+
+        let answered: Vec<Option<MessageId>> = s
+            .messages()
+            .iter()
+            .filter(|m| m.sender == Sender::Bot)
+            .map(|m| m.reply_to)
+            .collect();
+        assert_eq!(answered, [Some(waiting.id), Some(question.id)]);
+        assert!(!s.conversation().await.has_pending_replies());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -272,7 +272,18 @@ impl ConversationService {
                 self.publish(conversation, EventKind::Message(stored.clone()))
                     .await;
                 if stored.sender == Sender::User {
-                    self.replies.schedule(conversation.id);
+                    // Nothing was pending when the conversation was read and nothing
+                    // was stored since: this message alone waits, and the pipeline
+                    // can answer it without looking up what is pending.
+                    if !conversation.has_pending_replies()
+                        && stored.seq == conversation.last_seq.next()
+                    {
+                        let mut now = conversation.clone();
+                        now.record(&stored);
+                        self.replies.schedule_answer(now, stored.clone());
+                    } else {
+                        self.replies.schedule(conversation.id);
+                    }
                 }
                 Ok(Sent {
                     message: stored,

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 
 use crate::bot::{Bot, BotId};
 use crate::conversation::{
-    self, Conversation, ConversationChange, ConversationId, ConversationPage, ListCursor,
-    ListPosition, ListQuery,
+    Conversation, ConversationChange, ConversationId, ConversationPage, ListCursor, ListPosition,
+    ListQuery,
 };
 use crate::error::RepoError;
 use crate::message::{
@@ -261,13 +261,7 @@ impl MessageRepository for InMemoryStore {
         };
         messages.push(stored.clone());
         state.message_ids.insert(stored.id);
-        conversation.last_seq = seq;
-        conversation.message_count += 1;
-        conversation.last_activity = timestamp;
-        conversation.last_message = Some(conversation::preview(stored.content.as_str()));
-        if stored.sender == Sender::User {
-            conversation.last_user_seq = seq;
-        }
+        conversation.record(&stored);
         if let Some(reply_to) = message.reply_to {
             conversation.replied_seq = reply_to.seq;
         }
