@@ -164,32 +164,50 @@ impl SeaOrmStore {
     }
 }
 
-/// Runs the whole batch as one multi-statement query: sqlx runs SQLite on a thread of
-/// its own per connection, and each statement sent there costs two thread hand-offs,
-/// which cost more than the statement itself (docs/benchmarks.md). Per append:
+/// Chunk sizes of a batch, largest first. Each chunk is one multi-statement query, and
+/// keeping to a few sizes keeps to a few SQL texts, each prepared once per connection.
+const CHUNK_SIZES: [usize; 6] = [32, 16, 8, 4, 2, 1];
+
+/// Runs the batch as a few multi-statement queries: sqlx runs SQLite on a thread of
+/// its own per connection, and each query sent there costs two thread hand-offs,
+/// which cost more than the statements themselves (docs/benchmarks.md). Per append:
 ///
 /// 1. an `UPDATE` of the conversation exactly as [`advance`](crate::messages::advance)
 ///    does it, guarded by the reply's `replied_seq` check and by "no message with this
-///    `client_message_id` yet", and `RETURNING` the append's index in the batch with
+///    `client_message_id` yet", and `RETURNING` the append's index in its chunk with
 ///    the new `last_seq` and `last_activity_ms`;
 /// 2. an `INSERT … SELECT` of the message that takes its seq and timestamp from the
 ///    row just updated, and inserts nothing when the update changed no row.
 ///
-/// An append whose index comes back was stored; the others are sorted out after the
-/// commit (`Step::NotAdvanced`).
+/// Every append has the same SQL whatever its sender, reply or client id: those are
+/// parameters. An append whose index comes back was stored; the others are sorted out
+/// after the commit (`Step::NotAdvanced`).
 async fn apply(txn: &DatabaseTransaction, batch: &[&NewMessage]) -> Result<Vec<Step>, RepoError> {
-    let statement = batch_statement(batch)?;
-    let rows = txn.query_all_raw(statement).await.map_err(repo_error)?;
     let mut advanced: Vec<Option<(i64, i64)>> = vec![None; batch.len()];
-    for row in rows {
-        let index: i64 = row.try_get_by_index(0).map_err(repo_error)?;
-        let last_seq: i64 = row.try_get_by_index(1).map_err(repo_error)?;
-        let last_activity_ms: i64 = row.try_get_by_index(2).map_err(repo_error)?;
-        let slot = usize::try_from(index)
-            .ok()
-            .and_then(|index| advanced.get_mut(index))
-            .ok_or_else(|| RowError::new("conversations", "unknown batch index returned"))?;
-        *slot = Some((last_seq, last_activity_ms));
+    let mut offset = 0;
+    while offset < batch.len() {
+        let left = batch.len() - offset;
+        let size = CHUNK_SIZES
+            .into_iter()
+            .find(|size| *size <= left)
+            .unwrap_or(1);
+        let chunk = &batch[offset..offset + size];
+        let rows = txn
+            .query_all_raw(chunk_statement(chunk)?)
+            .await
+            .map_err(repo_error)?;
+        for row in rows {
+            let index: i64 = row.try_get_by_index(0).map_err(repo_error)?;
+            let last_seq: i64 = row.try_get_by_index(1).map_err(repo_error)?;
+            let last_activity_ms: i64 = row.try_get_by_index(2).map_err(repo_error)?;
+            let slot = usize::try_from(index)
+                .ok()
+                .filter(|index| *index < size)
+                .and_then(|index| advanced.get_mut(offset + index))
+                .ok_or_else(|| RowError::new("conversations", "unknown batch index returned"))?;
+            *slot = Some((last_seq, last_activity_ms));
+        }
+        offset += size;
     }
     batch
         .iter()
@@ -209,71 +227,85 @@ async fn apply(txn: &DatabaseTransaction, batch: &[&NewMessage]) -> Result<Vec<S
         .collect()
 }
 
-/// The statements of [`apply`], with `?` placeholders bound in order.
-fn batch_statement(batch: &[&NewMessage]) -> Result<Statement, RepoError> {
+/// The two statements of one append (see [`apply`]); `{index}` is its place in the
+/// chunk, and `#n#` its parameter `n` of [`append_values`].
+const APPEND_SQL: &str = "\
+UPDATE conversations SET last_seq = last_seq + 1, message_count = message_count + 1, \
+last_activity_ms = CASE WHEN last_seq > 0 AND last_activity_ms > #1# \
+THEN last_activity_ms ELSE #1# END, \
+last_message = #2#, \
+last_user_seq = CASE WHEN #3# THEN last_seq + 1 ELSE last_user_seq END, \
+replied_seq = COALESCE(#4#, replied_seq) \
+WHERE id = #5# AND (#4# IS NULL OR replied_seq < #4#) \
+AND (#6# IS NULL OR NOT EXISTS (SELECT 1 FROM message_history \
+WHERE conversation_id = #5# AND client_message_id = #6#)) \
+RETURNING {index}, last_seq, last_activity_ms;
+INSERT INTO message_history (id, conversation_id, seq, sender, sender_id, content, \
+attachments, suggestions, client_message_id, reply_to, timestamp_ms, metadata) \
+SELECT #7#, id, last_seq, #8#, #9#, #10#, #11#, #12#, #6#, #13#, last_activity_ms, #14# \
+FROM conversations WHERE id = #5# AND changes() = 1;
+";
+
+/// How many parameters [`APPEND_SQL`] numbers.
+const APPEND_PARAMETERS: usize = 14;
+
+/// One query for the appends of `chunk`. Its text depends on the chunk's size alone.
+///
+/// The placeholders are plain `?`, one value per occurrence: sqlx binds numbered
+/// parameters of a multi-statement query per statement, and gives up on a statement
+/// whose numbers do not start at 1.
+fn chunk_statement(chunk: &[&NewMessage]) -> Result<Statement, RepoError> {
     let mut sql = String::new();
     let mut values: Vec<Value> = Vec::new();
-    for (index, new) in batch.iter().enumerate() {
-        let conversation = new.conversation_id.as_uuid();
-        // Seq and timestamp are placeholders here: the SQL takes both from the
-        // conversation row.
-        let row = message_row(new, Seq::ZERO, new.timestamp)?;
-        let at = millis(new.timestamp);
-        sql.push_str(
-            "UPDATE conversations SET last_seq = last_seq + 1, \
-             message_count = message_count + 1, \
-             last_activity_ms = CASE WHEN last_seq > 0 AND last_activity_ms > ? \
-             THEN last_activity_ms ELSE ? END, last_message = ?",
-        );
-        values.extend([at.into(), at.into(), preview(new.content.as_str()).into()]);
-        if new.sender == Sender::User {
-            sql.push_str(", last_user_seq = last_seq + 1");
+    for (index, new) in chunk.iter().enumerate() {
+        let parameters = append_values(new)?;
+        let text = APPEND_SQL.replace("{index}", &index.to_string());
+        let mut rest = text.as_str();
+        while let Some((before, after)) = rest.split_once('#') {
+            let (number, after) = after
+                .split_once('#')
+                .ok_or_else(|| RepoError::Internal("an unclosed parameter in APPEND_SQL".into()))?;
+            let value = number
+                .parse::<usize>()
+                .ok()
+                .and_then(|n| parameters.get(n.wrapping_sub(1)))
+                .ok_or_else(|| RepoError::Internal("an unknown parameter in APPEND_SQL".into()))?;
+            sql.push_str(before);
+            sql.push('?');
+            values.push(value.clone());
+            rest = after;
         }
-        if let Some(reply_to) = new.reply_to {
-            sql.push_str(", replied_seq = ?");
-            values.push(seq_value(reply_to.seq)?.into());
-        }
-        sql.push_str(" WHERE id = ?");
-        values.push(conversation.into());
-        if let Some(reply_to) = new.reply_to {
-            sql.push_str(" AND replied_seq < ?");
-            values.push(seq_value(reply_to.seq)?.into());
-        }
-        if let Some(client_id) = &new.client_message_id {
-            sql.push_str(
-                " AND NOT EXISTS (SELECT 1 FROM message_history \
-                 WHERE conversation_id = ? AND client_message_id = ?)",
-            );
-            values.extend([conversation.into(), client_id.as_str().into()]);
-        }
-        // The index is a number of ours, not user input.
-        sql.push_str(&format!(
-            " RETURNING {index}, last_seq, last_activity_ms;\n"
-        ));
-        sql.push_str(
-            "INSERT INTO message_history (id, conversation_id, seq, sender, sender_id, \
-             content, attachments, suggestions, client_message_id, reply_to, timestamp_ms, \
-             metadata) SELECT ?, id, last_seq, ?, ?, ?, ?, ?, ?, ?, last_activity_ms, ? \
-             FROM conversations WHERE id = ? AND changes() = 1;\n",
-        );
-        values.extend([
-            row.id.into(),
-            row.sender.into(),
-            row.sender_id.into(),
-            row.content.into(),
-            row.attachments.into(),
-            row.suggestions.into(),
-            row.client_message_id.into(),
-            row.reply_to.into(),
-            row.metadata.into(),
-            conversation.into(),
-        ]);
+        sql.push_str(rest);
     }
     Ok(Statement::from_sql_and_values(
         DbBackend::Sqlite,
         sql,
         values,
     ))
+}
+
+/// The parameters `#1#`…`#14#` of [`APPEND_SQL`] for `new`.
+fn append_values(new: &NewMessage) -> Result<[Value; APPEND_PARAMETERS], RepoError> {
+    // Seq and timestamp are placeholders here: the SQL takes both from the
+    // conversation row.
+    let row = message_row(new, Seq::ZERO, new.timestamp)?;
+    let answered = new.reply_to.map(|r| seq_value(r.seq)).transpose()?;
+    Ok([
+        millis(new.timestamp).into(),
+        preview(new.content.as_str()).into(),
+        (new.sender == Sender::User).into(),
+        answered.into(),
+        new.conversation_id.as_uuid().into(),
+        row.client_message_id.into(),
+        row.id.into(),
+        row.sender.into(),
+        row.sender_id.into(),
+        row.content.into(),
+        row.attachments.into(),
+        row.suggestions.into(),
+        row.reply_to.into(),
+        row.metadata.into(),
+    ])
 }
 
 /// Marks the writer stopped when its task panics, so that a panic cannot leave
@@ -460,7 +492,11 @@ mod tests {
             .await
             .expect("conversation");
         assert_eq!(
-            (reloaded.last_seq, reloaded.replied_seq, reloaded.message_count),
+            (
+                reloaded.last_seq,
+                reloaded.replied_seq,
+                reloaded.message_count
+            ),
             (Seq::new(2), question.seq, 2)
         );
         let history = store
