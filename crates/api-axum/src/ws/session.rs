@@ -83,6 +83,7 @@ pub(crate) async fn serve(
         outbox,
         close,
         followed: HashMap::new(),
+        sessions: HashMap::new(),
         bad_frames: 0,
         limiter,
     };
@@ -121,6 +122,10 @@ struct Connection {
     outbox: mpsc::Sender<String>,
     close: watch::Sender<CloseReason>,
     followed: HashMap<ConversationId, JoinHandle<()>>,
+    /// The conversation of each session this socket named and may see. A session
+    /// belongs to one conversation for good, so it is looked up once per socket;
+    /// every service call still checks the conversation itself.
+    sessions: HashMap<SessionId, ConversationId>,
     bad_frames: u32,
     limiter: Option<Limiter>,
 }
@@ -256,7 +261,15 @@ impl Connection {
                 attachments,
                 client_message_id,
             } => {
-                let id = self.resolve(&target).await?;
+                // A conversation named by id is not looked up here: following it and
+                // sending to it both check that the caller may see it.
+                let id = match &target {
+                    Target {
+                        session_id: None,
+                        conversation_id: Some(conversation),
+                    } => conversation.parse()?,
+                    _ => self.resolve(&target).await?,
+                };
                 let attachments = attachments
                     .into_iter()
                     .map(Attachment::try_from)
@@ -339,16 +352,21 @@ impl Connection {
     }
 
     /// The conversation a frame names, if the caller may see it.
-    async fn resolve(&self, target: &Target) -> Result<ConversationId, DomainError> {
+    async fn resolve(&mut self, target: &Target) -> Result<ConversationId, DomainError> {
         match (&target.session_id, &target.conversation_id) {
             (Some(session), _) => {
-                let id: SessionId = session.parse()?;
-                Ok(self
+                let session: SessionId = session.parse()?;
+                if let Some(id) = self.sessions.get(&session) {
+                    return Ok(*id);
+                }
+                let id = self
                     .state
                     .service
-                    .conversation_by_session(&self.caller, id)
+                    .conversation_by_session(&self.caller, session)
                     .await?
-                    .id)
+                    .id;
+                self.sessions.insert(session, id);
+                Ok(id)
             }
             (None, Some(conversation)) => {
                 let id: ConversationId = conversation.parse()?;
@@ -445,6 +463,28 @@ impl Connection {
     }
 }
 
+/// Frames written per flush at most, so that a busy socket still lets pings and the
+/// close signal through.
+const FRAMES_PER_FLUSH: usize = 64;
+
+/// Writes `first` and whatever else is queued already, then flushes once: a user
+/// message and the bot's answer arrive as a burst of frames (the echo, typing, the
+/// reply, typing), and one write for the burst costs a system call instead of four.
+async fn write_queued(
+    sink: &mut SplitSink<WebSocket, Message>,
+    queue: &mut mpsc::Receiver<String>,
+    first: String,
+) -> Result<(), axum::Error> {
+    sink.feed(Message::Text(first.into())).await?;
+    for _ in 1..FRAMES_PER_FLUSH {
+        match queue.try_recv() {
+            Ok(text) => sink.feed(Message::Text(text.into())).await?,
+            Err(_) => break,
+        }
+    }
+    sink.flush().await
+}
+
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     mut queue: mpsc::Receiver<String>,
@@ -459,7 +499,7 @@ async fn write_loop(
             _ = close_signal.changed() => break,
             frame = queue.recv() => match frame {
                 Some(text) => {
-                    if sink.send(Message::Text(text.into())).await.is_err() {
+                    if write_queued(&mut sink, &mut queue, text).await.is_err() {
                         return;
                     }
                 }
