@@ -198,6 +198,12 @@ impl PageSize {
         }
     }
 
+    /// `value` brought into `1..=max`, for sizes from configuration rather than from
+    /// a client.
+    pub fn clamped(value: u32, max: u32) -> Self {
+        Self(value.clamp(1, max.max(1)))
+    }
+
     /// Default history page.
     pub const HISTORY_DEFAULT: Self = Self(50);
     /// Largest history page.

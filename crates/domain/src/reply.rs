@@ -22,9 +22,11 @@ use crate::error::{BotError, DomainError, RepoError, error_chain};
 use crate::event::EventKind;
 use crate::message::{
     HistoryBound, HistoryQuery, Message, MessageContent, MessageId, NewMessage, ReplyTo, Sender,
+    Seq,
 };
 use crate::ports::{BotReply, BotRequest, ReplyChunk};
 use crate::service::{Ports, publish};
+use crate::session::Session;
 
 /// How replies are produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -260,7 +262,13 @@ impl ReplyPipeline {
             },
         )
         .await;
-        let bot = self.ports.bots.get(&conversation.bot_id).await;
+        // Three reads the engine needs, side by side: one round trip to storage
+        // instead of three in a row.
+        let (bot, session, history) = tokio::join!(
+            self.ports.bots.get(&conversation.bot_id),
+            self.ports.sessions.get(conversation.session_id),
+            self.history_window(conversation.id, message.seq),
+        );
         let limits = bot
             .as_ref()
             .map(|bot| BotLimits::of(bot, self.settings.timeout))
@@ -276,7 +284,16 @@ impl ReplyPipeline {
         };
         let outcome = tokio::time::timeout(
             limits.timeout,
-            self.produce(conversation, &message, reply_id, bot),
+            self.produce(
+                conversation,
+                &message,
+                reply_id,
+                Context {
+                    bot,
+                    session,
+                    history,
+                },
+            ),
         )
         .await
         .unwrap_or(Err(BotError::Timeout));
@@ -389,46 +406,45 @@ impl ReplyPipeline {
         }
     }
 
+    /// The most recent messages up to and including the one at `seq`, oldest first.
+    async fn history_window(
+        &self,
+        conversation: ConversationId,
+        seq: Seq,
+    ) -> Result<Vec<Message>, RepoError> {
+        let window = PageSize::clamped(self.settings.history_window, PageSize::HISTORY_MAX);
+        let page = self
+            .ports
+            .messages
+            .history(
+                conversation,
+                &HistoryQuery {
+                    before: Some(HistoryBound::Seq(seq.next())),
+                    after: None,
+                    limit: window,
+                },
+            )
+            .await?;
+        Ok(page.messages)
+    }
+
     async fn produce(
         &self,
         conversation: &Conversation,
         message: &Message,
         reply_id: MessageId,
-        bot: Result<Bot, RepoError>,
+        context: Context,
     ) -> Result<Option<BotReply>, BotError> {
         let repo = |error: RepoError| BotError::Failed(Box::new(error));
-        let bot = bot.map_err(|error| match error {
+        let bot = context.bot.map_err(|error| match error {
             RepoError::NotFound => {
                 BotError::Misconfigured(format!("bot {} does not exist", conversation.bot_id))
             }
             other => repo(other),
         })?;
         let engine = self.ports.engines.engine_for(&bot)?;
-        let session = self
-            .ports
-            .sessions
-            .get(conversation.session_id)
-            .await
-            .map_err(repo)?;
-        let window = PageSize::parse(
-            u64::from(self.settings.history_window.clamp(1, PageSize::HISTORY_MAX)),
-            PageSize::HISTORY_MAX,
-        )
-        .map_err(|e| BotError::Misconfigured(e.to_string()))?;
-        let history = self
-            .ports
-            .messages
-            .history(
-                conversation.id,
-                &HistoryQuery {
-                    before: Some(HistoryBound::Seq(message.seq.next())),
-                    after: None,
-                    limit: window,
-                },
-            )
-            .await
-            .map_err(repo)?
-            .messages;
+        let session = context.session.map_err(repo)?;
+        let history = context.history.map_err(repo)?;
         let mut chunks = engine.reply(BotRequest {
             bot,
             conversation: conversation.clone(),
@@ -474,6 +490,13 @@ impl ReplyPipeline {
             "the reply stream ended without a reply".into(),
         ))
     }
+}
+
+/// What an engine is given besides the message, as read from storage.
+struct Context {
+    bot: Result<Bot, RepoError>,
+    session: Result<Session, RepoError>,
+    history: Result<Vec<Message>, RepoError>,
 }
 
 /// A bot's own reply limits, from its engine settings `timeout_ms` and
