@@ -16,10 +16,6 @@ use crate::error::repo_error;
 /// "database is locked". Writes are short, so this is only reached under overload.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How much of a SQLite file is read through a memory map. Address space, not memory:
-/// the pages are the kernel's page cache, shared by every connection.
-const SQLITE_MMAP_BYTES: u64 = 1 << 30;
-
 /// How long a pooled PostgreSQL connection may sit idle before it is pinged on its
 /// next use, rather than on every use.
 const POOLED_IDLE_BEFORE_PING: Duration = Duration::from_secs(5);
@@ -71,10 +67,6 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, RepoError> {
                 .foreign_keys(true)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
-                // Every commit by one connection empties the page cache of the others
-                // (WAL), so reads fetch their pages again; mapped, those are memory
-                // reads instead of a `pread` system call per page.
-                .pragma("mmap_size", SQLITE_MMAP_BYTES.to_string())
         });
     }
     if !url.starts_with("sqlite:") {

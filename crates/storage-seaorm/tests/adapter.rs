@@ -334,7 +334,7 @@ async fn json_with_nul_characters_round_trips(db: DatabaseConnection) {
 
 /// The pragmas `connect` sets hold on the pool's connections.
 #[tokio::test]
-async fn sqlite_connections_run_in_wal_mode_with_foreign_keys_a_busy_timeout_and_a_memory_map() {
+async fn sqlite_connections_run_in_wal_mode_with_foreign_keys_and_a_busy_timeout() {
     let temp = confab_storage_seaorm::testing::sqlite_temp().await.unwrap();
     let db = temp.connection();
     let pragma = |name: &'static str| async move {
@@ -355,8 +355,6 @@ async fn sqlite_connections_run_in_wal_mode_with_foreign_keys_a_busy_timeout_and
     assert_eq!(synchronous, 1);
     let busy_timeout_ms: i64 = pragma("busy_timeout").await.try_get_by_index(0).unwrap();
     assert_eq!(busy_timeout_ms, 5_000);
-    let mmap_size: i64 = pragma("mmap_size").await.try_get_by_index(0).unwrap();
-    assert_eq!(mmap_size, 1 << 30);
 }
 
 /// `.cargo/config.toml` builds the bundled SQLite with `SQLITE_ENABLE_QPSG`. Without
@@ -377,10 +375,7 @@ async fn sqlite_is_built_with_the_query_planner_stability_guarantee() {
         .expect("a row")
         .try_get_by_index(0)
         .unwrap();
-    assert_eq!(
-        used, 1,
-        "LIBSQLITE3_FLAGS from .cargo/config.toml was not applied"
-    );
+    assert_eq!(used, 1, "LIBSQLITE3_FLAGS from .cargo/config.toml was not applied");
 }
 
 /// An in-memory database lives only while a connection holds it: the schema that
