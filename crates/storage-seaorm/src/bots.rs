@@ -14,12 +14,18 @@ use crate::store::SeaOrmStore;
 #[async_trait]
 impl BotRepository for SeaOrmStore {
     async fn get(&self, id: &BotId) -> Result<Bot, RepoError> {
+        if let Some(bot) = self.bots.get(id) {
+            return Ok(bot);
+        }
+        let generation = self.bots.generation();
         let row = bot::Entity::find_by_id(id.as_str().to_owned())
             .one(&self.db)
             .await
             .map_err(repo_error)?
             .ok_or(RepoError::NotFound)?;
-        Ok(Bot::try_from(row)?)
+        let bot = Bot::try_from(row)?;
+        self.bots.put(generation, bot.clone());
+        Ok(bot)
     }
 
     async fn list(&self) -> Result<Vec<Bot>, RepoError> {
@@ -39,7 +45,7 @@ impl BotRepository for SeaOrmStore {
         // One statement, so that concurrent upserts of a bot cannot both try to
         // insert it; `created_at_ms` is not in the update list and so keeps the
         // first registration's time.
-        bot::Entity::insert(row.into_active_model())
+        let result = bot::Entity::insert(row.into_active_model())
             .on_conflict(
                 OnConflict::column(bot::Column::Id)
                     .update_columns([
@@ -53,7 +59,10 @@ impl BotRepository for SeaOrmStore {
             )
             .exec_without_returning(&self.db)
             .await
-            .map_err(repo_error)?;
+            .map_err(repo_error);
+        // After the write, so that a read beside it cannot keep the old row.
+        self.bots.forget(&bot.id);
+        result?;
         Ok(())
     }
 
@@ -61,7 +70,9 @@ impl BotRepository for SeaOrmStore {
         let deleted = bot::Entity::delete_by_id(id.as_str().to_owned())
             .exec(&self.db)
             .await
-            .map_err(repo_error)?;
+            .map_err(repo_error);
+        self.bots.forget(id);
+        let deleted = deleted?;
         if deleted.rows_affected == 0 {
             return Err(RepoError::NotFound);
         }

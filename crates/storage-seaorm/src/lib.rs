@@ -20,6 +20,7 @@
 //! - [`testing`] (feature `test-util`): throwaway migrated SQLite and PostgreSQL
 //!   databases for tests of this and other crates.
 
+mod bot_cache;
 mod bots;
 mod connection;
 mod conversations;

@@ -9,6 +9,7 @@ use sea_orm::{
     TransactionOptions, TransactionTrait,
 };
 
+use crate::bot_cache::BotCache;
 use crate::entity::server_setting;
 use crate::error::repo_error;
 use crate::group_commit::AppendQueue;
@@ -26,6 +27,8 @@ pub struct SeaOrmStore {
     pub(crate) db: DatabaseConnection,
     /// Appends waiting for the SQLite group-commit writer (`group_commit`).
     pub(crate) appends: Arc<AppendQueue>,
+    /// Bots as last read (`bot_cache`).
+    pub(crate) bots: Arc<BotCache>,
 }
 
 impl SeaOrmStore {
@@ -35,6 +38,7 @@ impl SeaOrmStore {
         Self {
             db,
             appends: Arc::default(),
+            bots: Arc::default(),
         }
     }
 
