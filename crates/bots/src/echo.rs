@@ -70,6 +70,10 @@ impl BotEngine for EchoEngine {
             .chain(stream::iter([Ok(done)]))
             .boxed()
     }
+    /// It answers from the message (and the session) alone.
+    fn reads_history(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

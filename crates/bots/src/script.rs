@@ -374,6 +374,10 @@ impl BotEngine for ScriptEngine {
             .answer(request.message.content.as_str(), &request.session.context);
         stream::iter([Ok(ReplyChunk::Done(reply))]).boxed()
     }
+    /// It answers from the message (and the session) alone.
+    fn reads_history(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

@@ -194,7 +194,8 @@ pub struct BotRequest {
     pub session: Session,
     /// The user message to answer.
     pub message: Message,
-    /// Recent history up to and including `message`, oldest first.
+    /// Recent history up to and including `message`, oldest first; empty for an
+    /// engine whose [`BotEngine::reads_history`] is `false`.
     pub history: Vec<Message>,
 }
 
@@ -236,6 +237,13 @@ pub trait BotEngine: Send + Sync {
     /// An item MAY be `Err(BotError)`, which ends the reply as failed; the pipeline
     /// then stores a `system` message saying so.
     fn reply(&self, request: BotRequest) -> BoxStream<'static, Result<ReplyChunk, BotError>>;
+
+    /// Whether the engine reads [`BotRequest::history`]. An engine that answers from
+    /// the message (and the session) alone returns `false`, and the pipeline then
+    /// gives it an empty history instead of reading the window from storage.
+    fn reads_history(&self) -> bool {
+        true
+    }
 }
 
 /// Finds the engine that serves a bot.

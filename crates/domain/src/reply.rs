@@ -24,7 +24,7 @@ use crate::message::{
     HistoryBound, HistoryQuery, Message, MessageContent, MessageId, NewMessage, ReplyTo, Sender,
     Seq,
 };
-use crate::ports::{BotReply, BotRequest, ReplyChunk};
+use crate::ports::{BotEngine, BotReply, BotRequest, ReplyChunk};
 use crate::service::{Ports, publish};
 use crate::session::Session;
 
@@ -262,13 +262,22 @@ impl ReplyPipeline {
             },
         )
         .await;
-        // Three reads the engine needs, side by side: one round trip to storage
-        // instead of three in a row.
-        let (bot, session, history) = tokio::join!(
-            self.ports.bots.get(&conversation.bot_id),
-            self.ports.sessions.get(conversation.session_id),
-            self.history_window(conversation.id, message.seq),
-        );
+        let bot = self.ports.bots.get(&conversation.bot_id).await;
+        let engine = bot
+            .as_ref()
+            .ok()
+            .map(|bot| self.ports.engines.engine_for(bot));
+        let reads_history = matches!(&engine, Some(Ok(engine)) if engine.reads_history());
+        // The session and the history window side by side: one round trip to storage
+        // instead of two in a row.
+        let (session, history) =
+            tokio::join!(self.ports.sessions.get(conversation.session_id), async {
+                if reads_history {
+                    self.history_window(conversation.id, message.seq).await
+                } else {
+                    Ok(Vec::new())
+                }
+            },);
         let limits = bot
             .as_ref()
             .map(|bot| BotLimits::of(bot, self.settings.timeout))
@@ -290,6 +299,7 @@ impl ReplyPipeline {
                 reply_id,
                 Context {
                     bot,
+                    engine,
                     session,
                     history,
                 },
@@ -442,7 +452,10 @@ impl ReplyPipeline {
             }
             other => repo(other),
         })?;
-        let engine = self.ports.engines.engine_for(&bot)?;
+        // Present whenever the bot is: it was looked up for the bot just read.
+        let engine = context
+            .engine
+            .unwrap_or_else(|| self.ports.engines.engine_for(&bot))?;
         let session = context.session.map_err(repo)?;
         let history = context.history.map_err(repo)?;
         let mut chunks = engine.reply(BotRequest {
@@ -495,6 +508,8 @@ impl ReplyPipeline {
 /// What an engine is given besides the message, as read from storage.
 struct Context {
     bot: Result<Bot, RepoError>,
+    /// The bot's engine, when the bot was found.
+    engine: Option<Result<Arc<dyn BotEngine>, BotError>>,
     session: Result<Session, RepoError>,
     history: Result<Vec<Message>, RepoError>,
 }
@@ -723,6 +738,19 @@ mod tests {
         let conversation = s.conversation().await;
         assert_eq!(conversation.replied_seq, question.seq);
         assert!(!conversation.has_pending_replies());
+    }
+
+    #[tokio::test]
+    async fn an_engine_that_does_not_read_the_history_is_given_none() {
+        let engine = ScriptedEngine::echo().without_history();
+        let s = with_engine(&engine).await;
+        s.send("hello").await;
+        s.drained().await;
+
+        let requests = engine.requests();
+        assert_eq!(requests.len(), 1);
+        assert!(requests[0].history.is_empty(), "{:?}", requests[0].history);
+        assert_eq!(s.messages().len(), 2, "the message was answered");
     }
 
     #[tokio::test]

@@ -283,6 +283,7 @@ pub struct ScriptedEngine {
     script: Script,
     delay: Option<Duration>,
     gate: Option<Arc<Semaphore>>,
+    reads_history: bool,
     requests: Arc<Mutex<Vec<BotRequest>>>,
 }
 
@@ -301,6 +302,7 @@ impl ScriptedEngine {
             script,
             delay: None,
             gate: None,
+            reads_history: true,
             requests: Arc::default(),
         }
     }
@@ -370,6 +372,13 @@ impl ScriptedEngine {
         self
     }
 
+    /// Says it does not read the history ([`BotEngine::reads_history`]).
+    #[must_use]
+    pub fn without_history(mut self) -> Self {
+        self.reads_history = false;
+        self
+    }
+
     /// Every request the engine was given, in order.
     pub fn requests(&self) -> Vec<BotRequest> {
         self.requests
@@ -388,6 +397,10 @@ impl ScriptedEngine {
 }
 
 impl BotEngine for ScriptedEngine {
+    fn reads_history(&self) -> bool {
+        self.reads_history
+    }
+
     fn reply(&self, request: BotRequest) -> BoxStream<'static, Result<ReplyChunk, BotError>> {
         let deltas = |deltas: &[String]| {
             deltas
