@@ -338,10 +338,11 @@ async fn a_silent_peer_is_dropped_after_the_idle_timeout() {
 
 #[tokio::test]
 async fn a_stalled_reader_is_closed_and_fast_readers_get_everything() {
+    const SEND_TIMEOUT: Duration = Duration::from_secs(2);
     let app = spawn_app_with(Backend::Sqlite, |config| {
         // Generous for the fast readers on a busy machine; the stalled one never reads.
         config.ws.queue_capacity = 16;
-        config.ws.send_timeout = Duration::from_secs(2);
+        config.ws.send_timeout = SEND_TIMEOUT;
     })
     .await;
     let token = app.guest_token().await;
@@ -377,6 +378,11 @@ async fn a_stalled_reader_is_closed_and_fast_readers_get_everything() {
         let seqs = reader.await.expect("reader");
         assert_eq!(seqs, (1..=2 * SENT as u64).collect::<Vec<u64>>());
     }
+    // The stalled socket's queue filled during the sends, which can end before the
+    // server's send timeout runs out. Reading now would drain the queue and keep the
+    // socket open, so stay stalled until the server gave up on it: the send timeout,
+    // then the 2 s the writer gets to send the close frame.
+    tokio::time::sleep(SEND_TIMEOUT + Duration::from_secs(3)).await;
     // The stalled client now reads: it finds some frames, then the server's close.
     let mut closed_with = None;
     let mut frames = 0;
