@@ -375,7 +375,10 @@ async fn sqlite_is_built_with_the_query_planner_stability_guarantee() {
         .expect("a row")
         .try_get_by_index(0)
         .unwrap();
-    assert_eq!(used, 1, "LIBSQLITE3_FLAGS from .cargo/config.toml was not applied");
+    assert_eq!(
+        used, 1,
+        "LIBSQLITE3_FLAGS from .cargo/config.toml was not applied"
+    );
 }
 
 /// An in-memory database lives only while a connection holds it: the schema that
