@@ -6,7 +6,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use confab_api_axum::Auth;
+use confab_domain::user::{Role, UserId};
 use confab_server::{App, Config};
+use confab_storage_seaorm::SeaOrmStore;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -16,6 +19,28 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// The token signing secret of every test server.
 pub const SECRET: &str = "test-secret-test-secret-test-secret";
+
+/// A token for `user` with `role`, signed with [`SECRET`].
+pub fn token(user: &str, role: Role) -> String {
+    Auth::new(SECRET.as_bytes())
+        .issue(
+            &UserId::parse(user).expect("a valid user id"),
+            &role,
+            Duration::from_secs(3600),
+        )
+        .expect("a token")
+        .token
+}
+
+/// An administrator's token.
+pub fn admin() -> String {
+    token("root", Role::Admin)
+}
+
+/// An end user's token.
+pub fn user(name: &str) -> String {
+    token(name, Role::User)
+}
 
 /// The databases a test runs on.
 #[derive(Debug, Clone, Copy)]
@@ -63,6 +88,7 @@ pub struct TestApp {
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     config: Config,
     database: Option<TestDatabase>,
+    store: tokio::sync::OnceCell<SeaOrmStore>,
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -70,7 +96,11 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> TestApp {
-    let database = TestDatabase::create(backend).await;
+    spawn_app_on(TestDatabase::create(backend).await, configure).await
+}
+
+/// A server on `database`, for a test that needs to own what the database is.
+pub async fn spawn_app_on(database: TestDatabase, configure: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         database_url: database.url.clone(),
@@ -95,6 +125,7 @@ async fn serve(config: Config, database: TestDatabase) -> TestApp {
         server: Some(server),
         config,
         database: Some(database),
+        store: tokio::sync::OnceCell::new(),
     }
 }
 
@@ -106,6 +137,19 @@ impl TestApp {
     /// The URL of the server's database, for a second connection to it.
     pub fn database_url(&self) -> &str {
         &self.config.database_url
+    }
+
+    /// A second connection to the server's database, opened on first use, for
+    /// seeding what the API cannot make (chosen timestamps, for one).
+    pub async fn store(&self) -> &SeaOrmStore {
+        self.store
+            .get_or_init(|| async {
+                let db = confab_storage_seaorm::connect(self.database_url())
+                    .await
+                    .expect("second connection to the test database");
+                SeaOrmStore::new(db)
+            })
+            .await
     }
 
     /// Stops the server gracefully and waits for it.
@@ -162,8 +206,19 @@ impl TestApp {
     }
 
     pub async fn send(&self, token: &str, conversation: &str, body: Value) -> reqwest::Response {
+        self.send_query(token, conversation, "", body).await
+    }
+
+    /// [`TestApp::send`] with `query` (such as `?wait=true`) added to the path.
+    pub async fn send_query(
+        &self,
+        token: &str,
+        conversation: &str,
+        query: &str,
+        body: Value,
+    ) -> reqwest::Response {
         self.http
-            .post(self.url(&format!("/conversations/{conversation}/messages")))
+            .post(self.url(&format!("/conversations/{conversation}/messages{query}")))
             .bearer_auth(token)
             .json(&body)
             .send()
@@ -229,12 +284,34 @@ impl TestApp {
             .expect("delete request")
     }
 
-    pub async fn ws(&self, token: &str) -> WsClient {
-        let url = format!("ws://{}/ws?token={token}", self.address);
-        let (stream, _) = tokio_tungstenite::connect_async(url)
+    pub async fn get(&self, token: &str, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
             .await
-            .expect("websocket connects");
-        WsClient { stream }
+            .expect("GET request")
+    }
+
+    /// A GET without a token, as probes and scrapers send it.
+    pub async fn get_public(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("GET request")
+    }
+
+    pub async fn ws(&self, token: &str) -> WsClient {
+        self.try_ws(token).await.expect("websocket connects")
+    }
+
+    /// A socket, or the server's refusal of it.
+    pub async fn try_ws(
+        &self,
+        token: &str,
+    ) -> Result<WsClient, tokio_tungstenite::tungstenite::Error> {
+        WsClient::connect(self.address, token).await
     }
 }
 
@@ -255,6 +332,16 @@ pub enum Received {
 }
 
 impl WsClient {
+    /// A socket to the server at `address`, which may be a process of its own.
+    pub async fn connect(
+        address: SocketAddr,
+        token: &str,
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        let url = format!("ws://{address}/ws?token={token}");
+        let (stream, _) = tokio_tungstenite::connect_async(url).await?;
+        Ok(Self { stream })
+    }
+
     pub async fn send_json(&mut self, frame: Value) {
         self.send_text(frame.to_string()).await;
     }
@@ -323,6 +410,15 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
+    /// A database the test made itself and removes itself.
+    pub fn at(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            _dir: None,
+            postgres: None,
+        }
+    }
+
     pub async fn create(backend: Backend) -> Self {
         match backend {
             Backend::Sqlite => {

@@ -2,11 +2,12 @@
 
 use serde_json::json;
 
-use crate::ops::helpers::{sample, spawn_app_with};
+use crate::helpers::{Backend, spawn_app, spawn_app_with};
+use crate::ops::helpers::sample;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_id_is_kept_when_sent_and_made_up_otherwise() {
-    let app = spawn_app_with(|_| {}).await;
+    let app = spawn_app(Backend::Sqlite).await;
     let response = app
         .http
         .get(app.url("/healthz"))
@@ -15,11 +16,11 @@ async fn a_request_id_is_kept_when_sent_and_made_up_otherwise() {
         .await
         .unwrap();
     assert_eq!(response.headers()["x-request-id"], "trace-me-42");
-    let response = app.get("/healthz").await;
+    let response = app.get_public("/healthz").await;
     let made_up = response.headers()["x-request-id"].to_str().unwrap();
     assert!(uuid::Uuid::parse_str(made_up).is_ok(), "{made_up}");
     // Errors carry it too, so a client's report points at the server's log lines.
-    let response = app.get("/no/such/route").await;
+    let response = app.get_public("/no/such/route").await;
     assert_eq!(response.status(), 404);
     assert!(response.headers().contains_key("x-request-id"));
     app.stop().await;
@@ -27,14 +28,20 @@ async fn a_request_id_is_kept_when_sent_and_made_up_otherwise() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_requests_by_route_and_messages_by_sender() {
-    let app = spawn_app_with(|_| {}).await;
+    let app = spawn_app(Backend::Sqlite).await;
     let token = app.guest_token().await;
-    let (conversation, _) = app.started(&token).await;
+    let started = app.started(&token, "echo").await;
+    let conversation = started["conversation_id"].as_str().unwrap();
     let route = [("route", "/conversations/{id}/messages"), ("status", "201")];
     let before = app.metrics().await;
 
     let response = app
-        .send_query(&token, &conversation, "count me", "?wait=true")
+        .send_query(
+            &token,
+            conversation,
+            "?wait=true",
+            json!({ "content": "count me" }),
+        )
         .await;
     assert_eq!(response.status(), 201);
     let body: serde_json::Value = response.json().await.unwrap();
@@ -64,15 +71,15 @@ async fn metrics_count_requests_by_route_and_messages_by_sender() {
     // `?wait=true` took the reply from the event bus: one delivery, timed.
     assert!(delta("confab_event_bus_lag_seconds_count", &[]) >= 1.0);
     // The route label is the template, never the raw path with its id.
-    assert!(!after.contains(&conversation), "raw path in metrics");
+    assert!(!after.contains(conversation), "raw path in metrics");
     app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_websockets_are_a_gauge() {
-    let app = spawn_app_with(|_| {}).await;
+    let app = spawn_app(Backend::Sqlite).await;
     let token = app.guest_token().await;
-    let mut socket = app.ws(&token).await.unwrap();
+    let mut socket = app.ws(&token).await;
     socket.next_of("status").await;
     let open = sample(&app.metrics().await, "confab_websockets_open", &[]);
     assert!(open >= 1.0, "{open}");
@@ -83,8 +90,8 @@ async fn open_websockets_are_a_gauge() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_probes_need_no_token() {
-    let app = spawn_app_with(|_| {}).await;
-    let metrics = app.get("/metrics").await;
+    let app = spawn_app(Backend::Sqlite).await;
+    let metrics = app.get_public("/metrics").await;
     assert_eq!(metrics.status(), 200);
     assert!(
         metrics.headers()["content-type"]
@@ -92,7 +99,7 @@ async fn metrics_and_probes_need_no_token() {
             .unwrap()
             .starts_with("text/plain")
     );
-    let ready = app.get("/readyz").await;
+    let ready = app.get_public("/readyz").await;
     assert_eq!(ready.status(), 200);
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["status"], "ok");
@@ -112,16 +119,21 @@ async fn a_failing_bot_is_counted_as_a_failed_reply_and_a_system_message() {
             .unwrap()
             .clone(),
     };
-    let app = spawn_app_with(|config| config.bots = vec![broken]).await;
+    let app = spawn_app_with(Backend::Sqlite, |config| config.bots = vec![broken]).await;
     let token = app.guest_token().await;
-    let response = app.start(&token, "broken").await;
+    let response = app.start(&token, json!({ "bot_id": "broken" })).await;
     assert_eq!(response.status(), 201);
     let started: serde_json::Value = response.json().await.unwrap();
     let conversation = started["conversation_id"].as_str().unwrap();
     let before = app.metrics().await;
 
     let response = app
-        .send_query(&token, conversation, "anyone there?", "?wait=true")
+        .send_query(
+            &token,
+            conversation,
+            "?wait=true",
+            json!({ "content": "anyone there?" }),
+        )
         .await;
     assert_eq!(response.status(), 201);
     let body: serde_json::Value = response.json().await.unwrap();

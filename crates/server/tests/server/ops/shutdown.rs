@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use confab_server::{App, Config};
 use serde_json::{Value, json};
 
-use crate::ops::helpers::{PATIENCE, Received, SECRET, confab, ws_connect};
+use crate::helpers::{PATIENCE, Received, SECRET, WsClient};
+use crate::ops::helpers::confab;
 
 /// Starts `confab serve` on port 0 and reads the bound address from its JSON log; the
 /// rest of the log is drained by a thread so the child never blocks on a full pipe.
@@ -110,7 +111,7 @@ async fn sigterm_closes_sockets_with_1001_finishes_requests_and_exits_cleanly() 
     let conversation = started["conversation_id"].as_str().unwrap().to_owned();
     let session = started["session_id"].clone();
 
-    let mut socket = ws_connect(address, &token).await.unwrap();
+    let mut socket = WsClient::connect(address, &token).await.unwrap();
     socket
         .send_json(json!({ "type": "subscribe", "session_id": session }))
         .await;
@@ -144,7 +145,7 @@ async fn sigterm_closes_sockets_with_1001_finishes_requests_and_exits_cleanly() 
     let close = loop {
         match socket.receive().await {
             Received::Frame(_) => {}
-            Received::Closed(code) => break code,
+            Received::Closed(frame) => break frame.map(|frame| u16::from(frame.code)),
         }
     };
     assert_eq!(close, Some(1001));
