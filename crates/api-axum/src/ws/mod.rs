@@ -61,8 +61,9 @@ const HARD_FRAME_LIMIT: usize = 1024 * 1024;
 
 /// Bytes read from a socket at a time. The library's default (128 KiB) is allocated
 /// up front for every socket, which made an idle socket cost about 140 KiB of
-/// resident memory; frames are small, and a larger one is read in several chunks.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// resident memory; frames are small (a chat message with its JSON is a few hundred
+/// bytes), and a larger one is read in several chunks.
+const READ_BUFFER_BYTES: usize = 2 * 1024;
 
 /// The `/ws` route.
 pub(crate) fn routes() -> Router<AppState> {

@@ -151,7 +151,9 @@ impl Connection {
                 Ok(Some(Ok(message))) => message,
             };
             match message {
-                Message::Text(text) => self.handle_text(text.as_str()).await,
+                // Boxed: handling a frame runs the service's futures, whose state
+                // would otherwise be part of every socket's task while it idles.
+                Message::Text(text) => Box::pin(self.handle_text(text.as_str())).await,
                 Message::Binary(_) => {
                     self.refuse(
                         ErrorCode::InvalidRequest,
