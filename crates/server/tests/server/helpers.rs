@@ -317,7 +317,7 @@ impl TestApp {
 
 /// How long a client waits for a frame it expects before the test fails. A guard
 /// against hanging, not a performance assertion.
-pub const PATIENCE: Duration = Duration::from_secs(20);
+pub const PATIENCE: Duration = Duration::from_secs(30);
 
 /// A WebSocket client speaking JSON frames.
 pub struct WsClient {

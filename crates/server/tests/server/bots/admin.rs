@@ -4,11 +4,12 @@
 use confab_domain::user::Role;
 use serde_json::{Value, json};
 
-use crate::bots::helpers::{Client, TestApp, admin, spawn_app, spawn_app_on_postgres, token, user};
+use crate::bots::helpers::Client;
+use crate::helpers::{Backend, TestApp, admin, spawn_app, token, user};
 
 #[tokio::test]
 async fn only_administrators_may_create_change_or_delete_bots() {
-    let app = spawn_app(|_| {}).await;
+    let app = spawn_app(Backend::Sqlite).await;
     let client = Client::of(app.address);
     let bot = token(
         "hook",
@@ -39,7 +40,7 @@ async fn only_administrators_may_create_change_or_delete_bots() {
 
 #[tokio::test]
 async fn an_administrator_creates_changes_and_lists_a_bot() {
-    let app = spawn_app(|_| {}).await;
+    let app = spawn_app(Backend::Sqlite).await;
     let client = Client::of(app.address);
     let rules = "greeting = \"Hi!\"\nfallback = \"Pardon?\"\n";
     let created = client
@@ -99,7 +100,7 @@ async fn an_administrator_creates_changes_and_lists_a_bot() {
 
 #[tokio::test]
 async fn settings_that_cannot_build_an_engine_are_a_400() {
-    let app = spawn_app(|_| {}).await;
+    let app = spawn_app(Backend::Sqlite).await;
     let client = Client::of(app.address);
     for (body, hint) in [
         (
@@ -134,14 +135,12 @@ async fn settings_that_cannot_build_an_engine_are_a_400() {
 
 #[tokio::test]
 async fn deleting_a_bot_archives_its_conversations_and_keeps_their_history_on_sqlite() {
-    deleting_a_bot_archives_its_conversations(spawn_app(|_| {}).await).await;
+    deleting_a_bot_archives_its_conversations(spawn_app(Backend::Sqlite).await).await;
 }
 
 #[tokio::test]
 async fn deleting_a_bot_archives_its_conversations_and_keeps_their_history_on_postgresql() {
-    if let Some(app) = spawn_app_on_postgres(|_| {}).await {
-        deleting_a_bot_archives_its_conversations(app).await;
-    }
+    deleting_a_bot_archives_its_conversations(spawn_app(Backend::Postgres).await).await;
 }
 
 async fn deleting_a_bot_archives_its_conversations(app: TestApp) {

@@ -3,7 +3,8 @@
 
 use serde_json::{Value, json};
 
-use crate::bots::helpers::{Binary, Client, user};
+use crate::bots::helpers::{Binary, Client};
+use crate::helpers::user;
 
 fn write_config(path: &std::path::Path, greeting: &str) {
     std::fs::write(

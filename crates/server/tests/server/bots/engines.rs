@@ -6,7 +6,8 @@ use confab_bots::declaration::BotDeclaration;
 use serde_json::{Value, json};
 
 use crate::bots::fakes::{WebhookBot, model};
-use crate::bots::helpers::{Client, TestApp, spawn_app, spawn_app_on_postgres, user};
+use crate::bots::helpers::Client;
+use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_with, user};
 
 fn declared(id: &str, kind: &str, settings: Value) -> BotDeclaration {
     BotDeclaration {
@@ -24,7 +25,7 @@ fn declared(id: &str, kind: &str, settings: Value) -> BotDeclaration {
 #[tokio::test]
 async fn a_configured_openai_bot_streams_its_reply_over_the_websocket() {
     let base_url = model("Hello from the model").await;
-    let app = spawn_app(|config| {
+    let app = spawn_app_with(Backend::Sqlite, |config| {
         config.bots = vec![declared(
             "llm",
             "openai",
@@ -53,7 +54,7 @@ async fn a_configured_openai_bot_streams_its_reply_over_the_websocket() {
 #[tokio::test]
 async fn ten_quick_messages_to_a_webhook_bot_get_ten_replies_in_order_on_sqlite() {
     let (bot, url) = WebhookBot::start(false).await;
-    let app = spawn_app(|config| {
+    let app = spawn_app_with(Backend::Sqlite, |config| {
         config.bots = vec![declared("hook", "webhook", json!({"url": url}))];
     })
     .await;
@@ -63,13 +64,11 @@ async fn ten_quick_messages_to_a_webhook_bot_get_ten_replies_in_order_on_sqlite(
 #[tokio::test]
 async fn ten_quick_messages_to_a_webhook_bot_get_ten_replies_in_order_on_postgresql() {
     let (bot, url) = WebhookBot::start(false).await;
-    let app = spawn_app_on_postgres(|config| {
+    let app = spawn_app_with(Backend::Postgres, |config| {
         config.bots = vec![declared("hook", "webhook", json!({"url": url}))];
     })
     .await;
-    if let Some(app) = app {
-        ten_quick_messages_get_ten_replies_in_order(app, bot).await;
-    }
+    ten_quick_messages_get_ten_replies_in_order(app, bot).await;
 }
 
 async fn ten_quick_messages_get_ten_replies_in_order(app: TestApp, bot: WebhookBot) {
@@ -105,7 +104,7 @@ async fn ten_quick_messages_get_ten_replies_in_order(app: TestApp, bot: WebhookB
 
 #[tokio::test]
 async fn the_built_in_demo_bot_remembers_a_name_without_any_configuration() {
-    let app = spawn_app(|_| {}).await;
+    let app = spawn_app(Backend::Sqlite).await;
     let client = Client::of(app.address);
     let alice = user("alice");
     let response = client

@@ -69,7 +69,7 @@ impl WebhookBot {
                 notified.await;
             }
         };
-        tokio::time::timeout(crate::bots::helpers::PATIENCE, waiting)
+        tokio::time::timeout(crate::helpers::PATIENCE, waiting)
             .await
             .expect("the bot was called in time");
     }

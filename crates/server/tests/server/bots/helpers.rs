@@ -1,137 +1,14 @@
-//! Servers for the bot tests: in process on a temporary SQLite file, or the real
-//! `confab` binary; tokens minted with the test secret; a few HTTP helpers.
+//! The bot tests' additions to the shared harness (`crate::helpers`): the real
+//! `confab` binary, and HTTP helpers that speak to it and to an in-process server
+//! alike.
 
 #![allow(dead_code)] // Each module uses a different subset of helpers.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use confab_api_axum::Auth;
-use confab_domain::user::{Role, UserId};
-use confab_server::{App, Config};
-use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-/// The token signing secret of every test server.
-pub(crate) const SECRET: &str = "bots-test-secret-bots-test-secret";
-
-/// How long a test waits for something it expects before failing: a guard against
-/// hanging, not a performance assertion.
-pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
-
-/// A server running in this process on a temporary SQLite file.
-pub(crate) struct TestApp {
-    pub(crate) address: SocketAddr,
-    pub(crate) http: reqwest::Client,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    _dir: tempfile::TempDir,
-    _postgres: Option<confab_storage_seaorm::testing::PostgresTemp>,
-}
-
-/// Starts a server; `configure` changes its configuration first.
-pub(crate) async fn spawn_app(configure: impl FnOnce(&mut Config)) -> TestApp {
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let mut config = Config {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        database_url: format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("confab.db").display()
-        ),
-        jwt_secret: Some(SECRET.to_owned()),
-        ..Config::default()
-    };
-    configure(&mut config);
-    serve(config, dir, None).await
-}
-
-/// Starts a server on a fresh PostgreSQL database of the server named by
-/// `CONFAB_TEST_POSTGRES_URL`; `None` (and a note) when it is not set.
-pub(crate) async fn spawn_app_on_postgres(configure: impl FnOnce(&mut Config)) -> Option<TestApp> {
-    let Ok(admin_url) = std::env::var("CONFAB_TEST_POSTGRES_URL") else {
-        eprintln!("CONFAB_TEST_POSTGRES_URL is not set; PostgreSQL not tested");
-        return None;
-    };
-    let database = confab_storage_seaorm::testing::postgres_temp(&admin_url)
-        .await
-        .expect("a test database");
-    let mut config = Config {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        database_url: database.url().to_owned(),
-        jwt_secret: Some(SECRET.to_owned()),
-        ..Config::default()
-    };
-    configure(&mut config);
-    let dir = tempfile::tempdir().expect("a temp dir");
-    Some(serve(config, dir, Some(database)).await)
-}
-
-async fn serve(
-    config: Config,
-    dir: tempfile::TempDir,
-    postgres: Option<confab_storage_seaorm::testing::PostgresTemp>,
-) -> TestApp {
-    let app = App::build(config).await.expect("the server builds");
-    let address = app.local_addr();
-    let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until_stopped(async {
-        let _ = stop.await;
-    }));
-    TestApp {
-        address,
-        http: reqwest::Client::new(),
-        shutdown: Some(shutdown),
-        server: Some(server),
-        _dir: dir,
-        _postgres: postgres,
-    }
-}
-
-/// A token for `user` with `role`.
-pub(crate) fn token(user: &str, role: Role) -> String {
-    Auth::new(SECRET.as_bytes())
-        .issue(
-            &UserId::parse(user).expect("a valid user id"),
-            &role,
-            Duration::from_secs(3600),
-        )
-        .expect("a token")
-        .token
-}
-
-/// An administrator's token.
-pub(crate) fn admin() -> String {
-    token("root", Role::Admin)
-}
-
-/// An end user's token.
-pub(crate) fn user(name: &str) -> String {
-    token(name, Role::User)
-}
-
-impl TestApp {
-    pub(crate) fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
-    }
-
-    /// Stops the server gracefully.
-    pub(crate) async fn stop(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(server) = self.server.take() {
-            server
-                .await
-                .expect("the server task")
-                .expect("the server stops cleanly");
-        }
-    }
-
-    pub(crate) async fn ws(&self, token: &str) -> WsClient {
-        WsClient::connect(self.address, token).await
-    }
-}
+use crate::helpers::{PATIENCE, SECRET, WsClient};
 
 /// HTTP helpers shared by the in-process server and the binary.
 pub(crate) struct Client {
@@ -212,47 +89,7 @@ impl Client {
     }
 }
 
-/// A WebSocket client speaking JSON frames.
-pub(crate) struct WsClient {
-    stream: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-}
-
 impl WsClient {
-    pub(crate) async fn connect(address: SocketAddr, token: &str) -> Self {
-        let (stream, _) =
-            tokio_tungstenite::connect_async(format!("ws://{address}/ws?token={token}"))
-                .await
-                .expect("the WebSocket connects");
-        Self { stream }
-    }
-
-    pub(crate) async fn send_json(&mut self, frame: Value) {
-        self.stream
-            .send(WsMessage::Text(frame.to_string().into()))
-            .await
-            .expect("a frame sent");
-    }
-
-    /// The next JSON frame; fails the test when the socket closes or is silent.
-    pub(crate) async fn next_json(&mut self) -> Value {
-        loop {
-            let next = tokio::time::timeout(PATIENCE, self.stream.next())
-                .await
-                .expect("a frame arrives in time");
-            match next {
-                Some(Ok(WsMessage::Text(text))) => {
-                    return serde_json::from_str(&text).expect("a JSON frame");
-                }
-                Some(Ok(WsMessage::Close(frame))) => panic!("the socket closed: {frame:?}"),
-                Some(Ok(_)) => {}
-                Some(Err(error)) => panic!("the socket failed: {error}"),
-                None => panic!("the socket ended"),
-            }
-        }
-    }
-
     /// Frames until (and including) the first stored message sent by the bot.
     pub(crate) async fn until_bot_message(&mut self) -> Vec<Value> {
         let mut frames = Vec::new();

@@ -3,7 +3,7 @@
 //! mid-reply.
 //!
 //! # Layout
-//! - `helpers`: starting servers (in process or the real binary) and HTTP helpers.
+//! - `helpers`: the real binary and HTTP helpers for it and in-process servers.
 //! - `fakes`: a fake webhook bot and a fake OpenAI-compatible model on 127.0.0.1.
 //! - `admin`: `POST /bots`, `PATCH` and `DELETE /bots/{id}`.
 //! - `config`: `[[bots]]` in `confab.toml` read by the real binary.

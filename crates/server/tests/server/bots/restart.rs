@@ -4,7 +4,8 @@
 use serde_json::{Value, json};
 
 use crate::bots::fakes::WebhookBot;
-use crate::bots::helpers::{Binary, Client, WsClient, admin, user};
+use crate::bots::helpers::{Binary, Client};
+use crate::helpers::{WsClient, admin, user};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_mid_reply_answers_once_after_restart() {
@@ -36,7 +37,9 @@ async fn a_server_killed_mid_reply_answers_once_after_restart() {
     first.kill();
 
     let second = Binary::start(&database_url);
-    let mut socket = WsClient::connect(second.address, &alice).await;
+    let mut socket = WsClient::connect(second.address, &alice)
+        .await
+        .expect("the WebSocket connects");
     assert_eq!(socket.next_json().await["status"], "connected");
     socket
         .send_json(json!({"type": "subscribe", "conversation_id": id, "after_seq": 0}))
