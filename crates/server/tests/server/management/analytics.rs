@@ -4,7 +4,8 @@
 use confab_domain::message::Sender;
 use serde_json::{Value, json};
 
-use crate::management::helpers::{Backend, at, plus, spawn_app, token};
+use crate::helpers::{Backend, admin, spawn_app, user};
+use crate::management::helpers::{at, plus};
 
 crate::on_every_backend!(
     the_summary_matches_a_hand_computed_expectation,
@@ -96,7 +97,7 @@ async fn the_summary_matches_a_hand_computed_expectation(backend: Backend) {
     app.seed_message(&other, Sender::User, "g", plus(day, HOUR), None)
         .await;
 
-    let admin = token("root", true);
+    let admin = admin();
     let response = app
         .get(
             &admin,
@@ -194,11 +195,11 @@ async fn the_summary_matches_a_hand_computed_expectation(backend: Backend) {
 
 async fn only_administrators_read_analytics(backend: Backend) {
     let app = spawn_app(backend).await;
-    let response = app.get(&token("alice", false), "/analytics/summary").await;
+    let response = app.get(&user("alice"), "/analytics/summary").await;
     assert_eq!(response.status(), 403);
     let problem: Value = response.json().await.unwrap();
     assert_eq!(problem["code"], "forbidden");
-    let admin = token("root", true);
+    let admin = admin();
     for query in [
         "?granularity=week",
         "?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",

@@ -4,7 +4,8 @@
 
 use serde_json::{Value, json};
 
-use crate::management::helpers::{Backend, at, plus, spawn_app, token};
+use crate::helpers::{Backend, admin, spawn_app, user};
+use crate::management::helpers::{at, plus};
 
 crate::on_every_backend!(
     a_batch_reports_each_id_in_order_and_tells_subscribed_sockets,
@@ -15,11 +16,11 @@ crate::on_every_backend!(
 
 async fn a_batch_reports_each_id_in_order_and_tells_subscribed_sockets(backend: Backend) {
     let app = spawn_app(backend).await;
-    let alice = token("alice", false);
-    let bob = token("bob", false);
-    let first = app.started(&alice).await;
-    let second = app.started(&alice).await;
-    let bobs = app.started(&bob).await;
+    let alice = user("alice");
+    let bob = user("bob");
+    let first = app.started(&alice, "echo").await;
+    let second = app.started(&alice, "echo").await;
+    let bobs = app.started(&bob, "echo").await;
     let unknown = "0193a0f0-0000-7000-8000-000000000001";
     let id = |c: &Value| c["conversation_id"].as_str().unwrap().to_owned();
     let mut socket = app.ws(&alice).await;
@@ -66,7 +67,7 @@ async fn a_batch_reports_each_id_in_order_and_tells_subscribed_sockets(backend: 
 
 async fn a_batch_names_one_to_a_hundred_ids(backend: Backend) {
     let app = spawn_app(backend).await;
-    let alice = token("alice", false);
+    let alice = user("alice");
     let many: Vec<String> = (0..101)
         .map(|n| format!("0193a0f0-0000-7000-8000-{n:012}"))
         .collect();
@@ -93,11 +94,11 @@ async fn a_batch_names_one_to_a_hundred_ids(backend: Backend) {
 
 async fn administrators_act_by_filter_after_a_dry_run(backend: Backend) {
     let app = spawn_app(backend).await;
-    let alice = token("alice", false);
-    let bob = token("bob", false);
-    let admin = token("root", true);
-    let alices = app.started(&alice).await;
-    let bobs = app.started(&bob).await;
+    let alice = user("alice");
+    let bob = user("bob");
+    let admin = admin();
+    let alices = app.started(&alice, "echo").await;
+    let bobs = app.started(&bob, "echo").await;
     let filter = json!({ "action": "archive", "filter": { "bot_id": "echo", "status": "active" } });
 
     let response = app.batch(&alice, filter.clone()).await;
@@ -133,13 +134,13 @@ const MANY: i64 = 450;
 
 async fn a_filter_batch_pages_through_many_conversations(backend: Backend) {
     let app = spawn_app(backend).await;
-    let admin = token("root", true);
+    let admin = admin();
     let long_ago = at("2025-01-01T00:00:00Z");
     for n in 0..MANY {
         app.seed_conversation(&format!("user{n}"), "echo", plus(long_ago, n))
             .await;
     }
-    let recent = app.started(&token("alice", false)).await;
+    let recent = app.started(&user("alice"), "echo").await;
     let filter = json!({ "inactive_before": "2025-06-01T00:00:00Z" });
 
     let response = app
@@ -169,9 +170,6 @@ async fn a_filter_batch_pages_through_many_conversations(backend: Backend) {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["matched"], 0);
     let id = recent["conversation_id"].as_str().unwrap();
-    assert_eq!(
-        app.status_of(&token("alice", false), id).await.unwrap(),
-        "active"
-    );
+    assert_eq!(app.status_of(&user("alice"), id).await.unwrap(), "active");
     app.stop().await;
 }

@@ -4,7 +4,8 @@
 use confab_domain::message::Sender;
 use serde_json::Value;
 
-use crate::management::helpers::{Backend, at, plus, spawn_app, token};
+use crate::helpers::{Backend, admin, spawn_app, user};
+use crate::management::helpers::{at, plus};
 
 crate::on_every_backend!(
     a_conversation_exports_as_json_lines_and_csv,
@@ -30,7 +31,7 @@ async fn a_conversation_exports_as_json_lines_and_csv(backend: Backend) {
         app.seed_message(&conversation, Sender::User, &content, plus(start, n), None)
             .await;
     }
-    let alice = token("alice", false);
+    let alice = user("alice");
     let path = format!("/conversations/{}/export", conversation.id);
 
     let response = app.get(&alice, &path).await;
@@ -70,7 +71,7 @@ async fn a_conversation_exports_as_json_lines_and_csv(backend: Backend) {
     ));
     assert_eq!(rows.last(), Some(&""));
 
-    let response = app.get(&token("bob", false), &path).await;
+    let response = app.get(&user("bob"), &path).await;
     assert_eq!(response.status(), 404);
     app.stop().await;
 }
@@ -97,11 +98,11 @@ async fn administrators_export_a_bots_conversations_within_a_range(backend: Back
             .await;
         }
     }
-    let admin = token("root", true);
+    let admin = admin();
     let path =
         "/exports/conversations?bot_id=echo&from=2026-03-01T02:00:00Z&to=2026-03-02T00:00:00Z";
 
-    let response = app.get(&token("alice", false), path).await;
+    let response = app.get(&user("alice"), path).await;
     assert_eq!(response.status(), 403);
 
     let response = app.get(&admin, path).await;

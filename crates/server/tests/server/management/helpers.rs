@@ -1,13 +1,9 @@
-//! The management tests' additions to the shared harness (`crate::helpers`): a second
-//! connection to the server's database, tokens issued with the test secret, and
-//! seeding of conversations and messages with chosen times through the storage
-//! adapter.
+//! The management tests' additions to the shared harness (`crate::helpers`): batch
+//! and status requests, and seeding of conversations and messages with chosen times
+//! through the storage adapter on the server's own database.
 
 #![allow(dead_code)] // Each module uses a different subset of helpers.
 
-use std::time::Duration;
-
-use confab_api_axum::Auth;
 use confab_domain::bot::BotId;
 use confab_domain::conversation::{
     Conversation, ConversationChange, ConversationId, ConversationStatus, Metadata,
@@ -20,56 +16,10 @@ use confab_domain::ports::{
 };
 use confab_domain::session::{Session, SessionId};
 use confab_domain::timestamp::Timestamp;
-use confab_domain::user::{Role, UserId};
-use confab_server::Config;
-use confab_storage_seaorm::SeaOrmStore;
+use confab_domain::user::UserId;
 use serde_json::{Value, json};
 
-use crate::helpers::SECRET;
-
-pub use crate::helpers::Backend;
-
-/// A running server, a client for it, and direct access to its database.
-pub struct TestApp {
-    server: crate::helpers::TestApp,
-    pub store: SeaOrmStore,
-}
-
-impl std::ops::Deref for TestApp {
-    type Target = crate::helpers::TestApp;
-
-    fn deref(&self) -> &Self::Target {
-        &self.server
-    }
-}
-
-pub async fn spawn_app(backend: Backend) -> TestApp {
-    spawn_app_with(backend, |_| {}).await
-}
-
-pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> TestApp {
-    let server = crate::helpers::spawn_app_with(backend, configure).await;
-    let db = confab_storage_seaorm::connect(server.database_url())
-        .await
-        .expect("second connection to the test database");
-    TestApp {
-        server,
-        store: SeaOrmStore::new(db),
-    }
-}
-
-/// A token for `user`, an administrator when `admin`.
-pub fn token(user: &str, admin: bool) -> String {
-    let role = if admin { Role::Admin } else { Role::User };
-    Auth::new(SECRET.as_bytes())
-        .issue(
-            &UserId::parse(user).unwrap(),
-            &role,
-            Duration::from_secs(3600),
-        )
-        .unwrap()
-        .token
-}
+use crate::helpers::{TestApp, WsClient};
 
 /// A time given as RFC 3339.
 pub fn at(text: &str) -> Timestamp {
@@ -82,20 +32,6 @@ pub fn plus(base: Timestamp, millis: i64) -> Timestamp {
 }
 
 impl TestApp {
-    /// Stops the server gracefully and waits for it.
-    pub async fn stop(self) {
-        self.server.stop().await;
-    }
-
-    pub async fn get(&self, token: &str, path: &str) -> reqwest::Response {
-        self.http
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("GET request")
-    }
-
     pub async fn batch(&self, token: &str, body: Value) -> reqwest::Response {
         self.http
             .post(self.url("/conversations/batch"))
@@ -104,20 +40,6 @@ impl TestApp {
             .send()
             .await
             .expect("batch request")
-    }
-
-    /// Starts a conversation with the echo bot over the API and returns its JSON.
-    pub async fn started(&self, token: &str) -> Value {
-        let response = self
-            .http
-            .post(self.url("/conversations/start"))
-            .bearer_auth(token)
-            .json(&json!({ "bot_id": "echo" }))
-            .send()
-            .await
-            .expect("start request");
-        assert_eq!(response.status(), 201);
-        response.json().await.expect("start body")
     }
 
     /// A conversation's status as its user sees it, or `None` when it is gone.
@@ -164,7 +86,11 @@ impl TestApp {
             created_at: created,
             updated_at: created,
         };
-        self.store.create(&conversation, &session).await.unwrap();
+        self.store()
+            .await
+            .create(&conversation, &session)
+            .await
+            .unwrap();
         conversation
     }
 
@@ -198,7 +124,12 @@ impl TestApp {
             timestamp: time,
             metadata: Metadata::default(),
         };
-        self.store.append(&message).await.unwrap().into_message()
+        self.store()
+            .await
+            .append(&message)
+            .await
+            .unwrap()
+            .into_message()
     }
 
     /// Archives a conversation in storage.
@@ -207,11 +138,13 @@ impl TestApp {
             status: Some(ConversationStatus::Archived),
             ..ConversationChange::default()
         };
-        self.store.update(conversation.id, &change).await.unwrap();
+        self.store()
+            .await
+            .update(conversation.id, &change)
+            .await
+            .unwrap();
     }
 }
-
-pub use crate::helpers::WsClient;
 
 impl WsClient {
     /// Subscribes to a conversation by session id and waits for the acknowledgement.

@@ -7,7 +7,8 @@ use std::time::Duration;
 use confab_domain::timestamp::Timestamp;
 use serde_json::Value;
 
-use crate::management::helpers::{Backend, WsClient, plus, spawn_app_with, token};
+use crate::helpers::{Backend, WsClient, spawn_app_with, user};
+use crate::management::helpers::plus;
 
 crate::on_every_backend!(retention_archives_and_deletes_idle_conversations);
 
@@ -20,7 +21,7 @@ async fn retention_archives_and_deletes_idle_conversations(backend: Backend) {
         config.retention.sweep_interval = Duration::from_millis(50);
     })
     .await;
-    let alice = token("alice", false);
+    let alice = user("alice");
     let now = Timestamp::new(time::OffsetDateTime::now_utc());
     let idle = app
         .seed_conversation("alice", "echo", plus(now, -10 * DAY))
