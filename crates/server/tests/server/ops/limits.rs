@@ -118,9 +118,7 @@ async fn a_request_over_the_time_limit_gets_503_unavailable() {
     })
     .await;
     let token = app.guest_token().await;
-    let response = app.start(&token, json!({ "bot_id": "echo-stream" })).await;
-    assert_eq!(response.status(), 201);
-    let started: Value = response.json().await.unwrap();
+    let started = app.started(&token, "echo-stream").await;
     let conversation = started["conversation_id"].as_str().unwrap();
     // The streaming echo takes 40 ms a word: 40 words take far longer than 50 ms.
     let long = vec!["word"; 40].join(" ");

@@ -35,13 +35,9 @@ async fn metrics_count_requests_by_route_and_messages_by_sender() {
     let route = [("route", "/conversations/{id}/messages"), ("status", "201")];
     let before = app.metrics().await;
 
+    let message = json!({ "content": "count me" });
     let response = app
-        .send_query(
-            &token,
-            conversation,
-            "?wait=true",
-            json!({ "content": "count me" }),
-        )
+        .send_query(&token, conversation, "?wait=true", message)
         .await;
     assert_eq!(response.status(), 201);
     let body: serde_json::Value = response.json().await.unwrap();
@@ -121,19 +117,13 @@ async fn a_failing_bot_is_counted_as_a_failed_reply_and_a_system_message() {
     };
     let app = spawn_app_with(Backend::Sqlite, |config| config.bots = vec![broken]).await;
     let token = app.guest_token().await;
-    let response = app.start(&token, json!({ "bot_id": "broken" })).await;
-    assert_eq!(response.status(), 201);
-    let started: serde_json::Value = response.json().await.unwrap();
+    let started = app.started(&token, "broken").await;
     let conversation = started["conversation_id"].as_str().unwrap();
     let before = app.metrics().await;
 
+    let message = json!({ "content": "anyone there?" });
     let response = app
-        .send_query(
-            &token,
-            conversation,
-            "?wait=true",
-            json!({ "content": "anyone there?" }),
-        )
+        .send_query(&token, conversation, "?wait=true", message)
         .await;
     assert_eq!(response.status(), 201);
     let body: serde_json::Value = response.json().await.unwrap();

@@ -7,10 +7,9 @@ use std::net::SocketAddr;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use confab_server::{App, Config};
 use serde_json::{Value, json};
 
-use crate::helpers::{PATIENCE, Received, SECRET, WsClient};
+use crate::helpers::{Backend, PATIENCE, Received, SECRET, TestDatabase, WsClient, spawn_app_on};
 use crate::ops::helpers::confab;
 
 /// Starts `confab serve` on port 0 and reads the bound address from its JSON log; the
@@ -80,12 +79,8 @@ fn wait_for_exit(child: &mut Running) -> std::process::ExitStatus {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_sockets_with_1001_finishes_requests_and_exits_cleanly() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("confab.db").display()
-    );
-    let (mut child, address, log) = spawn_confab(&url);
+    let database = TestDatabase::create(Backend::Sqlite).await;
+    let (mut child, address, log) = spawn_confab(&database.url);
     let http = reqwest::Client::new();
     let base = format!("http://{address}");
 
@@ -171,27 +166,10 @@ async fn sigterm_closes_sockets_with_1001_finishes_requests_and_exits_cleanly() 
     );
 
     // What was sent and answered is stored: a new server on the file shows it.
-    let app = App::build(Config {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        database_url: url,
-        jwt_secret: Some(SECRET.to_owned()),
-        ..Config::default()
-    })
-    .await
-    .unwrap();
-    let restarted = app.local_addr();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
-    let history: Value = http
-        .get(format!(
-            "http://{restarted}/conversations/{conversation}/history"
-        ))
-        .bearer_auth(&token)
-        .send()
+    let restarted = spawn_app_on(database, |_| {}).await;
+    let history: Value = restarted
+        .history(&token, &conversation, "")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -210,6 +188,5 @@ async fn sigterm_closes_sockets_with_1001_finishes_requests_and_exits_cleanly() 
         stored,
         vec![("user", content.as_str()), ("bot", content.as_str())]
     );
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    restarted.stop().await;
 }
