@@ -4,8 +4,10 @@
 //! where a test needs a process of its own.
 //!
 //! # Layout
-//! - `helpers`: `spawn_app`, the `on_every_backend!` macro, test databases and a
-//!   WebSocket client.
+//! - `helpers`: the one harness of every module: `spawn_app` (on SQLite or
+//!   PostgreSQL, with a configuration closure), the `on_every_backend!` macro, test
+//!   databases, tokens and a WebSocket client. The `helpers` of `bots`, `management`
+//!   and `ops` only add what their area needs.
 //! - `rest`, `sse`, `websocket`: the conversations API, its events and `/ws`.
 //! - `bots`: the bot registry, engines against fake bot services, a restart mid-reply.
 //! - `management`: batch actions, exports, analytics and retention.

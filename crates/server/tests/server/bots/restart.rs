@@ -5,18 +5,14 @@ use serde_json::{Value, json};
 
 use crate::bots::fakes::WebhookBot;
 use crate::bots::helpers::{Binary, Client};
-use crate::helpers::{WsClient, admin, user};
+use crate::helpers::{Backend, TestDatabase, WsClient, admin, user};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_mid_reply_answers_once_after_restart() {
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let database_url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("confab.db").display()
-    );
+    let database = TestDatabase::create(Backend::Sqlite).await;
     let (bot, url) = WebhookBot::start(true).await;
 
-    let first = Binary::start(&database_url);
+    let first = Binary::start(&database.url);
     let client = Client::of(first.address);
     let created = client
         .post(
@@ -36,7 +32,7 @@ async fn a_server_killed_mid_reply_answers_once_after_restart() {
     bot.wait_for_requests(1).await;
     first.kill();
 
-    let second = Binary::start(&database_url);
+    let second = Binary::start(&database.url);
     let mut socket = WsClient::connect(second.address, &alice)
         .await
         .expect("the WebSocket connects");
