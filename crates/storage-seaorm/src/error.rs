@@ -26,6 +26,13 @@ pub(crate) fn repo_error(error: DbErr) -> RepoError {
     }
 }
 
+/// [`repo_error`] for an error of a query run through sqlx directly.
+pub(crate) fn sqlx_error(error: sea_orm::sqlx::Error) -> RepoError {
+    repo_error(DbErr::Query(RuntimeErr::SqlxError(std::sync::Arc::new(
+        error,
+    ))))
+}
+
 fn is_transient(error: &DbErr) -> bool {
     match error {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,

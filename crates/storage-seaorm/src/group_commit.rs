@@ -26,10 +26,13 @@ use confab_domain::error::RepoError;
 use confab_domain::message::Sender;
 use confab_domain::message::{Appended, Message, NewMessage, Seq};
 use confab_domain::timestamp::Timestamp;
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement, Value};
+use sea_orm::Value;
+use sea_orm::sqlx::query::Query;
+use sea_orm::sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection};
+use sea_orm::sqlx::{self, Row};
 use tokio::sync::oneshot;
 
-use crate::error::{RowError, repo_error};
+use crate::error::{RowError, sqlx_error};
 use crate::rows::{message_row, millis, seq_value, stored_message};
 use crate::store::SeaOrmStore;
 
@@ -58,15 +61,6 @@ impl std::fmt::Debug for AppendQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppendQueue").finish_non_exhaustive()
     }
-}
-
-/// What one append of a batch came to inside the transaction.
-enum Step {
-    Stored(Message),
-    /// The conversation's row was not updated: it is gone, the reply was stored
-    /// before, or the `client_message_id` was seen before. Which, is looked up after
-    /// the commit.
-    NotAdvanced,
 }
 
 impl SeaOrmStore {
@@ -115,10 +109,10 @@ impl SeaOrmStore {
             let messages: Vec<&NewMessage> = batch.iter().map(|p| &p.message).collect();
             match self.commit_batch(&messages).await {
                 Ok(steps) => {
-                    for (pending, step) in batch.into_iter().zip(steps) {
-                        let result = match step {
-                            Step::Stored(message) => Ok(Appended::Stored(message)),
-                            Step::NotAdvanced => self.not_advanced(&pending.message).await,
+                    for (pending, stored) in batch.into_iter().zip(steps) {
+                        let result = match stored {
+                            Some(message) => Ok(Appended::Stored(message)),
+                            None => self.not_advanced(&pending.message).await,
                         };
                         // A caller that gave up no longer listens; its message is
                         // stored all the same, as it would be without batching.
@@ -149,18 +143,23 @@ impl SeaOrmStore {
     }
 
     /// Runs every append of the batch in one write transaction and commits it.
-    async fn commit_batch(&self, batch: &[&NewMessage]) -> Result<Vec<Step>, RepoError> {
-        let txn = self.begin_write().await?;
-        match apply(&txn, batch).await {
-            Ok(steps) => {
-                txn.commit().await.map_err(repo_error)?;
-                Ok(steps)
-            }
-            Err(error) => {
-                txn.rollback().await.map_err(repo_error)?;
-                Err(error)
-            }
+    async fn commit_batch(&self, batch: &[&NewMessage]) -> Result<Vec<Option<Message>>, RepoError> {
+        // A connection of the pool's own, held for the whole transaction: `BEGIN` and
+        // `COMMIT` travel inside the chunks' queries (one round trip for a batch of up
+        // to 32), so a failure half way may leave the transaction open on it. Such a
+        // connection is closed rather than returned, which rolls the transaction
+        // back; failures are rare (the appends are then retried one by one).
+        let mut connection = self
+            .db
+            .get_sqlite_connection_pool()
+            .acquire()
+            .await
+            .map_err(sqlx_error)?;
+        let applied = apply(&mut connection, batch).await;
+        if applied.is_err() {
+            let _ = connection.close().await;
         }
+        applied
     }
 }
 
@@ -180,9 +179,13 @@ const CHUNK_SIZES: [usize; 6] = [32, 16, 8, 4, 2, 1];
 ///    row just updated, and inserts nothing when the update changed no row.
 ///
 /// Every append has the same SQL whatever its sender, reply or client id: those are
-/// parameters. An append whose index comes back was stored; the others are sorted out
-/// after the commit (`Step::NotAdvanced`).
-async fn apply(txn: &DatabaseTransaction, batch: &[&NewMessage]) -> Result<Vec<Step>, RepoError> {
+/// parameters. An append whose index comes back was stored; the others (`None`: the
+/// conversation is gone, the reply was stored before, or the `client_message_id` was
+/// seen before) are sorted out after the commit.
+async fn apply(
+    connection: &mut SqliteConnection,
+    batch: &[&NewMessage],
+) -> Result<Vec<Option<Message>>, RepoError> {
     let mut advanced: Vec<Option<(i64, i64)>> = vec![None; batch.len()];
     let mut offset = 0;
     while offset < batch.len() {
@@ -192,14 +195,19 @@ async fn apply(txn: &DatabaseTransaction, batch: &[&NewMessage]) -> Result<Vec<S
             .find(|size| *size <= left)
             .unwrap_or(1);
         let chunk = &batch[offset..offset + size];
-        let rows = txn
-            .query_all_raw(chunk_statement(chunk)?)
+        let (sql, values) = chunk_statement(chunk, offset == 0, offset + size == batch.len())?;
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for value in values {
+            query = bind(query, value)?;
+        }
+        let rows = query
+            .fetch_all(&mut *connection)
             .await
-            .map_err(repo_error)?;
+            .map_err(sqlx_error)?;
         for row in rows {
-            let index: i64 = row.try_get_by_index(0).map_err(repo_error)?;
-            let last_seq: i64 = row.try_get_by_index(1).map_err(repo_error)?;
-            let last_activity_ms: i64 = row.try_get_by_index(2).map_err(repo_error)?;
+            let index: i64 = row.try_get(0).map_err(sqlx_error)?;
+            let last_seq: i64 = row.try_get(1).map_err(sqlx_error)?;
+            let last_activity_ms: i64 = row.try_get(2).map_err(sqlx_error)?;
             let slot = usize::try_from(index)
                 .ok()
                 .filter(|index| *index < size)
@@ -214,7 +222,7 @@ async fn apply(txn: &DatabaseTransaction, batch: &[&NewMessage]) -> Result<Vec<S
         .zip(advanced)
         .map(|(new, advanced)| {
             let Some((last_seq, last_activity_ms)) = advanced else {
-                return Ok(Step::NotAdvanced);
+                return Ok(None);
             };
             let seq = Seq::new(
                 u64::try_from(last_seq)
@@ -222,7 +230,7 @@ async fn apply(txn: &DatabaseTransaction, batch: &[&NewMessage]) -> Result<Vec<S
             );
             let timestamp = Timestamp::from_unix_millis(last_activity_ms)
                 .map_err(|_| RowError::new("conversations", "last_activity out of range"))?;
-            Ok(Step::Stored(stored_message(new, seq, timestamp)))
+            Ok(Some(stored_message(new, seq, timestamp)))
         })
         .collect()
 }
@@ -249,13 +257,24 @@ FROM conversations WHERE id = #5# AND changes() = 1;
 /// How many parameters [`APPEND_SQL`] numbers.
 const APPEND_PARAMETERS: usize = 14;
 
-/// One query for the appends of `chunk`. Its text depends on the chunk's size alone.
+/// One query for the appends of `chunk`, beginning the transaction if it is the
+/// batch's `first` chunk and committing it if it is the `last`. Its text depends on
+/// those and the chunk's size alone.
 ///
 /// The placeholders are plain `?`, one value per occurrence: sqlx binds numbered
 /// parameters of a multi-statement query per statement, and gives up on a statement
 /// whose numbers do not start at 1.
-fn chunk_statement(chunk: &[&NewMessage]) -> Result<Statement, RepoError> {
+fn chunk_statement(
+    chunk: &[&NewMessage],
+    first: bool,
+    last: bool,
+) -> Result<(String, Vec<Value>), RepoError> {
     let mut sql = String::new();
+    if first {
+        // The write lock at once: a transaction that read first and wrote later could
+        // fail with `SQLITE_BUSY` without waiting for the busy timeout.
+        sql.push_str("BEGIN IMMEDIATE;\n");
+    }
     let mut values: Vec<Value> = Vec::new();
     for (index, new) in chunk.iter().enumerate() {
         let parameters = append_values(new)?;
@@ -277,11 +296,28 @@ fn chunk_statement(chunk: &[&NewMessage]) -> Result<Statement, RepoError> {
         }
         sql.push_str(rest);
     }
-    Ok(Statement::from_sql_and_values(
-        DbBackend::Sqlite,
-        sql,
-        values,
-    ))
+    if last {
+        sql.push_str("COMMIT;\n");
+    }
+    Ok((sql, values))
+}
+
+/// Binds one value of [`append_values`] to `query`.
+fn bind<'q>(
+    query: Query<'q, Sqlite, SqliteArguments>,
+    value: Value,
+) -> Result<Query<'q, Sqlite, SqliteArguments>, RepoError> {
+    Ok(match value {
+        Value::BigInt(value) => query.bind(value),
+        Value::Bool(value) => query.bind(value),
+        Value::String(value) => query.bind(value),
+        Value::Uuid(value) => query.bind(value),
+        other => {
+            return Err(RepoError::Internal(
+                format!("no binding for {other:?} in a group commit").into(),
+            ));
+        }
+    })
 }
 
 /// The parameters `#1#`…`#14#` of [`APPEND_SQL`] for `new`.
@@ -513,6 +549,33 @@ mod tests {
             .expect("history");
         assert_eq!(history.messages.len(), 2);
         assert_eq!(history.messages[1], stored[0], "stored as returned");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_that_fails_half_way_is_retried_append_by_append_and_the_store_goes_on() {
+        let db = sqlite_temp().await.expect("database");
+        let store = db.store();
+        let conversation = conversation(&store).await;
+        let mut messages: Vec<NewMessage> =
+            (0..20).map(|_| message(conversation.id, None)).collect();
+        // The same message id twice: the second insert violates the primary key,
+        // which fails the whole query its batch is in.
+        messages.push(messages[7].clone());
+        let results = append_together(&store, messages).await;
+        let stored = results
+            .iter()
+            .filter(|r| matches!(r, Ok(Appended::Stored(_))))
+            .count();
+        let conflicts = results
+            .iter()
+            .filter(|r| matches!(r, Err(RepoError::Conflict)))
+            .count();
+        assert_eq!((stored, conflicts), (20, 1), "{results:?}");
+        let after = store
+            .append(&message(conversation.id, None))
+            .await
+            .expect("the store still appends");
+        assert_eq!(after.into_message().seq, Seq::new(21));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
