@@ -140,6 +140,9 @@ async fn deleting_a_bot_archives_its_conversations_and_keeps_their_history_on_sq
 
 #[tokio::test]
 async fn deleting_a_bot_archives_its_conversations_and_keeps_their_history_on_postgresql() {
+    if !crate::helpers::postgres_configured() {
+        return;
+    }
     deleting_a_bot_archives_its_conversations(spawn_app(Backend::Postgres).await).await;
 }
 

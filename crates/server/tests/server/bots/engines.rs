@@ -63,6 +63,9 @@ async fn ten_quick_messages_to_a_webhook_bot_get_ten_replies_in_order_on_sqlite(
 
 #[tokio::test]
 async fn ten_quick_messages_to_a_webhook_bot_get_ten_replies_in_order_on_postgresql() {
+    if !crate::helpers::postgres_configured() {
+        return;
+    }
     let (bot, url) = WebhookBot::start(false).await;
     let app = spawn_app_with(Backend::Postgres, |config| {
         config.bots = vec![declared("hook", "webhook", json!({"url": url}))];
