@@ -70,8 +70,12 @@ impl BotEngine for EchoEngine {
             .chain(stream::iter([Ok(done)]))
             .boxed()
     }
-    /// It answers from the message (and the session) alone.
+    /// It answers from the message alone.
     fn reads_history(&self) -> bool {
+        false
+    }
+
+    fn reads_session(&self) -> bool {
         false
     }
 }

@@ -190,7 +190,8 @@ pub struct BotRequest {
     pub bot: Bot,
     /// The conversation.
     pub conversation: Conversation,
-    /// Its session, with the bot's context.
+    /// Its session, with the bot's context; with an empty context for an engine whose
+    /// [`BotEngine::reads_session`] is `false`.
     pub session: Session,
     /// The user message to answer.
     pub message: Message,
@@ -242,6 +243,14 @@ pub trait BotEngine: Send + Sync {
     /// the message (and the session) alone returns `false`, and the pipeline then
     /// gives it an empty history instead of reading the window from storage.
     fn reads_history(&self) -> bool {
+        true
+    }
+
+    /// Whether the engine reads [`BotRequest::session`]'s context. An engine that
+    /// neither reads nor returns a context returns `false`, and the pipeline then
+    /// gives it [`Session::unread`](crate::session::Session::unread) instead of
+    /// reading the session from storage.
+    fn reads_session(&self) -> bool {
         true
     }
 }

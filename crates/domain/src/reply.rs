@@ -267,17 +267,33 @@ impl ReplyPipeline {
             .as_ref()
             .ok()
             .map(|bot| self.ports.engines.engine_for(bot));
-        let reads_history = matches!(&engine, Some(Ok(engine)) if engine.reads_history());
+        let reads = |what: fn(&dyn BotEngine) -> bool| match &engine {
+            Some(Ok(engine)) => what(engine.as_ref()),
+            // No engine to ask: read all, the reply fails before using any of it.
+            _ => true,
+        };
+        let (reads_session, reads_history) = (
+            reads(|engine| engine.reads_session()),
+            reads(|engine| engine.reads_history()),
+        );
         // The session and the history window side by side: one round trip to storage
         // instead of two in a row.
-        let (session, history) =
-            tokio::join!(self.ports.sessions.get(conversation.session_id), async {
+        let (session, history) = tokio::join!(
+            async {
+                if reads_session {
+                    self.ports.sessions.get(conversation.session_id).await
+                } else {
+                    Ok(Session::unread(conversation))
+                }
+            },
+            async {
                 if reads_history {
                     self.history_window(conversation.id, message.seq).await
                 } else {
                     Ok(Vec::new())
                 }
-            },);
+            },
+        );
         let limits = bot
             .as_ref()
             .map(|bot| BotLimits::of(bot, self.settings.timeout))
@@ -738,6 +754,29 @@ mod tests {
         let conversation = s.conversation().await;
         assert_eq!(conversation.replied_seq, question.seq);
         assert!(!conversation.has_pending_replies());
+    }
+
+    #[tokio::test]
+    async fn an_engine_that_does_not_read_the_session_is_given_one_with_an_empty_context() {
+        let engine = ScriptedEngine::echo().without_session();
+        let s = with_engine(&engine).await;
+        s.fakes
+            .ports
+            .sessions
+            .save_context(
+                s.conversation.session_id,
+                &serde_json::Map::from_iter([("stored".to_owned(), serde_json::json!(true))]),
+                s.conversation.created_at,
+            )
+            .await
+            .expect("context saved");
+        s.send("hello").await;
+        s.drained().await;
+
+        let requests = engine.requests();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].session, Session::unread(&s.conversation));
+        assert_eq!(s.messages().len(), 2, "the message was answered");
     }
 
     #[tokio::test]

@@ -2,7 +2,7 @@
 //! conversation by.
 
 use crate::bot::BotId;
-use crate::conversation::ConversationId;
+use crate::conversation::{Conversation, ConversationId};
 use crate::timestamp::Timestamp;
 use crate::user::UserId;
 
@@ -28,4 +28,22 @@ pub struct Session {
     pub created_at: Timestamp,
     /// When the context last changed.
     pub updated_at: Timestamp,
+}
+
+impl Session {
+    /// The session of `conversation` as the conversation knows it, with an empty
+    /// context: what a bot engine that does not read the session
+    /// ([`BotEngine::reads_session`](crate::ports::BotEngine::reads_session)) is given
+    /// instead of the stored one.
+    pub fn unread(conversation: &Conversation) -> Self {
+        Self {
+            id: conversation.session_id,
+            conversation_id: conversation.id,
+            user_id: conversation.user_id.clone(),
+            bot_id: conversation.bot_id.clone(),
+            context: serde_json::Map::new(),
+            created_at: conversation.created_at,
+            updated_at: conversation.created_at,
+        }
+    }
 }

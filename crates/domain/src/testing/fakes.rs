@@ -284,6 +284,7 @@ pub struct ScriptedEngine {
     delay: Option<Duration>,
     gate: Option<Arc<Semaphore>>,
     reads_history: bool,
+    reads_session: bool,
     requests: Arc<Mutex<Vec<BotRequest>>>,
 }
 
@@ -303,6 +304,7 @@ impl ScriptedEngine {
             delay: None,
             gate: None,
             reads_history: true,
+            reads_session: true,
             requests: Arc::default(),
         }
     }
@@ -379,6 +381,13 @@ impl ScriptedEngine {
         self
     }
 
+    /// Says it does not read the session ([`BotEngine::reads_session`]).
+    #[must_use]
+    pub fn without_session(mut self) -> Self {
+        self.reads_session = false;
+        self
+    }
+
     /// Every request the engine was given, in order.
     pub fn requests(&self) -> Vec<BotRequest> {
         self.requests
@@ -399,6 +408,10 @@ impl ScriptedEngine {
 impl BotEngine for ScriptedEngine {
     fn reads_history(&self) -> bool {
         self.reads_history
+    }
+
+    fn reads_session(&self) -> bool {
+        self.reads_session
     }
 
     fn reply(&self, request: BotRequest) -> BoxStream<'static, Result<ReplyChunk, BotError>> {
