@@ -10,13 +10,15 @@
 //!
 //! Within a batch the appends run in arrival order, each exactly as
 //! [`MessageRepository::append`](confab_domain::ports::MessageRepository::append)
-//! would alone: seqs stay gap-free per conversation because each `advance` reads the
-//! counter its predecessor in the same transaction wrote. A `client_message_id` seen
-//! before is looked up *before* anything is written, so no statement of a batch is
-//! expected to fail; should one fail anyway, the batch is rolled back and each of its
-//! appends is retried in a transaction of its own, so one bad append never fails the
-//! others. PostgreSQL is not batched: its row locks let appends to different
-//! conversations commit side by side, and it groups WAL flushes itself.
+//! would alone: seqs stay gap-free per conversation because each append's `UPDATE`
+//! reads the counter its predecessor in the same transaction wrote. An append whose
+//! `client_message_id` was seen before, or whose reply was stored before, changes
+//! nothing (its `UPDATE` is guarded) and is sorted out after the commit, so no
+//! statement of a batch is expected to fail; should one fail anyway, the batch is
+//! rolled back and each of its appends is retried in a transaction of its own, so one
+//! bad append never fails the others. PostgreSQL is not batched: its row locks let
+//! appends to different conversations commit side by side, and it groups WAL flushes
+//! itself.
 
 use std::mem;
 use std::sync::{Arc, Mutex};
