@@ -140,6 +140,32 @@ pub struct Conversation {
 }
 
 impl Conversation {
+    /// A conversation begun at `at`: active, untitled, without metadata or messages.
+    pub fn begun(
+        id: ConversationId,
+        session_id: SessionId,
+        user_id: UserId,
+        bot_id: BotId,
+        at: Timestamp,
+    ) -> Self {
+        Self {
+            id,
+            session_id,
+            user_id,
+            bot_id,
+            status: ConversationStatus::Active,
+            title: None,
+            metadata: Metadata::default(),
+            created_at: at,
+            last_activity: at,
+            last_message: None,
+            message_count: 0,
+            last_seq: Seq::ZERO,
+            last_user_seq: Seq::ZERO,
+            replied_seq: Seq::ZERO,
+        }
+    }
+
     /// Whether user messages wait for a bot reply.
     pub fn has_pending_replies(&self) -> bool {
         self.replied_seq < self.last_user_seq

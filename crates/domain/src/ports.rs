@@ -248,7 +248,7 @@ pub trait BotEngine: Send + Sync {
 
     /// Whether the engine reads [`BotRequest::session`]'s context. An engine that
     /// neither reads nor returns a context returns `false`, and the pipeline then
-    /// gives it [`Session::unread`](crate::session::Session::unread) instead of
+    /// gives it [`Session::new`](crate::session::Session::new) instead of
     /// reading the session from storage.
     fn reads_session(&self) -> bool {
         true

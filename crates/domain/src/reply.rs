@@ -253,15 +253,7 @@ impl ReplyPipeline {
         message: Message,
     ) -> Result<(), DomainError> {
         let reply_id = MessageId::from_uuid(self.ports.ids.new_id());
-        publish(
-            &*self.ports.events,
-            conversation,
-            EventKind::Typing {
-                sender: Sender::Bot,
-                active: true,
-            },
-        )
-        .await;
+        self.bot_typing(conversation, true).await;
         let bot = self.ports.bots.get(&conversation.bot_id).await;
         let engine = bot
             .as_ref()
@@ -283,7 +275,7 @@ impl ReplyPipeline {
                 if reads_session {
                     self.ports.sessions.get(conversation.session_id).await
                 } else {
-                    Ok(Session::unread(conversation))
+                    Ok(Session::new(conversation))
                 }
             },
             async {
@@ -392,16 +384,21 @@ impl ReplyPipeline {
             Err(RepoError::Conflict | RepoError::NotFound) => Ok(()),
             Err(error) => Err(error.into()),
         };
+        self.bot_typing(conversation, false).await;
+        result
+    }
+
+    /// Tells the conversation's subscribers whether its bot is typing.
+    async fn bot_typing(&self, conversation: &Conversation, active: bool) {
         publish(
             &*self.ports.events,
             conversation,
             EventKind::Typing {
                 sender: Sender::Bot,
-                active: false,
+                active,
             },
         )
         .await;
-        result
     }
 
     /// Completes the reply job of a message whose bot answers later by itself: no
@@ -416,15 +413,7 @@ impl ReplyPipeline {
             .messages
             .mark_answered(conversation.id, message.seq)
             .await;
-        publish(
-            &*self.ports.events,
-            conversation,
-            EventKind::Typing {
-                sender: Sender::Bot,
-                active: false,
-            },
-        )
-        .await;
+        self.bot_typing(conversation, false).await;
         match marked {
             // Another instance completed the job first, or the conversation is gone.
             Ok(()) | Err(RepoError::Conflict | RepoError::NotFound) => Ok(()),
@@ -775,7 +764,7 @@ mod tests {
 
         let requests = engine.requests();
         assert_eq!(requests.len(), 1);
-        assert_eq!(requests[0].session, Session::unread(&s.conversation));
+        assert_eq!(requests[0].session, Session::new(&s.conversation));
         assert_eq!(s.messages().len(), 2, "the message was answered");
     }
 

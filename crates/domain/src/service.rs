@@ -15,7 +15,7 @@ use crate::error::{DomainError, RepoError, ValidationError};
 use crate::event::{ConversationEvent, EventKind};
 use crate::message::{
     Appended, Attachment, Attachments, ClientMessageId, HistoryBound, HistoryCursor, HistoryPage,
-    HistoryQuery, Message, MessageContent, NewMessage, Sender, Seq,
+    HistoryQuery, Message, MessageContent, NewMessage, Sender,
 };
 use crate::ports::{
     BotRepository, Clock, ConversationRepository, EngineRegistry, EventBus, EventStream,
@@ -163,30 +163,17 @@ impl ConversationService {
         let bot = self.bot(&command.bot_id).await?;
         let now = self.ports.clock.now();
         let conversation = Conversation {
-            id: ConversationId::from_uuid(self.ports.ids.new_id()),
-            session_id: SessionId::from_uuid(self.ports.ids.new_id()),
-            user_id: caller.user_id.clone(),
-            bot_id: bot.id.clone(),
-            status: ConversationStatus::Active,
             title: command.title,
             metadata: command.metadata,
-            created_at: now,
-            last_activity: now,
-            last_message: None,
-            message_count: 0,
-            last_seq: Seq::ZERO,
-            last_user_seq: Seq::ZERO,
-            replied_seq: Seq::ZERO,
+            ..Conversation::begun(
+                ConversationId::from_uuid(self.ports.ids.new_id()),
+                SessionId::from_uuid(self.ports.ids.new_id()),
+                caller.user_id.clone(),
+                bot.id,
+                now,
+            )
         };
-        let session = Session {
-            id: conversation.session_id,
-            conversation_id: conversation.id,
-            user_id: caller.user_id.clone(),
-            bot_id: bot.id,
-            context: serde_json::Map::new(),
-            created_at: now,
-            updated_at: now,
-        };
+        let session = Session::new(&conversation);
         self.ports
             .conversations
             .create(&conversation, &session)
@@ -532,6 +519,7 @@ mod tests {
     use super::*;
     use crate::conversation::{ConversationFilter, ListPosition};
     use crate::message::MessageId;
+    use crate::message::Seq;
     use crate::ports::{MockConversationRepository, MockMessageRepository};
     use crate::testing::{ScriptedEngine, TestPorts, user};
 

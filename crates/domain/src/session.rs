@@ -31,11 +31,11 @@ pub struct Session {
 }
 
 impl Session {
-    /// The session of `conversation` as the conversation knows it, with an empty
-    /// context: what a bot engine that does not read the session
+    /// The session `conversation` begins with: its ids and an empty context. Also what
+    /// a bot engine that does not read the session
     /// ([`BotEngine::reads_session`](crate::ports::BotEngine::reads_session)) is given
     /// instead of the stored one.
-    pub fn unread(conversation: &Conversation) -> Self {
+    pub fn new(conversation: &Conversation) -> Self {
         Self {
             id: conversation.session_id,
             conversation_id: conversation.id,

@@ -370,7 +370,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use confab_domain::bot::{Bot, BotId, BotName, EngineKind, EngineSpec};
-    use confab_domain::conversation::{Conversation, ConversationId, ConversationStatus, Metadata};
+    use confab_domain::conversation::{Conversation, ConversationId, Metadata};
     use confab_domain::message::{Attachments, ClientMessageId, MessageContent, MessageId, Sender};
     use confab_domain::ports::{BotRepository, ConversationRepository, MessageRepository};
     use confab_domain::session::{Session, SessionId};
@@ -393,31 +393,14 @@ mod tests {
             updated_at: now(),
         };
         store.upsert(&bot).await.expect("bot stored");
-        let conversation = Conversation {
-            id: ConversationId::from_uuid(uuid::Uuid::now_v7()),
-            session_id: SessionId::from_uuid(uuid::Uuid::now_v7()),
-            user_id: UserId::parse("alice").expect("user id"),
-            bot_id: bot.id.clone(),
-            status: ConversationStatus::Active,
-            title: None,
-            metadata: Metadata::default(),
-            created_at: now(),
-            last_activity: now(),
-            last_message: None,
-            message_count: 0,
-            last_seq: Seq::ZERO,
-            last_user_seq: Seq::ZERO,
-            replied_seq: Seq::ZERO,
-        };
-        let session = Session {
-            id: conversation.session_id,
-            conversation_id: conversation.id,
-            user_id: conversation.user_id.clone(),
-            bot_id: bot.id,
-            context: serde_json::Map::new(),
-            created_at: now(),
-            updated_at: now(),
-        };
+        let conversation = Conversation::begun(
+            ConversationId::from_uuid(uuid::Uuid::now_v7()),
+            SessionId::from_uuid(uuid::Uuid::now_v7()),
+            UserId::parse("alice").expect("user id"),
+            bot.id,
+            now(),
+        );
+        let session = Session::new(&conversation);
         store
             .create(&conversation, &session)
             .await

@@ -11,8 +11,7 @@ use std::collections::HashSet;
 
 use confab_domain::bot::BotId;
 use confab_domain::conversation::{
-    Conversation, ConversationFilter, ConversationId, ConversationStatus, ListPosition, ListQuery,
-    Metadata, PageSize,
+    Conversation, ConversationFilter, ConversationId, ListPosition, ListQuery, Metadata, PageSize,
 };
 use confab_domain::error::RepoError;
 use confab_domain::message::{
@@ -77,31 +76,14 @@ on_every_backend!(
 /// A new conversation of `ana` with the bot `alpha`, stored with its session.
 async fn conversation(store: &SeaOrmStore) -> (Conversation, Session) {
     seed_bot_in(store, "alpha").await;
-    let conversation = Conversation {
-        id: ConversationId::from_uuid(uuid::Uuid::now_v7()),
-        session_id: SessionId::from_uuid(uuid::Uuid::now_v7()),
-        user_id: UserId::parse("ana").unwrap(),
-        bot_id: BotId::parse("alpha").unwrap(),
-        status: ConversationStatus::Active,
-        title: None,
-        metadata: Metadata::default(),
-        created_at: test_start(),
-        last_activity: test_start(),
-        last_message: None,
-        message_count: 0,
-        last_seq: Seq::ZERO,
-        last_user_seq: Seq::ZERO,
-        replied_seq: Seq::ZERO,
-    };
-    let session = Session {
-        id: conversation.session_id,
-        conversation_id: conversation.id,
-        user_id: conversation.user_id.clone(),
-        bot_id: conversation.bot_id.clone(),
-        context: serde_json::Map::new(),
-        created_at: test_start(),
-        updated_at: test_start(),
-    };
+    let conversation = Conversation::begun(
+        ConversationId::from_uuid(uuid::Uuid::now_v7()),
+        SessionId::from_uuid(uuid::Uuid::now_v7()),
+        UserId::parse("ana").unwrap(),
+        BotId::parse("alpha").unwrap(),
+        test_start(),
+    );
+    let session = Session::new(&conversation);
     ConversationRepository::create(store, &conversation, &session)
         .await
         .unwrap();

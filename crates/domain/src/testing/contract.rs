@@ -68,8 +68,7 @@ use futures::future::BoxFuture;
 
 use crate::bot::BotId;
 use crate::conversation::{
-    Conversation, ConversationFilter, ConversationId, ConversationStatus, ListPosition, ListQuery,
-    Metadata, PageSize,
+    Conversation, ConversationFilter, ConversationId, ListPosition, ListQuery, Metadata, PageSize,
 };
 use crate::error::RepoError;
 use crate::message::{
@@ -272,31 +271,14 @@ fn new_conversation_with_id(
     bot: &str,
     created: Timestamp,
 ) -> (Conversation, Session) {
-    let conversation = Conversation {
+    let conversation = Conversation::begun(
         id,
-        session_id: SessionId::from_uuid(new_uuid()),
-        user_id: user_id(user),
-        bot_id: bot_id(bot),
-        status: ConversationStatus::Active,
-        title: None,
-        metadata: Metadata::default(),
-        created_at: created,
-        last_activity: created,
-        last_message: None,
-        message_count: 0,
-        last_seq: Seq::ZERO,
-        last_user_seq: Seq::ZERO,
-        replied_seq: Seq::ZERO,
-    };
-    let session = Session {
-        id: conversation.session_id,
-        conversation_id: conversation.id,
-        user_id: conversation.user_id.clone(),
-        bot_id: conversation.bot_id.clone(),
-        context: serde_json::Map::new(),
-        created_at: created,
-        updated_at: created,
-    };
+        SessionId::from_uuid(new_uuid()),
+        user_id(user),
+        bot_id(bot),
+        created,
+    );
+    let session = Session::new(&conversation);
     (conversation, session)
 }
 

@@ -9,7 +9,7 @@ use confab_domain::conversation::{
     Conversation, ConversationChange, ConversationId, ConversationStatus, Metadata,
 };
 use confab_domain::message::{
-    Attachments, Message, MessageContent, MessageId, NewMessage, ReplyTo, Sender, Seq,
+    Attachments, Message, MessageContent, MessageId, NewMessage, ReplyTo, Sender,
 };
 use confab_domain::ports::{
     ConversationRepository, IdGenerator, MessageRepository, UuidV7Generator,
@@ -61,31 +61,14 @@ impl TestApp {
         bot: &str,
         created: Timestamp,
     ) -> Conversation {
-        let conversation = Conversation {
-            id: ConversationId::from_uuid(UuidV7Generator.new_id()),
-            session_id: SessionId::from_uuid(UuidV7Generator.new_id()),
-            user_id: UserId::parse(user).unwrap(),
-            bot_id: BotId::parse(bot).unwrap(),
-            status: ConversationStatus::Active,
-            title: None,
-            metadata: Metadata::default(),
-            created_at: created,
-            last_activity: created,
-            last_message: None,
-            message_count: 0,
-            last_seq: Seq::ZERO,
-            last_user_seq: Seq::ZERO,
-            replied_seq: Seq::ZERO,
-        };
-        let session = Session {
-            id: conversation.session_id,
-            conversation_id: conversation.id,
-            user_id: conversation.user_id.clone(),
-            bot_id: conversation.bot_id.clone(),
-            context: serde_json::Map::new(),
-            created_at: created,
-            updated_at: created,
-        };
+        let conversation = Conversation::begun(
+            ConversationId::from_uuid(UuidV7Generator.new_id()),
+            SessionId::from_uuid(UuidV7Generator.new_id()),
+            UserId::parse(user).unwrap(),
+            BotId::parse(bot).unwrap(),
+            created,
+        );
+        let session = Session::new(&conversation);
         self.store()
             .await
             .create(&conversation, &session)
