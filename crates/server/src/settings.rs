@@ -9,6 +9,13 @@
 //! and as strings otherwise. `CONFAB_CONFIG` (the file's path) and `CONFAB_TEST_*`
 //! (the test suite's) are not keys.
 //!
+//! Nor are the service-link variables Kubernetes puts into every pod of a namespace
+//! holding a Service named `confab`: `CONFAB_PORT`, `CONFAB_PORT_<n>_<proto>` with
+//! `_ADDR`, `_PORT` or `_PROTO` or nothing after it, `CONFAB_SERVICE_HOST`,
+//! `CONFAB_SERVICE_PORT` and `CONFAB_SERVICE_PORT_<name>` are ignored, exactly those
+//! shapes, so that the natural name for the Service does not stop the start. No key
+//! may therefore be named `port` or `service_…`.
+//!
 //! An unknown key or a bad value stops the start with an error that names the key and
 //! where it came from. A list of tables (such as a future `[[bots]]`) loads like any
 //! other key: add a `Vec<…>` field with `#[serde(default)]` to [`Config`].
@@ -90,11 +97,52 @@ pub fn load(sources: &Sources) -> anyhow::Result<Config> {
 /// The `CONFAB_*` variables that are keys.
 fn environment() -> Env {
     Env::prefixed(ENV_PREFIX)
-        .filter(|key| {
-            let key = key.as_str().to_ascii_lowercase();
-            key != "config" && !key.starts_with("test_")
-        })
+        .filter(|name| is_key(name.as_str()))
         .split("__")
+}
+
+/// Whether the variable `CONFAB_<name>` names a key, `name` in any case.
+///
+/// Every other `CONFAB_*` variable is read as a key and refused when it is none, so
+/// that a typo stops the start instead of being silently ignored.
+fn is_key(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name != "config" && !name.starts_with("test_") && !is_service_link(&name)
+}
+
+/// Whether `name` (lower case, after `CONFAB_`) is one of the variables Kubernetes
+/// injects for a Service named `confab`.
+///
+/// Kubernetes gives every pod `<SERVICE>_SERVICE_HOST`, `<SERVICE>_SERVICE_PORT`,
+/// `<SERVICE>_SERVICE_PORT_<PORT NAME>`, `<SERVICE>_PORT` and
+/// `<SERVICE>_PORT_<n>_<PROTO>[_ADDR|_PORT|_PROTO]` for every Service of its namespace
+/// (unless the pod sets `enableServiceLinks: false`). For a Service named `confab`
+/// they fall under our prefix, and `CONFAB_PORT=tcp://10.0.0.1:8080` would stop the
+/// start as an unknown key. Only these exact shapes are skipped, so a misspelt key
+/// such as `CONFAB_LISTNE` or `CONFAB_WS__IDEL_TIMEOUT` is still refused.
+fn is_service_link(name: &str) -> bool {
+    if matches!(name, "port" | "service_host" | "service_port") {
+        return true;
+    }
+    if let Some(port_name) = name.strip_prefix("service_port_") {
+        // A port name is a DNS label; Kubernetes upper-cases it and turns its single
+        // `-`s into `_`, so no part between them is empty.
+        return port_name
+            .split('_')
+            .all(|part| !part.is_empty() && part.bytes().all(|byte| byte.is_ascii_alphanumeric()));
+    }
+    let Some(rest) = name.strip_prefix("port_") else {
+        return false;
+    };
+    let mut parts = rest.split('_');
+    let number = parts.next().unwrap_or_default();
+    let protocol = parts.next().unwrap_or_default();
+    let suffix = parts.next();
+    !number.is_empty()
+        && number.bytes().all(|byte| byte.is_ascii_digit())
+        && matches!(protocol, "tcp" | "udp" | "sctp")
+        && matches!(suffix, None | Some("addr" | "port" | "proto"))
+        && parts.next().is_none()
 }
 
 /// One line per problem, each naming the key and its source.
@@ -183,7 +231,86 @@ pub fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{redact_secrets, redact_url};
+    use super::{is_key, is_service_link, redact_secrets, redact_url};
+    use crate::config::Config;
+
+    /// What Kubernetes injects for a Service `confab` with one TCP port named `http`.
+    const SERVICE_LINKS: &[&str] = &[
+        "PORT",
+        "PORT_8080_TCP",
+        "PORT_8080_TCP_ADDR",
+        "PORT_8080_TCP_PORT",
+        "PORT_8080_TCP_PROTO",
+        "SERVICE_HOST",
+        "SERVICE_PORT",
+        "SERVICE_PORT_HTTP",
+    ];
+
+    #[test]
+    fn kubernetes_service_links_of_a_service_named_confab_are_not_keys() {
+        for name in SERVICE_LINKS {
+            assert!(!is_key(name), "CONFAB_{name} should be ignored");
+        }
+    }
+
+    #[test]
+    fn service_links_of_udp_and_sctp_ports_and_dashed_port_names_are_not_keys() {
+        for name in [
+            "PORT_53_UDP",
+            "PORT_53_UDP_ADDR",
+            "PORT_9999_SCTP_PROTO",
+            "SERVICE_PORT_METRICS_HTTP",
+            "service_port_http",
+        ] {
+            assert!(!is_key(name), "CONFAB_{name} should be ignored");
+        }
+    }
+
+    #[test]
+    fn keys_typos_and_near_misses_are_read_as_keys_so_that_unknown_ones_are_refused() {
+        for name in [
+            "LISTNE",
+            "WS__IDEL_TIMEOUT",
+            "LISTEN",
+            "DATABASE_URL",
+            "EVENTS__URL",
+            "REPLY_LEASE",
+            "PORTS",
+            "PORT_HTTP",
+            "PORT_8080",
+            "PORT_8080_TCP_HOST",
+            "PORT_8080_HTTP_ADDR",
+            "PORT__8080_TCP",
+            "PORT_8080_TCP_ADDR_X",
+            "SERVICE",
+            "SERVICE_HOSTS",
+            "SERVICE_PORT_",
+            "SERVICE_PORT__HTTP",
+            "SERVICE_PORT_HTTP-ALT",
+        ] {
+            assert!(is_key(name), "CONFAB_{name} should be read as a key");
+        }
+    }
+
+    #[test]
+    fn the_configuration_file_path_and_test_variables_are_not_keys() {
+        assert!(!is_key("CONFIG"));
+        assert!(!is_key("TEST_POSTGRES_URL"));
+        assert!(!is_key("test_nats_url"));
+    }
+
+    #[test]
+    fn no_configuration_key_has_the_shape_of_a_service_link() {
+        // A key shaped like a service link could never be set from the environment.
+        let table = toml::Table::try_from(Config::default()).unwrap();
+        for key in table.keys() {
+            assert!(!is_service_link(key), "`{key}` would be ignored");
+            assert!(
+                !key.starts_with("service_"),
+                "`{key}` is too close to Kubernetes' service links"
+            );
+        }
+    }
 
     #[test]
     fn secret_looking_keys_are_redacted_at_any_depth() {
