@@ -1,0 +1,350 @@
+//! The local side of the bus: one NATS subscription per followed conversation, decoded
+//! once and fanned out to this instance's subscribers through a broadcast channel, and
+//! what the connection's events do to those subscriptions.
+//!
+//! Every local stream ends, never skips: when its subscriber lags, when the last
+//! NATS connection came back after an outage (events published meanwhile are gone),
+//! and when NATS reports dropped messages. The follower then re-subscribes and catches
+//! up from storage by seq, which is why ending is always safe and a gap never is.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use async_nats::{Event, Subscriber};
+use confab_domain::conversation::ConversationId;
+use confab_domain::event::ConversationEvent;
+use confab_domain::ports::EventStream;
+use futures::StreamExt;
+use tokio::sync::{broadcast, watch};
+use tokio::task::AbortHandle;
+
+use crate::metrics::{self, DropReason};
+use crate::wire;
+
+/// The conversations this instance follows on NATS, and the connection as the client's
+/// events last told it.
+pub(crate) struct Hub {
+    capacity: usize,
+    /// A std mutex: held only for map operations, never across an await, and taken from
+    /// `Drop` and the client's event callback, which cannot await.
+    state: Mutex<HubState>,
+    next_id: AtomicU64,
+    connection: watch::Sender<bool>,
+}
+
+struct HubState {
+    entries: HashMap<ConversationId, Entry>,
+    /// Whether the client's `Connected` event for the current connection was handled.
+    /// Kept under the same lock as `entries` so that an entry opened before that event
+    /// is certain to be ended by it.
+    connected: bool,
+    ever_connected: bool,
+}
+
+/// One conversation followed on NATS.
+struct Entry {
+    /// Tells this entry from a later one of the same conversation, so that a stale
+    /// release or forwarder never removes its successor.
+    id: u64,
+    sender: broadcast::Sender<ConversationEvent>,
+    /// Whether the server is known to have taken the NATS subscription.
+    confirmed: bool,
+    forwarder: AbortHandle,
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        // The forwarder owns the NATS subscription and a sender: stopping it
+        // unsubscribes and, with the map's sender gone, ends every local stream.
+        self.forwarder.abort();
+    }
+}
+
+/// A local subscriber's place in an entry.
+pub(crate) struct Joined {
+    receiver: broadcast::Receiver<ConversationEvent>,
+    ticket: Ticket,
+    /// Whether the subscriber must make sure the server took the NATS subscription
+    /// before it relies on the stream.
+    pub(crate) needs_confirmation: bool,
+}
+
+impl Joined {
+    /// The entry this subscriber belongs to, for [`Hub::confirmed`].
+    pub(crate) fn entry(&self) -> (ConversationId, u64) {
+        (self.ticket.conversation, self.ticket.id)
+    }
+}
+
+/// Releases a local subscriber's interest when its stream goes away.
+struct Ticket {
+    hub: Weak<Hub>,
+    conversation: ConversationId,
+    id: u64,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Some(hub) = self.hub.upgrade() {
+            hub.release(self.conversation, self.id);
+        }
+    }
+}
+
+/// A local stream's state. Fields drop in order: the receiver goes before the ticket
+/// counts the receivers left.
+struct Local {
+    receiver: broadcast::Receiver<ConversationEvent>,
+    _ticket: Ticket,
+}
+
+impl Hub {
+    /// A hub whose subscribers may fall `capacity` events behind.
+    pub(crate) fn new(capacity: usize) -> Arc<Self> {
+        Arc::new(Self {
+            capacity: capacity.max(1),
+            state: Mutex::new(HubState {
+                entries: HashMap::new(),
+                connected: false,
+                ever_connected: false,
+            }),
+            next_id: AtomicU64::new(0),
+            connection: watch::Sender::new(false),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HubState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Joins the entry of a conversation already followed on NATS.
+    pub(crate) fn join(self: &Arc<Self>, conversation: ConversationId) -> Option<Joined> {
+        let state = self.lock();
+        let entry = state.entries.get(&conversation)?;
+        Some(self.joined(&state, conversation, entry))
+    }
+
+    /// Follows a conversation through `subscriber`, or joins the entry another caller
+    /// opened meanwhile (dropping `subscriber`, which unsubscribes it).
+    pub(crate) fn open(
+        self: &Arc<Self>,
+        conversation: ConversationId,
+        subscriber: Subscriber,
+    ) -> Joined {
+        let mut state = self.lock();
+        if let Some(entry) = state.entries.get(&conversation) {
+            return self.joined(&state, conversation, entry);
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let sender = broadcast::Sender::new(self.capacity);
+        let forwarder = tokio::spawn(forward(
+            Arc::downgrade(self),
+            conversation,
+            id,
+            subscriber,
+            sender.clone(),
+        ))
+        .abort_handle();
+        let entry = Entry {
+            id,
+            sender,
+            confirmed: false,
+            forwarder,
+        };
+        let joined = self.joined(&state, conversation, &entry);
+        state.entries.insert(conversation, entry);
+        joined
+    }
+
+    fn joined(
+        self: &Arc<Self>,
+        state: &HubState,
+        conversation: ConversationId,
+        entry: &Entry,
+    ) -> Joined {
+        Joined {
+            receiver: entry.sender.subscribe(),
+            ticket: Ticket {
+                hub: Arc::downgrade(self),
+                conversation,
+                id: entry.id,
+            },
+            // While the connection is not (yet) up, the Connected event to come ends
+            // this entry, so there is nothing to confirm.
+            needs_confirmation: state.connected && !entry.confirmed,
+        }
+    }
+
+    /// Records that the server took the NATS subscription of an entry.
+    pub(crate) fn confirmed(&self, (conversation, id): (ConversationId, u64)) {
+        if let Some(entry) = self.lock().entries.get_mut(&conversation)
+            && entry.id == id
+        {
+            entry.confirmed = true;
+        }
+    }
+
+    /// Forgets an entry nobody listens to any more.
+    fn release(&self, conversation: ConversationId, id: u64) {
+        let mut state = self.lock();
+        let unwatched = state
+            .entries
+            .get(&conversation)
+            .is_some_and(|entry| entry.id == id && entry.sender.receiver_count() == 0);
+        let removed = unwatched
+            .then(|| state.entries.remove(&conversation))
+            .flatten();
+        drop(state);
+        drop(removed);
+    }
+
+    /// Forgets an entry whatever its subscribers, so that their streams end.
+    fn forget(&self, conversation: ConversationId, id: u64) {
+        let mut state = self.lock();
+        let current = state
+            .entries
+            .get(&conversation)
+            .is_some_and(|entry| entry.id == id);
+        let removed = current
+            .then(|| state.entries.remove(&conversation))
+            .flatten();
+        drop(state);
+        drop(removed);
+    }
+
+    /// How many conversations are followed on NATS.
+    pub(crate) fn followed(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// The connection as the client's events last told it.
+    pub(crate) fn connection(&self) -> watch::Receiver<bool> {
+        self.connection.subscribe()
+    }
+
+    /// Reacts to the NATS client's events.
+    pub(crate) fn on_event(&self, event: &Event) {
+        match event {
+            Event::Connected => {
+                let (ended, reconnected) = {
+                    let mut state = self.lock();
+                    state.connected = true;
+                    let reconnected = std::mem::replace(&mut state.ever_connected, true);
+                    (std::mem::take(&mut state.entries), reconnected)
+                };
+                // Events published while this instance was not connected are lost,
+                // also for subscriptions queued meanwhile: ending every stream makes
+                // each follower catch up from storage.
+                if reconnected {
+                    metrics::reconnected();
+                    tracing::info!(ended = ended.len(), "reconnected to NATS");
+                } else {
+                    tracing::info!(ended = ended.len(), "connected to NATS");
+                }
+                drop(ended);
+                metrics::connected(true);
+                self.connection.send_replace(true);
+            }
+            Event::Disconnected => {
+                self.lock().connected = false;
+                metrics::connected(false);
+                self.connection.send_replace(false);
+                tracing::warn!("disconnected from NATS; events are dropped until it is back");
+            }
+            Event::Closed => {
+                let ended = {
+                    let mut state = self.lock();
+                    state.connected = false;
+                    std::mem::take(&mut state.entries)
+                };
+                drop(ended);
+                metrics::connected(false);
+                self.connection.send_replace(false);
+                tracing::warn!("the NATS client closed");
+            }
+            Event::SlowConsumer(sid) => {
+                // The client does not say which subscription a sid is, so every local
+                // stream ends: some of them missed events.
+                let ended = std::mem::take(&mut self.lock().entries);
+                metrics::dropped(DropReason::SlowConsumer, 1);
+                tracing::warn!(sid, ended = ended.len(), "NATS dropped messages");
+                drop(ended);
+            }
+            Event::LameDuckMode => tracing::info!("the NATS server is shutting down"),
+            Event::Draining => tracing::info!("the NATS client is draining"),
+            Event::ServerError(error) => tracing::warn!(%error, "NATS server error"),
+            Event::ClientError(error) => tracing::warn!(%error, "NATS client error"),
+        }
+    }
+}
+
+/// A local subscriber's stream: every event of its entry until the entry ends or the
+/// subscriber falls more than the hub's capacity behind.
+pub(crate) fn stream(joined: Joined) -> EventStream {
+    let local = Local {
+        receiver: joined.receiver,
+        _ticket: joined.ticket,
+    };
+    futures::stream::unfold(local, |mut local| async move {
+        match local.receiver.recv().await {
+            Ok(event) => Some((event, local)),
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                metrics::dropped(DropReason::LaggedSubscriber, missed);
+                None
+            }
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    })
+    .boxed()
+}
+
+/// Decodes each message of a conversation's NATS subscription once and hands it to the
+/// conversation's local subscribers.
+async fn forward(
+    hub: Weak<Hub>,
+    conversation: ConversationId,
+    id: u64,
+    mut subscriber: Subscriber,
+    sender: broadcast::Sender<ConversationEvent>,
+) {
+    while let Some(message) = subscriber.next().await {
+        let Some(event) = receive(conversation, &message.payload) else {
+            continue;
+        };
+        // An error means no receiver right now: the last one's ticket removes the
+        // entry (and aborts this task), and a subscriber joining meanwhile keeps it.
+        sender.send(event).ok();
+    }
+    // The client closed the subscription: end the local streams rather than leave them
+    // waiting on a subscription that will never deliver.
+    if let Some(hub) = hub.upgrade() {
+        hub.forget(conversation, id);
+    }
+}
+
+/// Decodes one message of `conversation`'s subject; `None` for a payload that does not
+/// decode or belongs to another conversation, which is counted and dropped.
+pub(crate) fn receive(conversation: ConversationId, payload: &[u8]) -> Option<ConversationEvent> {
+    metrics::received();
+    match wire::decode_event(payload) {
+        Ok(received) if received.event.conversation_id == conversation => {
+            metrics::delivered(received.sent_at_us);
+            Some(received.event)
+        }
+        Ok(received) => {
+            metrics::decode_failed();
+            tracing::warn!(
+                %conversation,
+                other = %received.event.conversation_id,
+                "dropped an event published on another conversation's subject"
+            );
+            None
+        }
+        Err(error) => {
+            metrics::decode_failed();
+            tracing::warn!(%conversation, %error, "dropped an event that did not decode");
+            None
+        }
+    }
+}
