@@ -23,6 +23,8 @@
 //!   server settings and their indexes.
 //! - `m20261125_000006_create_management_indexes`: indexes for retention, selections
 //!   by bot and analytics.
+//! - `m20261203_000001_add_reply_leases`: the lease on a conversation's reply work,
+//!   for several instances on one database.
 
 /// Re-exported so that callers can run [`Migrator`] without naming sea-orm-migration.
 pub use sea_orm_migration::MigratorTrait;
@@ -30,6 +32,7 @@ use sea_orm_migration::{MigrationTrait, async_trait};
 
 mod m20261125_000001_create_tables;
 mod m20261125_000006_create_management_indexes;
+mod m20261203_000001_add_reply_leases;
 
 /// Applies confab's migrations; `Migrator::up(&db, None)` brings a database to the
 /// current schema.
@@ -42,6 +45,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_create_tables::Migration),
             Box::new(m20261125_000006_create_management_indexes::Migration),
+            Box::new(m20261203_000001_add_reply_leases::Migration),
         ]
     }
 }

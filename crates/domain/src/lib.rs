@@ -18,6 +18,7 @@
 //!   streamed exports, analytics and retention ([`AdminService`](admin::AdminService)).
 //! - [`bots`]: the bot registry's use cases ([`BotAdmin`](bots::BotAdmin)).
 //! - [`reply`]: the pipeline that asks bot engines for replies, in order, once.
+//! - [`lease`]: which instance answers a conversation when several share a database.
 //! - `testing` (feature `test-util`): fakes, mocks and the storage contract suite.
 
 pub mod admin;
@@ -30,6 +31,7 @@ pub mod error;
 pub mod event;
 pub mod follow;
 mod id;
+pub mod lease;
 pub mod message;
 pub mod ports;
 pub mod reply;

@@ -13,6 +13,7 @@ use crate::conversation::{
 };
 use crate::error::{BotError, EventBusError, RepoError};
 use crate::event::ConversationEvent;
+use crate::lease::{LeaseHolder, Release};
 use crate::message::{
     Appended, Attachments, HistoryPage, HistoryQuery, Message, MessageId, NewMessage, Seq,
     Suggestion,
@@ -181,6 +182,54 @@ pub trait BotRepository: Send + Sync {
     /// # Errors
     /// MUST return `RepoError::NotFound` when no bot has this id.
     async fn delete(&self, id: &BotId) -> Result<(), RepoError>;
+}
+
+/// Which instance answers a conversation's pending user messages, when several
+/// instances share one database (see [`crate::lease`]). A lease belongs to one
+/// [`LeaseHolder`] until a given time; its holder renews it while it works.
+#[cfg_attr(any(test, feature = "test-util"), mockall::automock)]
+#[async_trait]
+pub trait ReplyLeases: Send + Sync {
+    /// Claims the conversation's reply work for `holder` until `until`, or renews
+    /// `holder`'s lease. Returns whether `holder` holds the lease now. Atomic: of
+    /// several holders claiming a free lease at once, exactly one gets it.
+    ///
+    /// # Errors
+    /// - MUST return `Ok(false)` and change nothing when another holder's lease runs
+    ///   past `now`.
+    /// - MUST return `Ok(true)` when no one holds the lease, when `holder` does, or
+    ///   when the last holder's lease ran out at or before `now`.
+    /// - MUST return `RepoError::NotFound` when the conversation does not exist.
+    async fn claim(
+        &self,
+        conversation: ConversationId,
+        holder: LeaseHolder,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, RepoError>;
+
+    /// Lets go of `holder`'s lease unless user messages wait for a reply, in one
+    /// atomic step with respect to appends: a user message stored before the
+    /// release is seen by it.
+    ///
+    /// # Errors
+    /// - MUST return `Ok(Release::WorkRemains)` and keep the lease when `holder`
+    ///   holds it and `replied_seq < last_user_seq`.
+    /// - MUST return `Ok(Release::Released)` when it let go, and when `holder` did not
+    ///   hold the lease or the conversation does not exist (nothing to let go of).
+    async fn release(
+        &self,
+        conversation: ConversationId,
+        holder: LeaseHolder,
+    ) -> Result<Release, RepoError>;
+
+    /// Ids of up to `limit` conversations whose user messages wait for a reply
+    /// (`replied_seq < last_user_seq`) and whose lease is free or ran out at or
+    /// before `now`, oldest activity first: work whose holder died or gave up.
+    ///
+    /// # Errors
+    /// MUST NOT fail when there are none: that is an empty list.
+    async fn orphaned(&self, now: Timestamp, limit: u32) -> Result<Vec<ConversationId>, RepoError>;
 }
 
 /// What a bot engine is asked to answer.

@@ -20,6 +20,7 @@ use crate::bot::{Bot, BotId};
 use crate::conversation::{Conversation, ConversationId, PageSize};
 use crate::error::{BotError, DomainError, RepoError, error_chain};
 use crate::event::EventKind;
+use crate::lease::{LeaseHolder, Release};
 use crate::message::{
     HistoryBound, HistoryQuery, Message, MessageContent, MessageId, NewMessage, ReplyTo, Sender,
     Seq,
@@ -35,6 +36,10 @@ pub struct ReplySettings {
     pub timeout: Duration,
     /// How many recent messages a bot engine is given.
     pub history_window: u32,
+    /// How long a claim on a conversation's reply work lasts unless renewed (see
+    /// [`crate::lease`]): the time after which another instance takes over the work
+    /// of one that died. The holder renews it three times per period.
+    pub lease: Duration,
 }
 
 impl Default for ReplySettings {
@@ -42,9 +47,14 @@ impl Default for ReplySettings {
         Self {
             timeout: Duration::from_secs(30),
             history_window: 20,
+            lease: Duration::from_secs(10),
         }
     }
 }
+
+/// How many orphaned conversations one sweep schedules at most; the next sweep
+/// takes the rest.
+const SWEEP_BATCH: u32 = 1_000;
 
 /// The sender id of messages confab writes itself.
 pub const SYSTEM_SENDER_ID: &str = "confab";
@@ -54,6 +64,8 @@ pub const SYSTEM_SENDER_ID: &str = "confab";
 pub struct ReplyPipeline {
     ports: Ports,
     settings: ReplySettings,
+    /// This instance, as the holder of reply leases.
+    holder: LeaseHolder,
     /// Conversations with a running worker, and whether more work arrived since the
     /// worker last looked. A std mutex: it is held for a map operation, never across
     /// an await.
@@ -81,6 +93,7 @@ pub struct StreamingReply {
 impl ReplyPipeline {
     pub(crate) fn new(ports: Ports, settings: ReplySettings) -> Self {
         Self {
+            holder: LeaseHolder::from_uuid(ports.ids.new_id()),
             ports,
             settings,
             workers: Mutex::new(HashMap::new()),
@@ -164,27 +177,164 @@ impl ReplyPipeline {
         semaphore.acquire_owned().await.ok()
     }
 
+    /// One conversation's worker: claims the conversation's reply lease, answers
+    /// until nothing is pending, lets go, and goes round again if more work arrived
+    /// on this instance meanwhile.
     async fn work(
         self: Arc<Self>,
         conversation: ConversationId,
         mut known: Option<(Conversation, Message)>,
     ) {
         loop {
-            let done = match known.take() {
-                Some((snapshot, message)) => self.answer(&snapshot, message).await,
-                None => self.answer_pending(conversation).await,
+            let claimed = self.claim(conversation).await;
+            let held = matches!(claimed, Ok(true));
+            let outcome = match claimed {
+                // Another instance holds the lease: it answers everything pending
+                // before it lets go, this message included.
+                Ok(false) => Ok(()),
+                Ok(true) => {
+                    tokio::select! {
+                        outcome = self.answer_while_held(conversation, &mut known) => outcome.map_err(Some),
+                        lost = self.keep_lease(conversation) => Err(lost),
+                    }
+                }
+                Err(error) => Err(Some(error)),
             };
-            if let Err(error) = done {
-                tracing::error!(%conversation, error = %error_chain(&error), "reply work stopped; it resumes on the next message or restart");
+            match outcome {
+                Ok(()) => {}
+                // The lease, if held, is left to run out: the sweep of whichever
+                // instance comes first (this one's included) retries then.
+                Err(Some(error)) => {
+                    tracing::error!(%conversation, error = %error_chain(&error), "reply work stopped; it resumes on the next message, sweep or restart");
+                }
+                Err(None) => {
+                    tracing::warn!(%conversation, "reply lease lost to another instance; it answers from here");
+                }
             }
             let mut workers = lock(&self.workers);
             match workers.get_mut(&conversation) {
-                Some(rerun) if *rerun => *rerun = false,
+                Some(rerun) if *rerun && held => {
+                    *rerun = false;
+                }
                 _ => {
                     workers.remove(&conversation);
                     return;
                 }
             }
+        }
+    }
+
+    /// Answers the conversation's pending user messages while this instance holds
+    /// its lease, then lets the lease go once storage confirms nothing is pending.
+    async fn answer_while_held(
+        &self,
+        conversation: ConversationId,
+        known: &mut Option<(Conversation, Message)>,
+    ) -> Result<(), DomainError> {
+        loop {
+            match known.take() {
+                Some((snapshot, message)) => self.answer(&snapshot, message).await?,
+                None => self.answer_pending(conversation).await?,
+            }
+            {
+                let mut workers = lock(&self.workers);
+                if let Some(rerun) = workers.get_mut(&conversation)
+                    && *rerun
+                {
+                    *rerun = false;
+                    continue;
+                }
+            }
+            match self.ports.leases.release(conversation, self.holder).await? {
+                Release::Released => return Ok(()),
+                // Stored on another instance since the last look, whose worker found
+                // the lease taken and left the message to this one.
+                Release::WorkRemains => {}
+            }
+        }
+    }
+
+    /// Claims (or renews) this instance's lease on the conversation's reply work.
+    async fn claim(&self, conversation: ConversationId) -> Result<bool, DomainError> {
+        let now = self.ports.clock.now();
+        match self
+            .ports
+            .leases
+            .claim(
+                conversation,
+                self.holder,
+                now,
+                now.saturating_add(self.settings.lease),
+            )
+            .await
+        {
+            Ok(held) => Ok(held),
+            // Deleted meanwhile: nothing is left to answer.
+            Err(RepoError::NotFound) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Renews the lease three times per lease period, for as long as it is polled;
+    /// returns only when the lease is lost (`None`: taken over after this instance
+    /// failed to renew in time) or cannot be renewed (the error), so that the work
+    /// stops before another instance asks the bot the same question.
+    async fn keep_lease(&self, conversation: ConversationId) -> Option<DomainError> {
+        let period = (self.settings.lease / 3).max(Duration::from_millis(10));
+        loop {
+            tokio::time::sleep(period).await;
+            match self.claim(conversation).await {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(error) => return Some(error),
+            }
+        }
+    }
+
+    /// Schedules the conversations whose pending work no live instance holds: work
+    /// whose holder died or stopped, once its lease ran out. Returns how many were
+    /// scheduled.
+    pub async fn sweep(self: &Arc<Self>) -> Result<usize, DomainError> {
+        let orphaned = self
+            .ports
+            .leases
+            .orphaned(self.ports.clock.now(), SWEEP_BATCH)
+            .await?;
+        for conversation in &orphaned {
+            self.schedule(*conversation);
+        }
+        Ok(orphaned.len())
+    }
+
+    /// Sweeps (see [`sweep`](Self::sweep)) every `interval` until `stopped`
+    /// completes. A failed sweep is logged and tried again at the next tick.
+    pub async fn run_sweeps(
+        self: Arc<Self>,
+        interval: Duration,
+        stopped: impl std::future::Future<Output = ()>,
+    ) {
+        let sweeps = async {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                match self.sweep().await {
+                    Ok(0) => {}
+                    Ok(taken) => {
+                        tracing::info!(
+                            conversations = taken,
+                            "taking over reply work whose lease ran out"
+                        );
+                    }
+                    Err(error) => {
+                        tracing::warn!(error = %error_chain(&error), "sweep for orphaned reply work failed");
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            () = sweeps => {}
+            () = stopped => {}
         }
     }
 
@@ -605,6 +755,7 @@ mod tests {
     use crate::ports::{MockEngineRegistry, MockSessionRepository};
     use crate::service::{ConversationService, MessageDraft, StartConversation};
     use crate::testing::{ScriptedEngine, TestPorts, user};
+    use crate::timestamp::Timestamp;
 
     const DRAIN: Duration = Duration::from_secs(10);
 
@@ -619,6 +770,7 @@ mod tests {
         ReplySettings {
             timeout,
             history_window: 20,
+            lease: Duration::from_secs(10),
         }
     }
 
@@ -1070,6 +1222,7 @@ mod tests {
             ReplySettings {
                 timeout: DRAIN,
                 history_window: 3,
+                ..ReplySettings::default()
             },
         )
         .await;
@@ -1258,5 +1411,189 @@ mod tests {
         gate.add_permits(1);
         s.drained().await;
         assert_eq!(s.messages().len(), 2);
+    }
+
+    /// A holder other than any pipeline's.
+    fn another_instance() -> LeaseHolder {
+        LeaseHolder::from_uuid(uuid::Uuid::now_v7())
+    }
+
+    /// Asserts that every user message got exactly one reply, right after it.
+    fn assert_each_answered_once_in_order(messages: &[Message]) {
+        let questions: Vec<&Message> = messages
+            .iter()
+            .filter(|m| m.sender == Sender::User)
+            .collect();
+        for question in &questions {
+            let replies: Vec<&Message> = messages
+                .iter()
+                .filter(|m| m.reply_to == Some(question.id))
+                .collect();
+            assert_eq!(
+                replies.len(),
+                1,
+                "message {} got {} replies",
+                question.seq,
+                replies.len()
+            );
+        }
+        let answered: Vec<Option<MessageId>> = messages
+            .iter()
+            .filter(|m| m.sender != Sender::User)
+            .map(|m| m.reply_to)
+            .collect();
+        let asked: Vec<Option<MessageId>> = questions.iter().map(|m| Some(m.id)).collect();
+        assert_eq!(
+            answered, asked,
+            "replies are not in the order of the questions"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn two_instances_on_one_store_ask_the_bot_once_per_message_in_order() {
+        let engine = ScriptedEngine::echo().with_delay(Duration::from_millis(2));
+        let s = with_engine(&engine).await;
+        let other = s.fakes.service(ReplySettings::default());
+        for n in 0..20 {
+            let service = if n % 2 == 0 { &s.service } else { &other };
+            service
+                .send(
+                    &user("ana"),
+                    s.conversation.id,
+                    MessageDraft::parse(&format!("message {n}"), Vec::new(), None)
+                        .expect("a valid draft"),
+                )
+                .await
+                .expect("sending");
+        }
+        s.drained().await;
+        assert!(
+            other.replies().drain(DRAIN).await,
+            "the other instance did not finish"
+        );
+        assert_eq!(
+            engine.calls(),
+            20,
+            "the bot was asked more or less than once per message"
+        );
+        let messages = s.messages();
+        assert_eq!(messages.len(), 40);
+        assert_each_answered_once_in_order(&messages);
+    }
+
+    #[tokio::test]
+    async fn work_leased_by_another_instance_is_left_to_it_until_the_lease_runs_out() {
+        let engine = ScriptedEngine::echo();
+        let s = with_engine(&engine).await;
+        let now = s.fakes.clock.peek();
+        let lease = ReplySettings::default().lease;
+        assert!(
+            s.fakes
+                .ports
+                .leases
+                .claim(
+                    s.conversation.id,
+                    another_instance(),
+                    now,
+                    now.saturating_add(lease)
+                )
+                .await
+                .expect("claiming")
+        );
+        let question = s.send("anyone there?").await;
+        s.drained().await;
+        assert_eq!(
+            engine.calls(),
+            0,
+            "the bot was asked while another instance held the lease"
+        );
+        assert_eq!(s.service.replies().sweep().await.expect("sweeping"), 0);
+
+        s.fakes.clock.advance(lease);
+        assert_eq!(s.service.replies().sweep().await.expect("sweeping"), 1);
+        s.drained().await;
+        assert_eq!(engine.calls(), 1);
+        let messages = s.messages();
+        assert_eq!(messages.len(), 2);
+        assert_eq!(messages[1].reply_to, Some(question.id));
+    }
+
+    #[tokio::test]
+    async fn the_lease_is_let_go_once_nothing_is_pending() {
+        let s = with_engine(&ScriptedEngine::echo()).await;
+        s.send("hello").await;
+        s.drained().await;
+        let now = s.fakes.clock.peek();
+        let claimed_by_another = s
+            .fakes
+            .ports
+            .leases
+            .claim(
+                s.conversation.id,
+                another_instance(),
+                now,
+                now.saturating_add(Duration::from_secs(10)),
+            )
+            .await
+            .expect("claiming");
+        assert!(
+            claimed_by_another,
+            "the lease was kept after the work was done"
+        );
+    }
+
+    /// Reads tokio's clock, so that a paused test's sleeps move it.
+    struct TokioClock {
+        start: tokio::time::Instant,
+        base: Timestamp,
+    }
+
+    impl crate::ports::Clock for TokioClock {
+        fn now(&self) -> Timestamp {
+            self.base.saturating_add(self.start.elapsed())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reply_that_outlasts_the_lease_keeps_it_renewed() {
+        let lease = Duration::from_secs(10);
+        let engine = ScriptedEngine::echo().with_delay(lease * 4);
+        let mut fakes = TestPorts::with_engine(engine.clone());
+        fakes.ports.clock = Arc::new(TokioClock {
+            start: tokio::time::Instant::now(),
+            base: crate::testing::test_start(),
+        });
+        let s = setup(
+            fakes,
+            ReplySettings {
+                timeout: lease * 10,
+                lease,
+                ..ReplySettings::default()
+            },
+        )
+        .await;
+        s.send("take your time").await;
+        let leases = Arc::clone(&s.fakes.ports.leases);
+        let clock = Arc::clone(&s.fakes.ports.clock);
+        let conversation = s.conversation.id;
+        let intruder = another_instance();
+        let mut taken_over = false;
+        while s.messages().len() < 2 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if s.messages().len() >= 2 {
+                break;
+            }
+            let now = clock.now();
+            taken_over |= leases
+                .claim(conversation, intruder, now, now.saturating_add(lease))
+                .await
+                .expect("claiming");
+        }
+        s.drained().await;
+        assert!(
+            !taken_over,
+            "another instance could claim the lease mid-reply"
+        );
+        assert_eq!(engine.calls(), 1);
     }
 }

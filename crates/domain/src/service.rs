@@ -19,7 +19,7 @@ use crate::message::{
 };
 use crate::ports::{
     BotRepository, Clock, ConversationRepository, EngineRegistry, EventBus, EventStream,
-    IdGenerator, MessageRepository, SessionRepository,
+    IdGenerator, MessageRepository, ReplyLeases, SessionRepository,
 };
 use crate::reply::{ReplyPipeline, ReplySettings};
 use crate::session::{Session, SessionId};
@@ -40,6 +40,10 @@ pub struct Ports {
     pub engines: Arc<dyn EngineRegistry>,
     /// Subscribers.
     pub events: Arc<dyn EventBus>,
+    /// Which instance answers a conversation's pending messages:
+    /// [`SingleInstanceLeases`](crate::lease::SingleInstanceLeases) for a server alone
+    /// on its database, leases in shared storage for several.
+    pub leases: Arc<dyn ReplyLeases>,
     /// Time.
     pub clock: Arc<dyn Clock>,
     /// Ids.

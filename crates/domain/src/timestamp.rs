@@ -39,6 +39,14 @@ impl Timestamp {
         i64::try_from(self.0.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
     }
 
+    /// This instant plus `duration`, or the latest representable instant should the
+    /// sum overflow.
+    pub fn saturating_add(self, duration: std::time::Duration) -> Self {
+        let millis = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        Self::from_unix_millis(self.unix_millis().saturating_add(millis))
+            .unwrap_or_else(|_| Self::new(time::PrimitiveDateTime::MAX.assume_utc()))
+    }
+
     /// Parses an RFC 3339 timestamp, e.g. `2026-11-25T21:05:40.123Z`.
     pub fn parse_rfc3339(text: &str) -> Result<Self, ValidationError> {
         OffsetDateTime::parse(text, &Rfc3339)

@@ -15,7 +15,8 @@ confab_domain::storage_contract_tests!(|| async {
         conversations: Arc::new(store.clone()),
         messages: Arc::new(store.clone()),
         sessions: Arc::new(store.clone()),
-        bots: Arc::new(store),
+        bots: Arc::new(store.clone()),
+        leases: Arc::new(store),
         teardown: None,
     }
 });

@@ -33,6 +33,11 @@ pub struct Config {
     /// How long a bot may take for one reply.
     #[serde(with = "humantime_serde")]
     pub reply_timeout: Duration,
+    /// How long a claim on a conversation's reply work lasts unless its instance
+    /// renews it: after an instance dies, another takes its unanswered messages over
+    /// once their lease runs out. Only matters with several instances (`events.url`).
+    #[serde(with = "humantime_serde")]
+    pub reply_lease: Duration,
     /// How long `?wait=true` waits for a reply.
     #[serde(with = "humantime_serde")]
     pub wait_timeout: Duration,
@@ -49,6 +54,8 @@ pub struct Config {
     pub limits: Limits,
     /// Logging.
     pub log: LogSettings,
+    /// The event bus between instances.
+    pub events: EventSettings,
     /// Bots created or updated at start (`[[bots]]`), besides the built-in ones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bots: Vec<confab_bots::declaration::BotDeclaration>,
@@ -63,12 +70,14 @@ impl Default for Config {
             guests_enabled: true,
             guest_token_ttl: Duration::from_secs(24 * 60 * 60),
             reply_timeout: Duration::from_secs(30),
+            reply_lease: Duration::from_secs(10),
             wait_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
             ws: WsSettings::default(),
             retention: RetentionSettings::default(),
             limits: Limits::default(),
             log: LogSettings::default(),
+            events: EventSettings::default(),
             bots: Vec::new(),
         }
     }
@@ -107,6 +116,18 @@ impl Default for Limits {
             cors_origins: Vec::new(),
         }
     }
+}
+
+/// The event bus that carries messages, deltas, typing and status between instances
+/// (`[events]` in `confab.toml`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventSettings {
+    /// `nats://host:port` to share events with the other instances through NATS;
+    /// absent, events stay in this process (one instance). Needs PostgreSQL: a
+    /// SQLite database serves one instance only, so the pair is refused at start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// How the server logs.

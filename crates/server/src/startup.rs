@@ -16,6 +16,7 @@ use confab_domain::admin::{AdminService, RetentionPolicy};
 use confab_domain::bot::{Bot, BotId, BotName, EngineKind, EngineSpec};
 use confab_domain::bots::BotAdmin;
 use confab_domain::error::RepoError;
+use confab_domain::lease::SingleInstanceLeases;
 use confab_domain::ports::{BotRepository, Clock, SystemClock, UuidV7Generator};
 use confab_domain::reply::ReplySettings;
 use confab_domain::service::{ConversationService, Ports};
@@ -61,6 +62,7 @@ impl App {
             bots: store.clone(),
             engines: Arc::new(MeteredEngines::new(Arc::new(BuiltinEngines::new()))),
             events: Arc::new(MeteredEventBus::new(Arc::new(InProcessEventBus::default()))),
+            leases: Arc::new(SingleInstanceLeases),
             clock,
             ids: Arc::new(UuidV7Generator),
         };
@@ -68,6 +70,7 @@ impl App {
             ports,
             ReplySettings {
                 timeout: config.reply_timeout,
+                lease: config.reply_lease,
                 ..ReplySettings::default()
             },
         ));

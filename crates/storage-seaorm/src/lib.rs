@@ -11,6 +11,8 @@
 //!   schema up to date.
 //! - [`SeaOrmStore`]: implements `ConversationRepository`, `MessageRepository`,
 //!   `SessionRepository` and `BotRepository`, and keeps the server's signing secret.
+//! - `leases`: `ReplyLeases` on [`SeaOrmStore`]: which instance answers a
+//!   conversation, as a lease on its row.
 //! - `maintenance`: `ConversationMaintenance` on [`SeaOrmStore`]: selections across
 //!   users and the analytics summary as SQL aggregates.
 //! - `group_commit`: SQLite appends grouped into shared transactions by one writer.
@@ -27,6 +29,7 @@ mod conversations;
 mod entity;
 mod error;
 mod group_commit;
+mod leases;
 mod maintenance;
 mod messages;
 mod rows;

@@ -150,6 +150,10 @@ impl TryFrom<&Conversation> for conversation::Model {
             last_seq: seq_value(conversation.last_seq)?,
             last_user_seq: seq_value(conversation.last_user_seq)?,
             replied_seq: seq_value(conversation.replied_seq)?,
+            // A new or mapped conversation carries no lease; leases are only ever
+            // written by `leases.rs`.
+            reply_holder: None,
+            reply_lease_until_ms: None,
         })
     }
 }

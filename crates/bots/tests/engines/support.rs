@@ -36,7 +36,7 @@ impl Chat {
         ports.store.insert_bot(bot);
         let service = ports.service(ReplySettings {
             timeout: REPLY_WAIT,
-            history_window: 20,
+            ..ReplySettings::default()
         });
         Self {
             ports,

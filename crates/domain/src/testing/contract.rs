@@ -22,7 +22,8 @@
 //!         conversations: Arc::new(store.clone()),
 //!         messages: Arc::new(store.clone()),
 //!         sessions: Arc::new(store.clone()),
-//!         bots: Arc::new(store),
+//!         bots: Arc::new(store.clone()),
+//!         leases: Arc::new(store),
 //!         teardown: None,
 //!     }
 //! });
@@ -52,7 +53,8 @@
 //!         conversations: Arc::new(repos.clone()),
 //!         messages: Arc::new(repos.clone()),
 //!         sessions: Arc::new(repos.clone()),
-//!         bots: Arc::new(repos),
+//!         bots: Arc::new(repos.clone()),
+//!         leases: Arc::new(repos),
 //!         teardown: Some(Box::pin(async move { db.drop().await })),
 //!     }
 //! });
@@ -75,7 +77,9 @@ use crate::message::{
     Appended, Attachments, HistoryBound, HistoryPage, HistoryQuery, Message, MessageContent,
     MessageId, NewMessage, ReplyTo, Sender, Seq,
 };
-use crate::ports::{BotRepository, ConversationRepository, MessageRepository, SessionRepository};
+use crate::ports::{
+    BotRepository, ConversationRepository, MessageRepository, ReplyLeases, SessionRepository,
+};
 use crate::session::{Session, SessionId};
 use crate::timestamp::Timestamp;
 use crate::user::UserId;
@@ -87,6 +91,7 @@ use super::memory::InMemoryStore;
 pub mod bots;
 pub mod conversations;
 pub mod history;
+pub mod leases;
 pub mod messages;
 pub mod sessions;
 
@@ -100,6 +105,8 @@ pub struct Stores {
     pub sessions: Arc<dyn SessionRepository>,
     /// The bot repository.
     pub bots: Arc<dyn BotRepository>,
+    /// The reply leases.
+    pub leases: Arc<dyn ReplyLeases>,
     /// Runs once the check is over, passed or failed (e.g. drops a test database).
     pub teardown: Option<BoxFuture<'static, ()>>,
 }
@@ -112,7 +119,8 @@ impl Stores {
             conversations: Arc::new(store.clone()),
             messages: Arc::new(store.clone()),
             sessions: Arc::new(store.clone()),
-            bots: Arc::new(store),
+            bots: Arc::new(store.clone()),
+            leases: Arc::new(store),
             teardown: None,
         }
     }
@@ -124,6 +132,7 @@ impl Stores {
             messages: self.messages,
             sessions: self.sessions,
             bots: self.bots,
+            leases: self.leases,
         };
         (repositories, self.teardown)
     }
@@ -140,6 +149,8 @@ pub struct Repositories {
     pub sessions: Arc<dyn SessionRepository>,
     /// The bot repository.
     pub bots: Arc<dyn BotRepository>,
+    /// The reply leases.
+    pub leases: Arc<dyn ReplyLeases>,
 }
 
 /// Runs one check on `stores` in a task of its own, then the stores' teardown, then
@@ -229,6 +240,14 @@ macro_rules! storage_contract_tests {
             sessions: [
                 a_session_context_round_trips,
                 an_unknown_session_is_not_found,
+            ]
+            leases: [
+                a_lease_has_one_holder_until_it_runs_out,
+                leases_of_different_conversations_are_independent,
+                concurrent_claims_have_exactly_one_winner,
+                claiming_an_unknown_conversation_is_not_found,
+                a_lease_is_kept_while_user_messages_wait_and_let_go_after,
+                orphaned_work_is_pending_work_without_a_live_lease,
             ]
             bots: [
                 upserting_a_bot_creates_then_updates_it_keeping_created_at,

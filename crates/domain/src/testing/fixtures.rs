@@ -44,6 +44,7 @@ impl TestPorts {
             bots: Arc::new(store.clone()),
             engines,
             events: Arc::clone(&events) as _,
+            leases: Arc::new(store.clone()),
             clock: Arc::clone(&clock) as _,
             ids: Arc::clone(&ids) as _,
         };

@@ -13,10 +13,13 @@ use crate::conversation::{
     ListQuery,
 };
 use crate::error::RepoError;
+use crate::lease::{LeaseHolder, Release};
 use crate::message::{
     Appended, HistoryBound, HistoryPage, HistoryQuery, Message, MessageId, NewMessage, Sender, Seq,
 };
-use crate::ports::{BotRepository, ConversationRepository, MessageRepository, SessionRepository};
+use crate::ports::{
+    BotRepository, ConversationRepository, MessageRepository, ReplyLeases, SessionRepository,
+};
 use crate::session::{Session, SessionId};
 use crate::timestamp::Timestamp;
 use crate::user::UserId;
@@ -41,6 +44,8 @@ struct State {
     /// The id of every stored message: ids are unique across conversations.
     message_ids: HashSet<MessageId>,
     bots: BTreeMap<BotId, Bot>,
+    /// Each leased conversation's lease holder and when the lease runs out.
+    leases: HashMap<ConversationId, (LeaseHolder, Timestamp)>,
 }
 
 impl InMemoryStore {
@@ -197,6 +202,7 @@ impl ConversationRepository for InMemoryStore {
         for message in state.messages.remove(&id).unwrap_or_default() {
             state.message_ids.remove(&message.id);
         }
+        state.leases.remove(&id);
         Ok(())
     }
 
@@ -209,6 +215,75 @@ impl ConversationRepository for InMemoryStore {
             .collect();
         pending.sort_by_key(|c| (c.last_activity, c.id));
         Ok(pending
+            .into_iter()
+            .take(limit as usize)
+            .map(|c| c.id)
+            .collect())
+    }
+}
+
+#[async_trait]
+impl ReplyLeases for InMemoryStore {
+    async fn claim(
+        &self,
+        conversation: ConversationId,
+        holder: LeaseHolder,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, RepoError> {
+        let mut state = self.lock();
+        if !state.conversations.contains_key(&conversation) {
+            return Err(RepoError::NotFound);
+        }
+        let free = state
+            .leases
+            .get(&conversation)
+            .is_none_or(|(current, expires)| *current == holder || *expires <= now);
+        if free {
+            state.leases.insert(conversation, (holder, until));
+        }
+        Ok(free)
+    }
+
+    async fn release(
+        &self,
+        conversation: ConversationId,
+        holder: LeaseHolder,
+    ) -> Result<Release, RepoError> {
+        let mut state = self.lock();
+        let held = state
+            .leases
+            .get(&conversation)
+            .is_some_and(|(current, _)| *current == holder);
+        if !held {
+            return Ok(Release::Released);
+        }
+        let pending = state
+            .conversations
+            .get(&conversation)
+            .is_some_and(Conversation::has_pending_replies);
+        if pending {
+            return Ok(Release::WorkRemains);
+        }
+        state.leases.remove(&conversation);
+        Ok(Release::Released)
+    }
+
+    async fn orphaned(&self, now: Timestamp, limit: u32) -> Result<Vec<ConversationId>, RepoError> {
+        let state = self.lock();
+        let mut orphaned: Vec<&Conversation> = state
+            .conversations
+            .values()
+            .filter(|c| c.has_pending_replies())
+            .filter(|c| {
+                state
+                    .leases
+                    .get(&c.id)
+                    .is_none_or(|(_, expires)| *expires <= now)
+            })
+            .collect();
+        orphaned.sort_by_key(|c| (c.last_activity, c.id));
+        Ok(orphaned
             .into_iter()
             .take(limit as usize)
             .map(|c| c.id)

@@ -24,6 +24,10 @@ pub(crate) struct Model {
     pub(crate) last_seq: i64,
     pub(crate) last_user_seq: i64,
     pub(crate) replied_seq: i64,
+    /// The instance holding the reply lease, if any (see `leases.rs`).
+    pub(crate) reply_holder: Option<Uuid>,
+    /// When that lease runs out, in Unix milliseconds.
+    pub(crate) reply_lease_until_ms: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
