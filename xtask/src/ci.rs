@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use xshell::{Shell, cmd};
 
-use crate::{openapi, tidy};
+use crate::{manifests, openapi, tidy};
 
 /// The arguments of the test command the README gives; `ci` runs exactly that.
 pub(crate) const TEST_ARGS: [&str; 3] = ["test", "--workspace", "--all-features"];
@@ -16,7 +16,7 @@ struct Step {
     run: fn(&Shell) -> Result<()>,
 }
 
-const STEPS: [Step; 5] = [
+const STEPS: [Step; 6] = [
     Step {
         name: "fmt",
         run: |sh| Ok(cmd!(sh, "cargo fmt --all -- --check").run()?),
@@ -38,6 +38,10 @@ const STEPS: [Step; 5] = [
     Step {
         name: "openapi --check",
         run: |sh| openapi::run(sh, true),
+    },
+    Step {
+        name: "manifests",
+        run: manifests::run,
     },
     Step {
         name: "test",

@@ -11,6 +11,8 @@
 //! - [`openapi`]: writes `docs/openapi.json` from the server, or checks it for drift.
 //! - [`bench`]: the load generator against a release server; writes `docs/benchmarks.md`.
 //! - [`e2e`]: the web page driven in headless Chromium against a release server.
+//! - [`manifests`]: the Kubernetes manifests and the Compose file checked against their
+//!   schemas, offline.
 //!
 //! Each subcommand is one module with a `run` function taking the project's [`Shell`];
 //! `bench` and `e2e` are to join them the same way.
@@ -18,6 +20,7 @@
 mod bench;
 mod ci;
 mod e2e;
+mod manifests;
 mod openapi;
 mod tidy;
 
@@ -38,7 +41,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run every check CI runs: fmt, clippy, tidy, openapi --check, test.
+    /// Run every check CI runs: fmt, clippy, tidy, openapi --check, manifests, test.
     Ci,
     /// Check the dependency boundary and the `//!` header of every Rust file.
     Tidy,
@@ -58,6 +61,9 @@ enum Command {
     /// Drive the web page in headless Chromium against a release server; installs
     /// chromium (apt-get) and playwright-core (npm ci in e2e/) when missing.
     E2e,
+    /// Validate deploy/kubernetes and deploy/compose.yaml against their schemas;
+    /// installs the validators (pip, into target/venv-manifests) when missing.
+    Manifests,
 }
 
 fn main() -> ExitCode {
@@ -85,6 +91,7 @@ fn run(command: Command) -> Result<()> {
         Command::Openapi { check } => openapi::run(&sh, check),
         Command::Bench { postgres } => bench::run(&sh, postgres),
         Command::E2e => e2e::run(&sh),
+        Command::Manifests => manifests::run(&sh),
     }
 }
 
