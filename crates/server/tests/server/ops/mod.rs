@@ -7,4 +7,5 @@ mod helpers;
 mod limits;
 mod observability;
 mod readiness;
+mod settings;
 mod shutdown;
