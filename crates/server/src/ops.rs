@@ -1,11 +1,12 @@
 //! The operational adapters the server plugs into the API: the Prometheus recorder
-//! behind `/metrics` and the database check behind `/readyz`.
+//! behind `/metrics` and the database and bus check behind `/readyz`.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use confab_api_axum::ops::Readiness;
+use confab_events_nats::NatsEventBus;
 use confab_migrations::{Migrator, MigratorTrait as _};
 use confab_storage_seaorm::DatabaseConnection;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -58,21 +59,30 @@ pub fn prometheus() -> PrometheusHandle {
         .clone()
 }
 
-/// Ready when the database answers and no migration is pending.
-pub struct DatabaseReadiness {
+/// Ready when the database answers, no migration is pending and, in a cluster, the
+/// NATS connection is up: an instance cut off from the bus would store messages that
+/// the other instances' sockets only see late, so the load balancer should prefer
+/// the others meanwhile.
+pub struct ServerReadiness {
     db: DatabaseConnection,
+    bus: Option<Arc<NatsEventBus>>,
 }
 
-impl DatabaseReadiness {
-    /// Checks `db`.
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+impl ServerReadiness {
+    /// Checks `db` and, when given, `bus`.
+    pub fn new(db: DatabaseConnection, bus: Option<Arc<NatsEventBus>>) -> Self {
+        Self { db, bus }
     }
 }
 
 #[async_trait]
-impl Readiness for DatabaseReadiness {
+impl Readiness for ServerReadiness {
     async fn check(&self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if let Some(bus) = &self.bus
+            && !bus.is_connected()
+        {
+            return Err("the NATS event bus is not connected".into());
+        }
         let pending = Migrator::get_pending_migrations_read_only(&self.db).await?;
         if pending.is_empty() {
             Ok(())

@@ -16,18 +16,17 @@ use confab_domain::admin::{AdminService, RetentionPolicy};
 use confab_domain::bot::{Bot, BotId, BotName, EngineKind, EngineSpec};
 use confab_domain::bots::BotAdmin;
 use confab_domain::error::RepoError;
-use confab_domain::lease::SingleInstanceLeases;
 use confab_domain::ports::{BotRepository, Clock, SystemClock, UuidV7Generator};
 use confab_domain::reply::ReplySettings;
 use confab_domain::service::{ConversationService, Ports};
-use confab_events_inprocess::InProcessEventBus;
 use confab_storage_seaorm::{DatabaseConnection, SeaOrmStore};
 use rand::Rng as _;
 use tokio::net::TcpListener;
 
+use crate::cluster::Topology;
 use crate::config::Config;
 use crate::metering::{MeteredEngines, MeteredEventBus};
-use crate::ops::DatabaseReadiness;
+use crate::ops::ServerReadiness;
 
 /// A built server, bound to its port, not yet serving.
 pub struct App {
@@ -35,6 +34,8 @@ pub struct App {
     router: axum::Router,
     service: Arc<ConversationService>,
     admin: Arc<AdminService>,
+    store: Arc<SeaOrmStore>,
+    topology: Topology,
     config: Config,
     shutdown: ShutdownTrigger,
 }
@@ -43,8 +44,11 @@ impl App {
     /// Connects to the database, runs migrations, wires every adapter and binds the
     /// listen address (port 0 picks a free port; see [`App::port`]).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // Before the database: a cluster setting that cannot work is refused before
+        // anything is created.
+        let topology = Topology::from_config(&config).await?;
         let db = open_database(&config).await?;
-        let readiness = Arc::new(DatabaseReadiness::new(db.clone()));
+        let readiness = Arc::new(ServerReadiness::new(db.clone(), topology.nats().cloned()));
         let store = Arc::new(SeaOrmStore::new(db));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         register_builtin_bots(&*store, &*clock).await?;
@@ -59,10 +63,10 @@ impl App {
             conversations: store.clone(),
             messages: store.clone(),
             sessions: store.clone(),
-            bots: store.clone(),
+            bots: topology.bots(&store),
             engines: Arc::new(MeteredEngines::new(Arc::new(BuiltinEngines::new()))),
-            events: Arc::new(MeteredEventBus::new(Arc::new(InProcessEventBus::default()))),
-            leases: Arc::new(SingleInstanceLeases),
+            events: Arc::new(MeteredEventBus::new(topology.events())),
+            leases: topology.leases(&store),
             clock,
             ids: Arc::new(UuidV7Generator),
         };
@@ -117,7 +121,7 @@ impl App {
         // without it (the API crate's own tests) still serves everything else.
         let bot_admin = Arc::new(BotAdmin::new(service.clone(), store.clone()));
         declare_bots(&bot_admin, &config.bots).await?;
-        let admin = Arc::new(AdminService::new(service.clone(), store));
+        let admin = Arc::new(AdminService::new(service.clone(), store.clone()));
         let router = router
             .layer(axum::Extension(admin.clone()))
             .layer(axum::Extension(bot_admin));
@@ -129,6 +133,8 @@ impl App {
             router,
             service,
             admin,
+            store,
+            topology,
             config,
             shutdown,
         })
@@ -166,17 +172,39 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let recovered = self
-            .service
-            .replies()
-            .recover()
-            .await
-            .context("cannot look for unanswered messages")?;
+        let replies = self.service.replies().clone();
+        let recovered = match self.topology.sweep_interval(self.config.reply_lease) {
+            // In a cluster, pending work may be another live instance's: take only
+            // what no lease covers.
+            Some(_) => replies.sweep().await,
+            None => replies.recover().await,
+        }
+        .context("cannot look for unanswered messages")?;
         if recovered > 0 {
             tracing::info!(
                 conversations = recovered,
                 "resuming replies interrupted by the last stop"
             );
+        }
+        let (stop_cluster, cluster_stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = move || {
+            let mut stopped = cluster_stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|stopped| *stopped).await;
+            }
+        };
+        let mut cluster_tasks = Vec::new();
+        if let Some(interval) = self.topology.sweep_interval(self.config.reply_lease) {
+            cluster_tasks.push(tokio::spawn(
+                replies.clone().run_sweeps(interval, until_stopped()),
+            ));
+        }
+        if let Some(bus) = self.topology.nats() {
+            cluster_tasks.push(tokio::spawn(crate::cluster::forget_changed_bots(
+                bus.clone(),
+                self.store.clone(),
+                until_stopped(),
+            )));
         }
         tracing::info!(address = %self.local_addr(), "confab is listening");
         let (stop_retention, retention_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -231,6 +259,12 @@ impl App {
                 if !sockets_closed {
                     tracing::warn!(?grace, "WebSockets still open after the grace period");
                 }
+            }
+        }
+        stop_cluster.send_replace(true);
+        for task in cluster_tasks {
+            if let Err(error) = task.await {
+                tracing::warn!(%error, "a cluster task failed");
             }
         }
         let _ = stop_retention.send(());

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use confab_domain::bot::BotId;
 use confab_domain::error::RepoError;
 use sea_orm::{
     DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel, SqliteTransactionMode,
@@ -40,6 +41,14 @@ impl SeaOrmStore {
             appends: Arc::default(),
             bots: Arc::default(),
         }
+    }
+
+    /// Drops what this store keeps of a bot, so that the next read goes to the
+    /// database: for a change made through another store (another instance), which
+    /// this one hears of from the event bus. Changes through this store drop it
+    /// themselves.
+    pub fn forget_bot(&self, id: &BotId) {
+        self.bots.forget(id);
     }
 
     /// The secret that signs access tokens: the stored one, or `candidate` when none
