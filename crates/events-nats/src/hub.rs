@@ -348,3 +348,115 @@ pub(crate) fn receive(conversation: ConversationId, payload: &[u8]) -> Option<Co
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::AtomicU64;
+
+    use ::metrics::{
+        Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+    };
+    use confab_domain::event::EventKind;
+    use confab_domain::session::SessionId;
+    use uuid::Uuid;
+
+    use super::*;
+
+    /// Counts what is recorded, by metric name and labels.
+    #[derive(Default)]
+    struct Counts(Mutex<BTreeMap<String, Arc<AtomicU64>>>);
+
+    impl Counts {
+        fn handle(&self, key: &Key) -> Arc<AtomicU64> {
+            let labels: Vec<String> = key
+                .labels()
+                .map(|label| format!("{}={}", label.key(), label.value()))
+                .collect();
+            let name = format!("{}{{{}}}", key.name(), labels.join(","));
+            Arc::clone(self.0.lock().unwrap().entry(name).or_default())
+        }
+
+        fn get(&self, name: &str) -> u64 {
+            self.0
+                .lock()
+                .unwrap()
+                .get(name)
+                .map_or(0, |count| count.load(Ordering::Relaxed))
+        }
+    }
+
+    impl Recorder for Counts {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            Counter::from_arc(self.handle(key))
+        }
+
+        fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::from_arc(self.handle(key))
+        }
+
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::noop()
+        }
+    }
+
+    fn deleted(conversation: ConversationId) -> ConversationEvent {
+        ConversationEvent {
+            conversation_id: conversation,
+            session_id: SessionId::from_uuid(Uuid::nil()),
+            kind: EventKind::Deleted,
+        }
+    }
+
+    #[test]
+    fn payloads_that_do_not_decode_are_counted_and_dropped() {
+        let counts = Counts::default();
+        let conversation = ConversationId::from_uuid(Uuid::now_v7());
+        let other = ConversationId::from_uuid(Uuid::now_v7());
+        let good = wire::encode_event(&deleted(conversation), metrics::now_us()).unwrap();
+        let misplaced = wire::encode_event(&deleted(other), metrics::now_us()).unwrap();
+        let received = ::metrics::with_local_recorder(&counts, || {
+            [&b"garbage"[..], &misplaced, &good]
+                .into_iter()
+                .filter_map(|payload| receive(conversation, payload))
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(received, vec![deleted(conversation)]);
+        assert_eq!(counts.get("confab_bus_received_total{}"), 3);
+        assert_eq!(counts.get("confab_bus_decode_failures_total{}"), 2);
+    }
+
+    #[test]
+    fn a_lagging_subscriber_is_counted_as_a_drop() {
+        let counts = Counts::default();
+        let hub = Hub::new(2);
+        let conversation = ConversationId::from_uuid(Uuid::now_v7());
+        let sender = broadcast::Sender::new(2);
+        let joined = Joined {
+            receiver: sender.subscribe(),
+            ticket: Ticket {
+                hub: Arc::downgrade(&hub),
+                conversation,
+                id: 0,
+            },
+            needs_confirmation: false,
+        };
+        for _ in 0..5 {
+            sender.send(deleted(conversation)).unwrap();
+        }
+        let mut stream = stream(joined);
+        // Polled once, on this thread, so inside the recorder's scope.
+        let ended = ::metrics::with_local_recorder(&counts, || {
+            futures::FutureExt::now_or_never(stream.next())
+        });
+        assert_eq!(ended, Some(None));
+        assert_eq!(
+            counts.get("confab_bus_dropped_total{reason=lagged_subscriber}"),
+            3
+        );
+    }
+}
