@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::connection::State;
-use async_nats::{Client, ConnectOptions};
+use async_nats::{Client, ConnectOptions, Subscriber};
 use async_trait::async_trait;
 use confab_domain::bot::BotId;
 use confab_domain::conversation::ConversationId;
@@ -15,15 +15,18 @@ use confab_domain::event::ConversationEvent;
 use confab_domain::ports::{EventBus, EventStream};
 use futures::StreamExt;
 use futures::stream::BoxStream;
+use uuid::Uuid;
 
 use crate::hub::{self, Hub};
 use crate::metrics::{self, DropReason};
 use crate::{NatsError, NatsSettings, wire};
 
-/// Longest wait for the NATS server to acknowledge a new subscription (see
-/// [`NatsEventBus::subscribe`](EventBus::subscribe)). Reached only when the connection
-/// fails meanwhile, and then the stream ends at the reconnect anyway.
-pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait of a subscription on NATS, at each of its two steps: the client
+/// queueing it (its queue fills only when a long outage piles up commands) and the
+/// server acknowledging it (see [`NatsEventBus::subscribe`](EventBus::subscribe)),
+/// which takes that long only when the connection fails meanwhile, and then the stream
+/// ends at the reconnect anyway.
+pub const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The event bus of a cluster: conversation events go through a NATS server to the
 /// subscribers of every instance, this one included.
@@ -132,11 +135,7 @@ impl NatsEventBus {
     /// # Errors
     /// `EventBusError::Unavailable` when the NATS client is closed.
     pub async fn bot_changes(&self) -> Result<BoxStream<'static, BotId>, EventBusError> {
-        let subscriber = self
-            .client
-            .subscribe(self.bots_subject())
-            .await
-            .map_err(NatsError::Subscribe)?;
+        let subscriber = self.nats_subscribe(self.bots_subject()).await?;
         if *self.hub.connection().borrow() {
             self.confirm().await;
         }
@@ -181,28 +180,39 @@ impl NatsEventBus {
         }
     }
 
+    /// Subscribes to `subject`; while disconnected, the client queues the subscription
+    /// and sends it once connected.
+    async fn nats_subscribe(&self, subject: String) -> Result<Subscriber, NatsError> {
+        tokio::time::timeout(SUBSCRIBE_TIMEOUT, self.client.subscribe(subject))
+            .await
+            .map_err(|_| NatsError::Backlog)?
+            .map_err(NatsError::Subscribe)
+    }
+
     /// Waits until the server has handled every command this client sent before, so
     /// that a subscription just sent is in force: a message the client sends to itself
     /// comes back only after the server handled what came before it (the server reads a
     /// connection's commands in order). Gives up when the connection drops meanwhile
-    /// (the reconnect ends the stream anyway) or after [`CONFIRM_TIMEOUT`].
+    /// (the reconnect ends the stream anyway) or after [`SUBSCRIBE_TIMEOUT`].
     async fn confirm(&self) -> bool {
         let round_trip = async {
-            let inbox = self.client.new_inbox();
+            // Under the prefix, so that a deployment granting confab `{prefix}.>` alone
+            // allows it.
+            let subject = format!("{}.echo.{}", self.prefix, Uuid::now_v7().simple());
             let mut echo = self
                 .client
-                .subscribe(inbox.clone())
+                .subscribe(subject.clone())
                 .await
                 .map_err(NatsError::Subscribe)?;
             self.client
-                .publish(inbox, Vec::new().into())
+                .publish(subject, Vec::new().into())
                 .await
                 .map_err(NatsError::Publish)?;
             Ok::<_, NatsError>(echo.next().await.is_some())
         };
         let mut connection = self.hub.connection();
         tokio::select! {
-            outcome = tokio::time::timeout(CONFIRM_TIMEOUT, round_trip) => match outcome {
+            outcome = tokio::time::timeout(SUBSCRIBE_TIMEOUT, round_trip) => match outcome {
                 Ok(Ok(echoed)) => echoed,
                 Ok(Err(error)) => {
                     tracing::warn!(%error, "could not confirm a NATS subscription");
@@ -239,10 +249,8 @@ impl EventBus for NatsEventBus {
             Some(joined) => joined,
             None => {
                 let subscriber = self
-                    .client
-                    .subscribe(self.conversation_subject(conversation))
-                    .await
-                    .map_err(NatsError::Subscribe)?;
+                    .nats_subscribe(self.conversation_subject(conversation))
+                    .await?;
                 self.hub.open(conversation, subscriber)
             }
         };

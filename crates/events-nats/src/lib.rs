@@ -3,8 +3,9 @@
 //! truth, the bus only makes delivery fast, and whatever it loses followers recover
 //! from storage by seq).
 //!
-//! Subjects are `{prefix}.conversation.{uuid}` for a conversation's events and
-//! `{prefix}.bots` for bot changes. Each instance holds one NATS subscription per
+//! Subjects are `{prefix}.conversation.{uuid}` for a conversation's events,
+//! `{prefix}.bots` for bot changes and `{prefix}.echo.{id}` for the round trips that
+//! confirm new subscriptions. Each instance holds one NATS subscription per
 //! conversation with local subscribers and fans it out to them; its own publishes
 //! reach its own subscribers through NATS too, so that every subscriber sees one
 //! publisher's events in the order NATS gave them.
@@ -21,7 +22,7 @@ mod hub;
 pub mod metrics;
 mod wire;
 
-pub use bus::{CONFIRM_TIMEOUT, NatsEventBus};
+pub use bus::{NatsEventBus, SUBSCRIBE_TIMEOUT};
 
 /// Where and how to reach NATS.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,4 +70,8 @@ pub enum NatsError {
     /// The client refused to subscribe.
     #[error("NATS subscribe failed")]
     Subscribe(#[source] async_nats::SubscribeError),
+    /// The client's command queue stayed full for [`SUBSCRIBE_TIMEOUT`]: commands
+    /// piled up during a long outage.
+    #[error("the NATS client's queue is full")]
+    Backlog,
 }
