@@ -6,6 +6,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+mod process;
+mod sse;
+
+pub use process::{Binary, Client};
+pub use sse::SseReader;
+
 use confab_api_axum::Auth;
 use confab_domain::user::{Role, UserId};
 use confab_server::{App, Config};

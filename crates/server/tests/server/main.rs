@@ -9,6 +9,8 @@
 //!   databases, tokens and a WebSocket client. The `helpers` of `bots`, `management`
 //!   and `ops` only add what their area needs.
 //! - `rest`, `sse`, `websocket`: the conversations API, its events and `/ws`.
+//! - `cluster`: several real processes on PostgreSQL and NATS: delivery across
+//!   instances, kill -9 under load and mid-reply, a NATS outage.
 //! - `bots`: the bot registry, engines against fake bot services, a restart mid-reply.
 //! - `management`: batch actions, exports, analytics and retention.
 //! - `ops`: configuration, the CLI, metrics, readiness, limits and shutdown.
@@ -18,6 +20,7 @@
 #![allow(unreachable_pub, clippy::unwrap_used)]
 
 mod bots;
+mod cluster;
 mod helpers;
 mod management;
 mod ops;

@@ -4,7 +4,7 @@
 use confab_domain::user::Role;
 use serde_json::{Value, json};
 
-use crate::bots::helpers::Client;
+use crate::helpers::Client;
 use crate::helpers::{Backend, TestApp, admin, spawn_app, token, user};
 
 #[tokio::test]

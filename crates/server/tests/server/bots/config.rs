@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 
-use crate::bots::helpers::{Binary, Client};
 use crate::helpers::user;
+use crate::helpers::{Binary, Client};
 
 fn write_config(path: &std::path::Path, greeting: &str) {
     std::fs::write(

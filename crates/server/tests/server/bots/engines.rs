@@ -6,7 +6,7 @@ use confab_bots::declaration::BotDeclaration;
 use serde_json::{Value, json};
 
 use crate::bots::fakes::{WebhookBot, model};
-use crate::bots::helpers::Client;
+use crate::helpers::Client;
 use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_with, user};
 
 fn declared(id: &str, kind: &str, settings: Value) -> BotDeclaration {

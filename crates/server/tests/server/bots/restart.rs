@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 
 use crate::bots::fakes::WebhookBot;
-use crate::bots::helpers::{Binary, Client};
 use crate::helpers::{Backend, TestDatabase, WsClient, admin, user};
+use crate::helpers::{Binary, Client};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_mid_reply_answers_once_after_restart() {

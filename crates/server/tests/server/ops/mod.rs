@@ -3,7 +3,7 @@
 //! of the real binary under SIGTERM.
 
 mod cli;
-mod helpers;
+pub mod helpers;
 mod limits;
 mod observability;
 mod readiness;

@@ -1,0 +1,165 @@
+//! The real `confab` binary as a child process, and HTTP helpers that speak to it
+//! and to an in-process server alike.
+
+use std::net::SocketAddr;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{PATIENCE, SECRET};
+
+/// HTTP helpers shared by the in-process server and the binary.
+pub struct Client {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Client {
+    pub fn of(address: SocketAddr) -> Self {
+        Self {
+            base: format!("http://{address}"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn post(&self, token: &str, path: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("a POST")
+    }
+
+    pub async fn patch(&self, token: &str, path: &str, body: Value) -> reqwest::Response {
+        self.http
+            .patch(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("a PATCH")
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("a GET")
+    }
+
+    pub async fn delete(&self, token: &str, path: &str) -> reqwest::Response {
+        self.http
+            .delete(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("a DELETE")
+    }
+
+    /// Starts a conversation with `bot` and a first message; returns its JSON.
+    pub async fn start(&self, token: &str, bot: &str, text: &str) -> Value {
+        let response = self
+            .post(
+                token,
+                "/conversations/start",
+                json!({"bot_id": bot, "initial_message": text}),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "{:?}", response.text().await);
+        response.json().await.expect("a start body")
+    }
+
+    /// Every message of a conversation, oldest first (at most 100).
+    pub async fn messages(&self, token: &str, conversation: &str) -> Vec<Value> {
+        let response = self
+            .get(
+                token,
+                &format!("/conversations/{conversation}/history?limit=100"),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        let page: Value = response.json().await.expect("a history body");
+        page["messages"].as_array().expect("messages").clone()
+    }
+}
+
+/// A real `confab` process, killed when dropped.
+pub struct Binary {
+    pub child: std::process::Child,
+    pub address: SocketAddr,
+}
+
+impl Binary {
+    /// Starts the binary on `database_url` with a free port, and waits until its log
+    /// says where it listens.
+    pub fn start(database_url: &str) -> Self {
+        Self::start_with(database_url, &[])
+    }
+
+    /// Starts the binary as [`Binary::start`] does, with `env` added.
+    pub fn start_with(database_url: &str, env: &[(&str, &str)]) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_confab"))
+            .envs(env.iter().copied())
+            .env("CONFAB_LISTEN", "127.0.0.1:0")
+            .env("CONFAB_DATABASE_URL", database_url)
+            .env("CONFAB_JWT_SECRET", SECRET)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let (found, address) = std::sync::mpsc::channel();
+        // The log may go to stdout or stderr; both are read until the process ends,
+        // so a full pipe never blocks it.
+        for pipe in [
+            Box::new(stdout) as Box<dyn std::io::Read + Send>,
+            Box::new(stderr),
+        ] {
+            let found = found.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if line.contains("confab is listening")
+                        && let Some(at) = line.find("127.0.0.1:")
+                    {
+                        let port: String = line[at + 10..]
+                            .chars()
+                            .take_while(char::is_ascii_digit)
+                            .collect();
+                        if let Ok(port) = port.parse::<u16>() {
+                            let _ = found.send(SocketAddr::from(([127, 0, 0, 1], port)));
+                        }
+                    }
+                }
+            });
+        }
+        let address = address
+            .recv_timeout(PATIENCE)
+            .expect("the binary logs its address");
+        Self { child, address }
+    }
+
+    /// The HTTP helpers for this process.
+    pub fn client(&self) -> Client {
+        Client::of(self.address)
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(mut self) {
+        self.child.kill().expect("the process is killed");
+        self.child.wait().expect("the process ends");
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
