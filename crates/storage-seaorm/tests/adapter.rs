@@ -388,3 +388,75 @@ async fn an_in_memory_sqlite_database_keeps_its_schema_and_rows() {
         .unwrap();
     assert_eq!(stored.message_count, 8);
 }
+
+/// Two instances of confab on one PostgreSQL database: each with its own pool and
+/// store, appending to the same conversation at once.
+#[cfg(confab_postgres_tests)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn appends_from_two_instances_get_gap_free_unique_seqs() {
+    use confab_storage_seaorm::connect;
+    use confab_storage_seaorm::testing::{postgres_temp, postgres_url};
+
+    const EACH: usize = 50;
+    let admin_url = postgres_url().expect("CONFAB_TEST_POSTGRES_URL is set");
+    let db = postgres_temp(&admin_url)
+        .await
+        .expect("creating a PostgreSQL test database");
+    let first = SeaOrmStore::new(connect(db.url()).await.expect("the first pool"));
+    let second = SeaOrmStore::new(connect(db.url()).await.expect("the second pool"));
+    let (conversation, _) = conversation(&first).await;
+    let writers: Vec<_> = [first.clone(), second]
+        .into_iter()
+        .flat_map(|store| {
+            let conversation = conversation.clone();
+            (0..4).map(move |writer| {
+                let (store, conversation) = (store.clone(), conversation.clone());
+                tokio::spawn(async move {
+                    for n in 0..EACH / 4 + 1 {
+                        append(
+                            &store,
+                            &user_message(&conversation, &format!("{writer}/{n}")),
+                        )
+                        .await;
+                    }
+                })
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let mut seqs = Vec::new();
+    let mut after = Some(HistoryBound::Seq(Seq::ZERO));
+    loop {
+        let page = first
+            .history(
+                conversation.id,
+                &HistoryQuery {
+                    before: None,
+                    after,
+                    limit: PageSize::parse(100, PageSize::HISTORY_MAX).unwrap(),
+                },
+            )
+            .await
+            .unwrap();
+        seqs.extend(page.messages.iter().map(|m| m.seq.get()));
+        match page.messages.last() {
+            Some(last) if page.has_more => after = Some(HistoryBound::Seq(last.seq)),
+            _ => break,
+        }
+    }
+    let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
+    assert_eq!(seqs.len(), 2 * 4 * (EACH / 4 + 1));
+    assert_eq!(
+        seqs, expected,
+        "seqs from two instances have gaps or repeats"
+    );
+    let stored = ConversationRepository::get(&first, conversation.id)
+        .await
+        .unwrap();
+    assert_eq!(stored.last_seq.get(), seqs.len() as u64);
+    db.drop_database()
+        .await
+        .expect("dropping the test database");
+}
