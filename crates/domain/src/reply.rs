@@ -7,27 +7,29 @@
 //! [`MessageRepository::append`](crate::ports::MessageRepository::append)). A server
 //! that dies mid-reply therefore finds the work again at start-up
 //! ([`ReplyPipeline::recover`]), and a reply stored twice is refused by storage.
+//! With several instances, a lease decides which one answers (see [`crate::lease`]).
+//!
+//! # Layout
+//! - this file: the pipeline, one worker per conversation, leases and sweeps.
+//! - `answer`: producing one answer and storing it.
+//! - `limits`: bots' own timeouts and concurrency, and replies in flight.
+
+mod answer;
+mod limits;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 
-use crate::bot::{Bot, BotId};
-use crate::conversation::{Conversation, ConversationId, PageSize};
-use crate::error::{BotError, DomainError, RepoError, error_chain};
-use crate::event::EventKind;
+use self::limits::InFlight;
+use crate::bot::BotId;
+use crate::conversation::{Conversation, ConversationId};
+use crate::error::{DomainError, RepoError, error_chain};
 use crate::lease::{LeaseHolder, Release};
-use crate::message::{
-    HistoryBound, HistoryQuery, Message, MessageContent, MessageId, NewMessage, ReplyTo, Sender,
-    Seq,
-};
-use crate::ports::{BotEngine, BotReply, BotRequest, ReplyChunk};
-use crate::service::{Ports, publish};
-use crate::session::Session;
+use crate::message::{Message, MessageId};
+use crate::service::Ports;
 
 /// How replies are produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,22 +161,6 @@ impl ReplyPipeline {
         tokio::time::timeout(timeout, self.tasks.idle())
             .await
             .is_ok()
-    }
-
-    /// A turn among the bot's at most `max` replies at once.
-    async fn permit(&self, bot: &BotId, max: usize) -> Option<OwnedSemaphorePermit> {
-        let semaphore = {
-            let mut permits = lock(&self.bot_permits);
-            let entry = permits
-                .entry(bot.clone())
-                .or_insert_with(|| (max, Arc::new(Semaphore::new(max))));
-            if entry.0 != max {
-                *entry = (max, Arc::new(Semaphore::new(max)));
-            }
-            Arc::clone(&entry.1)
-        };
-        // The semaphore is never closed, so acquiring only fails if it were.
-        semaphore.acquire_owned().await.ok()
     }
 
     /// One conversation's worker: claims the conversation's reply lease, answers
@@ -337,361 +323,6 @@ impl ReplyPipeline {
             () = stopped => {}
         }
     }
-
-    /// Answers the pending user messages, a page of them per look at the conversation.
-    async fn answer_pending(&self, id: ConversationId) -> Result<(), DomainError> {
-        loop {
-            let conversation = match self.ports.conversations.get(id).await {
-                Ok(conversation) => conversation,
-                Err(RepoError::NotFound) => return Ok(()),
-                Err(error) => return Err(error.into()),
-            };
-            if !conversation.has_pending_replies() {
-                return Ok(());
-            }
-            let unanswered = self.next_unanswered(&conversation).await?;
-            if unanswered.is_empty() {
-                return Ok(());
-            }
-            // In seq order: storing a reply moves `replied_seq` past the message it
-            // answers, so answering a later one first would skip the earlier.
-            for message in unanswered {
-                self.answer(&conversation, message).await?;
-            }
-        }
-    }
-
-    /// The unanswered user messages of the first page after `replied_seq` that has
-    /// any, in seq order.
-    async fn next_unanswered(
-        &self,
-        conversation: &Conversation,
-    ) -> Result<Vec<Message>, DomainError> {
-        let mut after = conversation.replied_seq;
-        loop {
-            let page = self
-                .ports
-                .messages
-                .history(
-                    conversation.id,
-                    &HistoryQuery {
-                        before: None,
-                        after: Some(HistoryBound::Seq(after)),
-                        limit: PageSize::HISTORY_LARGEST,
-                    },
-                )
-                .await?;
-            let last = page.messages.last().map(|message| message.seq);
-            let unanswered: Vec<Message> = page
-                .messages
-                .into_iter()
-                .filter(|message| message.sender == Sender::User)
-                .collect();
-            if !unanswered.is_empty() {
-                return Ok(unanswered);
-            }
-            match last {
-                Some(last) if page.has_more => after = last,
-                _ => return Ok(Vec::new()),
-            }
-        }
-    }
-
-    async fn answer(
-        &self,
-        conversation: &Conversation,
-        message: Message,
-    ) -> Result<(), DomainError> {
-        let reply_id = MessageId::from_uuid(self.ports.ids.new_id());
-        self.bot_typing(conversation, true).await;
-        let bot = self.ports.bots.get(&conversation.bot_id).await;
-        let engine = bot
-            .as_ref()
-            .ok()
-            .map(|bot| self.ports.engines.engine_for(bot));
-        let reads = |what: fn(&dyn BotEngine) -> bool| match &engine {
-            Some(Ok(engine)) => what(engine.as_ref()),
-            // No engine to ask: read all, the reply fails before using any of it.
-            _ => true,
-        };
-        let (reads_session, reads_history) = (
-            reads(|engine| engine.reads_session()),
-            reads(|engine| engine.reads_history()),
-        );
-        // The session and the history window side by side: one round trip to storage
-        // instead of two in a row.
-        let (session, history) = tokio::join!(
-            async {
-                if reads_session {
-                    self.ports.sessions.get(conversation.session_id).await
-                } else {
-                    Ok(Session::new(conversation))
-                }
-            },
-            async {
-                if reads_history {
-                    self.history_window(conversation.id, message.seq).await
-                } else {
-                    Ok(Vec::new())
-                }
-            },
-        );
-        let limits = bot
-            .as_ref()
-            .map(|bot| BotLimits::of(bot, self.settings.timeout))
-            .unwrap_or(BotLimits {
-                timeout: self.settings.timeout,
-                max_concurrency: None,
-            });
-        // Waiting for a turn does not count against the bot's timeout: the wait is
-        // bounded by the replies ahead, each bounded by that timeout.
-        let _permit = match limits.max_concurrency {
-            Some(max) => self.permit(&conversation.bot_id, max).await,
-            None => None,
-        };
-        let outcome = tokio::time::timeout(
-            limits.timeout,
-            self.produce(
-                conversation,
-                &message,
-                reply_id,
-                Context {
-                    bot,
-                    engine,
-                    session,
-                    history,
-                },
-            ),
-        )
-        .await
-        .unwrap_or(Err(BotError::Timeout));
-        // Forget the partial text before the reply is stored: a subscriber arriving in
-        // between gets the stored message, never a snapshot of an answered reply.
-        lock(&self.streaming).remove(&conversation.id);
-        let (sender, sender_id, reply) = match outcome {
-            Ok(Some(reply)) => (Sender::Bot, conversation.bot_id.to_string(), reply),
-            Ok(None) => return self.hand_over(conversation, &message).await,
-            Err(error) => {
-                tracing::warn!(conversation = %conversation.id, %error, "bot reply failed");
-                let text = match error {
-                    BotError::Timeout => "The bot did not answer in time.",
-                    BotError::Misconfigured(_) => "The bot is not available.",
-                    BotError::Failed(_) => "The bot could not answer.",
-                };
-                (
-                    Sender::System,
-                    SYSTEM_SENDER_ID.to_owned(),
-                    BotReply {
-                        content: text.to_owned(),
-                        ..BotReply::default()
-                    },
-                )
-            }
-        };
-        let stored = self
-            .ports
-            .messages
-            .append(&NewMessage {
-                id: reply_id,
-                conversation_id: conversation.id,
-                sender,
-                sender_id,
-                content: MessageContent::trusted(reply.content),
-                attachments: reply.attachments,
-                suggestions: reply.suggestions,
-                client_message_id: None,
-                reply_to: Some(ReplyTo {
-                    message_id: message.id,
-                    seq: message.seq,
-                }),
-                timestamp: self.ports.clock.now(),
-                metadata: reply.metadata,
-            })
-            .await;
-        let result = match stored {
-            Ok(appended) => {
-                // Published before the context is saved: the reply is stored, so
-                // subscribers must see it (and typing must stop) even when saving
-                // the context fails.
-                publish(
-                    &*self.ports.events,
-                    conversation,
-                    EventKind::Message(appended.into_message()),
-                )
-                .await;
-                match reply.context {
-                    Some(context) => self
-                        .ports
-                        .sessions
-                        .save_context(conversation.session_id, &context, self.ports.clock.now())
-                        .await
-                        .map_err(DomainError::from),
-                    None => Ok(()),
-                }
-            }
-            // Another worker (another instance) stored this reply first, or the
-            // conversation was deleted meanwhile: nothing is left to do.
-            Err(RepoError::Conflict | RepoError::NotFound) => Ok(()),
-            Err(error) => Err(error.into()),
-        };
-        self.bot_typing(conversation, false).await;
-        result
-    }
-
-    /// Tells the conversation's subscribers whether its bot is typing.
-    async fn bot_typing(&self, conversation: &Conversation, active: bool) {
-        publish(
-            &*self.ports.events,
-            conversation,
-            EventKind::Typing {
-                sender: Sender::Bot,
-                active,
-            },
-        )
-        .await;
-    }
-
-    /// Completes the reply job of a message whose bot answers later by itself: no
-    /// message is stored, and typing stops.
-    async fn hand_over(
-        &self,
-        conversation: &Conversation,
-        message: &Message,
-    ) -> Result<(), DomainError> {
-        let marked = self
-            .ports
-            .messages
-            .mark_answered(conversation.id, message.seq)
-            .await;
-        self.bot_typing(conversation, false).await;
-        match marked {
-            // Another instance completed the job first, or the conversation is gone.
-            Ok(()) | Err(RepoError::Conflict | RepoError::NotFound) => Ok(()),
-            Err(error) => Err(error.into()),
-        }
-    }
-
-    /// The most recent messages up to and including the one at `seq`, oldest first.
-    async fn history_window(
-        &self,
-        conversation: ConversationId,
-        seq: Seq,
-    ) -> Result<Vec<Message>, RepoError> {
-        let window = PageSize::clamped(self.settings.history_window, PageSize::HISTORY_MAX);
-        let page = self
-            .ports
-            .messages
-            .history(
-                conversation,
-                &HistoryQuery {
-                    before: Some(HistoryBound::Seq(seq.next())),
-                    after: None,
-                    limit: window,
-                },
-            )
-            .await?;
-        Ok(page.messages)
-    }
-
-    async fn produce(
-        &self,
-        conversation: &Conversation,
-        message: &Message,
-        reply_id: MessageId,
-        context: Context,
-    ) -> Result<Option<BotReply>, BotError> {
-        let repo = |error: RepoError| BotError::Failed(Box::new(error));
-        let bot = context.bot.map_err(|error| match error {
-            RepoError::NotFound => {
-                BotError::Misconfigured(format!("bot {} does not exist", conversation.bot_id))
-            }
-            other => repo(other),
-        })?;
-        // Present whenever the bot is: it was looked up for the bot just read.
-        let engine = context
-            .engine
-            .unwrap_or_else(|| self.ports.engines.engine_for(&bot))?;
-        let session = context.session.map_err(repo)?;
-        let history = context.history.map_err(repo)?;
-        let mut chunks = engine.reply(BotRequest {
-            bot,
-            conversation: conversation.clone(),
-            session,
-            message: message.clone(),
-            history,
-        });
-        let mut index = 0;
-        while let Some(chunk) = chunks.next().await {
-            match chunk? {
-                ReplyChunk::Delta(content) => {
-                    // Recorded before publishing, so a subscriber's snapshot and the
-                    // live deltas it then sees overlap rather than leave a gap.
-                    lock(&self.streaming)
-                        .entry(conversation.id)
-                        .and_modify(|streaming| {
-                            streaming.last_index = index;
-                            streaming.text.push_str(&content);
-                        })
-                        .or_insert_with(|| StreamingReply {
-                            reply_id,
-                            last_index: index,
-                            text: content.clone(),
-                        });
-                    publish(
-                        &*self.ports.events,
-                        conversation,
-                        EventKind::Delta {
-                            reply_id,
-                            index,
-                            content,
-                            snapshot: false,
-                        },
-                    )
-                    .await;
-                    index += 1;
-                }
-                ReplyChunk::Done(reply) => return Ok(Some(reply)),
-                ReplyChunk::Deferred => return Ok(None),
-            }
-        }
-        Err(BotError::Failed(
-            "the reply stream ended without a reply".into(),
-        ))
-    }
-}
-
-/// What an engine is given besides the message, as read from storage.
-struct Context {
-    bot: Result<Bot, RepoError>,
-    /// The bot's engine, when the bot was found.
-    engine: Option<Result<Arc<dyn BotEngine>, BotError>>,
-    session: Result<Session, RepoError>,
-    history: Result<Vec<Message>, RepoError>,
-}
-
-/// A bot's own reply limits, from its engine settings `timeout_ms` and
-/// `max_concurrency` (positive integers); absent or unusable values fall back to the
-/// pipeline's timeout and no limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct BotLimits {
-    timeout: Duration,
-    max_concurrency: Option<usize>,
-}
-
-impl BotLimits {
-    fn of(bot: &Bot, default_timeout: Duration) -> Self {
-        let positive = |key: &str| {
-            bot.engine
-                .settings
-                .get(key)
-                .and_then(serde_json::Value::as_u64)
-                .filter(|n| *n > 0)
-        };
-        Self {
-            timeout: positive("timeout_ms").map_or(default_timeout, Duration::from_millis),
-            max_concurrency: positive("max_concurrency").and_then(|n| usize::try_from(n).ok()),
-        }
-    }
 }
 
 /// Locks a mutex that is never held across an await; a panic while it was held
@@ -700,44 +331,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Counts running reply tasks so that shutdown can wait for them.
-#[derive(Debug, Default)]
-struct InFlight {
-    count: AtomicUsize,
-    idle: Notify,
-}
-
-impl InFlight {
-    fn enter(self: &Arc<Self>) -> InFlightGuard {
-        self.count.fetch_add(1, Ordering::SeqCst);
-        InFlightGuard(Arc::clone(self))
-    }
-
-    async fn idle(&self) {
-        loop {
-            let notified = self.idle.notified();
-            tokio::pin!(notified);
-            // Registering before the check means a task finishing in between still
-            // wakes this waiter.
-            notified.as_mut().enable();
-            if self.count.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-struct InFlightGuard(Arc<InFlight>);
-
-impl Drop for InFlightGuard {
-    fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
-        }
-    }
 }
 
 #[cfg(test)]
@@ -750,10 +343,13 @@ mod tests {
     use super::*;
     use crate::bot::BotId;
     use crate::conversation::Metadata;
-    use crate::event::ConversationEvent;
-    use crate::message::Seq;
+    use crate::error::BotError;
+    use crate::event::{ConversationEvent, EventKind};
+    use crate::message::{MessageContent, NewMessage, ReplyTo, Sender, Seq};
+    use crate::ports::BotReply;
     use crate::ports::{MockEngineRegistry, MockSessionRepository};
     use crate::service::{ConversationService, MessageDraft, StartConversation};
+    use crate::session::Session;
     use crate::testing::{ScriptedEngine, TestPorts, user};
     use crate::timestamp::Timestamp;
 
