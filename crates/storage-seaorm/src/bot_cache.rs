@@ -2,7 +2,9 @@
 //! bots change seldom: a read saved per reply is a round trip to the database saved.
 //!
 //! Changes through this store take effect at once (they drop the entry). A change
-//! through another instance is seen once the entry expires, after [`BOT_TTL`].
+//! through another instance is seen when the bus announces it
+//! ([`SeaOrmStore::forget_bot`](crate::SeaOrmStore::forget_bot)), and at the latest once
+//! the entry expires, after [`BOT_TTL`] by default.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -10,12 +12,20 @@ use std::time::{Duration, Instant};
 
 use confab_domain::bot::{Bot, BotId};
 
-/// How long a bot read from the database is used without reading it again.
+/// How long a bot read from the database is used without reading it again, unless
+/// the store was built with another time.
 pub(crate) const BOT_TTL: Duration = Duration::from_secs(2);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct BotCache {
+    ttl: Duration,
     state: Mutex<State>,
+}
+
+impl Default for BotCache {
+    fn default() -> Self {
+        Self::with_ttl(BOT_TTL)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -27,13 +37,22 @@ struct State {
 }
 
 impl BotCache {
-    /// The bot, if it was read less than [`BOT_TTL`] ago and has not changed since.
+    /// A cache whose entries are used for `ttl` after their read.
+    pub(crate) fn with_ttl(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            state: Mutex::default(),
+        }
+    }
+
+    /// The bot, if it was read less than the time to live ago and has not changed
+    /// since.
     pub(crate) fn get(&self, id: &BotId) -> Option<Bot> {
         let state = self.lock();
         state
             .entries
             .get(id)
-            .filter(|(read_at, _)| read_at.elapsed() < BOT_TTL)
+            .filter(|(read_at, _)| read_at.elapsed() < self.ttl)
             .map(|(_, bot)| bot.clone())
     }
 

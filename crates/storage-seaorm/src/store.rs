@@ -43,6 +43,16 @@ impl SeaOrmStore {
         }
     }
 
+    /// This store, keeping a bot it read for `ttl` before reading it again (two
+    /// seconds by default): longer saves reads, and is safe where every change
+    /// reaches [`forget_bot`](Self::forget_bot) (one instance, or a bus that
+    /// announces changes); shorter bounds how stale a missed change can be.
+    #[must_use]
+    pub fn with_bot_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.bots = Arc::new(BotCache::with_ttl(ttl));
+        self
+    }
+
     /// Drops what this store keeps of a bot, so that the next read goes to the
     /// database: for a change made through another store (another instance), which
     /// this one hears of from the event bus. Changes through this store drop it

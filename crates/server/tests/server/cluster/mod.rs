@@ -7,9 +7,11 @@
 //!
 //! # Layout
 //! - `delivery`: a socket on A and SSE on B see what B stores and C streams.
+//! - `bots`: a bot changed on one instance is read anew by the others.
 //! - `failover`: kill -9 under load, and in the middle of a slow reply.
 //! - `outage`: a NATS server of the test's own, stopped and started again.
 
+mod bots;
 mod delivery;
 mod failover;
 mod outage;
