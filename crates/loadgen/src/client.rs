@@ -36,6 +36,15 @@ pub struct Started {
     pub session_id: String,
 }
 
+/// A stored user message, from `POST /conversations/{id}/messages`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Sent {
+    /// The message's id, which its `message` frames carry as `id`.
+    pub message_id: String,
+    /// Its place in the conversation.
+    pub seq: u64,
+}
+
 /// confab at one base URL, e.g. `http://127.0.0.1:8080`.
 #[derive(Debug, Clone)]
 pub struct Api {
@@ -97,6 +106,24 @@ impl Api {
             .send();
         let body: Value = decode(response.await?).await?;
         body["seq"].as_u64().context("the send answer has no seq")
+    }
+
+    /// Sends a user message over REST tagged with `client_message_id`; returns what the
+    /// server stored.
+    pub async fn send_tagged(
+        &self,
+        token: &str,
+        conversation_id: &str,
+        content: &str,
+        client_message_id: &str,
+    ) -> Result<Sent> {
+        let response = self
+            .http
+            .post(self.url(&format!("/conversations/{conversation_id}/messages")))
+            .bearer_auth(token)
+            .json(&json!({ "content": content, "client_message_id": client_message_id }))
+            .send();
+        decode(response.await?).await
     }
 
     /// `GET path` with the token, decoded as JSON.

@@ -5,6 +5,9 @@
 //! - [`client`]: the few API calls the scenarios make.
 //! - [`scenarios`]: `send` (REST and WebSocket), `roundtrip`, `history`, `list`,
 //!   `sockets`.
+//! - [`cluster`]: the scale-out scenarios, over several instances sharing PostgreSQL
+//!   and NATS.
+//! - [`cpu`]: how many cores the machine and the servers used during a measurement.
 //! - [`seed`]: large histories written straight into the database.
 //! - [`floor`]: the floors figures are compared with (bare SQLite, bare WS echo).
 //! - [`report`]: [`Report`](report::Report), its table and its JSON.
@@ -13,6 +16,8 @@
 //! docs/benchmarks.md.
 
 pub mod client;
+pub mod cluster;
+pub mod cpu;
 pub mod floor;
 pub mod report;
 pub mod scenarios;

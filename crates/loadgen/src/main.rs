@@ -4,9 +4,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use confab_loadgen::client::Api;
+use confab_loadgen::cluster::{self, Cluster};
 use confab_loadgen::report::{Report, table};
 use confab_loadgen::{floor, scenarios};
 
@@ -95,6 +96,37 @@ enum Scenario {
         #[arg(long)]
         server_pid: Option<u32>,
     },
+    /// The scale-out scenarios against several instances sharing PostgreSQL and NATS:
+    /// REST sends round robin over them, WebSocket clients spread over them, and the
+    /// round trip of a message posted on one instance to a socket on another. Stops at
+    /// the first scenario that finds a lost, doubled or stray message.
+    Cluster {
+        /// Base URLs of the instances, comma-separated; the round trip's socket is on
+        /// the first.
+        #[arg(long, value_delimiter = ',', required = true)]
+        urls: Vec<String>,
+        /// Process ids of the instances on this machine, comma-separated, for the
+        /// cores they use.
+        #[arg(long, value_delimiter = ',')]
+        pids: Vec<u32>,
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// Messages each REST client posts.
+        #[arg(long, default_value_t = 500)]
+        rest_messages: usize,
+        /// Messages each WebSocket client sends.
+        #[arg(long, default_value_t = 1000)]
+        ws_messages: usize,
+        /// WebSocket only: unacknowledged messages a client keeps in flight.
+        #[arg(long, default_value_t = 8)]
+        window: usize,
+        /// Round trips measured, one after the other.
+        #[arg(long, default_value_t = 500)]
+        samples: usize,
+        /// Seconds a scenario keeps sending; what is in flight is then waited for.
+        #[arg(long, default_value_t = 120)]
+        scenario_limit: u64,
+    },
     /// The floors: a bare SQLite insert loop and a bare WebSocket echo (no server).
     Floor {
         /// The SQLite file to create (it must not exist).
@@ -123,6 +155,13 @@ async fn main() -> Result<()> {
     if let Some(path) = cli.json {
         let json = serde_json::to_string_pretty(&reports)?;
         std::fs::write(&path, json).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let wrong = cluster::misbehaviour(&reports);
+    if !wrong.is_empty() {
+        bail!(
+            "the server lost, doubled or misdelivered messages:\n{}",
+            wrong.join("\n")
+        );
     }
     Ok(())
 }
@@ -164,6 +203,30 @@ async fn run(api: &Api, scenario: Scenario) -> Result<Vec<Report>> {
             per_user,
             server_pid,
         } => vec![scenarios::sockets(api, count, per_user, server_pid).await?],
+        Scenario::Cluster {
+            urls,
+            pids,
+            clients,
+            rest_messages,
+            ws_messages,
+            window,
+            samples,
+            scenario_limit,
+        } => {
+            let nodes = Cluster::new(&urls, pids)?;
+            let limit = Duration::from_secs(scenario_limit);
+            let mut reports =
+                vec![cluster::send_rest(&nodes, clients, rest_messages, limit).await?];
+            // A cluster that loses messages is not measured further: what it did is
+            // the finding, and later figures would rest on it.
+            if cluster::misbehaviour(&reports).is_empty() {
+                reports.push(cluster::send_ws(&nodes, clients, ws_messages, window, limit).await?);
+            }
+            if cluster::misbehaviour(&reports).is_empty() {
+                reports.extend(cluster::roundtrip(&nodes, samples, limit).await?);
+            }
+            reports
+        }
         Scenario::Floor {
             sqlite_file,
             rows,

@@ -102,6 +102,8 @@ pub async fn send_ws(api: &Api, clients: usize, messages: usize, window: usize) 
                 &conversation.session_id,
                 messages,
                 window.max(1),
+                // The process's --time-limit bounds this scenario as a whole.
+                Instant::now() + SENDING_LIMIT,
             )
             .await
         }));
@@ -119,20 +121,33 @@ pub async fn send_ws(api: &Api, clients: usize, messages: usize, window: usize) 
     .with("stored_per_s", 2.0 * answered / elapsed.as_secs_f64()))
 }
 
-/// Sends `messages` user messages on one socket with at most `window` unacknowledged,
-/// until all are acknowledged and answered; returns the acknowledgement latencies.
-async fn pipelined(
+/// How long [`send_ws`] keeps sending before it only waits for what is in flight.
+const SENDING_LIMIT: Duration = Duration::from_secs(600);
+
+/// Sends up to `messages` user messages on one socket with at most `window`
+/// unacknowledged, sending nothing new after `stop_sending`, until everything sent is
+/// acknowledged and answered; returns the acknowledgement latencies (as many as
+/// messages were sent).
+pub(crate) async fn pipelined(
     socket: &mut Socket,
     session_id: &str,
     messages: usize,
     window: usize,
+    stop_sending: Instant,
 ) -> Result<Vec<Duration>> {
     let mut sent_at: Vec<Instant> = Vec::with_capacity(messages);
     let mut latencies = Vec::with_capacity(messages);
     let mut answered = 0;
-    while latencies.len() < messages || answered < messages {
+    let mut to_send = messages;
+    while latencies.len() < to_send || answered < to_send {
+        if sent_at.len() < to_send && Instant::now() >= stop_sending {
+            to_send = sent_at.len();
+            if latencies.len() >= to_send && answered >= to_send {
+                break;
+            }
+        }
         let mut fed = false;
-        while sent_at.len() < messages && sent_at.len() - latencies.len() < window {
+        while sent_at.len() < to_send && sent_at.len() - latencies.len() < window {
             let i = sent_at.len();
             let frame = json!({
                 "type": "message",

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 
 use confab_loadgen::client::Api;
+use confab_loadgen::cluster::{self, Cluster};
 use confab_loadgen::report::{Report, table};
 use confab_loadgen::{floor, scenarios};
 use confab_server::{App, Config};
@@ -34,7 +35,8 @@ async fn every_scenario_runs_to_completion_against_a_real_server() {
     })
     .await
     .expect("server builds");
-    let api = Api::new(&format!("http://{}", app.local_addr())).expect("client");
+    let address = app.local_addr();
+    let api = Api::new(&format!("http://{address}")).expect("client");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async {
         let _ = stopped.await;
@@ -66,6 +68,28 @@ async fn every_scenario_runs_to_completion_against_a_real_server() {
         .expect("sockets");
     assert_complete(&sockets, 10);
     assert!(sockets.extra.contains_key("kib_per_socket"));
+
+    // The same server under two URLs stands in for two instances: the round robin,
+    // the round trip's "other instance" and the audits run as in a cluster.
+    let url = format!("http://{address}");
+    let nodes = Cluster::new(&[url.clone(), url], vec![std::process::id()]).expect("cluster");
+    let limit = std::time::Duration::from_secs(60);
+    let rest = cluster::send_rest(&nodes, 3, 4, limit)
+        .await
+        .expect("cluster send rest");
+    assert_complete(&rest, 12);
+    assert!(rest.extra.contains_key("confab_cores"));
+    let ws = cluster::send_ws(&nodes, 3, 6, 2, limit)
+        .await
+        .expect("cluster send ws");
+    assert_complete(&ws, 18);
+    let roundtrip = cluster::roundtrip(&nodes, 5, limit)
+        .await
+        .expect("cluster roundtrip");
+    assert_complete(&roundtrip[0], 5);
+    assert_complete(&roundtrip[1], 5);
+    let all = [rest, ws, roundtrip[0].clone(), roundtrip[1].clone()];
+    assert_eq!(cluster::misbehaviour(&all), Vec::<String>::new());
 
     let _ = stop.send(());
     server.await.expect("server task").expect("server stops");
