@@ -69,4 +69,8 @@ impl ReplyLeases for SingleInstanceLeases {
     ) -> Result<Vec<ConversationId>, RepoError> {
         Ok(Vec::new())
     }
+
+    fn shared(&self) -> bool {
+        false
+    }
 }

@@ -230,6 +230,14 @@ pub trait ReplyLeases: Send + Sync {
     /// # Errors
     /// MUST NOT fail when there are none: that is an empty list.
     async fn orphaned(&self, now: Timestamp, limit: u32) -> Result<Vec<ConversationId>, RepoError>;
+
+    /// Whether other instances hold these leases too. When they do, a message this
+    /// instance stored may have been answered by another before this one's claim
+    /// succeeded, so the pipeline reads what is pending instead of answering the
+    /// message it was handed.
+    fn shared(&self) -> bool {
+        true
+    }
 }
 
 /// What a bot engine is asked to answer.

@@ -217,6 +217,11 @@ impl ReplyPipeline {
         conversation: ConversationId,
         known: &mut Option<(Conversation, Message)>,
     ) -> Result<(), DomainError> {
+        if self.ports.leases.shared() {
+            // Another instance may have held the lease when the message was stored,
+            // and answered it since: only storage knows what is still pending.
+            known.take();
+        }
         loop {
             match known.take() {
                 Some((snapshot, message)) => self.answer(&snapshot, message).await?,
@@ -1191,5 +1196,43 @@ mod tests {
             "another instance could claim the lease mid-reply"
         );
         assert_eq!(engine.calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_message_handed_over_but_answered_meanwhile_by_another_instance_is_not_asked_again() {
+        let engine = ScriptedEngine::echo();
+        let s = with_engine(&engine).await;
+        let other = s.fakes.service(ReplySettings::default());
+        let stored = s
+            .fakes
+            .ports
+            .messages
+            .append(&NewMessage {
+                id: MessageId::from_uuid(uuid::Uuid::now_v7()),
+                conversation_id: s.conversation.id,
+                sender: Sender::User,
+                sender_id: "ana".to_owned(),
+                content: MessageContent::trusted("hello"),
+                attachments: crate::message::Attachments::none(),
+                suggestions: Vec::new(),
+                client_message_id: None,
+                reply_to: None,
+                timestamp: s.fakes.clock.peek(),
+                metadata: Metadata::default(),
+            })
+            .await
+            .expect("appending")
+            .into_message();
+        let snapshot = s.conversation().await;
+        other.replies().schedule(s.conversation.id);
+        assert!(other.replies().drain(DRAIN).await);
+        assert_eq!(engine.calls(), 1);
+
+        // This instance was handed the message when it stored it, and its worker
+        // only now gets the lease the other instance let go of.
+        s.service.replies().schedule_answer(snapshot, stored);
+        s.drained().await;
+        assert_eq!(engine.calls(), 1, "the bot was asked twice");
+        assert_eq!(s.messages().len(), 2);
     }
 }
