@@ -1,7 +1,7 @@
 //! What one instance stores and streams reaches the sockets and SSE streams held by
 //! the others, in seq order and once each.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{Cluster, send, start};
 use crate::helpers::{SseReader, user};
@@ -16,11 +16,7 @@ async fn a_socket_on_one_instance_sees_messages_stored_on_another_and_a_reply_st
     let (a, b, c) = (0, 1, 2);
     let token = user("ana");
     let (conversation, session) = start(&cluster.client(b), &token, "echo-stream").await;
-    let mut socket = cluster.socket(a, &token).await;
-    socket
-        .send_json(json!({"type": "subscribe", "session_id": session, "after_seq": 0}))
-        .await;
-    socket.next_of("subscribed").await;
+    let mut socket = cluster.follower(a, &token, &session).await;
     let mut sse = SseReader::open(cluster.address(b), &token, &conversation, None).await;
 
     let first = send(

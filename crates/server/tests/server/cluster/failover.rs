@@ -104,11 +104,7 @@ async fn a_reply_being_streamed_by_a_killed_instance_is_finished_once_by_another
     assert_eq!(created.status(), 201);
     let token = user("ana");
     let (conversation, session) = start(&cluster.client(0), &token, "slow").await;
-    let mut socket = cluster.socket(0, &token).await;
-    socket
-        .send_json(json!({"type": "subscribe", "session_id": session, "after_seq": 0}))
-        .await;
-    socket.next_of("subscribed").await;
+    let mut socket = cluster.follower(0, &token, &session).await;
 
     let question = send(
         &cluster.client(2),

@@ -118,6 +118,17 @@ impl Cluster {
         socket
     }
 
+    /// A socket on instance `index` that follows the conversation of `session` from
+    /// its first message, past the `subscribed` frame.
+    pub async fn follower(&self, index: usize, token: &str, session: &str) -> WsClient {
+        let mut socket = self.socket(index, token).await;
+        socket
+            .send_json(json!({"type": "subscribe", "session_id": session, "after_seq": 0}))
+            .await;
+        socket.next_of("subscribed").await;
+        socket
+    }
+
     /// Kills instance `index` with SIGKILL, as a crash would.
     pub fn kill(&mut self, index: usize) {
         self.instances[index]

@@ -2,8 +2,6 @@
 //! answering what it acknowledges, and sockets catch up from storage once NATS is
 //! back, losing and repeating nothing.
 
-use serde_json::json;
-
 use super::{Cluster, NatsServer, send, start};
 use crate::helpers::user;
 
@@ -16,11 +14,7 @@ async fn while_nats_is_down_messages_are_stored_and_sockets_resume_when_it_is_ba
     let (a, b) = (0, 1);
     let token = user("ana");
     let (conversation, session) = start(&cluster.client(a), &token, "echo").await;
-    let mut socket = cluster.socket(a, &token).await;
-    socket
-        .send_json(json!({"type": "subscribe", "session_id": session, "after_seq": 0}))
-        .await;
-    socket.next_of("subscribed").await;
+    let mut socket = cluster.follower(a, &token, &session).await;
     send(&cluster.client(b), &token, &conversation, "before").await;
     let mut seqs = Vec::new();
     while seqs.len() < 2 {
