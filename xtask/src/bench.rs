@@ -7,6 +7,11 @@
 //! With `--postgres` the same scenarios also run on a fresh database of the local
 //! PostgreSQL (`CONFAB_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`),
 //! created before and dropped after.
+//!
+//! With `--cluster` ([`cluster`]) the scale-out figures are measured instead: 1, 2 and
+//! 3 instances on PostgreSQL and NATS. They have their own generated block in the
+//! document, which the single-node run keeps, as the cluster run keeps the rest;
+//! `--postgres --cluster` runs both.
 
 use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -17,6 +22,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use xshell::{Shell, cmd};
+
+mod cluster;
 
 /// Where the raw reports and the databases go, from the workspace root.
 const OUT: &str = "target/bench";
@@ -101,8 +108,9 @@ const STEPS: [Step; 10] = [
     },
 ];
 
-/// Runs the benchmark on SQLite (and PostgreSQL) and writes [`DOCUMENT`].
-pub(crate) fn run(sh: &Shell, postgres: bool) -> Result<()> {
+/// Runs the single-node benchmark on SQLite (and PostgreSQL), or with `cluster` alone
+/// only the scale-out one, and writes [`DOCUMENT`].
+pub(crate) fn run(sh: &Shell, postgres: bool, cluster: bool) -> Result<()> {
     cmd!(
         sh,
         "cargo build --release -p confab-server -p confab-loadgen"
@@ -114,12 +122,31 @@ pub(crate) fn run(sh: &Shell, postgres: bool) -> Result<()> {
     std::fs::create_dir_all(&out)?;
     let loadgen = root.join("target/release/confab-loadgen");
     let server = root.join("target/release/confab");
+    // The single-node run rewrites the document above its analysis, which holds the
+    // cluster's block; the cluster run then rewrites that block alone.
+    if postgres || !cluster {
+        single_node(sh, &server, &loadgen, &out, postgres)?;
+    }
+    if cluster {
+        cluster::run(sh, &server, &loadgen, &out)?;
+    }
+    Ok(())
+}
 
+/// The floors and every scenario on one server per backend; rewrites [`DOCUMENT`]
+/// above [`NOTES`].
+fn single_node(
+    sh: &Shell,
+    server: &Path,
+    loadgen: &Path,
+    out: &Path,
+    postgres: bool,
+) -> Result<()> {
     eprintln!("\n==> bench: floors");
     let floor_db = out.join("floor.db");
     remove_sqlite(&floor_db)?;
     let floor_json = out.join("floor.json");
-    let status = Command::new(&loadgen)
+    let status = Command::new(loadgen)
         .arg("floor")
         .arg("--sqlite-file")
         .arg(&floor_db)
@@ -133,12 +160,12 @@ pub(crate) fn run(sh: &Shell, postgres: bool) -> Result<()> {
 
     let mut backends = vec![(
         "SQLite",
-        run_backend(sh, &server, &loadgen, &out, Backend::Sqlite)?,
+        run_backend(sh, server, loadgen, out, Backend::Sqlite)?,
     )];
     if postgres {
         backends.push((
             "PostgreSQL",
-            run_backend(sh, &server, &loadgen, &out, Backend::Postgres)?,
+            run_backend(sh, server, loadgen, out, Backend::Postgres)?,
         ));
     }
 
@@ -179,34 +206,50 @@ fn run_backend(
         Backend::Postgres => "postgres",
     });
     std::fs::create_dir_all(&folder)?;
-    let (database_url, drop_database) = match backend {
+    let (database_url, throwaway) = match backend {
         Backend::Sqlite => {
             let file = folder.join("confab.db");
             remove_sqlite(&file)?;
             (format!("sqlite://{}?mode=rwc", file.display()), None)
         }
         Backend::Postgres => {
-            let admin = std::env::var("CONFAB_TEST_POSTGRES_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
             let name = format!("confab_bench_{}", std::process::id());
-            let create = format!("CREATE DATABASE {name}");
-            cmd!(sh, "psql {admin} -qc {create}")
-                .run()
-                .context("cannot create the bench database")?;
-            let base = admin
-                .rsplit_once('/')
-                .map_or(admin.as_str(), |(base, _)| base);
-            (format!("{base}/{name}"), Some((admin.clone(), name)))
+            (create_database(sh, &name)?, Some(name))
         }
     };
     let result = run_steps(server, loadgen, &folder, &database_url);
-    if let Some((admin, name)) = drop_database {
-        let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-        cmd!(sh, "psql {admin} -qc {drop}")
-            .run()
-            .context("cannot drop the bench database")?;
+    if let Some(name) = throwaway {
+        drop_database(sh, &name)?;
     }
     result
+}
+
+/// The local PostgreSQL's administrative URL, to create and drop bench databases.
+fn postgres_admin() -> String {
+    std::env::var("CONFAB_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// Creates the empty database `name` on the local PostgreSQL; returns its URL.
+fn create_database(sh: &Shell, name: &str) -> Result<String> {
+    let admin = postgres_admin();
+    let create = format!("CREATE DATABASE {name}");
+    cmd!(sh, "psql {admin} -qc {create}")
+        .run()
+        .with_context(|| format!("cannot create the bench database {name}"))?;
+    let base = admin
+        .rsplit_once('/')
+        .map_or(admin.as_str(), |(base, _)| base);
+    Ok(format!("{base}/{name}"))
+}
+
+/// Drops the database `name`, closing whatever connections are left to it.
+fn drop_database(sh: &Shell, name: &str) -> Result<()> {
+    let admin = postgres_admin();
+    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+    cmd!(sh, "psql {admin} -qc {drop}")
+        .run()
+        .with_context(|| format!("cannot drop the bench database {name}"))
 }
 
 fn run_steps(

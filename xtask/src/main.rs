@@ -57,6 +57,11 @@ enum Command {
         /// Also run every scenario on a fresh database of the local PostgreSQL.
         #[arg(long)]
         postgres: bool,
+        /// Measure 1, 2 and 3 instances on the local PostgreSQL and NATS and rewrite
+        /// only the document's scale-out block; alone, it skips the single-node run
+        /// (add --postgres for both).
+        #[arg(long)]
+        cluster: bool,
     },
     /// Drive the web page in headless Chromium against a release server; installs
     /// chromium (apt-get) and playwright-core (npm ci in e2e/) when missing.
@@ -89,7 +94,7 @@ fn run(command: Command) -> Result<()> {
         Command::Ci => ci::run(&sh),
         Command::Tidy => tidy::run(&sh),
         Command::Openapi { check } => openapi::run(&sh, check),
-        Command::Bench { postgres } => bench::run(&sh, postgres),
+        Command::Bench { postgres, cluster } => bench::run(&sh, postgres, cluster),
         Command::E2e => e2e::run(&sh),
         Command::Manifests => manifests::run(&sh),
     }

@@ -154,7 +154,7 @@ pub async fn send_rest(
         elapsed,
         latencies,
     );
-    Ok(with_cpu(audit.into_report(report), cpu).with("drain_s", drained.as_secs_f64()))
+    Ok(with_cpu(audit.into_report(report), cpu.as_ref()).with("drain_s", drained.as_secs_f64()))
 }
 
 /// `clients` sockets, client `c` on instance `c % n` in its own conversation with the
@@ -212,7 +212,7 @@ pub async fn send_ws(
         latencies,
     )
     .with("stored_per_s", 2.0 * answered / elapsed.as_secs_f64());
-    Ok(with_cpu(audit.into_report(report), cpu))
+    Ok(with_cpu(audit.into_report(report), cpu.as_ref()))
 }
 
 /// A socket on instance A (the first) follows one conversation with the echo bot;
@@ -340,8 +340,8 @@ pub async fn roundtrip(cluster: &Cluster, samples: usize, limit: Duration) -> Re
         reply_latencies,
     );
     Ok(vec![
-        with_cpu(message, cpu),
-        with_cpu(audit.into_report(reply), cpu),
+        with_cpu(message, cpu.as_ref()),
+        with_cpu(audit.into_report(reply), cpu.as_ref()),
     ])
 }
 
@@ -526,14 +526,18 @@ fn cpu_use(before: Option<CpuSample>, after: Option<CpuSample>) -> Option<CpuUse
     Some(before?.until(&after?))
 }
 
-/// The report with the cores the machine and the instances used while it ran.
-fn with_cpu(report: Report, cpu: Option<CpuUse>) -> Report {
-    match cpu {
-        Some(cpu) => report
-            .with("machine_cores", cpu.machine_cores)
-            .with("confab_cores", cpu.process_cores),
-        None => report,
+/// The report with the cores the machine and each group of processes used while it
+/// ran: `machine_cores`, `confab_cores`, `postgres_cores`, `nats_cores`,
+/// `loadgen_cores`.
+fn with_cpu(report: Report, cpu: Option<&CpuUse>) -> Report {
+    let Some(cpu) = cpu else {
+        return report;
+    };
+    let mut report = report.with("machine_cores", cpu.machine_cores);
+    for (group, cores) in &cpu.groups {
+        report = report.with(&format!("{group}_cores"), *cores);
     }
+    report
 }
 
 #[cfg(test)]
