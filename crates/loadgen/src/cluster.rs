@@ -9,7 +9,7 @@
 //!   conversation's reply lease, through the bus.
 //! - [`roundtrip`]: a socket follows a conversation on instance A while messages are
 //!   posted on instance B; how long until each `message` frame, and its reply, arrive
-//!   on A's socket.
+//!   on A's socket, and how long after the POST's own answer the frame came.
 //!
 //! Every scenario checks what it got, since a lost or doubled message in a cluster is
 //! a finding worth more than its throughput: the figures `unanswered`,
@@ -245,6 +245,7 @@ pub async fn roundtrip(cluster: &Cluster, samples: usize, limit: Duration) -> Re
     let mut message_latencies = Vec::with_capacity(samples);
     let mut reply_latencies = Vec::with_capacity(samples);
     let mut post_latencies = Vec::with_capacity(samples);
+    let mut after_post_ms = Vec::with_capacity(samples);
     let cpu_before = cluster.cpu();
     let started = Instant::now();
     let stop = started + limit;
@@ -313,6 +314,9 @@ pub async fn roundtrip(cluster: &Cluster, samples: usize, limit: Duration) -> Re
             "sample {i}: the socket got message {id}, the POST stored {}",
             stored.message_id
         );
+        // Negative when the frame came before the 201: what the bus adds to the
+        // delivery, with the send's own cost taken out.
+        after_post_ms.push((message_at.as_secs_f64() - post_latency.as_secs_f64()) * 1000.0);
         message_latencies.push(message_at);
         reply_latencies.push(reply_at);
         post_latencies.push(post_latency);
@@ -332,6 +336,14 @@ pub async fn roundtrip(cluster: &Cluster, samples: usize, limit: Duration) -> Re
     )
     .with("post_p50_ms", posts.p50_us as f64 / 1000.0)
     .with("post_p99_ms", posts.p99_us as f64 / 1000.0)
+    .with(
+        "after_post_p50_ms",
+        signed_percentile(&mut after_post_ms, 50.0),
+    )
+    .with(
+        "after_post_p99_ms",
+        signed_percentile(&mut after_post_ms, 99.0),
+    )
     .with("duplicate_frames", duplicate_frames as f64)
     .with("unexpected_frames", unexpected_frames as f64);
     let reply = Report::new(
@@ -343,6 +355,16 @@ pub async fn roundtrip(cluster: &Cluster, samples: usize, limit: Duration) -> Re
         with_cpu(message, cpu.as_ref()),
         with_cpu(audit.into_report(reply), cpu.as_ref()),
     ])
+}
+
+/// The nearest-rank percentile of values that may be negative; 0 when there are none.
+fn signed_percentile(values: &mut [f64], pct: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    if values.is_empty() {
+        return 0.0;
+    }
+    let rank = ((pct / 100.0) * values.len() as f64).ceil() as usize;
+    values[rank.clamp(1, values.len()) - 1]
 }
 
 /// The figures of `reports` that say the cluster misbehaved, as `scenario: name value`
@@ -583,6 +605,14 @@ mod tests {
             message(4, "bot", "y", Some("b")),
         ];
         assert_eq!(audit(&messages, 1).extra_user_messages, 1);
+    }
+
+    #[test]
+    fn percentiles_of_signed_values_are_nearest_rank() {
+        let mut values = vec![0.5, -0.25, 2.0, 0.0];
+        assert_eq!(signed_percentile(&mut values, 50.0), 0.0);
+        assert_eq!(signed_percentile(&mut values, 99.0), 2.0);
+        assert_eq!(signed_percentile(&mut [], 50.0), 0.0);
     }
 
     #[test]
