@@ -2,7 +2,7 @@
 //! (`[[bots]]`), created or updated at every start.
 
 use confab_domain::bot::{BotId, BotName, EngineKind, EngineSpec};
-use confab_domain::bots::BotDraft;
+use confab_domain::admin::BotDraft;
 use serde::{Deserialize, Serialize};
 
 /// One `[[bots]]` entry of the configuration:

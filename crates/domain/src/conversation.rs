@@ -327,6 +327,22 @@ pub struct ConversationPage {
     pub next_cursor: Option<ListCursor>,
 }
 
+/// Conversations chosen by what they are rather than by id, across all users: for
+/// administrators and retention jobs. Unset fields do not filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConversationSelection {
+    /// Only those with this bot.
+    pub bot_id: Option<BotId>,
+    /// Only those in this status.
+    pub status: Option<ConversationStatus>,
+    /// Only those whose last activity is older than this.
+    pub inactive_before: Option<Timestamp>,
+    /// Only those whose last activity is at or after this.
+    pub active_since: Option<Timestamp>,
+    /// Only those created before this.
+    pub created_before: Option<Timestamp>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,26 +10,27 @@
 //!   and the errors ports return.
 //! - [`timestamp`], [`user`], [`bot`], [`conversation`], [`session`], [`message`]: the
 //!   model, as parsed newtypes; a value of one of these types is always valid.
-//! - [`event`]: what happens in a conversation, as published on the event bus.
-//! - [`follow`]: replay from storage then live events, without gap or duplicate.
-//! - [`ports`]: the traits adapters implement.
-//! - [`service`]: [`ConversationService`](service::ConversationService), the use cases.
-//! - [`batch`], [`admin`], [`analytics`]: management at scale: batch actions,
-//!   streamed exports, analytics and retention ([`AdminService`](admin::AdminService)).
-//! - [`bots`]: the bot registry's use cases ([`BotAdmin`](bots::BotAdmin)).
+//! - [`event`], [`lease`], [`analytics`]: what happens in a conversation (as published
+//!   on the event bus), who holds a conversation's reply work, analytics' queries and
+//!   figures. These and the above are the model; they may refer to one another.
+//! - [`ports`]: the traits adapters implement, the [`Ports`](ports::Ports) bundle and
+//!   the helpers every layer above shares. It imports only the model.
+//! - [`service`]: [`ConversationService`](service::ConversationService), a user's use
+//!   cases: commands, history, following a conversation, batches and exports.
 //! - [`reply`]: the pipeline that asks bot engines for replies, in order, once.
-//! - [`lease`]: which instance answers a conversation when several share a database.
+//! - [`admin`]: the administrator's use cases: [`AdminService`](admin::AdminService)
+//!   (selections, exports, analytics, retention) and [`BotAdmin`](admin::BotAdmin).
 //! - `testing` (feature `test-util`): fakes, mocks and the storage contract suite.
+//!
+//! The layers import downwards only: `admin` → `service` → `reply` → `ports` → the
+//! model; `cargo xtask tidy` checks that from the `crate::` paths.
 
 pub mod admin;
 pub mod analytics;
-pub mod batch;
 pub mod bot;
-pub mod bots;
 pub mod conversation;
 pub mod error;
 pub mod event;
-pub mod follow;
 mod id;
 pub mod lease;
 pub mod message;

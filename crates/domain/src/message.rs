@@ -396,6 +396,19 @@ pub struct HistoryQuery {
     pub limit: PageSize,
 }
 
+impl HistoryQuery {
+    /// The largest page of messages after `seq`, oldest first: the step of every
+    /// forward walk through a history (see [`pages_after`](crate::ports::pages_after)
+    /// for the walk itself).
+    pub fn after_seq(seq: Seq) -> Self {
+        Self {
+            before: None,
+            after: Some(HistoryBound::Seq(seq)),
+            limit: PageSize::HISTORY_LARGEST,
+        }
+    }
+}
+
 /// One page of history, oldest first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistoryPage {

@@ -1,22 +1,30 @@
 //! The ports: traits through which the domain reaches storage, bots, subscribers, time
 //! and id generation. Adapters implement them; the storage contract suite in
 //! `testing::contract` checks the `# Errors` promises below for every storage adapter.
+//!
+//! Besides the traits, this module holds what every user of the ports shares: the
+//! [`Ports`] bundle, `publish` and [`pages_after`]. They live here, beside the
+//! traits, so that the services, the reply pipeline and administration each import
+//! the ports and never one another. This module imports only the model (`cargo
+//! xtask tidy` checks it).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures::stream::BoxStream;
+use futures::stream::{self, BoxStream, StreamExt};
 
+use crate::analytics::{BucketSummary, SummaryQuery};
 use crate::bot::{Bot, BotId};
 use crate::conversation::{
-    Conversation, ConversationChange, ConversationId, ConversationPage, ListQuery,
+    Conversation, ConversationChange, ConversationId, ConversationPage, ConversationSelection,
+    ListQuery, PageSize,
 };
 use crate::error::{BotError, EventBusError, RepoError};
-use crate::event::ConversationEvent;
+use crate::event::{ConversationEvent, EventKind};
 use crate::lease::{LeaseHolder, Release};
 use crate::message::{
-    Appended, Attachments, HistoryPage, HistoryQuery, Message, MessageId, NewMessage, Seq,
-    Suggestion,
+    Appended, Attachments, HistoryBound, HistoryPage, HistoryQuery, Message, MessageId, NewMessage,
+    Seq, Suggestion,
 };
 use crate::session::{Session, SessionId};
 use crate::timestamp::Timestamp;
@@ -393,7 +401,7 @@ pub trait ConversationMaintenance: Send + Sync {
     /// MUST NOT fail when none match: that is an empty list.
     async fn select(
         &self,
-        selection: &crate::batch::ConversationSelection,
+        selection: &ConversationSelection,
         after: Option<ConversationId>,
         limit: u32,
     ) -> Result<Vec<ConversationId>, RepoError>;
@@ -402,10 +410,7 @@ pub trait ConversationMaintenance: Send + Sync {
     ///
     /// # Errors
     /// MUST NOT fail when none match: that is zero.
-    async fn count(
-        &self,
-        selection: &crate::batch::ConversationSelection,
-    ) -> Result<u64, RepoError>;
+    async fn count(&self, selection: &ConversationSelection) -> Result<u64, RepoError>;
 
     /// The analytics of `query`: one summary per bot and bucket that has any
     /// conversation started or message stored in the range, ordered by bot id then
@@ -414,8 +419,79 @@ pub trait ConversationMaintenance: Send + Sync {
     ///
     /// # Errors
     /// MUST NOT fail for a range with no data: that is an empty list.
-    async fn summary(
-        &self,
-        query: &crate::analytics::SummaryQuery,
-    ) -> Result<Vec<crate::analytics::BucketSummary>, RepoError>;
+    async fn summary(&self, query: &SummaryQuery) -> Result<Vec<BucketSummary>, RepoError>;
+}
+
+/// Every port the services and the reply pipeline need; the composition root fills it.
+#[derive(Clone)]
+pub struct Ports {
+    /// Conversations and sessions.
+    pub conversations: Arc<dyn ConversationRepository>,
+    /// Messages.
+    pub messages: Arc<dyn MessageRepository>,
+    /// Session contexts.
+    pub sessions: Arc<dyn SessionRepository>,
+    /// Bots.
+    pub bots: Arc<dyn BotRepository>,
+    /// Bot engines.
+    pub engines: Arc<dyn EngineRegistry>,
+    /// Subscribers.
+    pub events: Arc<dyn EventBus>,
+    /// Which instance answers a conversation's pending messages:
+    /// [`SingleInstanceLeases`](crate::reply::SingleInstanceLeases) for a server alone
+    /// on its database, leases in shared storage for several.
+    pub leases: Arc<dyn ReplyLeases>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Ids.
+    pub ids: Arc<dyn IdGenerator>,
+}
+
+/// Publishes an event, logging rather than failing: what was stored stays stored, and
+/// subscribers that missed the event catch up from storage when they resume.
+pub(crate) async fn publish(events: &dyn EventBus, conversation: &Conversation, kind: EventKind) {
+    let event = ConversationEvent {
+        conversation_id: conversation.id,
+        session_id: conversation.session_id,
+        kind,
+    };
+    if let Err(error) = events.publish(event).await {
+        tracing::warn!(conversation = %conversation.id, %error, "event not published");
+    }
+}
+
+/// A conversation's messages after `after` (and before `before`, when set), oldest
+/// first, one stream item per page of at most `limit`, read as the stream is polled.
+/// After the first page it goes on from the last seq seen, so that messages sharing a
+/// timestamp are never skipped, and it ends after the page that says nothing more
+/// follows. Every forward walk through a history (waiting for replies, finding
+/// unanswered messages, exports) goes through here; following a conversation reads
+/// one page per step of its own loop with [`HistoryQuery::after_seq`], the same query.
+pub fn pages_after(
+    messages: Arc<dyn MessageRepository>,
+    conversation: ConversationId,
+    after: HistoryBound,
+    before: Option<HistoryBound>,
+    limit: PageSize,
+) -> BoxStream<'static, Result<Vec<Message>, RepoError>> {
+    stream::try_unfold(Some(after), move |after| {
+        let messages = Arc::clone(&messages);
+        async move {
+            let Some(after) = after else {
+                return Ok(None);
+            };
+            let query = HistoryQuery {
+                before,
+                after: Some(after),
+                limit,
+            };
+            let page = messages.history(conversation, &query).await?;
+            let next = match page.messages.last() {
+                Some(last) if page.has_more => Some(HistoryBound::Seq(last.seq)),
+                _ => None,
+            };
+            Ok(Some((page.messages, next)))
+        }
+    })
+    .boxed()
 }

@@ -13,9 +13,13 @@
 //! - this file: the pipeline, one worker per conversation, leases and sweeps.
 //! - `answer`: producing one answer and storing it.
 //! - `limits`: bots' own timeouts and concurrency, and replies in flight.
+//! - `streaming`: the text streamed so far of each reply, for late subscribers.
+//! - `leases`: [`SingleInstanceLeases`], the leases of a server alone on its database.
 
 mod answer;
+mod leases;
 mod limits;
+mod streaming;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,13 +27,16 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+pub use self::leases::SingleInstanceLeases;
 use self::limits::InFlight;
+use self::streaming::Streaming;
+pub use self::streaming::StreamingReply;
 use crate::bot::BotId;
 use crate::conversation::{Conversation, ConversationId};
 use crate::error::{DomainError, RepoError, error_chain};
 use crate::lease::{LeaseHolder, Release};
-use crate::message::{Message, MessageId};
-use crate::service::Ports;
+use crate::message::Message;
+use crate::ports::Ports;
 
 /// How replies are produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +65,10 @@ impl Default for ReplySettings {
 /// takes the rest.
 const SWEEP_BATCH: u32 = 1_000;
 
+/// How many conversations with pending work [`ReplyPipeline::recover`] schedules at
+/// most.
+pub const RECOVER_BATCH: u32 = 10_000;
+
 /// The sender id of messages confab writes itself.
 pub const SYSTEM_SENDER_ID: &str = "confab";
 
@@ -74,22 +85,11 @@ pub struct ReplyPipeline {
     workers: Mutex<HashMap<ConversationId, bool>>,
     /// The text streamed so far of each reply being produced, for subscribers that
     /// arrive mid-reply (they get it as one snapshot delta).
-    streaming: Mutex<HashMap<ConversationId, StreamingReply>>,
+    streaming: Streaming,
     /// Each bot's concurrency limit and the semaphore enforcing it; replaced when
     /// the limit changes.
     bot_permits: Mutex<HashMap<BotId, (usize, Arc<Semaphore>)>>,
     tasks: Arc<InFlight>,
-}
-
-/// A reply being streamed: its id, the index of its last delta and the text so far.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamingReply {
-    /// The id the stored reply will have.
-    pub reply_id: MessageId,
-    /// The index of the last delta included in `text`.
-    pub last_index: u32,
-    /// Every delta so far, concatenated.
-    pub text: String,
 }
 
 impl ReplyPipeline {
@@ -99,7 +99,7 @@ impl ReplyPipeline {
             ports,
             settings,
             workers: Mutex::new(HashMap::new()),
-            streaming: Mutex::new(HashMap::new()),
+            streaming: Streaming::default(),
             bot_permits: Mutex::new(HashMap::new()),
             tasks: Arc::default(),
         }
@@ -110,12 +110,31 @@ impl ReplyPipeline {
         self.start_worker(conversation, None);
     }
 
+    /// Takes on the user message `stored`, just appended to `read` (the conversation
+    /// as it was read before the append).
+    ///
+    /// When nothing was pending in `read` and nothing was stored between that read
+    /// and the append, `stored` is the only message waiting, and the worker answers
+    /// it without reading back what is pending (see [`schedule_answer`](Self::schedule_answer)):
+    /// the common case, spared a round trip to storage. Otherwise the worker reads
+    /// what is pending. Answering a later message first would move `replied_seq` past
+    /// an earlier one and skip it, which is why the shortcut needs both conditions.
+    pub(crate) fn stored(self: &Arc<Self>, read: &Conversation, stored: &Message) {
+        if !read.has_pending_replies() && stored.seq == read.last_seq.next() {
+            let mut now = read.clone();
+            now.record(stored);
+            self.schedule_answer(now, stored.clone());
+        } else {
+            self.schedule(read.id);
+        }
+    }
+
     /// Answers `message` straight away, without looking up what is pending: the
     /// caller knows it is the conversation's only unanswered user message (nothing
     /// was pending when it was sent, and nothing was stored between). `conversation`
     /// is the conversation as it stands with `message` stored. Should a worker run for
     /// the conversation already, it takes the message in its turn instead.
-    pub(crate) fn schedule_answer(self: &Arc<Self>, conversation: Conversation, message: Message) {
+    fn schedule_answer(self: &Arc<Self>, conversation: Conversation, message: Message) {
         self.start_worker(conversation.id, Some((conversation, message)));
     }
 
@@ -136,13 +155,19 @@ impl ReplyPipeline {
         });
     }
 
-    /// Schedules every conversation that has user messages waiting for a reply, e.g.
-    /// after a restart. Returns how many were scheduled.
+    /// Schedules the conversations that have user messages waiting for a reply, e.g.
+    /// after a restart: at most [`RECOVER_BATCH`] of them, those with the oldest
+    /// activity first. Returns how many were scheduled.
+    ///
+    /// Past that number the rest wait: for the sweep with shared leases, otherwise for
+    /// their next message or the next restart. Paging further would need a cursor
+    /// the port does not offer, and the first conversations stay pending (and listed
+    /// first) until their workers finish.
     pub async fn recover(self: &Arc<Self>) -> Result<usize, DomainError> {
         let pending = self
             .ports
             .conversations
-            .with_pending_replies(10_000)
+            .with_pending_replies(RECOVER_BATCH)
             .await?;
         for conversation in &pending {
             self.schedule(*conversation);
@@ -152,7 +177,7 @@ impl ReplyPipeline {
 
     /// The reply being streamed in a conversation right now, if any.
     pub fn streaming_reply(&self, conversation: ConversationId) -> Option<StreamingReply> {
-        lock(&self.streaming).get(&conversation).cloned()
+        self.streaming.get(conversation)
     }
 
     /// Waits until no reply is being produced, or `timeout` passes. Returns whether
@@ -350,7 +375,7 @@ mod tests {
     use crate::conversation::Metadata;
     use crate::error::BotError;
     use crate::event::{ConversationEvent, EventKind};
-    use crate::message::{MessageContent, NewMessage, ReplyTo, Sender, Seq};
+    use crate::message::{MessageContent, MessageId, NewMessage, ReplyTo, Sender, Seq};
     use crate::ports::BotReply;
     use crate::ports::{MockEngineRegistry, MockSessionRepository};
     use crate::service::{ConversationService, MessageDraft, StartConversation};

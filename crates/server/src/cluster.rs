@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use confab_domain::bot::{Bot, BotId};
 use confab_domain::error::RepoError;
-use confab_domain::lease::SingleInstanceLeases;
+use confab_domain::reply::SingleInstanceLeases;
 use confab_domain::ports::{BotRepository, EventBus, ReplyLeases};
 use confab_events_inprocess::InProcessEventBus;
 use confab_events_nats::{NatsEventBus, NatsSettings};

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use confab_domain::analytics::{BucketSummary, SummaryQuery, nearest_rank};
-use confab_domain::batch::ConversationSelection;
 use confab_domain::bot::BotId;
+use confab_domain::conversation::ConversationSelection;
 use confab_domain::conversation::{ConversationId, ConversationStatus};
 use confab_domain::error::RepoError;
 use confab_domain::ports::ConversationMaintenance;

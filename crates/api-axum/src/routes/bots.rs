@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use confab_domain::bot::{BotId, BotName, EngineKind, EngineSpec};
-use confab_domain::bots::{BotAdmin, BotChanges, BotDraft};
+use confab_domain::admin::{BotAdmin, BotChanges, BotDraft};
 use serde::Deserialize;
 use utoipa::ToSchema;
 

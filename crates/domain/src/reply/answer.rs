@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 
 use super::limits::BotLimits;
-use super::{ReplyPipeline, SYSTEM_SENDER_ID, StreamingReply, lock};
+use super::{ReplyPipeline, SYSTEM_SENDER_ID};
 use crate::bot::Bot;
 use crate::conversation::{Conversation, ConversationId, PageSize};
 use crate::error::{BotError, DomainError, RepoError};
@@ -16,8 +16,7 @@ use crate::message::{
     HistoryBound, HistoryQuery, Message, MessageContent, MessageId, NewMessage, ReplyTo, Sender,
     Seq,
 };
-use crate::ports::{BotEngine, BotReply, BotRequest, ReplyChunk};
-use crate::service::publish;
+use crate::ports::{BotEngine, BotReply, BotRequest, ReplyChunk, pages_after, publish};
 use crate::session::Session;
 
 impl ReplyPipeline {
@@ -50,34 +49,23 @@ impl ReplyPipeline {
         &self,
         conversation: &Conversation,
     ) -> Result<Vec<Message>, DomainError> {
-        let mut after = conversation.replied_seq;
-        loop {
-            let page = self
-                .ports
-                .messages
-                .history(
-                    conversation.id,
-                    &HistoryQuery {
-                        before: None,
-                        after: Some(HistoryBound::Seq(after)),
-                        limit: PageSize::HISTORY_LARGEST,
-                    },
-                )
-                .await?;
-            let last = page.messages.last().map(|message| message.seq);
+        let mut pages = pages_after(
+            Arc::clone(&self.ports.messages),
+            conversation.id,
+            HistoryBound::Seq(conversation.replied_seq),
+            None,
+            PageSize::HISTORY_LARGEST,
+        );
+        while let Some(page) = pages.try_next().await? {
             let unanswered: Vec<Message> = page
-                .messages
                 .into_iter()
                 .filter(|message| message.sender == Sender::User)
                 .collect();
             if !unanswered.is_empty() {
                 return Ok(unanswered);
             }
-            match last {
-                Some(last) if page.has_more => after = last,
-                _ => return Ok(Vec::new()),
-            }
         }
+        Ok(Vec::new())
     }
 
     pub(super) async fn answer(
@@ -148,9 +136,7 @@ impl ReplyPipeline {
         )
         .await
         .unwrap_or(Err(BotError::Timeout));
-        // Forget the partial text before the reply is stored: a subscriber arriving in
-        // between gets the stored message, never a snapshot of an answered reply.
-        lock(&self.streaming).remove(&conversation.id);
+        self.streaming.finish(conversation.id);
         let (sender, sender_id, reply) = match outcome {
             Ok(Some(reply)) => (Sender::Bot, conversation.bot_id.to_string(), reply),
             Ok(None) => return self.hand_over(conversation, &message).await,
@@ -307,19 +293,8 @@ impl ReplyPipeline {
         while let Some(chunk) = chunks.next().await {
             match chunk? {
                 ReplyChunk::Delta(content) => {
-                    // Recorded before publishing, so a subscriber's snapshot and the
-                    // live deltas it then sees overlap rather than leave a gap.
-                    lock(&self.streaming)
-                        .entry(conversation.id)
-                        .and_modify(|streaming| {
-                            streaming.last_index = index;
-                            streaming.text.push_str(&content);
-                        })
-                        .or_insert_with(|| StreamingReply {
-                            reply_id,
-                            last_index: index,
-                            text: content.clone(),
-                        });
+                    self.streaming
+                        .record(conversation.id, reply_id, index, &content);
                     publish(
                         &*self.ports.events,
                         conversation,

@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use crate::bot::{Bot, BotId, BotName, EngineKind, EngineSpec};
+use crate::ports::Ports;
 use crate::ports::{BotEngine, BotRepository, EngineRegistry};
 use crate::reply::ReplySettings;
-use crate::service::{ConversationService, Ports};
+use crate::service::ConversationService;
 use crate::user::{Caller, UserId};
 
 use super::fakes::{RecordingEventBus, SequentialIds, StaticEngines, SteppingClock, test_start};

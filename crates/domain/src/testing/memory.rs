@@ -459,7 +459,10 @@ impl BotRepository for InMemoryStore {
 }
 
 /// Whether `conversation` belongs to `selection`.
-fn selected(selection: &crate::batch::ConversationSelection, conversation: &Conversation) -> bool {
+fn selected(
+    selection: &crate::conversation::ConversationSelection,
+    conversation: &Conversation,
+) -> bool {
     selection
         .bot_id
         .as_ref()
@@ -480,7 +483,7 @@ fn selected(selection: &crate::batch::ConversationSelection, conversation: &Conv
 impl crate::ports::ConversationMaintenance for InMemoryStore {
     async fn select(
         &self,
-        selection: &crate::batch::ConversationSelection,
+        selection: &crate::conversation::ConversationSelection,
         after: Option<ConversationId>,
         limit: u32,
     ) -> Result<Vec<ConversationId>, RepoError> {
@@ -499,7 +502,7 @@ impl crate::ports::ConversationMaintenance for InMemoryStore {
 
     async fn count(
         &self,
-        selection: &crate::batch::ConversationSelection,
+        selection: &crate::conversation::ConversationSelection,
     ) -> Result<u64, RepoError> {
         let state = self.lock();
         Ok(state

@@ -11,12 +11,12 @@
 
 use std::sync::Arc;
 
-use crate::batch::{BatchAction, ConversationSelection};
+use super::require_admin;
 use crate::bot::{Bot, BotId, BotName, EngineSpec};
-use crate::conversation::ConversationStatus;
+use crate::conversation::{ConversationSelection, ConversationStatus};
 use crate::error::{DomainError, RepoError, ValidationError};
 use crate::ports::ConversationMaintenance;
-use crate::service::ConversationService;
+use crate::service::{BatchAction, ConversationService};
 use crate::user::Caller;
 
 /// Longest bot description, in characters.
@@ -251,14 +251,6 @@ impl BotAdmin {
             .engine_for(bot)
             .map(drop)
             .map_err(|error| ValidationError::InvalidBot(error.to_string()).into())
-    }
-}
-
-fn require_admin(caller: &Caller) -> Result<(), DomainError> {
-    if caller.is_admin() {
-        Ok(())
-    } else {
-        Err(DomainError::Forbidden)
     }
 }
 

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
-use crate::conversation::{Conversation, ConversationId, PageSize};
+use super::ConversationService;
+use crate::conversation::{Conversation, ConversationId};
 use crate::error::DomainError;
 use crate::event::{ConversationEvent, EventKind};
 use crate::message::{HistoryBound, HistoryQuery, MessageId, Seq};
@@ -27,7 +28,7 @@ use crate::user::Caller;
 /// A follower's stream of events: replayed messages first, then live events.
 pub type FollowStream = BoxStream<'static, Result<ConversationEvent, DomainError>>;
 
-impl crate::service::ConversationService {
+impl ConversationService {
     /// Follows a conversation the caller may see. With `after` set, every message with
     /// a greater seq is delivered first (from storage), then live events; without it,
     /// live events from now on. The returned conversation is as it was at the start.
@@ -171,8 +172,7 @@ impl Follow {
                     self.conversation,
                     &HistoryQuery {
                         before: Some(HistoryBound::Seq(upto)),
-                        after: Some(HistoryBound::Seq(self.last_seq)),
-                        limit: PageSize::HISTORY_LARGEST,
+                        ..HistoryQuery::after_seq(self.last_seq)
                     },
                 )
                 .await?;
@@ -192,14 +192,7 @@ impl Follow {
     async fn replay_page(&mut self) -> Result<(), DomainError> {
         let page = self
             .messages
-            .history(
-                self.conversation,
-                &HistoryQuery {
-                    before: None,
-                    after: Some(HistoryBound::Seq(self.last_seq)),
-                    limit: PageSize::HISTORY_LARGEST,
-                },
-            )
+            .history(self.conversation, &HistoryQuery::after_seq(self.last_seq))
             .await?;
         self.replaying = page.has_more;
         for message in page.messages {

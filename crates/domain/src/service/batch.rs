@@ -9,12 +9,11 @@ use std::sync::Arc;
 
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
-use crate::bot::BotId;
+use super::ConversationService;
 use crate::conversation::{ConversationChange, ConversationId, ConversationStatus, PageSize};
 use crate::error::{DomainError, ValidationError};
-use crate::message::{HistoryBound, HistoryQuery, Message, Seq};
-use crate::ports::MessageRepository;
-use crate::service::ConversationService;
+use crate::message::{HistoryBound, Message, Seq};
+use crate::ports::{MessageRepository, pages_after};
 use crate::timestamp::Timestamp;
 use crate::user::Caller;
 
@@ -70,22 +69,6 @@ pub struct BatchResult {
     pub id: ConversationId,
     /// What happened to it.
     pub outcome: BatchOutcome,
-}
-
-/// Conversations chosen by what they are rather than by id, across all users: for
-/// administrators and retention jobs. Unset fields do not filter.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ConversationSelection {
-    /// Only those with this bot.
-    pub bot_id: Option<BotId>,
-    /// Only those in this status.
-    pub status: Option<ConversationStatus>,
-    /// Only those whose last activity is older than this.
-    pub inactive_before: Option<Timestamp>,
-    /// Only those whose last activity is at or after this.
-    pub active_since: Option<Timestamp>,
-    /// Only those created before this.
-    pub created_before: Option<Timestamp>,
 }
 
 /// A stream of messages read from storage as it is consumed.
@@ -178,25 +161,14 @@ pub(crate) fn message_range(
             .map_or(HistoryBound::Seq(Seq::ZERO), HistoryBound::Time),
         None => HistoryBound::Seq(Seq::ZERO),
     };
-    stream::try_unfold(Some(first), move |after| {
-        let messages = messages.clone();
-        async move {
-            let Some(after) = after else {
-                return Ok(None);
-            };
-            let query = HistoryQuery {
-                before: to.map(HistoryBound::Time),
-                after: Some(after),
-                limit: page,
-            };
-            let found = messages.history(conversation, &query).await?;
-            let next = match found.messages.last() {
-                Some(last) if found.has_more => Some(HistoryBound::Seq(last.seq)),
-                _ => None,
-            };
-            Ok::<_, DomainError>(Some((found.messages, next)))
-        }
-    })
+    pages_after(
+        messages,
+        conversation,
+        first,
+        to.map(HistoryBound::Time),
+        page,
+    )
+    .map_err(DomainError::from)
     .map_ok(|page| stream::iter(page.into_iter().map(Ok::<_, DomainError>)))
     .try_flatten()
     .boxed()
@@ -207,6 +179,7 @@ mod tests {
     use futures::StreamExt;
 
     use super::*;
+    use crate::bot::BotId;
     use crate::conversation::Metadata;
     use crate::message::{Attachments, MessageContent, MessageId, NewMessage, Sender};
     use crate::reply::ReplySettings;

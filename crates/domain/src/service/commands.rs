@@ -1,0 +1,245 @@
+//! The commands of a conversation: starting it, sending to it, renaming, archiving
+//! or deleting it, and saying that the caller is typing.
+
+use crate::bot::BotId;
+use crate::conversation::{
+    Conversation, ConversationChange, ConversationId, ConversationStatus, Metadata, Title,
+};
+use crate::error::{DomainError, RepoError, ValidationError};
+use crate::event::EventKind;
+use crate::message::{
+    Appended, Attachment, Attachments, ClientMessageId, Message, MessageContent, MessageId,
+    NewMessage, Sender,
+};
+use crate::session::{Session, SessionId};
+use crate::user::{Caller, Role};
+
+use super::{ConversationService, not_found_as};
+
+/// A message as a client wants to send it, checked against the model's rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageDraft {
+    /// The text.
+    pub content: MessageContent,
+    /// Attached files and links.
+    pub attachments: Attachments,
+    /// The client's id for the message, which makes the send idempotent.
+    pub client_message_id: Option<ClientMessageId>,
+    /// Client data.
+    pub metadata: Metadata,
+}
+
+impl MessageDraft {
+    /// Checks content together with its attachments and the optional client id.
+    pub fn parse(
+        content: &str,
+        attachments: Vec<Attachment>,
+        client_message_id: Option<&str>,
+    ) -> Result<Self, ValidationError> {
+        let attachments = Attachments::parse(attachments)?;
+        Ok(Self {
+            content: MessageContent::parse(content, &attachments)?,
+            attachments,
+            client_message_id: client_message_id.map(ClientMessageId::parse).transpose()?,
+            metadata: Metadata::default(),
+        })
+    }
+}
+
+/// What starting a conversation needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartConversation {
+    /// The bot to talk to.
+    pub bot_id: BotId,
+    /// A first user message, sent at once.
+    pub initial_message: Option<MessageDraft>,
+    /// An optional title.
+    pub title: Option<Title>,
+    /// Client data.
+    pub metadata: Metadata,
+}
+
+/// A started conversation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Started {
+    /// The new conversation.
+    pub conversation: Conversation,
+    /// The initial message, when one was sent.
+    pub initial_message: Option<Message>,
+}
+
+/// A sent message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sent {
+    /// The stored message, or the original when this was a retry.
+    pub message: Message,
+    /// Whether this call stored it (`false` for an idempotent retry).
+    pub created: bool,
+}
+
+impl ConversationService {
+    /// Starts a conversation of the caller with a bot, and sends the initial message
+    /// if there is one.
+    pub async fn start(
+        &self,
+        caller: &Caller,
+        command: StartConversation,
+    ) -> Result<Started, DomainError> {
+        let bot = self.bot(&command.bot_id).await?;
+        let now = self.ports.clock.now();
+        let conversation = Conversation {
+            title: command.title,
+            metadata: command.metadata,
+            ..Conversation::begun(
+                ConversationId::from_uuid(self.ports.ids.new_id()),
+                SessionId::from_uuid(self.ports.ids.new_id()),
+                caller.user_id.clone(),
+                bot.id,
+                now,
+            )
+        };
+        let session = Session::new(&conversation);
+        self.ports
+            .conversations
+            .create(&conversation, &session)
+            .await?;
+        let initial_message = match command.initial_message {
+            Some(draft) => Some(
+                self.append_user_message(caller, &conversation, draft)
+                    .await?
+                    .message,
+            ),
+            None => None,
+        };
+        Ok(Started {
+            conversation,
+            initial_message,
+        })
+    }
+
+    /// Sends a user message. A retry with a known `client_message_id` and the same
+    /// content returns the original and triggers no second reply.
+    pub async fn send(
+        &self,
+        caller: &Caller,
+        conversation_id: ConversationId,
+        draft: MessageDraft,
+    ) -> Result<Sent, DomainError> {
+        let conversation = self.conversation(caller, conversation_id).await?;
+        self.append_user_message(caller, &conversation, draft).await
+    }
+
+    async fn append_user_message(
+        &self,
+        caller: &Caller,
+        conversation: &Conversation,
+        draft: MessageDraft,
+    ) -> Result<Sent, DomainError> {
+        if conversation.status == ConversationStatus::Archived {
+            return Err(DomainError::ConversationArchived);
+        }
+        // Visibility was checked already: a bot caller is this conversation's bot.
+        let sender = match &caller.role {
+            Role::Bot(_) => Sender::Bot,
+            Role::User => Sender::User,
+            Role::Admin if conversation.user_id == caller.user_id => Sender::User,
+            Role::Admin => return Err(DomainError::Forbidden),
+        };
+        let message = NewMessage {
+            id: MessageId::from_uuid(self.ports.ids.new_id()),
+            conversation_id: conversation.id,
+            sender,
+            sender_id: caller.user_id.to_string(),
+            content: draft.content,
+            attachments: draft.attachments,
+            suggestions: Vec::new(),
+            client_message_id: draft.client_message_id,
+            reply_to: None,
+            timestamp: self.ports.clock.now(),
+            metadata: draft.metadata,
+        };
+        let appended = self
+            .ports
+            .messages
+            .append(&message)
+            .await
+            .map_err(|error| match error {
+                RepoError::NotFound => DomainError::ConversationNotFound,
+                other => other.into(),
+            })?;
+        match appended {
+            Appended::Existing(original) => {
+                if original.content != message.content
+                    || original.attachments != message.attachments
+                    || original.sender != message.sender
+                {
+                    return Err(DomainError::IdempotencyMismatch);
+                }
+                Ok(Sent {
+                    message: original,
+                    created: false,
+                })
+            }
+            Appended::Stored(stored) => {
+                self.publish(conversation, EventKind::Message(stored.clone()))
+                    .await;
+                if stored.sender == Sender::User {
+                    self.replies.stored(conversation, &stored);
+                }
+                Ok(Sent {
+                    message: stored,
+                    created: true,
+                })
+            }
+        }
+    }
+
+    /// Archives, unarchives, renames or re-tags a conversation.
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        id: ConversationId,
+        change: ConversationChange,
+    ) -> Result<Conversation, DomainError> {
+        if change.is_empty() {
+            return Err(ValidationError::EmptyChange.into());
+        }
+        let before = self.conversation(caller, id).await?;
+        let after = self
+            .ports
+            .conversations
+            .update(id, &change)
+            .await
+            .map_err(not_found_as(DomainError::ConversationNotFound))?;
+        if before.status != after.status {
+            self.publish(&after, EventKind::Status(after.status)).await;
+        }
+        Ok(after)
+    }
+
+    /// Erases a conversation with its session and messages.
+    pub async fn delete(&self, caller: &Caller, id: ConversationId) -> Result<(), DomainError> {
+        let conversation = self.conversation(caller, id).await?;
+        self.ports
+            .conversations
+            .delete(id)
+            .await
+            .map_err(not_found_as(DomainError::ConversationNotFound))?;
+        self.publish(&conversation, EventKind::Deleted).await;
+        Ok(())
+    }
+
+    /// Tells the conversation's other subscribers that the caller is typing.
+    pub async fn typing(&self, caller: &Caller, id: ConversationId) -> Result<(), DomainError> {
+        let conversation = self.conversation(caller, id).await?;
+        self.publish(
+            &conversation,
+            EventKind::Typing {
+                sender: Sender::User,
+                active: true,
+            },
+        )
+        .await;
+        Ok(())
+    }
+}

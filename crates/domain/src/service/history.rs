@@ -1,0 +1,124 @@
+//! Reading a conversation: pages of its history, the caller's conversations, and
+//! waiting for the reply to one message.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+
+use crate::conversation::{Conversation, ConversationId, ConversationPage, ListQuery, PageSize};
+use crate::error::{DomainError, ValidationError};
+use crate::event::EventKind;
+use crate::message::{HistoryBound, HistoryCursor, HistoryPage, HistoryQuery, Message};
+use crate::ports::pages_after;
+use crate::user::Caller;
+
+use super::{ConversationService, not_found_as};
+
+/// Where a history page is taken, as the client names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryRequest {
+    /// Only messages older than this.
+    pub before: Option<HistoryCursor>,
+    /// Only messages newer than this.
+    pub after: Option<HistoryCursor>,
+    /// How many at most.
+    pub limit: PageSize,
+}
+
+impl ConversationService {
+    /// One page of a conversation's history.
+    pub async fn history(
+        &self,
+        caller: &Caller,
+        conversation_id: ConversationId,
+        request: HistoryRequest,
+    ) -> Result<HistoryPage, DomainError> {
+        let conversation = self.conversation(caller, conversation_id).await?;
+        let query = HistoryQuery {
+            before: self.bound(&conversation, request.before).await?,
+            after: self.bound(&conversation, request.after).await?,
+            limit: request.limit,
+        };
+        Ok(self.ports.messages.history(conversation.id, &query).await?)
+    }
+
+    async fn bound(
+        &self,
+        conversation: &Conversation,
+        cursor: Option<HistoryCursor>,
+    ) -> Result<Option<HistoryBound>, DomainError> {
+        Ok(match cursor {
+            None => None,
+            Some(HistoryCursor::Seq(seq)) => Some(HistoryBound::Seq(seq)),
+            Some(HistoryCursor::Time(at)) => Some(HistoryBound::Time(at)),
+            Some(HistoryCursor::Message(id)) => {
+                let message =
+                    self.ports
+                        .messages
+                        .get(conversation.id, id)
+                        .await
+                        .map_err(not_found_as(DomainError::Invalid(
+                            ValidationError::UnknownCursorMessage(id.to_string()),
+                        )))?;
+                Some(HistoryBound::Seq(message.seq))
+            }
+        })
+    }
+
+    /// One page of the caller's conversations.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        query: &ListQuery,
+    ) -> Result<ConversationPage, DomainError> {
+        Ok(self
+            .ports
+            .conversations
+            .list(&caller.user_id, query)
+            .await?)
+    }
+
+    /// Waits up to `timeout` for the bot's reply to `message` and returns it (an empty
+    /// list when none came in time or the conversation went away).
+    pub async fn await_replies(
+        &self,
+        message: &Message,
+        timeout: Duration,
+    ) -> Result<Vec<Message>, DomainError> {
+        // Subscribe before looking in storage: a reply stored in between is then seen
+        // either in storage or on the stream, never missed.
+        let mut stream = self.ports.events.subscribe(message.conversation_id).await?;
+        let mut pages = pages_after(
+            Arc::clone(&self.ports.messages),
+            message.conversation_id,
+            HistoryBound::Seq(message.seq),
+            None,
+            PageSize::HISTORY_LARGEST,
+        );
+        while let Some(page) = pages.try_next().await? {
+            let replies: Vec<Message> = page
+                .into_iter()
+                .filter(|m| m.reply_to == Some(message.id))
+                .collect();
+            if !replies.is_empty() {
+                return Ok(replies);
+            }
+        }
+        let wait = async {
+            while let Some(event) = stream.next().await {
+                match event.kind {
+                    EventKind::Message(reply) if reply.reply_to == Some(message.id) => {
+                        return vec![reply];
+                    }
+                    EventKind::Deleted => return Vec::new(),
+                    _ => {}
+                }
+            }
+            Vec::new()
+        };
+        Ok(tokio::time::timeout(timeout, wait)
+            .await
+            .unwrap_or_default())
+    }
+}
