@@ -8,6 +8,11 @@
 //!   that is what ships.
 //! - Every Rust file under `crates/`, `migrations/` and `xtask/` starts with a `//!`
 //!   comment saying what it is for.
+//! - The layers of `confab-domain` (STYLE.md, "Ports import only the model"), read
+//!   from the `crate::` paths of each module's code (comments and `#[cfg(test)]`
+//!   modules aside): the model refers to no layer, `ports` refers only to the model,
+//!   and the layers `ports`, `service`, `reply` and `admin` refer to one another
+//!   without a cycle.
 //!
 //! The checks are pure functions over text (the `cargo tree` output, file contents);
 //! [`run`] only gathers that text and reports.
@@ -41,6 +46,29 @@ const ADAPTER_LIBRARIES: [&str; 15] = [
     "utoipa",
     "anyhow",
 ];
+
+/// The domain's source folder, whose top-level modules are checked for layering.
+const DOMAIN_SOURCES: &str = "crates/domain/src";
+
+/// The domain's model: parsed values and the events between them. These modules may
+/// refer to one another, and to no layer.
+const DOMAIN_MODEL: [&str; 11] = [
+    "analytics",
+    "bot",
+    "conversation",
+    "error",
+    "event",
+    "id",
+    "lease",
+    "message",
+    "session",
+    "timestamp",
+    "user",
+];
+
+/// The domain's layers above the model: `ports` refers only to the model, and no
+/// two layers refer to each other in a circle.
+const DOMAIN_LAYERS: [&str; 4] = ["ports", "service", "reply", "admin"];
 
 /// The folders whose Rust files must start with a `//!` comment.
 const DOCUMENTED_FOLDERS: [&str; 3] = ["crates", "migrations", "xtask"];
@@ -77,6 +105,22 @@ pub(crate) fn run(sh: &Shell) -> Result<()> {
             ));
         }
     }
+
+    let domain = root.join(DOMAIN_SOURCES);
+    let mut references: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in files.iter().filter(|file| file.starts_with(&domain)) {
+        let Some(module) = file.strip_prefix(&domain).ok().and_then(top_level_module) else {
+            continue;
+        };
+        let text = sh
+            .read_file(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        references
+            .entry(module)
+            .or_default()
+            .extend(crate_references(&text));
+    }
+    problems.extend(layer_violations(&references));
 
     eprintln!(
         "tidy: checked the dependencies of {} workspace crates and {} Rust files",
@@ -268,6 +312,130 @@ fn collect_rust_files(folder: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// The top-level module a file of a crate's `src` folder belongs to (`service.rs`
+/// and `service/history.rs` both belong to `service`); `None` for the crate root.
+pub(crate) fn top_level_module(relative: &Path) -> Option<String> {
+    let first = relative.components().next()?.as_os_str().to_str()?;
+    let name = first.strip_suffix(".rs").unwrap_or(first);
+    (name != "lib" && name != "main").then(|| name.to_owned())
+}
+
+/// The top-level modules that `text` names as `crate::<module>` in its code: comment
+/// lines are skipped (a doc link is no dependency), and so is everything from the
+/// first `#[cfg(test)]` on (tests may use any layer to build their fixtures).
+pub(crate) fn crate_references(text: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for line in text.lines() {
+        let code = line.trim_start();
+        if code.starts_with("#[cfg(test)]") {
+            break;
+        }
+        if code.starts_with("//") {
+            continue;
+        }
+        for (at, _) in code.match_indices("crate::") {
+            let preceded = code[..at]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$');
+            if preceded {
+                continue;
+            }
+            let module: String = code[at + "crate::".len()..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if !module.is_empty() {
+                found.insert(module);
+            }
+        }
+    }
+    found
+}
+
+/// What breaks the domain's layering, given each top-level module's references: a
+/// model module that refers to a layer, `ports` referring to anything but the model,
+/// and each cycle among the layers (named once, from its smallest module).
+pub(crate) fn layer_violations(references: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
+    let is_layer = |module: &str| DOMAIN_LAYERS.contains(&module);
+    let mut problems = Vec::new();
+    for (module, uses) in references {
+        let module = module.as_str();
+        let allowed = |used: &str| {
+            used == module
+                || if DOMAIN_MODEL.contains(&module) {
+                    !is_layer(used)
+                } else if module == "ports" {
+                    DOMAIN_MODEL.contains(&used)
+                } else {
+                    true
+                }
+        };
+        for used in uses.iter().filter(|used| !allowed(used)) {
+            let rule = if module == "ports" {
+                "ports import only the model"
+            } else {
+                "the model imports no layer"
+            };
+            problems.push(format!(
+                "{DOMAIN_SOURCES}: `{module}` refers to `crate::{used}` ({rule})"
+            ));
+        }
+    }
+    let edges = |module: &str| -> Vec<&str> {
+        references
+            .get(module)
+            .map(|uses| {
+                uses.iter()
+                    .map(String::as_str)
+                    .filter(|used| *used != module && is_layer(used))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut reported = BTreeSet::new();
+    for start in DOMAIN_LAYERS {
+        let mut path = vec![start];
+        if let Some(cycle) = cycle_back_to(start, &mut path, &edges) {
+            let mut members: Vec<&str> = cycle[..cycle.len() - 1].to_vec();
+            members.sort_unstable();
+            if reported.insert(members) {
+                problems.push(format!(
+                    "{DOMAIN_SOURCES}: the layers refer to one another in a circle: {}",
+                    cycle.join(" -> ")
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// A path from the last module of `path` back to `start`, if there is one, by depth
+/// first search; `path` holds the modules visited on the way.
+fn cycle_back_to<'a>(
+    start: &'a str,
+    path: &mut Vec<&'a str>,
+    edges: &impl Fn(&str) -> Vec<&'a str>,
+) -> Option<Vec<&'a str>> {
+    let here = *path.last()?;
+    for next in edges(here) {
+        if next == start {
+            let mut cycle = path.clone();
+            cycle.push(start);
+            return Some(cycle);
+        }
+        if path.contains(&next) {
+            continue;
+        }
+        path.push(next);
+        if let Some(cycle) = cycle_back_to(start, path, edges) {
+            return Some(cycle);
+        }
+        path.pop();
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,5 +606,95 @@ mod tests {
         assert!(!starts_with_module_doc(
             "#![allow(dead_code)]\n//! Too late.\n"
         ));
+    }
+
+    fn layering(modules: &[(&str, &[&str])]) -> Vec<String> {
+        let references = modules
+            .iter()
+            .map(|(module, uses)| {
+                (
+                    (*module).to_owned(),
+                    uses.iter().map(|used| (*used).to_owned()).collect(),
+                )
+            })
+            .collect();
+        layer_violations(&references)
+    }
+
+    #[test]
+    fn references_are_read_from_code_not_from_comments_or_tests() {
+        let text = "//! See [`crate::service`].\n\
+                    use crate::message::{Message, Seq};\n\
+                    use super::limits;\n\
+                    fn f(x: &crate::conversation::Metadata) -> confab_crate::Other {}\n\
+                    /// Like [`crate::reply::ReplyPipeline`].\n\
+                    #[cfg(test)]\n\
+                    mod tests { use crate::testing::user; }\n";
+        let found: Vec<String> = crate_references(text).into_iter().collect();
+        assert_eq!(found, ["conversation", "message"]);
+    }
+
+    #[test]
+    fn a_file_belongs_to_its_top_level_module() {
+        assert_eq!(
+            top_level_module(Path::new("service/history.rs")).as_deref(),
+            Some("service")
+        );
+        assert_eq!(
+            top_level_module(Path::new("service.rs")).as_deref(),
+            Some("service")
+        );
+        assert_eq!(top_level_module(Path::new("lib.rs")), None);
+    }
+
+    #[test]
+    fn layers_that_import_downwards_only_pass() {
+        let problems = layering(&[
+            ("message", &["conversation", "error"]),
+            ("conversation", &["message"]),
+            ("ports", &["message", "conversation"]),
+            ("reply", &["ports", "message"]),
+            ("service", &["reply", "ports"]),
+            ("admin", &["service", "ports"]),
+        ]);
+        assert!(problems.is_empty(), "{problems:?}");
+    }
+
+    #[test]
+    fn ports_that_import_a_service_are_reported() {
+        let problems = layering(&[("ports", &["message", "service"]), ("service", &["ports"])]);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("`ports` refers to `crate::service`")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_model_module_that_imports_a_layer_is_reported() {
+        let problems = layering(&[("lease", &["ports"])]);
+        assert_eq!(
+            problems,
+            [format!(
+                "{DOMAIN_SOURCES}: `lease` refers to `crate::ports` (the model imports no layer)"
+            )]
+        );
+    }
+
+    #[test]
+    fn a_cycle_through_three_layers_is_reported_once() {
+        let problems = layering(&[
+            ("service", &["reply"]),
+            ("reply", &["admin"]),
+            ("admin", &["service"]),
+        ]);
+        assert_eq!(
+            problems,
+            [format!(
+                "{DOMAIN_SOURCES}: the layers refer to one another in a circle: \
+                 service -> reply -> admin -> service"
+            )]
+        );
     }
 }

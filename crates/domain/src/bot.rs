@@ -1,6 +1,8 @@
 //! Bots: who a conversation is with, and which engine produces their replies.
 
 use std::fmt;
+use std::num::NonZeroUsize;
+use std::time::Duration;
 
 use crate::error::ValidationError;
 use crate::timestamp::Timestamp;
@@ -114,6 +116,71 @@ impl EngineSpec {
     }
 }
 
+/// The engine-wide settings confab itself reads from a bot's engine settings,
+/// whatever the engine: `timeout_ms`, how long one reply may take (instead of the
+/// pipeline's timeout), and `max_concurrency`, how many replies the bot produces at
+/// once. Each is a positive integer when present; absent (or `null`) means the
+/// pipeline's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplyLimits {
+    /// How long one reply may take, when the bot sets it.
+    pub timeout: Option<Duration>,
+    /// How many of the bot's replies may be produced at once, when the bot sets it.
+    pub max_concurrency: Option<NonZeroUsize>,
+}
+
+impl ReplyLimits {
+    /// The key of the reply timeout, in milliseconds, in a bot's engine settings.
+    pub const TIMEOUT_KEY: &str = "timeout_ms";
+    /// The key of the concurrency limit in a bot's engine settings.
+    pub const MAX_CONCURRENCY_KEY: &str = "max_concurrency";
+
+    /// Reads the limits out of engine settings.
+    ///
+    /// # Errors
+    /// [`ValidationError::InvalidBot`] naming the key, when a value is there but is not
+    /// a positive integer.
+    pub fn parse(
+        settings: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Self, ValidationError> {
+        let positive = |key: &str| match settings.get(key) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(value) => value.as_u64().filter(|n| *n > 0).map(Some).ok_or_else(|| {
+                ValidationError::InvalidBot(format!(
+                    "engine setting `{key}` must be a positive integer, not {value}"
+                ))
+            }),
+        };
+        let max_concurrency = positive(Self::MAX_CONCURRENCY_KEY)?
+            .map(|n| {
+                usize::try_from(n)
+                    .ok()
+                    .and_then(NonZeroUsize::new)
+                    .ok_or_else(|| {
+                        ValidationError::InvalidBot(format!(
+                            "engine setting `{}` is too large: {n}",
+                            Self::MAX_CONCURRENCY_KEY
+                        ))
+                    })
+            })
+            .transpose()?;
+        Ok(Self {
+            timeout: positive(Self::TIMEOUT_KEY)?.map(Duration::from_millis),
+            max_concurrency,
+        })
+    }
+}
+
+impl EngineSpec {
+    /// The bot's own reply limits (see [`ReplyLimits`]).
+    ///
+    /// # Errors
+    /// As [`ReplyLimits::parse`].
+    pub fn limits(&self) -> Result<ReplyLimits, ValidationError> {
+        ReplyLimits::parse(&self.settings)
+    }
+}
+
 /// A bot users can talk to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bot {
@@ -143,5 +210,50 @@ mod tests {
         assert!(BotId::parse("a b").is_err());
         assert!(BotId::parse(&"a".repeat(65)).is_err());
         assert!(BotId::parse(&"a".repeat(64)).is_ok());
+    }
+
+    fn limits(settings: serde_json::Value) -> Result<ReplyLimits, ValidationError> {
+        let serde_json::Value::Object(settings) = settings else {
+            panic!("settings are an object");
+        };
+        ReplyLimits::parse(&settings)
+    }
+
+    #[test]
+    fn positive_limits_are_read_and_absent_ones_are_the_defaults() {
+        assert_eq!(limits(serde_json::json!({})), Ok(ReplyLimits::default()));
+        assert_eq!(
+            limits(serde_json::json!({"timeout_ms": 2000, "max_concurrency": 3, "model": "x"})),
+            Ok(ReplyLimits {
+                timeout: Some(Duration::from_millis(2000)),
+                max_concurrency: NonZeroUsize::new(3),
+            })
+        );
+        assert_eq!(
+            limits(serde_json::json!({"timeout_ms": null})),
+            Ok(ReplyLimits::default())
+        );
+    }
+
+    #[test]
+    fn a_limit_that_is_not_a_positive_integer_is_refused_with_its_key() {
+        for (settings, key) in [
+            (serde_json::json!({"timeout_ms": 0}), "timeout_ms"),
+            (serde_json::json!({"timeout_ms": "2s"}), "timeout_ms"),
+            (
+                serde_json::json!({"max_concurrency": -1}),
+                "max_concurrency",
+            ),
+            (
+                serde_json::json!({"max_concurrency": 1.5}),
+                "max_concurrency",
+            ),
+        ] {
+            let refused = limits(settings.clone());
+            assert!(
+                matches!(&refused, Err(ValidationError::InvalidBot(why)) if why.contains(key)),
+                "{settings}: {refused:?}"
+            );
+        }
     }
 }

@@ -25,6 +25,44 @@
 //! The layers import downwards only: `admin` → `service` → `reply` → `ports` → the
 //! model; `cargo xtask tidy` checks that from the `crate::` paths.
 
+//!
+//! # Example
+//!
+//! A [`ConversationService`](service::ConversationService) on the in-memory fakes of
+//! `testing` (feature `test-util`; without it the example compiles to nothing): a
+//! user starts a conversation with the `echo` bot and waits for its reply.
+//!
+//! ```
+//! # #[cfg(feature = "test-util")]
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use std::time::Duration;
+//!
+//! use confab_domain::bot::BotId;
+//! use confab_domain::conversation::Metadata;
+//! use confab_domain::reply::ReplySettings;
+//! use confab_domain::service::{MessageDraft, StartConversation};
+//! use confab_domain::testing::{ScriptedEngine, TestPorts, user};
+//!
+//! let fakes = TestPorts::with_engine(ScriptedEngine::echo());
+//! fakes.seed_bot("echo");
+//! let service = fakes.service(ReplySettings::default());
+//! let ana = user("ana");
+//! let started = service
+//!     .start(&ana, StartConversation {
+//!         bot_id: BotId::parse("echo")?,
+//!         initial_message: Some(MessageDraft::parse("hello", Vec::new(), None)?),
+//!         title: None,
+//!         metadata: Metadata::default(),
+//!     })
+//!     .await?;
+//! let hello = started.initial_message.expect("sent with the conversation");
+//! let replies = service.await_replies(&hello, Duration::from_secs(5)).await?;
+//! assert_eq!(replies[0].content.as_str(), "hello");
+//! assert_eq!(replies[0].reply_to, Some(hello.id));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+
 pub mod admin;
 pub mod analytics;
 pub mod bot;

@@ -234,9 +234,10 @@ impl BotAdmin {
         Ok(declared)
     }
 
-    /// Refuses a description that is too long or holds NUL, and an engine that
+    /// Refuses a description that is too long or holds NUL, reply limits that are
+    /// not positive integers (named with the bot and the key), and an engine that
     /// cannot be built from its settings, so mistakes show when the bot is saved
-    /// rather than as failed replies.
+    /// rather than as failed or oddly limited replies.
     fn check(&self, bot: &Bot) -> Result<(), DomainError> {
         if bot.description.chars().count() > DESCRIPTION_MAX_CHARS {
             return Err(ValidationError::InvalidBot(format!(
@@ -245,6 +246,12 @@ impl BotAdmin {
             .into());
         }
         crate::message::reject_nul(&bot.description, "description")?;
+        bot.engine.limits().map_err(|error| match error {
+            ValidationError::InvalidBot(why) => {
+                ValidationError::InvalidBot(format!("bot {}: {why}", bot.id))
+            }
+            other => other,
+        })?;
         self.service
             .ports()
             .engines
@@ -339,6 +346,57 @@ mod tests {
         assert_eq!(changed.created_at, created.created_at);
         assert!(changed.updated_at > created.updated_at);
         assert_eq!(service.bot(&created.id).await.expect("stored"), changed);
+    }
+
+    #[tokio::test]
+    async fn a_reply_limit_that_is_not_a_positive_integer_is_refused_with_the_bot_and_the_key() {
+        let fakes = TestPorts::with_engine(ScriptedEngine::echo());
+        let (service, bots) = setup(&fakes);
+        let with = |settings: serde_json::Value| {
+            let mut draft = draft("helper");
+            if let serde_json::Value::Object(settings) = settings {
+                draft.engine.settings = settings;
+            }
+            draft
+        };
+        let refused = bots
+            .create(&admin(), with(serde_json::json!({"timeout_ms": "soon"})))
+            .await;
+        assert!(
+            matches!(&refused, Err(DomainError::Invalid(ValidationError::InvalidBot(why)))
+                if why.contains("helper") && why.contains("timeout_ms")),
+            "{refused:?}"
+        );
+        let helper = BotId::parse("helper").expect("a valid id");
+        assert!(matches!(
+            service.bot(&helper).await,
+            Err(DomainError::BotNotFound(_))
+        ));
+        bots.create(&admin(), with(serde_json::json!({"max_concurrency": 2})))
+            .await
+            .expect("a positive limit is kept");
+        let refused = bots
+            .update(
+                &admin(),
+                &helper,
+                BotChanges {
+                    engine: Some(with(serde_json::json!({"max_concurrency": 0})).engine),
+                    ..BotChanges::default()
+                },
+            )
+            .await;
+        assert!(
+            matches!(&refused, Err(DomainError::Invalid(ValidationError::InvalidBot(why)))
+                if why.contains("helper") && why.contains("max_concurrency")),
+            "{refused:?}"
+        );
+        let refused = bots
+            .declare(with(serde_json::json!({"timeout_ms": -5})))
+            .await;
+        assert!(
+            matches!(refused, Err(DomainError::Invalid(_))),
+            "{refused:?}"
+        );
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! Limits on reply work: each bot's own timeout and concurrency, and the count of
 //! replies in flight that shutdown waits for.
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::{ReplyPipeline, lock};
-use crate::bot::{Bot, BotId};
+use crate::bot::{Bot, BotId, ReplyLimits};
 
 impl ReplyPipeline {
     /// A turn among the bot's at most `max` replies at once.
@@ -28,9 +29,8 @@ impl ReplyPipeline {
     }
 }
 
-/// A bot's own reply limits, from its engine settings `timeout_ms` and
-/// `max_concurrency` (positive integers); absent or unusable values fall back to the
-/// pipeline's timeout and no limit.
+/// The limits one reply is produced under: the bot's own (see
+/// [`ReplyLimits`]) where it sets them, the pipeline's otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct BotLimits {
     pub(super) timeout: Duration,
@@ -38,17 +38,17 @@ pub(super) struct BotLimits {
 }
 
 impl BotLimits {
+    /// The limits for `bot`. Its settings were checked when it was saved through
+    /// `BotAdmin`; a bot stored otherwise with unusable values gets the pipeline's
+    /// limits, and the reply goes on.
     pub(super) fn of(bot: &Bot, default_timeout: Duration) -> Self {
-        let positive = |key: &str| {
-            bot.engine
-                .settings
-                .get(key)
-                .and_then(serde_json::Value::as_u64)
-                .filter(|n| *n > 0)
-        };
+        let own = bot.engine.limits().unwrap_or_else(|error| {
+            tracing::warn!(bot = %bot.id, %error, "unusable reply limits; the defaults apply");
+            ReplyLimits::default()
+        });
         Self {
-            timeout: positive("timeout_ms").map_or(default_timeout, Duration::from_millis),
-            max_concurrency: positive("max_concurrency").and_then(|n| usize::try_from(n).ok()),
+            timeout: own.timeout.unwrap_or(default_timeout),
+            max_concurrency: own.max_concurrency.map(NonZeroUsize::get),
         }
     }
 }
