@@ -2,7 +2,10 @@
 //! [`Migrator`].
 //!
 //! A migration file is history: once released it never changes, and a schema change
-//! is a new file named `mYYYYMMDD_NNNNNN_verb_noun.rs`. Files use sea-query's
+//! is a new file named `mYYYYMMDD_NNNNNN_verb_noun.rs`. The number after the date
+//! only orders the files of a day: `m20261125_000006` follows `000001` with no
+//! migration missing in between (the history records no reason for the jump), and a
+//! released file is never renamed to close the gap. Files use sea-query's
 //! backend-neutral schema builder and never import the storage crate's entities, so
 //! that they keep describing the schema as it was when they were written.
 //!

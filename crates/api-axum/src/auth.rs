@@ -6,9 +6,10 @@
 //! with no role, or `role: "user"`, is an end user's. Only HS256 is accepted, so
 //! `alg: none` and tokens signed with other algorithms are refused.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use confab_domain::bot::BotId;
@@ -17,7 +18,6 @@ use confab_domain::user::{Caller, Role, UserId};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::AppState;
 use crate::error::ApiError;
 
 /// Clock skew tolerated when checking `exp`, in seconds. Kept small: a token must stop
@@ -182,14 +182,17 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authenticated(pub Caller);
 
-impl FromRequestParts<AppState> for Authenticated {
+impl<S> FromRequestParts<S> for Authenticated
+where
+    S: Send + Sync,
+    Arc<Auth>: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        state.auth.verify(bearer_token(&parts.headers)?).map(Self)
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Arc::<Auth>::from_ref(state)
+            .verify(bearer_token(&parts.headers)?)
+            .map(Self)
     }
 }
 

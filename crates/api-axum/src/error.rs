@@ -13,7 +13,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use confab_domain::error::{DomainError, EventBusError, RepoError, ValidationError, error_chain};
 use serde::Serialize;
-use utoipa::{ToResponse, ToSchema};
+use utoipa::ToSchema;
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -359,55 +359,6 @@ pub struct Problem {
     /// `internal` or `unavailable`.
     pub code: String,
 }
-
-/// The request is malformed or breaks a rule (`invalid_request`).
-#[derive(ToResponse)]
-#[response(content_type = "application/problem+json")]
-#[allow(dead_code)] // Only its OpenAPI description is used.
-pub(crate) struct BadRequest(Problem);
-
-/// No valid bearer token (`unauthorized`); `WWW-Authenticate: Bearer` is set.
-#[derive(ToResponse)]
-#[response(content_type = "application/problem+json")]
-#[allow(dead_code)] // Only its OpenAPI description is used.
-pub(crate) struct Unauthorized(Problem);
-
-/// The caller may not do this (`forbidden`).
-#[derive(ToResponse)]
-#[response(content_type = "application/problem+json")]
-#[allow(dead_code)] // Only its OpenAPI description is used.
-pub(crate) struct Forbidden(Problem);
-
-/// No such resource, or it is not the caller's (`not_found`).
-#[derive(ToResponse)]
-#[response(content_type = "application/problem+json")]
-#[allow(dead_code)] // Only its OpenAPI description is used.
-pub(crate) struct NotFound(Problem);
-
-/// The conversation is archived (`conversation_archived`) or the `client_message_id`
-/// was used with different content (`idempotency_mismatch`).
-#[derive(ToResponse)]
-#[response(content_type = "application/problem+json")]
-#[allow(dead_code)] // Only its OpenAPI description is used.
-pub(crate) struct Conflict(Problem);
-
-/// The body is over 64 KiB or the content over 16 KiB (`payload_too_large`).
-#[derive(ToResponse)]
-#[response(content_type = "application/problem+json")]
-#[allow(dead_code)] // Only its OpenAPI description is used.
-pub(crate) struct PayloadTooLarge(Problem);
-
-/// A bug or a storage failure (`internal`); the body says only "internal error".
-#[derive(ToResponse)]
-#[response(content_type = "application/problem+json")]
-#[allow(dead_code)] // Only its OpenAPI description is used.
-pub(crate) struct Internal(Problem);
-
-/// A backend cannot be reached now (`unavailable`); retry later.
-#[derive(ToResponse)]
-#[response(content_type = "application/problem+json")]
-#[allow(dead_code)] // Only its OpenAPI description is used.
-pub(crate) struct Unavailable(Problem);
 
 #[cfg(test)]
 mod tests {

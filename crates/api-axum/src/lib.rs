@@ -2,34 +2,38 @@
 //! identity, RFC 9457 problem details for every error, and the OpenAPI description.
 //!
 //! [`router`] builds the whole API over an [`AppState`]; it never binds a socket (the
-//! server crate does). Handlers call [`ConversationService`] and nothing below it.
+//! server crate does). Handlers call the domain's services ([`ConversationService`],
+//! and for administrators `AdminService` and `BotAdmin`) and nothing below them.
 //!
 //! # Layout
+//! - `state`: [`AppState`], every dependency a handler uses as a typed field.
+//! - [`config`]: [`ApiConfig`] and [`WsSettings`].
 //! - [`error`]: [`ApiError`](error::ApiError), the problem details body and the
 //!   mapping from domain errors.
-//! - [`dto`]: the JSON shapes on the wire and their OpenAPI schemas.
+//! - [`dto`]: the JSON shapes on the wire and their OpenAPI schemas; `command`: wire
+//!   input → domain command, shared by REST and the WebSocket.
 //! - [`auth`]: [`Auth`] (HS256 tokens) and the [`Authenticated`] extractor.
 //! - [`extract`]: JSON, query and path extractors that reject with [`ApiError`](error::ApiError).
 //! - `routes`: one module per resource (conversations, bots, guest tokens, health and
 //!   the OpenAPI document), each with its `routes()`.
-//! - `openapi`: the OpenAPI 3.1 document, see [`openapi()`].
+//! - `openapi`: the OpenAPI 3.1 document, see [`openapi()`]; `problems`: its error
+//!   responses and the groups of them operations share.
 //! - [`ws`]: the WebSocket endpoint `/ws` and its protocol.
 //! - [`ops`]: [`router_with_operations`](ops::router_with_operations): `/metrics`,
-//!   `/readyz`, CORS and the shutdown signal around [`router`]; with
+//!   `/readyz`, CORS and the limits' layers around [`router`]; with
 //!   [`observability`] (request ids, HTTP metrics) and [`limits`] (send rate,
 //!   sockets per user, request time).
+//! - [`shutdown`]: the signal that closes WebSockets when the server stops.
 //! - `web`: the chat page at `/`, embedded at build time.
 //!
 //! [`ConversationService`]: confab_domain::service::ConversationService
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use confab_domain::service::ConversationService;
 
 pub mod auth;
+mod command;
+pub mod config;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -37,47 +41,17 @@ pub mod limits;
 pub mod observability;
 mod openapi;
 pub mod ops;
+mod problems;
 mod routes;
+pub mod shutdown;
+mod state;
 mod web;
 pub mod ws;
 
 pub use auth::{Auth, Authenticated, IssueError, IssuedToken};
+pub use config::{ApiConfig, WsSettings};
 pub use openapi::openapi;
-
-/// Settings of the API layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ApiConfig {
-    /// WebSocket limits and timers.
-    pub ws: ws::WsSettings,
-    /// Whether `POST /auth/guest` hands out guest tokens.
-    pub guests_enabled: bool,
-    /// How long a guest token lives.
-    pub guest_token_ttl: Duration,
-    /// How long `?wait=true` waits for a bot's replies.
-    pub wait_timeout: Duration,
-}
-
-impl Default for ApiConfig {
-    fn default() -> Self {
-        Self {
-            ws: ws::WsSettings::default(),
-            guests_enabled: true,
-            guest_token_ttl: Duration::from_secs(24 * 60 * 60),
-            wait_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-/// What every handler shares.
-#[derive(Clone)]
-pub struct AppState {
-    /// The use cases.
-    pub service: Arc<ConversationService>,
-    /// Token issuing and verification.
-    pub auth: Arc<Auth>,
-    /// Settings.
-    pub config: ApiConfig,
-}
+pub use state::AppState;
 
 /// The whole API: REST routes at the root and again under `/api`, `/ws`, and the chat
 /// page at `/`.

@@ -6,6 +6,7 @@ use utoipa::openapi::server::Server;
 use utoipa::{Modify, OpenApi};
 
 use crate::error;
+use crate::problems;
 use crate::routes::{analytics, batch, bots, conversations, events, export, guest, meta};
 
 /// The name of the bearer security scheme in the document.
@@ -46,14 +47,14 @@ const BEARER: &str = "bearer";
     components(
         schemas(error::Problem),
         responses(
-            error::BadRequest,
-            error::Unauthorized,
-            error::Forbidden,
-            error::NotFound,
-            error::Conflict,
-            error::PayloadTooLarge,
-            error::Internal,
-            error::Unavailable,
+            problems::BadRequest,
+            problems::Unauthorized,
+            problems::Forbidden,
+            problems::NotFound,
+            problems::Conflict,
+            problems::PayloadTooLarge,
+            problems::Internal,
+            problems::Unavailable,
         )
     ),
     modifiers(&Security, &Servers),

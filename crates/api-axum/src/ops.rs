@@ -1,10 +1,11 @@
 //! The operational side of the API, composed around [`router`](crate::router):
 //! `GET /metrics` (Prometheus text), `GET /readyz`, request ids and metrics
-//! ([`observability`](crate::observability)), limits ([`limits`](crate::limits)), CORS,
-//! and the shutdown signal WebSockets listen to.
+//! ([`observability`](crate::observability)), the send rate and request time limits
+//! ([`limits`](crate::limits)) and CORS.
 //!
-//! Handlers reach the [`Limiter`] and the [`Shutdown`] through request extensions, so
-//! the router keeps working without them (the router tests build none).
+//! Handlers reach the [`Limiter`](crate::limits::Limiter) and the
+//! [`Shutdown`](crate::shutdown::Shutdown) through the [`AppState`]; only the probes
+//! and the layers are configured here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,14 +15,12 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Json, Router};
-use tokio::sync::watch;
+use axum::{Json, Router};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
-use crate::AppState;
 use crate::dto::HealthResponse;
 use crate::error::ApiError;
-use crate::limits::Limiter;
+use crate::state::AppState;
 
 /// Whether the server can do its work: the database answers and its schema is current.
 #[async_trait]
@@ -36,77 +35,14 @@ pub trait Readiness: Send + Sync {
 /// Renders the metrics registry as Prometheus text.
 pub type RenderMetrics = Arc<dyn Fn() -> String + Send + Sync>;
 
-/// Tells open WebSockets that the server is stopping and waits for them to close.
-#[derive(Clone)]
-pub struct Shutdown {
-    stopping: watch::Receiver<bool>,
-    tracker: tokio_util::task::TaskTracker,
-}
-
-/// The trigger of a [`Shutdown`].
-pub struct ShutdownTrigger {
-    stopping: watch::Sender<bool>,
-    tracker: tokio_util::task::TaskTracker,
-}
-
-impl Shutdown {
-    /// A signal not yet given, and its trigger.
-    pub fn new() -> (Self, ShutdownTrigger) {
-        let (sender, receiver) = watch::channel(false);
-        let tracker = tokio_util::task::TaskTracker::new();
-        (
-            Self {
-                stopping: receiver,
-                tracker: tracker.clone(),
-            },
-            ShutdownTrigger {
-                stopping: sender,
-                tracker,
-            },
-        )
-    }
-
-    /// Completes once the server is stopping.
-    pub async fn stopping(&self) {
-        let mut stopping = self.stopping.clone();
-        // An error means the trigger is gone, which only happens once the server has
-        // stopped: treat it as stopping too.
-        let _ = stopping.wait_for(|stopping| *stopping).await;
-    }
-
-    /// Runs `task` (a WebSocket session) so that [`ShutdownTrigger::stop`] waits for it.
-    pub fn track<F>(&self, task: F) -> impl Future<Output = F::Output> + Send + use<F>
-    where
-        F: Future + Send,
-    {
-        self.tracker.track_future(task)
-    }
-}
-
-impl ShutdownTrigger {
-    /// Tells every WebSocket to close with 1001 and waits up to `grace` for them.
-    /// Returns whether all closed in time.
-    pub async fn stop(self, grace: Duration) -> bool {
-        self.stopping.send_replace(true);
-        self.tracker.close();
-        tokio::time::timeout(grace, self.tracker.wait())
-            .await
-            .is_ok()
-    }
-}
-
 /// Everything the operational layers need.
 pub struct Operations {
     /// The readiness check of `/readyz`.
     pub readiness: Arc<dyn Readiness>,
     /// The body of `/metrics`.
     pub metrics: RenderMetrics,
-    /// Rate, socket and time limits.
-    pub limiter: Limiter,
     /// Origins allowed by CORS; empty allows none, `*` any.
     pub cors_origins: Vec<String>,
-    /// The shutdown signal.
-    pub shutdown: Shutdown,
     /// How long `/readyz` waits for the database.
     pub readiness_timeout: Duration,
 }
@@ -125,10 +61,9 @@ pub fn router_with_operations(state: AppState, ops: Operations) -> Result<Router
             metrics: ops.metrics,
             timeout: ops.readiness_timeout,
         }));
-    let router = ops.limiter.apply(crate::router(state)).merge(probes);
-    let router = crate::observability::observe(router)
-        .layer(Extension(ops.limiter))
-        .layer(Extension(ops.shutdown));
+    let limiter = state.limiter.clone();
+    let router = limiter.apply(crate::router(state)).merge(probes);
+    let router = crate::observability::observe(router);
     Ok(match cors {
         Some(cors) => router.layer(cors),
         None => router,
@@ -196,7 +131,7 @@ pub(crate) async fn metrics(State(probes): State<Arc<Probes>>) -> Response {
     tag = "meta",
     responses(
         (status = 200, description = "Ready: the database answers and is migrated.", body = HealthResponse),
-        (status = 503, response = crate::error::Unavailable),
+        (status = 503, response = crate::problems::Unavailable),
     )
 )]
 pub(crate) async fn readyz(

@@ -1,8 +1,8 @@
 //! [`BotDeclaration`]: a bot as the deployer declares it in `confab.toml`
 //! (`[[bots]]`), created or updated at every start.
 
-use confab_domain::bot::{BotId, BotName, EngineKind, EngineSpec};
 use confab_domain::admin::BotDraft;
+use confab_domain::bot::{BotId, BotName, EngineKind, EngineSpec};
 use serde::{Deserialize, Serialize};
 
 /// One `[[bots]]` entry of the configuration:

@@ -5,6 +5,7 @@
 //! - [`echo`]: the `echo` engine, which answers with the user's own text, at once or
 //!   streamed word by word.
 //! - [`script`]: the `script` engine, a rule-based bot read from a TOML rules file.
+//! - [`builtin`]: the bots every server has (`echo`, `echo-stream`, `demo`).
 //! - [`declaration`]: [`BotDeclaration`](declaration::BotDeclaration), a bot declared in
 //!   the configuration file.
 //! - [`demo`]: the rules of the built-in `demo` script bot.
@@ -13,6 +14,7 @@
 //! - [`webhook`]: the `webhook` engine, an external bot service called over HTTP with
 //!   a signed request.
 
+pub mod builtin;
 pub mod declaration;
 pub mod demo;
 pub mod echo;

@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-pub use confab_api_axum::ws::WsSettings;
+pub use confab_api_axum::WsSettings;
 use serde::{Deserialize, Serialize};
 
 /// Everything the server needs to start.
@@ -173,6 +173,9 @@ struct WsSettingsDef {
     idle_timeout: Duration,
     max_frame_bytes: usize,
     max_bad_frames: u32,
+    #[serde(with = "humantime_serde")]
+    close_grace: Duration,
+    max_ref_chars: usize,
 }
 
 /// When idle conversations are archived and deleted (`[retention]` in `confab.toml`).

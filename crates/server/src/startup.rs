@@ -8,13 +8,13 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use axum::serve::ListenerExt as _;
 use confab_api_axum::limits::{LimitSettings, Limiter, SendRate};
-use confab_api_axum::ops::{Operations, Shutdown, ShutdownTrigger};
+use confab_api_axum::ops::Operations;
+use confab_api_axum::shutdown::{Shutdown, ShutdownTrigger};
 use confab_api_axum::{ApiConfig, AppState, Auth};
 use confab_bots::BuiltinEngines;
 use confab_bots::declaration::BotDeclaration;
-use confab_domain::admin::{AdminService, RetentionPolicy};
-use confab_domain::bot::{Bot, BotId, BotName, EngineKind, EngineSpec};
 use confab_domain::admin::BotAdmin;
+use confab_domain::admin::{AdminService, RetentionPolicy};
 use confab_domain::error::RepoError;
 use confab_domain::ports::{BotRepository, Clock, Ports, SystemClock, UuidV7Generator};
 use confab_domain::reply::ReplySettings;
@@ -79,16 +79,6 @@ impl App {
             },
         ));
         let auth = Arc::new(Auth::new(secret.as_bytes()));
-        let state = AppState {
-            service: service.clone(),
-            auth: auth.clone(),
-            config: ApiConfig {
-                guests_enabled: config.guests_enabled,
-                guest_token_ttl: config.guest_token_ttl,
-                wait_timeout: config.wait_timeout,
-                ws: config.ws,
-            },
-        };
         let limits = &config.limits;
         let limiter = Limiter::new(
             LimitSettings {
@@ -99,32 +89,39 @@ impl App {
                 sockets_per_user: limits.sockets_per_user,
                 request_timeout: limits.request_timeout,
             },
-            auth,
+            auth.clone(),
         );
+        let bot_admin = Arc::new(BotAdmin::new(service.clone(), store.clone()));
+        let admin = Arc::new(AdminService::new(service.clone(), store.clone()));
         let (shutdown_signal, shutdown) = Shutdown::new();
+        let state = AppState {
+            service: service.clone(),
+            admin: admin.clone(),
+            bot_admin: bot_admin.clone(),
+            auth,
+            limiter,
+            shutdown: shutdown_signal,
+            config: ApiConfig {
+                guests_enabled: config.guests_enabled,
+                guest_token_ttl: config.guest_token_ttl,
+                wait_timeout: config.wait_timeout,
+                ws: config.ws,
+            },
+        };
         let metrics = crate::ops::prometheus();
         let router = confab_api_axum::ops::router_with_operations(
             state,
             Operations {
                 readiness,
                 metrics: Arc::new(move || metrics.render()),
-                limiter,
-                cors_origins: limits.cors_origins.clone(),
-                shutdown: shutdown_signal,
+                cors_origins: config.limits.cors_origins.clone(),
                 readiness_timeout: crate::ops::READINESS_TIMEOUT,
             },
         )
         .map_err(|problem| {
             anyhow::anyhow!("invalid configuration key `limits.cors_origins`: {problem}")
         })?;
-        // Administration reaches its handlers as an extension, so that a router built
-        // without it (the API crate's own tests) still serves everything else.
-        let bot_admin = Arc::new(BotAdmin::new(service.clone(), store.clone()));
         declare_bots(&bot_admin, &config.bots).await?;
-        let admin = Arc::new(AdminService::new(service.clone(), store.clone()));
-        let router = router
-            .layer(axum::Extension(admin.clone()))
-            .layer(axum::Extension(bot_admin));
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -283,56 +280,13 @@ impl App {
     }
 }
 
-/// The bots every server has, so that it is useful with no configuration. They are
-/// created when missing and left alone otherwise, so that an operator's changes stick.
+/// Registers the built-in bots ([`confab_bots::builtin`]) that are missing, and
+/// leaves the others alone, so that an operator's changes stick.
 async fn register_builtin_bots(bots: &dyn BotRepository, clock: &dyn Clock) -> anyhow::Result<()> {
-    let now = clock.now();
-    let mut streaming_echo = EngineSpec::of(EngineKind::Echo);
-    streaming_echo
-        .settings
-        .insert("stream".to_owned(), serde_json::Value::Bool(true));
-    streaming_echo
-        .settings
-        .insert("word_delay_ms".to_owned(), serde_json::Value::from(40));
-    let mut demo_script = EngineSpec::of(EngineKind::Script);
-    demo_script
-        .settings
-        .insert("builtin".to_owned(), serde_json::Value::from("demo"));
-    let builtin = [
-        (
-            "echo",
-            "Echo",
-            "Repeats what you say. Useful to try confab out.",
-            EngineSpec::of(EngineKind::Echo),
-        ),
-        (
-            "echo-stream",
-            "Echo (streaming)",
-            "Repeats what you say word by word, the way an LLM streams its replies.",
-            streaming_echo,
-        ),
-        (
-            "demo",
-            "Demo",
-            "A script bot: remembers your name, takes a pizza order, answers help.",
-            demo_script,
-        ),
-    ];
-    for (id, name, description, engine) in builtin {
-        let id = BotId::parse(id)?;
-        match bots.get(&id).await {
+    for bot in confab_bots::builtin::bots(clock.now())? {
+        match bots.get(&bot.id).await {
             Ok(_) => {}
-            Err(RepoError::NotFound) => {
-                bots.upsert(&Bot {
-                    id,
-                    name: BotName::parse(name)?,
-                    description: description.to_owned(),
-                    engine,
-                    created_at: now,
-                    updated_at: now,
-                })
-                .await?;
-            }
+            Err(RepoError::NotFound) => bots.upsert(&bot).await?,
             Err(error) => return Err(error).context("cannot read the bot registry"),
         }
     }

@@ -2,23 +2,21 @@
 //! (administrators only). What each number counts is defined once, in
 //! `confab_domain::analytics`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::State;
 use axum::routing::get;
-use axum::{Extension, Json, Router};
-use confab_domain::admin::AdminService;
+use axum::{Json, Router};
 use confab_domain::analytics::{BucketSummary, Granularity, SummaryQuery};
 use confab_domain::bot::BotId;
 use confab_domain::timestamp::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::AppState;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
-use crate::routes::batch::administration;
+use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/analytics/summary", get(summary))
@@ -152,16 +150,12 @@ pub(crate) struct SummaryResponse {
     params(SummaryParams),
     responses(
         (status = 200, description = "The summary.", body = SummaryResponse),
-        (status = 400, response = crate::error::BadRequest),
-        (status = 401, response = crate::error::Unauthorized),
-        (status = 403, response = crate::error::Forbidden),
-        (status = 500, response = crate::error::Internal),
-        (status = 503, response = crate::error::Unavailable),
+        crate::problems::AdminErrors,
     )
 )]
 pub(crate) async fn summary(
+    State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    admin: Option<Extension<Arc<AdminService>>>,
     ApiQuery(params): ApiQuery<SummaryParams>,
 ) -> Result<Json<SummaryResponse>, ApiError> {
     if !caller.is_admin() {
@@ -169,7 +163,6 @@ pub(crate) async fn summary(
             "only administrators may read analytics",
         ));
     }
-    let admin = administration(admin)?;
     let granularity = Granularity::from(params.granularity);
     let to = match params.to.as_deref() {
         Some(to) => Timestamp::parse_rfc3339(to)?,
@@ -197,7 +190,7 @@ pub(crate) async fn summary(
             SummaryQuery::MAX_BUCKETS
         ))
     })?;
-    let buckets = admin.summary(&caller, &query).await?;
+    let buckets = state.admin.summary(&caller, &query).await?;
     Ok(Json(SummaryResponse {
         from: from.to_rfc3339(),
         to: to.to_rfc3339(),

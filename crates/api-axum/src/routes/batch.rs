@@ -2,24 +2,22 @@
 //! once, by id (anyone, their own conversations) or, for administrators, by filter
 //! with an optional dry run.
 
-use std::sync::Arc;
-
 use axum::extract::State;
 use axum::routing::post;
-use axum::{Extension, Json, Router};
-use confab_domain::admin::AdminService;
+use axum::{Json, Router};
 use confab_domain::bot::BotId;
-use confab_domain::conversation::{ConversationId, ConversationSelection};
+use confab_domain::conversation::ConversationId;
+use confab_domain::conversation::ConversationSelection;
 use confab_domain::service::{BATCH_MAX_IDS, BatchAction, BatchOutcome};
 use confab_domain::timestamp::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::AppState;
 use crate::auth::Authenticated;
 use crate::dto::StatusBody;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/conversations/batch", post(batch))
@@ -133,17 +131,12 @@ pub(crate) struct BatchResponse {
     request_body = BatchBody,
     responses(
         (status = 200, description = "The batch ran.", body = BatchResponse),
-        (status = 400, response = crate::error::BadRequest),
-        (status = 401, response = crate::error::Unauthorized),
-        (status = 403, response = crate::error::Forbidden),
-        (status = 500, response = crate::error::Internal),
-        (status = 503, response = crate::error::Unavailable),
+        crate::problems::AdminErrors,
     )
 )]
 pub(crate) async fn batch(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    admin: Option<Extension<Arc<AdminService>>>,
     ApiJson(body): ApiJson<BatchBody>,
 ) -> Result<Json<BatchResponse>, ApiError> {
     let action = BatchAction::from(body.action);
@@ -190,7 +183,6 @@ pub(crate) async fn batch(
                     "only administrators may act on conversations by filter",
                 ));
             }
-            let admin = administration(admin)?;
             let selection = ConversationSelection {
                 bot_id: filter.bot_id.as_deref().map(BotId::parse).transpose()?,
                 status: filter.status.map(Into::into),
@@ -206,7 +198,8 @@ pub(crate) async fn batch(
                     "filter must set at least one of bot_id, status and inactive_before",
                 ));
             }
-            let outcome = admin
+            let outcome = state
+                .admin
                 .act_on_selection(&caller, action, &selection, body.dry_run)
                 .await?;
             Ok(Json(BatchResponse {
@@ -221,17 +214,4 @@ pub(crate) async fn batch(
         )),
         (None, None) => Err(ApiError::invalid_request("give ids or filter")),
     }
-}
-
-/// The administration service, which the server installs as an extension; a router
-/// built without it answers 503 to the routes that need it.
-pub(crate) fn administration(
-    admin: Option<Extension<Arc<AdminService>>>,
-) -> Result<Arc<AdminService>, ApiError> {
-    admin.map(|Extension(admin)| admin).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::Unavailable,
-            "administration is not available on this server",
-        )
-    })
 }

@@ -2,22 +2,20 @@
 //! `POST /bots`, `PATCH /bots/{id}` and `DELETE /bots/{id}`: the registry, for
 //! administrators.
 
-use std::sync::Arc;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
+use confab_domain::admin::{BotChanges, BotDraft};
 use confab_domain::bot::{BotId, BotName, EngineKind, EngineSpec};
-use confab_domain::admin::{BotAdmin, BotChanges, BotDraft};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::AppState;
 use crate::auth::Authenticated;
 use crate::dto::{BotBody, BotListResponse};
-use crate::error::{ApiError, ErrorCode};
+use crate::error::ApiError;
 use crate::extract::{ApiJson, BotPath};
+use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -36,9 +34,7 @@ pub(crate) fn routes() -> Router<AppState> {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Every bot.", body = BotListResponse),
-        (status = 401, response = crate::error::Unauthorized),
-        (status = 500, response = crate::error::Internal),
-        (status = 503, response = crate::error::Unavailable),
+        crate::problems::AuthenticatedErrors,
     )
 )]
 pub(crate) async fn list_bots(
@@ -60,11 +56,7 @@ pub(crate) async fn list_bots(
     params(("id" = String, Path, description = "The bot's id, 1 to 64 of a-z, 0-9, _ and -.")),
     responses(
         (status = 200, description = "The bot.", body = BotBody),
-        (status = 400, response = crate::error::BadRequest),
-        (status = 401, response = crate::error::Unauthorized),
-        (status = 404, response = crate::error::NotFound),
-        (status = 500, response = crate::error::Internal),
-        (status = 503, response = crate::error::Unavailable),
+        crate::problems::ResourceErrors,
     )
 )]
 pub(crate) async fn get_bot(
@@ -122,17 +114,6 @@ fn engine_kind(kind: &str) -> Result<EngineKind, ApiError> {
     })
 }
 
-/// The bot registry, which the server installs as an extension; a router built
-/// without it answers 503 to the routes that change bots.
-fn registry(admin: Option<Extension<Arc<BotAdmin>>>) -> Result<Arc<BotAdmin>, ApiError> {
-    admin.map(|Extension(admin)| admin).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::Unavailable,
-            "bot administration is not available on this server",
-        )
-    })
-}
-
 /// Creates a bot (administrators only). Its engine is built once to check the
 /// settings, so a missing environment variable or malformed rules file is a 400.
 #[utoipa::path(
@@ -143,17 +124,13 @@ fn registry(admin: Option<Extension<Arc<BotAdmin>>>) -> Result<Arc<BotAdmin>, Ap
     request_body = CreateBotBody,
     responses(
         (status = 201, description = "The new bot.", body = BotBody),
-        (status = 400, response = crate::error::BadRequest),
-        (status = 401, response = crate::error::Unauthorized),
-        (status = 403, response = crate::error::Forbidden),
-        (status = 409, response = crate::error::Conflict),
-        (status = 500, response = crate::error::Internal),
-        (status = 503, response = crate::error::Unavailable),
+        crate::problems::AdminErrors,
+        (status = 409, response = crate::problems::Conflict),
     )
 )]
 pub(crate) async fn create_bot(
+    State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    admin: Option<Extension<Arc<BotAdmin>>>,
     ApiJson(body): ApiJson<CreateBotBody>,
 ) -> Result<(StatusCode, Json<BotBody>), ApiError> {
     let draft = BotDraft {
@@ -165,7 +142,7 @@ pub(crate) async fn create_bot(
             settings: body.settings,
         },
     };
-    let bot = registry(admin)?.create(&caller, draft).await?;
+    let bot = state.bot_admin.create(&caller, draft).await?;
     Ok((StatusCode::CREATED, Json(bot.into())))
 }
 
@@ -179,22 +156,16 @@ pub(crate) async fn create_bot(
     request_body = UpdateBotBody,
     responses(
         (status = 200, description = "The bot as it now is.", body = BotBody),
-        (status = 400, response = crate::error::BadRequest),
-        (status = 401, response = crate::error::Unauthorized),
-        (status = 403, response = crate::error::Forbidden),
-        (status = 404, response = crate::error::NotFound),
-        (status = 500, response = crate::error::Internal),
-        (status = 503, response = crate::error::Unavailable),
+        crate::problems::AdminErrors,
+        (status = 404, response = crate::problems::NotFound),
     )
 )]
 pub(crate) async fn update_bot(
     State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    admin: Option<Extension<Arc<BotAdmin>>>,
     BotPath(id): BotPath,
     ApiJson(body): ApiJson<UpdateBotBody>,
 ) -> Result<Json<BotBody>, ApiError> {
-    let admin = registry(admin)?;
     let engine = match (body.kind, body.settings) {
         (None, None) => None,
         (Some(kind), settings) => Some(EngineSpec {
@@ -211,7 +182,9 @@ pub(crate) async fn update_bot(
         description: body.description,
         engine,
     };
-    Ok(Json(admin.update(&caller, &id, changes).await?.into()))
+    Ok(Json(
+        state.bot_admin.update(&caller, &id, changes).await?.into(),
+    ))
 }
 
 /// Deletes a bot (administrators only). Its active conversations are archived
@@ -224,19 +197,15 @@ pub(crate) async fn update_bot(
     params(("id" = String, Path, description = "The bot's id.")),
     responses(
         (status = 204, description = "The bot is gone; its conversations are archived."),
-        (status = 400, response = crate::error::BadRequest),
-        (status = 401, response = crate::error::Unauthorized),
-        (status = 403, response = crate::error::Forbidden),
-        (status = 404, response = crate::error::NotFound),
-        (status = 500, response = crate::error::Internal),
-        (status = 503, response = crate::error::Unavailable),
+        crate::problems::AdminErrors,
+        (status = 404, response = crate::problems::NotFound),
     )
 )]
 pub(crate) async fn delete_bot(
+    State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    admin: Option<Extension<Arc<BotAdmin>>>,
     BotPath(id): BotPath,
 ) -> Result<StatusCode, ApiError> {
-    registry(admin)?.delete(&caller, &id).await?;
+    state.bot_admin.delete(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

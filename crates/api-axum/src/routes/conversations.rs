@@ -13,11 +13,11 @@ use confab_domain::conversation::{
     PageSize, Title,
 };
 use confab_domain::error::{DomainError, ValidationError};
-use confab_domain::message::{Attachment, HistoryCursor, Message};
-use confab_domain::service::{HistoryRequest, MessageDraft, StartConversation};
+use confab_domain::message::{HistoryCursor, Message};
+use confab_domain::service::HistoryRequest;
 
-use crate::AppState;
 use crate::auth::Authenticated;
+use crate::command::{MessageInput, StartInput, message_draft, start_command};
 use crate::dto::{
     ConversationBody, ConversationListResponse, DeliveryStatus, HistoryParams, HistoryResponse,
     ListParams, MessageBody, SendMessageBody, SentResponse, StartConversationBody, StartedResponse,
@@ -25,6 +25,7 @@ use crate::dto::{
 };
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, ConversationPath};
+use crate::state::AppState;
 
 /// The header that may carry a message's `client_message_id`.
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -53,12 +54,8 @@ pub(crate) fn routes() -> Router<AppState> {
     request_body = StartConversationBody,
     responses(
         (status = 201, description = "The conversation was started.", body = StartedResponse),
-        (status = 400, response = crate::error::BadRequest),
-        (status = 401, response = crate::error::Unauthorized),
-        (status = 404, response = crate::error::NotFound),
-        (status = 413, response = crate::error::PayloadTooLarge),
-        (status = 500, response = crate::error::Internal),
-        (status = 503, response = crate::error::Unavailable),
+        crate::problems::ResourceErrors,
+        (status = 413, response = crate::problems::PayloadTooLarge),
     )
 )]
 pub(crate) async fn start_conversation(
@@ -67,17 +64,13 @@ pub(crate) async fn start_conversation(
     ApiQuery(wait): ApiQuery<WaitParams>,
     ApiJson(body): ApiJson<StartConversationBody>,
 ) -> Result<(StatusCode, Json<StartedResponse>), ApiError> {
-    let initial_message = body
-        .initial_message
-        .as_deref()
-        .map(|content| MessageDraft::parse(content, Vec::new(), body.client_message_id.as_deref()))
-        .transpose()?;
-    let command = StartConversation {
-        bot_id: BotId::parse(&body.bot_id)?,
-        initial_message,
-        title: body.title.as_deref().map(Title::parse).transpose()?,
-        metadata: metadata(body.metadata)?,
-    };
+    let command = start_command(StartInput {
+        bot_id: &body.bot_id,
+        initial_message: body.initial_message.as_deref(),
+        client_message_id: body.client_message_id.as_deref(),
+        title: body.title.as_deref(),
+        metadata: body.metadata,
+    })?;
     let started = state.service.start(&caller, command).await?;
     let replies = match (&started.initial_message, wait.wait) {
         (Some(message), Some(true)) => Some(replies_to(&state, message).await?),
@@ -115,13 +108,9 @@ pub(crate) async fn start_conversation(
     responses(
         (status = 201, description = "The message was stored.", body = SentResponse),
         (status = 200, description = "A retry: the original message.", body = SentResponse),
-        (status = 400, response = crate::error::BadRequest),
-        (status = 401, response = crate::error::Unauthorized),
-        (status = 404, response = crate::error::NotFound),
-        (status = 409, response = crate::error::Conflict),
-        (status = 413, response = crate::error::PayloadTooLarge),
-        (status = 500, response = crate::error::Internal),
-        (status = 503, response = crate::error::Unavailable),
+        crate::problems::ResourceErrors,
+        (status = 409, response = crate::problems::Conflict),
+        (status = 413, response = crate::problems::PayloadTooLarge),
     )
 )]
 pub(crate) async fn send_message(
@@ -133,13 +122,12 @@ pub(crate) async fn send_message(
     ApiJson(body): ApiJson<SendMessageBody>,
 ) -> Result<(StatusCode, Json<SentResponse>), ApiError> {
     let client_message_id = client_message_id(&headers, body.client_message_id.as_deref())?;
-    let attachments = body
-        .attachments
-        .into_iter()
-        .map(Attachment::try_from)
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut draft = MessageDraft::parse(&body.content, attachments, client_message_id)?;
-    draft.metadata = metadata(body.metadata)?;
+    let draft = message_draft(MessageInput {
+        content: &body.content,
+        attachments: body.attachments,
+        client_message_id,
+        metadata: body.metadata,
+    })?;
     let sent = state.service.send(&caller, id, draft).await?;
     let replies = match wait.wait {
         Some(true) => Some(replies_to(&state, &sent.message).await?),
@@ -176,11 +164,7 @@ pub(crate) async fn send_message(
     ),
     responses(
         (status = 200, description = "A page of history.", body = HistoryResponse),
-        (status = 400, response = crate::error::BadRequest),
-        (status = 401, response = crate::error::Unauthorized),
-        (status = 404, response = crate::error::NotFound),
-        (status = 500, response = crate::error::Internal),
-        (status = 503, response = crate::error::Unavailable),
+        crate::problems::ResourceErrors,
     )
 )]
 pub(crate) async fn history(
@@ -223,10 +207,7 @@ pub(crate) async fn history(
     params(ListParams),
     responses(
         (status = 200, description = "A page of conversations.", body = ConversationListResponse),
-        (status = 400, response = crate::error::BadRequest),
-        (status = 401, response = crate::error::Unauthorized),
-        (status = 500, response = crate::error::Internal),
-        (status = 503, response = crate::error::Unavailable),
+        crate::problems::RequestErrors,
     )
 )]
 pub(crate) async fn list_conversations(
@@ -277,11 +258,7 @@ pub(crate) async fn list_conversations(
     params(("id" = String, Path, format = Uuid, description = "The conversation's id.")),
     responses(
         (status = 200, description = "The conversation.", body = ConversationBody),
-        (status = 400, response = crate::error::BadRequest),
-        (status = 401, response = crate::error::Unauthorized),
-        (status = 404, response = crate::error::NotFound),
-        (status = 500, response = crate::error::Internal),
-        (status = 503, response = crate::error::Unavailable),
+        crate::problems::ResourceErrors,
     )
 )]
 pub(crate) async fn get_conversation(
@@ -305,12 +282,8 @@ pub(crate) async fn get_conversation(
     request_body = UpdateConversationBody,
     responses(
         (status = 200, description = "The conversation as it now is.", body = ConversationBody),
-        (status = 400, response = crate::error::BadRequest),
-        (status = 401, response = crate::error::Unauthorized),
-        (status = 404, response = crate::error::NotFound),
-        (status = 413, response = crate::error::PayloadTooLarge),
-        (status = 500, response = crate::error::Internal),
-        (status = 503, response = crate::error::Unavailable),
+        crate::problems::ResourceErrors,
+        (status = 413, response = crate::problems::PayloadTooLarge),
     )
 )]
 pub(crate) async fn update_conversation(
@@ -338,11 +311,7 @@ pub(crate) async fn update_conversation(
     params(("id" = String, Path, format = Uuid, description = "The conversation's id.")),
     responses(
         (status = 204, description = "The conversation is gone."),
-        (status = 400, response = crate::error::BadRequest),
-        (status = 401, response = crate::error::Unauthorized),
-        (status = 404, response = crate::error::NotFound),
-        (status = 500, response = crate::error::Internal),
-        (status = 503, response = crate::error::Unavailable),
+        crate::problems::ResourceErrors,
     )
 )]
 pub(crate) async fn delete_conversation(
@@ -383,10 +352,6 @@ fn client_message_id<'a>(
         )),
         (header, body) => Ok(body.or(header)),
     }
-}
-
-fn metadata(value: Option<serde_json::Value>) -> Result<Metadata, ValidationError> {
-    value.map_or(Ok(Metadata::default()), Metadata::parse)
 }
 
 fn page_size(limit: Option<u64>, default: PageSize, max: u32) -> Result<PageSize, ValidationError> {

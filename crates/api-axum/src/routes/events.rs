@@ -19,10 +19,10 @@ use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::AppState;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, ConversationPath};
+use crate::state::AppState;
 use crate::ws::protocol::ServerFrame;
 
 /// How often a comment line keeps an idle stream open through proxies.
@@ -53,10 +53,10 @@ pub(crate) struct EventsParams {
     ),
     responses(
         (status = 200, description = "An endless `text/event-stream` of the conversation's events.", content_type = "text/event-stream", body = String),
-        (status = 400, response = crate::error::BadRequest),
-        (status = 401, response = crate::error::Unauthorized),
-        (status = 404, response = crate::error::NotFound),
-        (status = 503, response = crate::error::Unavailable),
+        (status = 400, response = crate::problems::BadRequest),
+        (status = 401, response = crate::problems::Unauthorized),
+        (status = 404, response = crate::problems::NotFound),
+        (status = 503, response = crate::problems::Unavailable),
     )
 )]
 pub(crate) async fn events(

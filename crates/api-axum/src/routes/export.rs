@@ -7,16 +7,12 @@
 //! storage failure after the first byte cannot change the status any more; it is
 //! logged and the response is cut short, which the client sees as a truncated body.
 
-use std::sync::Arc;
-
-use axum::Extension;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use confab_domain::admin::AdminService;
 use confab_domain::bot::BotId;
 use confab_domain::message::Message;
 use confab_domain::service::MessageStream;
@@ -25,12 +21,11 @@ use futures::StreamExt;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::AppState;
 use crate::auth::Authenticated;
 use crate::dto::MessageBody;
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, ConversationPath};
-use crate::routes::batch::administration;
+use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -93,11 +88,7 @@ pub(crate) struct BotExportParams {
             (String = "application/x-ndjson"),
             (String = "text/csv"),
         )),
-        (status = 400, response = crate::error::BadRequest),
-        (status = 401, response = crate::error::Unauthorized),
-        (status = 404, response = crate::error::NotFound),
-        (status = 500, response = crate::error::Internal),
-        (status = 503, response = crate::error::Unavailable),
+        crate::problems::ResourceErrors,
     )
 )]
 pub(crate) async fn export_conversation(
@@ -128,16 +119,12 @@ pub(crate) async fn export_conversation(
             (String = "application/x-ndjson"),
             (String = "text/csv"),
         )),
-        (status = 400, response = crate::error::BadRequest),
-        (status = 401, response = crate::error::Unauthorized),
-        (status = 403, response = crate::error::Forbidden),
-        (status = 500, response = crate::error::Internal),
-        (status = 503, response = crate::error::Unavailable),
+        crate::problems::AdminErrors,
     )
 )]
 pub(crate) async fn export_bot(
+    State(state): State<AppState>,
     Authenticated(caller): Authenticated,
-    admin: Option<Extension<Arc<AdminService>>>,
     ApiQuery(params): ApiQuery<BotExportParams>,
 ) -> Result<Response, ApiError> {
     if !caller.is_admin() {
@@ -145,7 +132,6 @@ pub(crate) async fn export_bot(
             "only administrators may export a bot's conversations",
         ));
     }
-    let admin = administration(admin)?;
     let bot = BotId::parse(&params.bot_id)?;
     let from = params
         .from
@@ -158,7 +144,7 @@ pub(crate) async fn export_bot(
         .map(Timestamp::parse_rfc3339)
         .transpose()?;
     let name = format!("bot-{bot}");
-    let messages = admin.export_bot(&caller, bot, from, to)?;
+    let messages = state.admin.export_bot(&caller, bot, from, to)?;
     Ok(streamed(messages, params.format, &name))
 }
 

@@ -7,10 +7,10 @@ use axum::routing::post;
 use axum::{Json, Router};
 use confab_domain::user::{Role, UserId};
 
-use crate::AppState;
 use crate::dto::{GuestBody, GuestTokenResponse};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/auth/guest", post(guest))
@@ -24,8 +24,8 @@ pub(crate) fn routes() -> Router<AppState> {
     request_body(content = Option<GuestBody>, description = "An empty object, or no body."),
     responses(
         (status = 201, description = "A guest identity and its token.", body = GuestTokenResponse),
-        (status = 400, response = crate::error::BadRequest),
-        (status = 403, response = crate::error::Forbidden),
+        (status = 400, response = crate::problems::BadRequest),
+        (status = 403, response = crate::problems::Forbidden),
     )
 )]
 pub(crate) async fn guest(

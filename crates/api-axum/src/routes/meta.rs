@@ -4,8 +4,8 @@
 use axum::routing::get;
 use axum::{Json, Router};
 
-use crate::AppState;
 use crate::dto::HealthResponse;
+use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()

@@ -6,8 +6,8 @@
 
 use axum::Router;
 
-use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
+use crate::state::AppState;
 
 pub(crate) mod analytics;
 pub(crate) mod batch;

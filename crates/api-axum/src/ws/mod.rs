@@ -3,57 +3,34 @@
 //!
 //! # Layout
 //! - [`protocol`]: the frames, as tagged serde enums.
-//! - `session`: one connection's reader, writer and forwarders.
+//! - `session`: one connection's lifecycle, from the `connected` status to the close.
+//! - `connection`: the reader, which runs each client frame against the service.
+//! - `frames`: reading one client frame (size, JSON, `ref`, type, fields).
+//! - `forward`: one followed conversation's events into the socket's queue.
+//! - `writer`: the queue into the socket, with pings and the close frame.
+//! - `close`: the close codes and the close signal.
+//!
+//! The settings are [`WsSettings`](crate::WsSettings).
 
+mod close;
+mod connection;
+mod forward;
+mod frames;
 pub(crate) mod protocol;
 mod session;
+mod writer;
 
-use std::time::Duration;
-
+use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
-use axum::{Extension, Router};
 use serde::Deserialize;
 use tracing::Instrument as _;
 
-use crate::AppState;
 use crate::error::ApiError;
-use crate::limits::Limiter;
-use crate::ops::Shutdown;
-
-/// Limits and timers of WebSocket connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WsSettings {
-    /// Frames queued for one socket before a forwarder waits.
-    pub queue_capacity: usize,
-    /// How long a forwarder waits for room in a full queue before the socket is closed
-    /// with 1013 as too slow.
-    pub send_timeout: Duration,
-    /// How often the server pings.
-    pub ping_interval: Duration,
-    /// How long a silent peer is kept.
-    pub idle_timeout: Duration,
-    /// Largest client frame handled; larger ones get a `payload_too_large` error.
-    pub max_frame_bytes: usize,
-    /// Invalid frames in a row after which the socket is closed with 1008.
-    pub max_bad_frames: u32,
-}
-
-impl Default for WsSettings {
-    fn default() -> Self {
-        Self {
-            queue_capacity: 256,
-            send_timeout: Duration::from_secs(5),
-            ping_interval: Duration::from_secs(30),
-            idle_timeout: Duration::from_secs(90),
-            max_frame_bytes: 64 * 1024,
-            max_bad_frames: 10,
-        }
-    }
-}
+use crate::state::AppState;
 
 /// Frames past this size end the connection in the protocol library itself; below it
 /// and above `max_frame_bytes` the peer gets an `error` frame and the socket stays.
@@ -80,8 +57,6 @@ async fn upgrade(
     State(state): State<AppState>,
     Query(query): Query<TokenQuery>,
     headers: HeaderMap,
-    limiter: Option<Extension<Limiter>>,
-    shutdown: Option<Extension<Shutdown>>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let token = match query.token {
@@ -90,12 +65,7 @@ async fn upgrade(
     };
     let caller = state.auth.verify(&token)?;
     let upgrade = upgrade.map_err(|rejection| ApiError::invalid_request(rejection.body_text()))?;
-    let limiter = limiter.map(|Extension(limiter)| limiter);
-    let slot = limiter
-        .as_ref()
-        .map(|limiter| limiter.open_socket(&caller.user_id))
-        .transpose()?;
-    let shutdown = shutdown.map(|Extension(shutdown)| shutdown);
+    let slot = state.limiter.open_socket(&caller.user_id)?;
     // The session outlives the upgrade request; its span (and request id) goes along,
     // so the socket's log lines can be traced back to the request that opened it.
     let span = tracing::Span::current();
@@ -105,13 +75,11 @@ async fn upgrade(
         .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| {
             async move {
-                let session = session::serve(socket, state, caller, limiter, shutdown.clone());
+                let shutdown = state.shutdown.clone();
+                let session = session::serve(socket, state, caller);
                 let open = metrics::gauge!(crate::observability::WEBSOCKETS_OPEN);
                 open.increment(1.0);
-                match shutdown {
-                    Some(shutdown) => shutdown.track(session).await,
-                    None => session.await,
-                }
+                shutdown.track(session).await;
                 open.decrement(1.0);
                 drop(slot);
             }

@@ -343,6 +343,11 @@ async fn a_stalled_reader_is_closed_and_fast_readers_get_everything() {
         // Generous for the fast readers on a busy machine; the stalled one never reads.
         config.ws.queue_capacity = 16;
         config.ws.send_timeout = SEND_TIMEOUT;
+        // The stalled peer cannot take the close frame: its socket goes soon after.
+        config.ws.close_grace = Duration::from_millis(100);
+        // The stalled socket and the two fast ones. A fourth is let in only once the
+        // server has dropped the stalled one, which tells the test when to read.
+        config.limits.sockets_per_user = 3;
     })
     .await;
     let token = app.guest_token().await;
@@ -362,8 +367,10 @@ async fn a_stalled_reader_is_closed_and_fast_readers_get_everything() {
             .send_json(json!({ "type": "subscribe", "session_id": session, "after_seq": 0 }))
             .await;
         client.next_of("subscribed").await;
+        // Each reader hands its socket back, so that it keeps its slot.
         readers.push(tokio::spawn(async move {
-            collect_message_seqs(&mut client, 2 * SENT).await
+            let seqs = collect_message_seqs(&mut client, 2 * SENT).await;
+            (seqs, client)
         }));
     }
     // Large messages, more than loopback's socket buffers hold (they grow to a few
@@ -374,15 +381,18 @@ async fn a_stalled_reader_is_closed_and_fast_readers_get_everything() {
         let response = app.send(&token, id, json!({ "content": content })).await;
         assert_eq!(response.status(), 201);
     }
+    let mut fast = Vec::new();
     for reader in readers {
-        let seqs = reader.await.expect("reader");
+        let (seqs, client) = reader.await.expect("reader");
         assert_eq!(seqs, (1..=2 * SENT as u64).collect::<Vec<u64>>());
+        fast.push(client);
     }
     // The stalled socket's queue filled during the sends, which can end before the
     // server's send timeout runs out. Reading now would drain the queue and keep the
     // socket open, so stay stalled until the server gave up on it: the send timeout,
-    // then the 2 s the writer gets to send the close frame.
-    tokio::time::sleep(SEND_TIMEOUT + Duration::from_secs(3)).await;
+    // then `close_grace`, after which its slot is free again.
+    let probe = socket_when_a_slot_frees(&app, &token).await;
+    drop(probe);
     // The stalled client now reads: it finds some frames, then the server's close.
     let mut closed_with = None;
     let mut frames = 0;
@@ -402,6 +412,27 @@ async fn a_stalled_reader_is_closed_and_fast_readers_get_everything() {
     assert!(frames < 2 * SENT, "the stalled client was not cut off");
     if let Some(code) = closed_with {
         assert_eq!(code, CloseCode::Again);
+    }
+    drop(fast);
+}
+
+/// A socket of the token's user, opened as soon as the server lets one in: each try
+/// is refused with 429 while the user holds every slot.
+async fn socket_when_a_slot_frees(app: &crate::helpers::TestApp, token: &str) -> WsClient {
+    let deadline = tokio::time::Instant::now() + crate::helpers::PATIENCE;
+    loop {
+        match app.try_ws(token).await {
+            Ok(socket) => return socket,
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 429, "only the slot limit refuses");
+            }
+            Err(other) => panic!("cannot open a socket: {other}"),
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stalled socket was never dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -1,28 +1,18 @@
 //! The chat page as a browser fetches it: `/`, `/app.js` and `/app.css` from
-//! [`router`], without a token, with their content types and cache validators.
-
-use std::sync::Arc;
+//! `router`, without a token, with their content types and cache validators.
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
-use confab_api_axum::{ApiConfig, AppState, Auth, router};
-use confab_domain::reply::ReplySettings;
-use confab_domain::service::ConversationService;
+use confab_api_axum::ApiConfig;
 use confab_domain::testing::{ScriptedEngine, TestPorts};
 use tower::ServiceExt as _;
 
+use crate::helpers::app_over;
+
 fn app() -> Router {
     let ports = TestPorts::with_engine(ScriptedEngine::echo());
-    let service = Arc::new(ConversationService::new(
-        ports.ports.clone(),
-        ReplySettings::default(),
-    ));
-    router(AppState {
-        service,
-        auth: Arc::new(Auth::new(b"test-secret")),
-        config: ApiConfig::default(),
-    })
+    app_over(ports, ApiConfig::default()).router
 }
 
 /// GETs `uri` with `headers`; answers the status, the headers and the body as text.
