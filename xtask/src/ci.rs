@@ -16,7 +16,7 @@ struct Step {
     run: fn(&Shell) -> Result<()>,
 }
 
-const STEPS: [Step; 6] = [
+const STEPS: [Step; 7] = [
     Step {
         name: "fmt",
         run: |sh| Ok(cmd!(sh, "cargo fmt --all -- --check").run()?),
@@ -48,6 +48,18 @@ const STEPS: [Step; 6] = [
         run: |sh| {
             let args = TEST_ARGS;
             Ok(cmd!(sh, "cargo {args...}").run()?)
+        },
+    },
+    // The test step builds the examples but runs only their tests; an example that
+    // compiles and then fails would go unnoticed.
+    Step {
+        name: "examples",
+        run: |sh| {
+            Ok(cmd!(
+                sh,
+                "cargo run --quiet --package embedding-examples --example conversation"
+            )
+            .run()?)
         },
     },
 ];
