@@ -16,7 +16,7 @@ struct Step {
     run: fn(&Shell) -> Result<()>,
 }
 
-const STEPS: [Step; 7] = [
+const STEPS: [Step; 8] = [
     Step {
         name: "fmt",
         run: |sh| Ok(cmd!(sh, "cargo fmt --all -- --check").run()?),
@@ -48,6 +48,19 @@ const STEPS: [Step; 7] = [
         run: |sh| {
             let args = TEST_ARGS;
             Ok(cmd!(sh, "cargo {args...}").run()?)
+        },
+    },
+    // The domain is a library for other teams: its rustdoc must build without a
+    // missing doc or a broken intra-doc link.
+    Step {
+        name: "doc",
+        run: |sh| {
+            Ok(cmd!(
+                sh,
+                "cargo doc --package confab-domain --no-deps --all-features"
+            )
+            .env("RUSTDOCFLAGS", "-D warnings")
+            .run()?)
         },
     },
     // The test step builds the examples but runs only their tests; an example that
