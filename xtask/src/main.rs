@@ -41,7 +41,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run every check CI runs: fmt, clippy, tidy, openapi --check, manifests, test.
+    /// Run every check CI runs: fmt, clippy, tidy, openapi --check, manifests, test,
+    /// doc (the domain's rustdoc), examples.
     Ci,
     /// Check the dependency boundary and the `//!` header of every Rust file.
     Tidy,
