@@ -1,14 +1,14 @@
 //! `cargo xtask tidy`: the checks that keep the architecture honest, so that review
 //! need not.
 //!
-//! - The dependency boundary (STYLE.md, "The shape"), read from `cargo tree`:
+//! - The dependency boundary (docs/architecture.md, "Boundaries are checked"), read from `cargo tree`:
 //!   `confab-domain` depends on no adapter library and on no other confab crate, and
 //!   only `confab-server`, the composition root, depends on adapter crates. Normal
 //!   dependencies count, with every feature on, directly or through other packages:
 //!   that is what ships.
 //! - Every Rust file under `crates/`, `migrations/` and `xtask/` starts with a `//!`
 //!   comment saying what it is for.
-//! - The layers of `confab-domain` (STYLE.md, "Ports import only the model"), read
+//! - The layers of `confab-domain` (docs/architecture.md, the domain's layers), read
 //!   from the `crate::` paths of each module's code (comments and `#[cfg(test)]`
 //!   modules aside): the model refers to no layer, `ports` refers only to the model,
 //!   and the layers `ports`, `service`, `reply` and `admin` refer to one another
