@@ -321,6 +321,28 @@ pub struct NewMessage {
     pub metadata: Metadata,
 }
 
+impl NewMessage {
+    /// The message this becomes once storage has assigned it `seq` and `timestamp`
+    /// (the later of its own and the previous message's): what every store returns
+    /// from `append`, written once here.
+    pub fn stored(&self, seq: Seq, timestamp: Timestamp) -> Message {
+        Message {
+            id: self.id,
+            conversation_id: self.conversation_id,
+            seq,
+            sender: self.sender,
+            sender_id: self.sender_id.clone(),
+            content: self.content.clone(),
+            attachments: self.attachments.clone(),
+            suggestions: self.suggestions.clone(),
+            client_message_id: self.client_message_id.clone(),
+            reply_to: self.reply_to.map(|r| r.message_id),
+            timestamp,
+            metadata: self.metadata.clone(),
+        }
+    }
+}
+
 /// What an append did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Appended {

@@ -35,7 +35,7 @@ use sea_orm::sqlx::{self, Row};
 use tokio::sync::oneshot;
 
 use crate::error::{RowError, sqlx_error};
-use crate::rows::{message_row, millis, seq_value, stored_message};
+use crate::rows::{message_row, millis, seq_value};
 use crate::store::SeaOrmStore;
 
 /// Appends taken into one transaction at most. Bounds how long the write lock is held
@@ -232,7 +232,7 @@ async fn apply(
             );
             let timestamp = Timestamp::from_unix_millis(last_activity_ms)
                 .map_err(|_| RowError::new("conversations", "last_activity out of range"))?;
-            Ok(Some(stored_message(new, seq, timestamp)))
+            Ok(Some(new.stored(seq, timestamp)))
         })
         .collect()
 }

@@ -18,7 +18,7 @@ use sea_orm::{
 
 use crate::entity::{conversation, message};
 use crate::error::{RowError, repo_error};
-use crate::rows::{message_row, millis, seq_value, stored_message};
+use crate::rows::{message_row, millis, seq_value};
 use crate::store::SeaOrmStore;
 
 #[async_trait]
@@ -133,7 +133,7 @@ impl SeaOrmStore {
         match inserted {
             Ok(_) => {
                 txn.commit().await.map_err(repo_error)?;
-                Ok(Appended::Stored(stored_message(new, seq, timestamp)))
+                Ok(Appended::Stored(new.stored(seq, timestamp)))
             }
             Err(error) => {
                 let error = repo_error(error);

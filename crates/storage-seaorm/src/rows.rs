@@ -295,24 +295,6 @@ pub(crate) fn message_row(
     })
 }
 
-/// The message `message` became once stored at `seq` and `timestamp`.
-pub(crate) fn stored_message(message: &NewMessage, seq: Seq, timestamp: Timestamp) -> Message {
-    Message {
-        id: message.id,
-        conversation_id: message.conversation_id,
-        seq,
-        sender: message.sender,
-        sender_id: message.sender_id.clone(),
-        content: message.content.clone(),
-        attachments: message.attachments.clone(),
-        suggestions: message.suggestions.clone(),
-        client_message_id: message.client_message_id.clone(),
-        reply_to: message.reply_to.map(|r| r.message_id),
-        timestamp,
-        metadata: message.metadata.clone(),
-    }
-}
-
 impl TryFrom<bot::Model> for Bot {
     type Error = RowError;
 

@@ -320,20 +320,7 @@ impl MessageRepository for InMemoryStore {
         let timestamp = messages.last().map_or(message.timestamp, |previous| {
             previous.timestamp.max(message.timestamp)
         });
-        let stored = Message {
-            id: message.id,
-            conversation_id: message.conversation_id,
-            seq,
-            sender: message.sender,
-            sender_id: message.sender_id.clone(),
-            content: message.content.clone(),
-            attachments: message.attachments.clone(),
-            suggestions: message.suggestions.clone(),
-            client_message_id: message.client_message_id.clone(),
-            reply_to: message.reply_to.map(|r| r.message_id),
-            timestamp,
-            metadata: message.metadata.clone(),
-        };
+        let stored = message.stored(seq, timestamp);
         messages.push(stored.clone());
         state.message_ids.insert(stored.id);
         conversation.record(&stored);
