@@ -3,7 +3,8 @@
 //! load balancer without stickiness would drive them.
 //!
 //! - [`send_rest`]: clients post messages round robin over the instances; throughput
-//!   of acknowledged messages, then every reply checked in the stored history.
+//!   of acknowledged messages and of answered ones (until the last reply is stored),
+//!   then every reply checked in the stored history, with how long each took.
 //! - [`send_ws`]: clients spread over the instances, each with a socket on its own
 //!   instance, pipelining messages; the replies come from whichever instance holds the
 //!   conversation's reply lease, through the bus.
@@ -36,6 +37,11 @@ const ECHO: &str = "echo";
 /// How long the replies to a send scenario may take to be stored after the last
 /// message was acknowledged.
 const REPLY_WAIT: Duration = Duration::from_secs(60);
+
+/// A reply stored this long after its message or later is counted as late: far
+/// beyond what answering `echo` takes, it means the message waited for something
+/// (a sweep for orphaned work, a backlog).
+const LATE_REPLY_MS: f64 = 1000.0;
 
 /// How often a send scenario looks whether the replies are all stored.
 const REPLY_POLL: Duration = Duration::from_millis(50);
@@ -154,7 +160,12 @@ pub async fn send_rest(
         elapsed,
         latencies,
     );
-    Ok(with_cpu(audit.into_report(report), cpu.as_ref()).with("drain_s", drained.as_secs_f64()))
+    // A 201 says a message is stored, not answered: the replies may still be
+    // catching up when the last request returns.
+    let answered_per_s = report.operations as f64 / (elapsed + drained).as_secs_f64();
+    Ok(with_cpu(audit.into_report(report), cpu.as_ref())
+        .with("drain_s", drained.as_secs_f64())
+        .with("answered_per_s", answered_per_s))
 }
 
 /// `clients` sockets, client `c` on instance `c % n` in its own conversation with the
@@ -211,7 +222,9 @@ pub async fn send_ws(
         elapsed,
         latencies,
     )
-    .with("stored_per_s", 2.0 * answered / elapsed.as_secs_f64());
+    .with("stored_per_s", 2.0 * answered / elapsed.as_secs_f64())
+    // The run ends only once every reply is back on its socket.
+    .with("answered_per_s", answered / elapsed.as_secs_f64());
     Ok(with_cpu(audit.into_report(report), cpu.as_ref()))
 }
 
@@ -439,8 +452,12 @@ async fn wait_for_replies(api: &Api, followed: &[Followed]) -> Result<Duration> 
 }
 
 /// What the stored histories hold, summed over conversations.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 struct Audit {
+    /// For each answered user message, its reply's server timestamp minus its own,
+    /// in milliseconds: how long the reply took to be stored, whichever instance
+    /// produced it.
+    reply_lags_ms: Vec<f64>,
     /// User messages that have no bot reply.
     unanswered: u64,
     /// Bot replies beyond the first to the same user message.
@@ -452,8 +469,26 @@ struct Audit {
 }
 
 impl Audit {
-    fn into_report(self, report: Report) -> Report {
+    fn into_report(mut self, report: Report) -> Report {
+        let late = self
+            .reply_lags_ms
+            .iter()
+            .filter(|lag| **lag >= LATE_REPLY_MS)
+            .count();
         report
+            .with(
+                "reply_lag_p50_ms",
+                signed_percentile(&mut self.reply_lags_ms, 50.0),
+            )
+            .with(
+                "reply_lag_p99_ms",
+                signed_percentile(&mut self.reply_lags_ms, 99.0),
+            )
+            .with(
+                "reply_lag_max_ms",
+                signed_percentile(&mut self.reply_lags_ms, 100.0),
+            )
+            .with("replies_after_1s", late as f64)
             .with("unanswered", self.unanswered as f64)
             .with("duplicate_replies", self.duplicate_replies as f64)
             .with("seq_gaps", self.seq_gaps as f64)
@@ -466,6 +501,7 @@ async fn audit_all(api: &Api, followed: &[Followed]) -> Result<Audit> {
     for conversation in followed {
         let messages = history(api, conversation).await?;
         let audit = audit(&messages, conversation.user_messages);
+        total.reply_lags_ms.extend(audit.reply_lags_ms);
         total.unanswered += audit.unanswered;
         total.duplicate_replies += audit.duplicate_replies;
         total.seq_gaps += audit.seq_gaps;
@@ -510,7 +546,8 @@ async fn history(api: &Api, conversation: &Followed) -> Result<Vec<Value>> {
 /// Checks one conversation's messages against `user_messages` acknowledged sends:
 /// each answered exactly once by the bot, seqs without gaps.
 fn audit(messages: &[Value], user_messages: u64) -> Audit {
-    let mut replies: HashMap<&str, u64> = HashMap::new();
+    // Per user message: how many replies, and when the first was stored.
+    let mut replies: HashMap<&str, (u64, Option<i128>)> = HashMap::new();
     let mut users = Vec::new();
     let mut seq_gaps = 0;
     let mut previous = 0;
@@ -521,10 +558,15 @@ fn audit(messages: &[Value], user_messages: u64) -> Audit {
         }
         previous = seq;
         match message["sender"].as_str() {
-            Some("user") => users.push(message["id"].as_str().unwrap_or_default()),
+            Some("user") => users.push((
+                message["id"].as_str().unwrap_or_default(),
+                stored_at_ms(message),
+            )),
             Some("bot") => {
                 if let Some(answered) = message["reply_to"].as_str() {
-                    *replies.entry(answered).or_default() += 1;
+                    let entry = replies.entry(answered).or_default();
+                    entry.0 += 1;
+                    entry.1 = entry.1.or(stored_at_ms(message));
                 }
             }
             _ => {}
@@ -535,13 +577,26 @@ fn audit(messages: &[Value], user_messages: u64) -> Audit {
         extra_user_messages: (users.len() as u64).saturating_sub(user_messages),
         ..Audit::default()
     };
-    for user in users {
-        match replies.get(user).copied().unwrap_or(0) {
-            0 => audit.unanswered += 1,
-            n => audit.duplicate_replies += n - 1,
+    for (user, asked_at) in users {
+        match replies.get(user).copied().unwrap_or_default() {
+            (0, _) => audit.unanswered += 1,
+            (n, answered_at) => {
+                audit.duplicate_replies += n - 1;
+                if let (Some(asked), Some(answered)) = (asked_at, answered_at) {
+                    audit.reply_lags_ms.push((answered - asked) as f64);
+                }
+            }
         }
     }
     audit
+}
+
+/// A message's server timestamp in milliseconds since 1970, when it parses.
+fn stored_at_ms(message: &Value) -> Option<i128> {
+    let text = message["timestamp"].as_str()?;
+    let at =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    Some(at.unix_timestamp_nanos() / 1_000_000)
 }
 
 fn cpu_use(before: Option<CpuSample>, after: Option<CpuSample>) -> Option<CpuUse> {
@@ -567,7 +622,9 @@ mod tests {
     use super::*;
 
     fn message(seq: u64, sender: &str, id: &str, reply_to: Option<&str>) -> Value {
-        json!({"seq": seq, "sender": sender, "id": id, "reply_to": reply_to})
+        let timestamp = format!("2026-12-03T08:00:00.{:03}Z", seq * 10);
+        json!({"seq": seq, "sender": sender, "id": id, "reply_to": reply_to,
+               "timestamp": timestamp})
     }
 
     #[test]
@@ -578,7 +635,24 @@ mod tests {
             message(3, "user", "b", None),
             message(4, "bot", "y", Some("b")),
         ];
-        assert_eq!(audit(&messages, 2), Audit::default());
+        let audit = audit(&messages, 2);
+        assert_eq!(
+            (audit.unanswered, audit.duplicate_replies, audit.seq_gaps),
+            (0, 0, 0)
+        );
+        assert_eq!(audit.reply_lags_ms, vec![10.0, 10.0]);
+    }
+
+    #[test]
+    fn late_replies_are_counted_in_the_report() {
+        let audit = Audit {
+            reply_lags_ms: vec![3.0, 2500.0, 5.0],
+            ..Audit::default()
+        };
+        let report = audit.into_report(Report::new("x", Duration::from_secs(1), Vec::new()));
+        assert_eq!(report.extra["replies_after_1s"], 1.0);
+        assert_eq!(report.extra["reply_lag_p50_ms"], 5.0);
+        assert_eq!(report.extra["reply_lag_max_ms"], 2500.0);
     }
 
     #[test]

@@ -162,10 +162,11 @@ pub(super) fn render(sh: &Shell, measured: &[(&Setup, Vec<Value>)]) -> Result<St
                 "{CLIENTS} clients, each in its own conversation with `echo`, post \
                  {REST_MESSAGES} messages one after the other, message i of client c to \
                  instance (c + i) mod n, as a load balancer without stickiness would. \
-                 `acked/s` counts 201 answers; `drain s` is how long after the last one \
-                 the replies were all stored; `answered once` checks every stored \
-                 history (each user message has exactly one `echo` reply, seqs without \
-                 gaps)."
+                 `acked/s` counts 201 answers; `answered/s` the same messages over the \
+                 time until their last reply was stored, `drain s` later; `reply lag` \
+                 is each reply's server timestamp minus its message's, from the stored \
+                 history; `answered once` checks every stored history (each user \
+                 message has exactly one `echo` reply, seqs without gaps)."
             ),
         ),
         (
@@ -176,18 +177,18 @@ pub(super) fn render(sh: &Shell, measured: &[(&Setup, Vec<Value>)]) -> Result<St
                  keeping {WINDOW} of {WS_MESSAGES} messages in flight; a message counts \
                  when its acknowledgement and its reply have both come back on the \
                  socket (the reply from whichever instance holds the conversation's \
-                 reply lease)."
+                 reply lease), so `answered/s` is `acked/s` here."
             ),
         ),
     ] {
         let _ = writeln!(doc, "### {title}\n\n{note}\n");
         let _ = writeln!(
             doc,
-            "| setup | messages | acked/s | p50 ms | p99 ms | drain s | answered once | \
-             cores busy (confab / PostgreSQL / NATS / loadgen / other) | acked/s vs 1 \
-             instance on NATS |"
+            "| setup | messages | acked/s | answered/s | p50 ms | p99 ms | reply lag p50 / \
+             p99 ms | drain s | answered once | cores busy (confab / PostgreSQL / NATS / \
+             loadgen / other) | acked/s vs 1 instance on NATS |"
         );
-        let _ = writeln!(doc, "|---|---:|---:|---:|---:|---:|---|---|---:|");
+        let _ = writeln!(doc, "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|");
         let base = one_nats
             .and_then(|(_, reports)| find(reports, prefix))
             .map(|r| figure(r, "per_second"));
@@ -203,13 +204,17 @@ pub(super) fn render(sh: &Shell, measured: &[(&Setup, Vec<Value>)]) -> Result<St
                 .map_or_else(|| "—".to_owned(), |s| format!("{s:.2}"));
             let _ = writeln!(
                 doc,
-                "| {} | {} | {rate:.0} ({:.0}–{:.0}) | {:.3} | {:.3} | {drain} | {} | {} | {} |",
+                "| {} | {} | {rate:.0} ({:.0}–{:.0}) | {:.0} | {:.3} | {:.3} | {:.0} / {:.0} | \
+                 {drain} | {} | {} | {} |",
                 setup.label,
                 figure(report, "operations"),
                 figure(report, "per_second_min"),
                 figure(report, "per_second_max"),
+                figure(report, "answered_per_s"),
                 ms(report, "p50_us"),
                 ms(report, "p99_us"),
+                figure(report, "reply_lag_p50_ms"),
+                figure(report, "reply_lag_p99_ms"),
                 answered_once(report),
                 cores_busy(report),
                 base.map_or_else(|| "—".to_owned(), |b| format!("{:.2}×", rate / b.max(1.0)))
