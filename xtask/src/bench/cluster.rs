@@ -55,7 +55,7 @@ const SCENARIO_LIMIT: &str = "120";
 /// Seconds the whole load generator run of one setup may take.
 const RUN_LIMIT: &str = "900";
 /// How often every setup is measured; the document shows the median of the rounds.
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 
 /// One configuration measured.
 struct Setup {
