@@ -28,7 +28,7 @@ use super::{
 
 mod report;
 
-use report::{median_reports, render, replace_block};
+use report::{median_reports, provenance, render, replace_block};
 
 /// The section's heading in the document.
 const HEADING: &str = "## Scale-out (PostgreSQL + NATS)";
@@ -99,6 +99,7 @@ const SETUPS: [Setup; 4] = [
 pub(super) fn run(sh: &Shell, server: &Path, loadgen: &Path, out: &Path) -> Result<()> {
     let nats = std::env::var("CONFAB_TEST_NATS_URL")
         .unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
+    let built_from = provenance(sh);
     // Rounds of every setup in turn rather than every round of one setup in a row:
     // whatever else loads the machine meanwhile is spread over all setups alike.
     let mut rounds: Vec<Vec<Vec<Value>>> = SETUPS.iter().map(|_| Vec::new()).collect();
@@ -125,7 +126,7 @@ pub(super) fn run(sh: &Shell, server: &Path, loadgen: &Path, out: &Path) -> Resu
         .zip(&rounds)
         .map(|(setup, rounds)| (setup, median_reports(rounds)))
         .collect();
-    let block = render(sh, &measured)?;
+    let block = render(sh, &built_from, &measured)?;
     let previous = sh.read_file(DOCUMENT).unwrap_or_default();
     sh.write_file(DOCUMENT, replace_block(&previous, &block))?;
     eprintln!("bench: wrote the scale-out block of {DOCUMENT}");

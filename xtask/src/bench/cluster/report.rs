@@ -79,6 +79,23 @@ pub(super) fn median_reports(rounds: &[Vec<Value>]) -> Vec<Value> {
         .collect()
 }
 
+/// The commit the binaries were built from, and whether files under `crates/` differed
+/// from it, read when they are built: others may commit while the rounds run.
+pub(super) fn provenance(sh: &Shell) -> String {
+    let commit = cmd!(sh, "git rev-parse --short HEAD")
+        .read()
+        .unwrap_or_else(|_| "an unknown commit".to_owned());
+    let dirty = cmd!(sh, "git status --porcelain --untracked-files=no -- crates")
+        .read()
+        .map(|text| text.lines().count())
+        .unwrap_or(0);
+    if dirty == 0 {
+        commit
+    } else {
+        format!("{commit} with uncommitted changes to {dirty} files under crates/")
+    }
+}
+
 /// The median, the mean of the middle two for an even count; 0 for none.
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -111,25 +128,17 @@ pub(super) fn replace_block(document: &str, block: &str) -> String {
 
 /// The generated block: how it was measured, and one table per scenario with a row
 /// per setup.
-pub(super) fn render(sh: &Shell, measured: &[(&Setup, Vec<Value>)]) -> Result<String> {
+pub(super) fn render(
+    sh: &Shell,
+    built_from: &str,
+    measured: &[(&Setup, Vec<Value>)],
+) -> Result<String> {
     let date = cmd!(sh, "date -u '+%Y-%m-%d %H:%M UTC'").read()?;
-    let commit = cmd!(sh, "git rev-parse --short HEAD")
-        .read()
-        .unwrap_or_default();
-    let dirty = cmd!(sh, "git status --porcelain --untracked-files=no -- crates")
-        .read()
-        .map(|text| text.lines().count())
-        .unwrap_or(0);
-    let tree = if dirty == 0 {
-        String::new()
-    } else {
-        format!(" with uncommitted changes to {dirty} files under crates/")
-    };
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let mut doc = String::new();
     let _ = writeln!(
         doc,
-        "\nWritten by `cargo xtask bench --cluster` on {date}, built from {commit}{tree}. \
+        "\nWritten by `cargo xtask bench --cluster` on {date}, built from {built_from}. \
          Each setup gets a fresh PostgreSQL database; its release `confab` instances are \
          started on free ports of 127.0.0.1 with one signing secret and, except the \
          baseline, `CONFAB_EVENTS__URL` on the local NATS, which also turns on reply \
