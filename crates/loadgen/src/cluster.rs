@@ -143,14 +143,7 @@ pub async fn send_rest(
     barrier.wait().await;
     let cpu_before = cluster.cpu();
     let started = Instant::now();
-    let mut latencies = Vec::with_capacity(clients * messages);
-    let mut followed = Vec::with_capacity(clients);
-    for task in tasks {
-        let (measured, mut conversation) = task.await.context("a client task panicked")??;
-        conversation.user_messages = measured.len() as u64;
-        latencies.extend(measured);
-        followed.push(conversation);
-    }
+    let (latencies, followed) = gather(tasks).await?;
     let elapsed = started.elapsed();
     let cpu = cpu_use(cpu_before, cluster.cpu());
     let drained = wait_for_replies(cluster.at(0), &followed).await?;
@@ -205,14 +198,7 @@ pub async fn send_ws(
     barrier.wait().await;
     let cpu_before = cluster.cpu();
     let started = Instant::now();
-    let mut latencies = Vec::with_capacity(clients * messages);
-    let mut followed = Vec::with_capacity(clients);
-    for task in tasks {
-        let (measured, mut conversation) = task.await.context("a client task panicked")??;
-        conversation.user_messages = measured.len() as u64;
-        latencies.extend(measured);
-        followed.push(conversation);
-    }
+    let (latencies, followed) = gather(tasks).await?;
     let elapsed = started.elapsed();
     let cpu = cpu_use(cpu_before, cluster.cpu());
     let answered = latencies.len() as f64;
@@ -615,6 +601,23 @@ fn with_cpu(report: Report, cpu: Option<&CpuUse>) -> Report {
         report = report.with(&format!("{group}_cores"), *cores);
     }
     report
+}
+
+/// A sending client's task: its latencies and the conversation it used.
+type ClientTask = tokio::task::JoinHandle<anyhow::Result<(Vec<Duration>, Followed)>>;
+
+/// Waits for every client task and puts their latencies together, each client's
+/// conversation noting how many user messages it sent.
+async fn gather(tasks: Vec<ClientTask>) -> anyhow::Result<(Vec<Duration>, Vec<Followed>)> {
+    let mut latencies = Vec::new();
+    let mut followed = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let (measured, mut conversation) = task.await.context("a client task panicked")??;
+        conversation.user_messages = measured.len() as u64;
+        latencies.extend(measured);
+        followed.push(conversation);
+    }
+    Ok((latencies, followed))
 }
 
 #[cfg(test)]
