@@ -1,11 +1,11 @@
-//! The API layer's settings: [`ApiConfig`] and the WebSocket limits and timers it
-//! carries ([`WsSettings`]). Plain data with defaults; the server fills them from its
-//! configuration file.
+//! The API layer's settings: [`ApiConfig`], the WebSocket limits and timers it
+//! carries ([`WsSettings`]) and who may frame the chat page ([`FrameAncestors`]).
+//! Plain data with defaults; the server fills them from its configuration file.
 
 use std::time::Duration;
 
 /// Settings of the API layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiConfig {
     /// WebSocket limits and timers.
     pub ws: WsSettings,
@@ -15,6 +15,8 @@ pub struct ApiConfig {
     pub guest_token_ttl: Duration,
     /// How long `?wait=true` waits for a bot's replies.
     pub wait_timeout: Duration,
+    /// Which pages may show the chat page in a frame.
+    pub frame_ancestors: FrameAncestors,
 }
 
 impl Default for ApiConfig {
@@ -24,7 +26,63 @@ impl Default for ApiConfig {
             guests_enabled: true,
             guest_token_ttl: Duration::from_secs(24 * 60 * 60),
             wait_timeout: Duration::from_secs(10),
+            frame_ancestors: FrameAncestors::default(),
         }
+    }
+}
+
+/// The sources of the chat page's `frame-ancestors` directive: which pages may show
+/// it in a frame. `'none'` by default; a site that embeds the chat lists its origin
+/// (`https://shop.example.com`).
+///
+/// Each source is checked to be one CSP source expression, so that a value cannot
+/// end the directive and add others to the policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameAncestors(String);
+
+impl FrameAncestors {
+    /// The directive's value for `sources`: `'none'` when there are none.
+    ///
+    /// # Errors
+    /// A source that is not a CSP source expression (`'self'`, `'none'` alone, a
+    /// scheme such as `https:`, or `[scheme://]host[:port][/path]` with an optional
+    /// `*.` before the host), described for the operator.
+    pub fn parse<S: AsRef<str>>(sources: &[S]) -> Result<Self, String> {
+        let sources: Vec<&str> = sources.iter().map(AsRef::as_ref).collect();
+        if sources.is_empty() {
+            return Ok(Self::default());
+        }
+        for source in &sources {
+            let keyword = matches!(*source, "'self'" | "'none'");
+            let plain = !source.is_empty()
+                && source.chars().all(|c| {
+                    c.is_ascii_alphanumeric()
+                        || matches!(
+                            c,
+                            '-' | '.' | '_' | '~' | ':' | '/' | '*' | '[' | ']' | '%' | '+'
+                        )
+                });
+            if !keyword && !plain {
+                return Err(format!(
+                    "`{source}` is not a source: use 'self', 'none', a scheme such as https: or an origin such as https://shop.example.com"
+                ));
+            }
+        }
+        if sources.len() > 1 && sources.contains(&"'none'") {
+            return Err("'none' cannot be listed with other sources".to_owned());
+        }
+        Ok(Self(sources.join(" ")))
+    }
+
+    /// The directive's value, e.g. `'none'` or `'self' https://shop.example.com`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for FrameAncestors {
+    fn default() -> Self {
+        Self("'none'".to_owned())
     }
 }
 

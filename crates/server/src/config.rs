@@ -56,6 +56,8 @@ pub struct Config {
     pub log: LogSettings,
     /// The event bus between instances.
     pub events: EventSettings,
+    /// The chat page at `/`.
+    pub web: WebSettings,
     /// Bots created or updated at start (`[[bots]]`), besides the built-in ones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bots: Vec<confab_bots::declaration::BotDeclaration>,
@@ -78,6 +80,7 @@ impl Default for Config {
             limits: Limits::default(),
             log: LogSettings::default(),
             events: EventSettings::default(),
+            web: WebSettings::default(),
             bots: Vec::new(),
         }
     }
@@ -128,6 +131,16 @@ pub struct EventSettings {
     /// SQLite database serves one instance only, so the pair is refused at start.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+}
+
+/// The chat page served at `/` (`[web]` in `confab.toml`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebSettings {
+    /// Pages allowed to show the chat page in a frame, as CSP `frame-ancestors`
+    /// sources: `'self'`, or origins such as `https://shop.example.com`. None (the
+    /// default): the page cannot be framed.
+    pub frame_ancestors: Vec<String>,
 }
 
 /// How the server logs.

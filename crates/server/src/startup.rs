@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::serve::ListenerExt as _;
+use confab_api_axum::config::FrameAncestors;
 use confab_api_axum::limits::{LimitSettings, Limiter, SendRate};
 use confab_api_axum::ops::Operations;
 use confab_api_axum::shutdown::{Shutdown, ShutdownTrigger};
@@ -106,6 +107,13 @@ impl App {
                 guest_token_ttl: config.guest_token_ttl,
                 wait_timeout: config.wait_timeout,
                 ws: config.ws,
+                frame_ancestors: FrameAncestors::parse(&config.web.frame_ancestors).map_err(
+                    |problem| {
+                        anyhow::anyhow!(
+                            "invalid configuration key `web.frame_ancestors`: {problem}"
+                        )
+                    },
+                )?,
             },
         };
         let metrics = crate::ops::prometheus();
