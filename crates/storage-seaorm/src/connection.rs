@@ -6,7 +6,7 @@ use confab_domain::error::RepoError;
 use confab_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
     SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
@@ -88,13 +88,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, RepoError> {
 /// `RepoError::Unavailable` when the database cannot be reached, `RepoError::Internal`
 /// when a migration fails.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), RepoError> {
-    let txn = db
-        .begin_with_options(TransactionOptions {
-            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-            ..TransactionOptions::default()
-        })
-        .await
-        .map_err(repo_error)?;
+    let txn = begin_write(db).await?;
     if db.get_database_backend() == DbBackend::Postgres {
         // Released at commit or rollback. PostgreSQL has no table-free lock that
         // `BEGIN` alone would take, and the migrations table may not exist yet.
@@ -106,4 +100,17 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), RepoError> {
     }
     Migrator::up(&txn, None).await.map_err(repo_error)?;
     txn.commit().await.map_err(repo_error)
+}
+
+/// Begins a transaction that will write. On SQLite it takes the write lock at once
+/// (`BEGIN IMMEDIATE`): a transaction that read first and wrote later could fail with
+/// `SQLITE_BUSY` without waiting, because its snapshot may be stale. On PostgreSQL it
+/// is a plain `BEGIN`.
+pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, RepoError> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    })
+    .await
+    .map_err(repo_error)
 }

@@ -23,20 +23,16 @@
 use std::mem;
 use std::sync::{Arc, Mutex};
 
-use confab_domain::conversation::preview;
 use confab_domain::error::RepoError;
-use confab_domain::message::Sender;
-use confab_domain::message::{Appended, Message, NewMessage, Seq};
-use confab_domain::timestamp::Timestamp;
-use sea_orm::Value;
+use confab_domain::message::{Appended, Message, NewMessage};
 use sea_orm::sqlx::query::Query;
 use sea_orm::sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection};
 use sea_orm::sqlx::{self, Row};
+use sea_orm::{DatabaseConnection, DbBackend, Value};
 use tokio::sync::oneshot;
 
+use crate::append::{ADVANCE_SQL, advanced, append_alone, not_advanced, parameters, render};
 use crate::error::{RowError, sqlx_error};
-use crate::rows::{message_row, millis, seq_value};
-use crate::store::SeaOrmStore;
 
 /// Appends taken into one transaction at most. Bounds how long the write lock is held
 /// and how long the first append of a batch waits for the last.
@@ -65,12 +61,17 @@ impl std::fmt::Debug for AppendQueue {
     }
 }
 
-impl SeaOrmStore {
-    /// Appends `new` through the writer; resolves once its batch has committed.
-    pub(crate) async fn append_grouped(&self, new: &NewMessage) -> Result<Appended, RepoError> {
+impl AppendQueue {
+    /// Appends `new` to `db` through the writer; resolves once its batch has
+    /// committed.
+    pub(crate) async fn append(
+        self: &Arc<Self>,
+        db: &DatabaseConnection,
+        new: &NewMessage,
+    ) -> Result<Appended, RepoError> {
         let (done, result) = oneshot::channel();
         let start_writer = {
-            let mut state = self.lock_queue();
+            let mut state = self.lock();
             state.pending.push(Pending {
                 message: new.clone(),
                 done,
@@ -78,29 +79,28 @@ impl SeaOrmStore {
             !mem::replace(&mut state.writing, true)
         };
         if start_writer {
-            tokio::spawn(self.clone().write_batches());
+            tokio::spawn(Arc::clone(self).write_batches(db.clone()));
         }
         result
             .await
             .map_err(|_| RepoError::Internal("the append writer stopped before answering".into()))?
     }
 
-    fn lock_queue(&self) -> std::sync::MutexGuard<'_, QueueState> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
         // The critical sections only move vectors and flags, so a poisoned lock still
         // guards consistent state.
-        self.appends
-            .state
+        self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The writer: commits batches until the queue is empty, then stops.
-    async fn write_batches(self) {
+    async fn write_batches(self: Arc<Self>, db: DatabaseConnection) {
         // Should this task ever panic, the next append starts a new writer.
-        let _reset = ResetWriting(self.appends.clone());
+        let _reset = ResetWriting(Arc::clone(&self));
         loop {
             let batch: Vec<Pending> = {
-                let mut state = self.lock_queue();
+                let mut state = self.lock();
                 if state.pending.is_empty() {
                     state.writing = false;
                     return;
@@ -109,12 +109,12 @@ impl SeaOrmStore {
                 state.pending.drain(..take).collect()
             };
             let messages: Vec<&NewMessage> = batch.iter().map(|p| &p.message).collect();
-            match self.commit_batch(&messages).await {
+            match commit_batch(&db, &messages).await {
                 Ok(steps) => {
                     for (pending, stored) in batch.into_iter().zip(steps) {
                         let result = match stored {
                             Some(message) => Ok(Appended::Stored(message)),
-                            None => self.not_advanced(&pending.message).await,
+                            None => not_advanced(&db, &pending.message).await,
                         };
                         // A caller that gave up no longer listens; its message is
                         // stored all the same, as it would be without batching.
@@ -123,46 +123,35 @@ impl SeaOrmStore {
                 }
                 Err(_) => {
                     for pending in batch {
-                        let result = self.append_alone(&pending.message).await;
+                        let result = append_alone(&db, &pending.message).await;
                         let _ = pending.done.send(result);
                     }
                 }
             }
         }
     }
+}
 
-    /// What an append whose conversation row was not updated comes to: the message
-    /// stored before under its `client_message_id`, or the error alone would give.
-    async fn not_advanced(&self, new: &NewMessage) -> Result<Appended, RepoError> {
-        if let Some(client_id) = &new.client_message_id
-            && let Some(original) = self
-                .by_client_message_id(new.conversation_id, client_id)
-                .await?
-        {
-            return Ok(Appended::Existing(original));
-        }
-        Err(self.why_not_advanced(new.conversation_id).await)
+/// Runs every append of the batch in one write transaction and commits it.
+async fn commit_batch(
+    db: &DatabaseConnection,
+    batch: &[&NewMessage],
+) -> Result<Vec<Option<Message>>, RepoError> {
+    // A connection of the pool's own, held for the whole transaction: `BEGIN` and
+    // `COMMIT` travel inside the chunks' queries (one round trip for a batch of up
+    // to 32), so a failure half way may leave the transaction open on it. Such a
+    // connection is closed rather than returned, which rolls the transaction
+    // back; failures are rare (the appends are then retried one by one).
+    let mut connection = db
+        .get_sqlite_connection_pool()
+        .acquire()
+        .await
+        .map_err(sqlx_error)?;
+    let applied = apply(&mut connection, batch).await;
+    if applied.is_err() {
+        let _ = connection.close().await;
     }
-
-    /// Runs every append of the batch in one write transaction and commits it.
-    async fn commit_batch(&self, batch: &[&NewMessage]) -> Result<Vec<Option<Message>>, RepoError> {
-        // A connection of the pool's own, held for the whole transaction: `BEGIN` and
-        // `COMMIT` travel inside the chunks' queries (one round trip for a batch of up
-        // to 32), so a failure half way may leave the transaction open on it. Such a
-        // connection is closed rather than returned, which rolls the transaction
-        // back; failures are rare (the appends are then retried one by one).
-        let mut connection = self
-            .db
-            .get_sqlite_connection_pool()
-            .acquire()
-            .await
-            .map_err(sqlx_error)?;
-        let applied = apply(&mut connection, batch).await;
-        if applied.is_err() {
-            let _ = connection.close().await;
-        }
-        applied
-    }
+    applied
 }
 
 /// Chunk sizes of a batch, largest first. Each chunk is one multi-statement query, and
@@ -173,10 +162,9 @@ const CHUNK_SIZES: [usize; 6] = [32, 16, 8, 4, 2, 1];
 /// its own per connection, and each query sent there costs two thread hand-offs,
 /// which cost more than the statements themselves (docs/benchmarks.md). Per append:
 ///
-/// 1. an `UPDATE` of the conversation exactly as [`advance`](crate::messages::advance)
-///    does it, guarded by the reply's `replied_seq` check and by "no message with this
-///    `client_message_id` yet", and `RETURNING` the append's index in its chunk with
-///    the new `last_seq` and `last_activity_ms`;
+/// 1. the `UPDATE` of the conversation every append makes ([`ADVANCE_SQL`]),
+///    `RETURNING` the append's index in its chunk with the new `last_seq` and
+///    `last_activity_ms`;
 /// 2. an `INSERT … SELECT` of the message that takes its seq and timestamp from the
 ///    row just updated, and inserts nothing when the update changed no row.
 ///
@@ -188,7 +176,7 @@ async fn apply(
     connection: &mut SqliteConnection,
     batch: &[&NewMessage],
 ) -> Result<Vec<Option<Message>>, RepoError> {
-    let mut advanced: Vec<Option<(i64, i64)>> = vec![None; batch.len()];
+    let mut returned: Vec<Option<(i64, i64)>> = vec![None; batch.len()];
     let mut offset = 0;
     while offset < batch.len() {
         let left = batch.len() - offset;
@@ -213,7 +201,7 @@ async fn apply(
             let slot = usize::try_from(index)
                 .ok()
                 .filter(|index| *index < size)
-                .and_then(|index| advanced.get_mut(offset + index))
+                .and_then(|index| returned.get_mut(offset + index))
                 .ok_or_else(|| RowError::new("conversations", "unknown batch index returned"))?;
             *slot = Some((last_seq, last_activity_ms));
         }
@@ -221,51 +209,31 @@ async fn apply(
     }
     batch
         .iter()
-        .zip(advanced)
-        .map(|(new, advanced)| {
-            let Some((last_seq, last_activity_ms)) = advanced else {
+        .zip(returned)
+        .map(|(new, returned)| {
+            let Some((last_seq, last_activity_ms)) = returned else {
                 return Ok(None);
             };
-            let seq = Seq::new(
-                u64::try_from(last_seq)
-                    .map_err(|_| RowError::new("conversations", "negative last_seq"))?,
-            );
-            let timestamp = Timestamp::from_unix_millis(last_activity_ms)
-                .map_err(|_| RowError::new("conversations", "last_activity out of range"))?;
+            let (seq, timestamp) = advanced(last_seq, last_activity_ms)?;
             Ok(Some(new.stored(seq, timestamp)))
         })
         .collect()
 }
 
-/// The two statements of one append (see [`apply`]); `{index}` is its place in the
-/// chunk, and `#n#` its parameter `n` of [`append_values`].
-const APPEND_SQL: &str = "\
-UPDATE conversations SET last_seq = last_seq + 1, message_count = message_count + 1, \
-last_activity_ms = CASE WHEN last_seq > 0 AND last_activity_ms > #1# \
-THEN last_activity_ms ELSE #1# END, \
-last_message = #2#, \
-last_user_seq = CASE WHEN #3# THEN last_seq + 1 ELSE last_user_seq END, \
-replied_seq = COALESCE(#4#, replied_seq) \
-WHERE id = #5# AND (#4# IS NULL OR replied_seq < #4#) \
-AND (#6# IS NULL OR NOT EXISTS (SELECT 1 FROM message_history \
-WHERE conversation_id = #5# AND client_message_id = #6#)) \
-RETURNING {index}, last_seq, last_activity_ms;
+/// The insert that follows [`ADVANCE_SQL`] in a batch: the message, with the seq and
+/// timestamp the conversation's row now holds, or nothing when the update changed no
+/// row. Its `#n#` are those of [`parameters`].
+const INSERT_ADVANCED_SQL: &str = "\
 INSERT INTO message_history (id, conversation_id, seq, sender, sender_id, content, \
 attachments, suggestions, client_message_id, reply_to, timestamp_ms, metadata) \
 SELECT #7#, id, last_seq, #8#, #9#, #10#, #11#, #12#, #6#, #13#, last_activity_ms, #14# \
 FROM conversations WHERE id = #5# AND changes() = 1;
 ";
 
-/// How many parameters [`APPEND_SQL`] numbers.
-const APPEND_PARAMETERS: usize = 14;
-
 /// One query for the appends of `chunk`, beginning the transaction if it is the
 /// batch's `first` chunk and committing it if it is the `last`. Its text depends on
 /// those and the chunk's size alone.
 ///
-/// The placeholders are plain `?`, one value per occurrence: sqlx binds numbered
-/// parameters of a multi-statement query per statement, and gives up on a statement
-/// whose numbers do not start at 1.
 fn chunk_statement(
     chunk: &[&NewMessage],
     first: bool,
@@ -279,24 +247,17 @@ fn chunk_statement(
     }
     let mut values: Vec<Value> = Vec::new();
     for (index, new) in chunk.iter().enumerate() {
-        let parameters = append_values(new)?;
-        let text = APPEND_SQL.replace("{index}", &index.to_string());
-        let mut rest = text.as_str();
-        while let Some((before, after)) = rest.split_once('#') {
-            let (number, after) = after
-                .split_once('#')
-                .ok_or_else(|| RepoError::Internal("an unclosed parameter in APPEND_SQL".into()))?;
-            let value = number
-                .parse::<usize>()
-                .ok()
-                .and_then(|n| parameters.get(n.wrapping_sub(1)))
-                .ok_or_else(|| RepoError::Internal("an unknown parameter in APPEND_SQL".into()))?;
-            sql.push_str(before);
-            sql.push('?');
-            values.push(value.clone());
-            rest = after;
-        }
-        sql.push_str(rest);
+        let parameters = parameters(new)?;
+        let statements = format!(
+            "{ADVANCE_SQL} RETURNING {index}, last_seq, last_activity_ms;\n{INSERT_ADVANCED_SQL}"
+        );
+        render(
+            &statements,
+            &parameters,
+            DbBackend::Sqlite,
+            &mut sql,
+            &mut values,
+        )?;
     }
     if last {
         sql.push_str("COMMIT;\n");
@@ -304,7 +265,7 @@ fn chunk_statement(
     Ok((sql, values))
 }
 
-/// Binds one value of [`append_values`] to `query`.
+/// Binds one value of [`parameters`] to `query`.
 fn bind<'q>(
     query: Query<'q, Sqlite, SqliteArguments>,
     value: Value,
@@ -320,30 +281,6 @@ fn bind<'q>(
             ));
         }
     })
-}
-
-/// The parameters `#1#`…`#14#` of [`APPEND_SQL`] for `new`.
-fn append_values(new: &NewMessage) -> Result<[Value; APPEND_PARAMETERS], RepoError> {
-    // Seq and timestamp are placeholders here: the SQL takes both from the
-    // conversation row.
-    let row = message_row(new, Seq::ZERO, new.timestamp)?;
-    let answered = new.reply_to.map(|r| seq_value(r.seq)).transpose()?;
-    Ok([
-        millis(new.timestamp).into(),
-        preview(new.content.as_str()).into(),
-        (new.sender == Sender::User).into(),
-        answered.into(),
-        new.conversation_id.as_uuid().into(),
-        row.client_message_id.into(),
-        row.id.into(),
-        row.sender.into(),
-        row.sender_id.into(),
-        row.content.into(),
-        row.attachments.into(),
-        row.suggestions.into(),
-        row.reply_to.into(),
-        row.metadata.into(),
-    ])
 }
 
 /// Marks the writer stopped when its task panics, so that a panic cannot leave
@@ -371,12 +308,17 @@ mod tests {
 
     use confab_domain::bot::{Bot, BotId, BotName, EngineKind, EngineSpec};
     use confab_domain::conversation::{Conversation, ConversationId, Metadata};
-    use confab_domain::message::{Attachments, ClientMessageId, MessageContent, MessageId, Sender};
+    use confab_domain::message::{
+        Attachments, ClientMessageId, MessageContent, MessageId, Sender, Seq,
+    };
     use confab_domain::ports::{BotRepository, ConversationRepository, MessageRepository};
     use confab_domain::session::{Session, SessionId};
     use confab_domain::user::UserId;
 
+    use confab_domain::timestamp::Timestamp;
+
     use super::*;
+    use crate::SeaOrmStore;
     use crate::testing::sqlite_temp;
 
     fn now() -> Timestamp {

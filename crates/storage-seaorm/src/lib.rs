@@ -3,7 +3,8 @@
 //!
 //! The backend is chosen at run time by the URL's scheme. Every query is written once
 //! and runs unchanged on both backends: with SeaORM's builders, except the analytics
-//! aggregates of `maintenance`, plain SQL that SQLite and PostgreSQL read alike. The
+//! aggregates of `maintenance` and the append rule of `append`, plain SQL that SQLite
+//! and PostgreSQL read alike. Only SQLite's group commit adds SQL of SQLite's own. The
 //! schema comes from `confab_migrations`.
 //!
 //! # Layout
@@ -15,6 +16,8 @@
 //!   conversation, as a lease on its row.
 //! - `maintenance`: `ConversationMaintenance` on [`SeaOrmStore`]: selections across
 //!   users and the analytics summary as SQL aggregates.
+//! - `append`: the append rule (a guarded `UPDATE` of the conversation, then the
+//!   message), written once for both ways of storing a message.
 //! - `group_commit`: SQLite appends grouped into shared transactions by one writer.
 //! - `entity`: the tables as SeaORM entities, private to this crate.
 //! - `rows`: explicit conversions between rows and domain values.
@@ -22,6 +25,7 @@
 //! - [`testing`] (feature `test-util`): throwaway migrated SQLite and PostgreSQL
 //!   databases for tests of this and other crates.
 
+mod append;
 mod bot_cache;
 mod bots;
 mod connection;

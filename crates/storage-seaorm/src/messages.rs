@@ -2,23 +2,19 @@
 //! through history.
 
 use async_trait::async_trait;
-use confab_domain::conversation::{ConversationId, preview};
+use confab_domain::conversation::ConversationId;
 use confab_domain::error::RepoError;
 use confab_domain::message::{
-    Appended, ClientMessageId, HistoryBound, HistoryPage, HistoryQuery, Message, MessageId,
-    NewMessage, Sender, Seq,
+    Appended, HistoryBound, HistoryPage, HistoryQuery, Message, MessageId, NewMessage, Seq,
 };
 use confab_domain::ports::MessageRepository;
-use confab_domain::timestamp::Timestamp;
-use sea_orm::sea_query::{Expr, ExprTrait, SimpleExpr};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
+use crate::append::{append_alone, why_not_advanced};
 use crate::entity::{conversation, message};
-use crate::error::{RowError, repo_error};
-use crate::rows::{message_row, millis, seq_value};
+use crate::error::repo_error;
+use crate::rows::{millis, seq_value};
 use crate::store::SeaOrmStore;
 
 #[async_trait]
@@ -27,9 +23,9 @@ impl MessageRepository for SeaOrmStore {
         // SQLite has one writer at a time: appends are grouped into shared
         // transactions there (see `group_commit`).
         if self.db.get_database_backend() == DbBackend::Sqlite {
-            self.append_grouped(new).await
+            self.appends.append(&self.db, new).await
         } else {
-            self.append_alone(new).await
+            append_alone(&self.db, new).await
         }
     }
 
@@ -91,7 +87,7 @@ impl MessageRepository for SeaOrmStore {
             .await
             .map_err(repo_error)?;
         if updated.rows_affected == 0 {
-            return Err(self.why_not_advanced(conversation).await);
+            return Err(why_not_advanced(&self.db, conversation).await);
         }
         Ok(())
     }
@@ -105,125 +101,6 @@ impl MessageRepository for SeaOrmStore {
             .ok_or(RepoError::NotFound)?;
         Ok(Message::try_from(row)?)
     }
-}
-
-impl SeaOrmStore {
-    /// Appends `new` in a transaction of its own.
-    pub(crate) async fn append_alone(&self, new: &NewMessage) -> Result<Appended, RepoError> {
-        let txn = self.begin_write().await?;
-        // Advancing the conversation first takes its row lock (PostgreSQL) or the
-        // write lock (SQLite) before anything is read, so concurrent appends queue
-        // here and each sees the seq its predecessor committed.
-        let Some(advanced) = advance(&txn, new).await? else {
-            txn.rollback().await.map_err(repo_error)?;
-            return Err(self.why_not_advanced(new.conversation_id).await);
-        };
-        let seq = Seq::new(
-            u64::try_from(advanced.last_seq)
-                .map_err(|_| RowError::new("conversations", "negative last_seq"))?,
-        );
-        // `advance` set last_activity to this message's timestamp, raised to the
-        // previous message's if the clock stepped back.
-        let timestamp = Timestamp::from_unix_millis(advanced.last_activity_ms)
-            .map_err(|_| RowError::new("conversations", "last_activity out of range"))?;
-        let row = message_row(new, seq, timestamp)?;
-        let inserted = message::Entity::insert(row.into_active_model())
-            .exec_without_returning(&txn)
-            .await;
-        match inserted {
-            Ok(_) => {
-                txn.commit().await.map_err(repo_error)?;
-                Ok(Appended::Stored(new.stored(seq, timestamp)))
-            }
-            Err(error) => {
-                let error = repo_error(error);
-                // PostgreSQL refuses every statement of a transaction after an error,
-                // so the original is looked up after the rollback.
-                txn.rollback().await.map_err(repo_error)?;
-                match (error, &new.client_message_id) {
-                    (RepoError::Conflict, Some(client_id)) => self
-                        .by_client_message_id(new.conversation_id, client_id)
-                        .await?
-                        .map(Appended::Existing)
-                        .ok_or(RepoError::Conflict),
-                    (error, _) => Err(error),
-                }
-            }
-        }
-    }
-
-    /// Why `advance` matched no row: the conversation is missing, or the reply it
-    /// would record was stored before.
-    pub(crate) async fn why_not_advanced(&self, id: ConversationId) -> RepoError {
-        match conversation::Entity::find_by_id(id.as_uuid())
-            .one(&self.db)
-            .await
-        {
-            Ok(Some(_)) => RepoError::Conflict,
-            Ok(None) => RepoError::NotFound,
-            Err(error) => repo_error(error),
-        }
-    }
-
-    pub(crate) async fn by_client_message_id(
-        &self,
-        conversation: ConversationId,
-        client_id: &ClientMessageId,
-    ) -> Result<Option<Message>, RepoError> {
-        let row = message::Entity::find()
-            .filter(message::Column::ConversationId.eq(conversation.as_uuid()))
-            .filter(message::Column::ClientMessageId.eq(client_id.as_str()))
-            .one(&self.db)
-            .await
-            .map_err(repo_error)?;
-        Ok(row.map(Message::try_from).transpose()?)
-    }
-}
-
-/// Moves the conversation on by one message in a single `UPDATE … RETURNING`:
-/// `last_seq` and `message_count` up by one, `last_activity` to the message's time
-/// (never below the previous message's), `last_message` to its preview, `last_user_seq`
-/// for user messages, and `replied_seq` for replies, but only while that reply is
-/// still pending. Returns the conversation as updated, or `None` when no row matched:
-/// the conversation is missing or the reply was stored before.
-pub(crate) async fn advance<C: ConnectionTrait>(
-    db: &C,
-    new: &NewMessage,
-) -> Result<Option<conversation::Model>, RepoError> {
-    use conversation::Column;
-
-    let at = millis(new.timestamp);
-    let next_seq = || Expr::col(Column::LastSeq).add(1);
-    // SET expressions read the row as it was before the statement, so `last_seq` here
-    // is the previous message's seq and `last_activity_ms` its timestamp.
-    let activity: SimpleExpr = Expr::case(
-        Expr::col(Column::LastSeq)
-            .gt(0)
-            .and(Expr::col(Column::LastActivityMs).gt(at)),
-        Expr::col(Column::LastActivityMs),
-    )
-    .finally(Expr::val(at))
-    .into();
-    let mut update = conversation::Entity::update_many()
-        .col_expr(Column::LastSeq, next_seq())
-        .col_expr(Column::MessageCount, Expr::col(Column::MessageCount).add(1))
-        .col_expr(Column::LastActivityMs, activity)
-        .col_expr(
-            Column::LastMessage,
-            Expr::val(preview(new.content.as_str())),
-        )
-        .filter(Column::Id.eq(new.conversation_id.as_uuid()));
-    if new.sender == Sender::User {
-        update = update.col_expr(Column::LastUserSeq, next_seq());
-    }
-    if let Some(reply_to) = new.reply_to {
-        let answered = seq_value(reply_to.seq)?;
-        update = update
-            .col_expr(Column::RepliedSeq, Expr::val(answered))
-            .filter(Column::RepliedSeq.lt(answered));
-    }
-    let rows = update.exec_with_returning(db).await.map_err(repo_error)?;
-    Ok(rows.into_iter().next())
 }
 
 /// A seq as a query bound. A client may name a seq beyond any stored one (up to

@@ -5,12 +5,10 @@ use std::sync::Arc;
 
 use confab_domain::bot::BotId;
 use confab_domain::error::RepoError;
-use sea_orm::{
-    DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
-};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel};
 
 use crate::bot_cache::BotCache;
+use crate::connection::begin_write;
 use crate::entity::server_setting;
 use crate::error::repo_error;
 use crate::group_commit::AppendQueue;
@@ -90,17 +88,8 @@ impl SeaOrmStore {
             .ok_or(RepoError::NotFound)
     }
 
-    /// Begins a transaction that will write. On SQLite it takes the write lock at once
-    /// (`BEGIN IMMEDIATE`): a transaction that read first and wrote later could fail
-    /// with `SQLITE_BUSY` without waiting, because its snapshot may be stale. On
-    /// PostgreSQL it is a plain `BEGIN`.
+    /// Begins a transaction that will write ([`begin_write`]).
     pub(crate) async fn begin_write(&self) -> Result<DatabaseTransaction, RepoError> {
-        self.db
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..TransactionOptions::default()
-            })
-            .await
-            .map_err(repo_error)
+        begin_write(&self.db).await
     }
 }

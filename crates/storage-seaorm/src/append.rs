@@ -1,0 +1,226 @@
+//! The append rule, written once for both ways a message is stored: alone in a
+//! transaction of its own (PostgreSQL, and SQLite's fallback) and in a batch of the
+//! SQLite group-commit writer (`group_commit`).
+//!
+//! An append first moves its conversation on in one guarded `UPDATE`
+//! ([`ADVANCE_SQL`]), which takes the conversation's row lock (PostgreSQL) or the
+//! write lock (SQLite) before anything is read: concurrent appends queue there and
+//! each sees the seq its predecessor committed, so seqs stay gap-free. Only when that
+//! `UPDATE` changed the row is the message inserted, with the seq and timestamp the
+//! row now holds. An `UPDATE` that changed nothing is sorted out by
+//! [`not_advanced`]: a duplicate `client_message_id`, a reply stored before, or a
+//! missing conversation.
+
+use confab_domain::conversation::{ConversationId, preview};
+use confab_domain::error::RepoError;
+use confab_domain::message::{Appended, ClientMessageId, Message, NewMessage, Sender, Seq};
+use confab_domain::timestamp::Timestamp;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, IntoActiveModel,
+    QueryFilter, Statement, Value,
+};
+
+use crate::connection::begin_write;
+use crate::entity::{conversation, message};
+use crate::error::{RowError, repo_error};
+use crate::rows::{message_row, millis, seq_value};
+
+/// The conversation's side of an append, with its parameters as `#n#` (numbers of
+/// [`parameters`]):
+/// - `last_seq` and `message_count` up by one;
+/// - `last_activity` to the message's time, never below the previous message's (SET
+///   expressions read the row as it was, so `last_seq` and `last_activity_ms` there
+///   are the previous message's);
+/// - `last_message` to its preview;
+/// - `last_user_seq` for a user message;
+/// - `replied_seq` for a reply, and only while that reply is still pending;
+/// - nothing at all when the `client_message_id` was stored before.
+///
+/// Callers add the `RETURNING` clause they need.
+pub(crate) const ADVANCE_SQL: &str = "\
+UPDATE conversations SET last_seq = last_seq + 1, message_count = message_count + 1, \
+last_activity_ms = CASE WHEN last_seq > 0 AND last_activity_ms > #1# \
+THEN last_activity_ms ELSE #1# END, \
+last_message = #2#, \
+last_user_seq = CASE WHEN #3# THEN last_seq + 1 ELSE last_user_seq END, \
+replied_seq = COALESCE(#4#, replied_seq) \
+WHERE id = #5# AND (#4# IS NULL OR replied_seq < #4#) \
+AND (#6# IS NULL OR NOT EXISTS (SELECT 1 FROM message_history \
+WHERE conversation_id = #5# AND client_message_id = #6#))";
+
+/// How many parameters [`parameters`] gives.
+pub(crate) const PARAMETERS: usize = 14;
+
+/// The parameters `#1#`…`#14#` of an append of `new`: those of [`ADVANCE_SQL`]
+/// (1–6), then the message's columns (7–14: id, sender, sender id, content,
+/// attachments, suggestions, reply_to, metadata).
+pub(crate) fn parameters(new: &NewMessage) -> Result<[Value; PARAMETERS], RepoError> {
+    // Seq and timestamp are placeholders here: the SQL takes both from the
+    // conversation row.
+    let row = message_row(new, Seq::ZERO, new.timestamp)?;
+    let answered = new.reply_to.map(|r| seq_value(r.seq)).transpose()?;
+    Ok([
+        millis(new.timestamp).into(),
+        preview(new.content.as_str()).into(),
+        (new.sender == Sender::User).into(),
+        answered.into(),
+        new.conversation_id.as_uuid().into(),
+        row.client_message_id.into(),
+        row.id.into(),
+        row.sender.into(),
+        row.sender_id.into(),
+        row.content.into(),
+        row.attachments.into(),
+        row.suggestions.into(),
+        row.reply_to.into(),
+        row.metadata.into(),
+    ])
+}
+
+/// Appends `template` to `sql` with each `#n#` replaced by a placeholder of
+/// `backend` and `parameters[n - 1]` pushed to `values`, one value per occurrence:
+/// sqlx binds a multi-statement SQLite query per statement, numbered parameters
+/// included, so plain `?` in order is the one form that works everywhere. PostgreSQL
+/// numbers its placeholders across the statement.
+pub(crate) fn render(
+    template: &str,
+    parameters: &[Value],
+    backend: DbBackend,
+    sql: &mut String,
+    values: &mut Vec<Value>,
+) -> Result<(), RepoError> {
+    let mut rest = template;
+    while let Some((before, after)) = rest.split_once('#') {
+        let (number, after) = after
+            .split_once('#')
+            .ok_or_else(|| RepoError::Internal("an unclosed parameter in append SQL".into()))?;
+        let value = number
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| parameters.get(n.wrapping_sub(1)))
+            .ok_or_else(|| RepoError::Internal("an unknown parameter in append SQL".into()))?;
+        sql.push_str(before);
+        values.push(value.clone());
+        match backend {
+            DbBackend::Postgres => {
+                sql.push('$');
+                sql.push_str(&values.len().to_string());
+            }
+            _ => sql.push('?'),
+        }
+        rest = after;
+    }
+    sql.push_str(rest);
+    Ok(())
+}
+
+/// The seq and time a conversation's row holds after an advance, as the `RETURNING
+/// last_seq, last_activity_ms` of [`ADVANCE_SQL`] gives them.
+pub(crate) fn advanced(last_seq: i64, last_activity_ms: i64) -> Result<(Seq, Timestamp), RowError> {
+    let seq = Seq::new(
+        u64::try_from(last_seq).map_err(|_| RowError::new("conversations", "negative last_seq"))?,
+    );
+    let timestamp = Timestamp::from_unix_millis(last_activity_ms)
+        .map_err(|_| RowError::new("conversations", "last_activity out of range"))?;
+    Ok((seq, timestamp))
+}
+
+/// Moves the conversation on for `new` ([`ADVANCE_SQL`]); `None` when no row changed.
+async fn advance<C: ConnectionTrait>(
+    db: &C,
+    new: &NewMessage,
+) -> Result<Option<(Seq, Timestamp)>, RepoError> {
+    let backend = db.get_database_backend();
+    let mut sql = String::new();
+    let mut values = Vec::new();
+    render(
+        &format!("{ADVANCE_SQL} RETURNING last_seq, last_activity_ms"),
+        &parameters(new)?,
+        backend,
+        &mut sql,
+        &mut values,
+    )?;
+    let Some(row) = db
+        .query_one_raw(Statement::from_sql_and_values(backend, sql, values))
+        .await
+        .map_err(repo_error)?
+    else {
+        return Ok(None);
+    };
+    let last_seq: i64 = row.try_get_by_index(0).map_err(repo_error)?;
+    let last_activity_ms: i64 = row.try_get_by_index(1).map_err(repo_error)?;
+    Ok(Some(advanced(last_seq, last_activity_ms)?))
+}
+
+/// Appends `new` in a transaction of its own.
+pub(crate) async fn append_alone(
+    db: &DatabaseConnection,
+    new: &NewMessage,
+) -> Result<Appended, RepoError> {
+    let txn = begin_write(db).await?;
+    let Some((seq, timestamp)) = advance(&txn, new).await? else {
+        txn.rollback().await.map_err(repo_error)?;
+        return not_advanced(db, new).await;
+    };
+    let row = message_row(new, seq, timestamp)?;
+    let inserted = message::Entity::insert(row.into_active_model())
+        .exec_without_returning(&txn)
+        .await;
+    match inserted {
+        Ok(_) => {
+            txn.commit().await.map_err(repo_error)?;
+            Ok(Appended::Stored(new.stored(seq, timestamp)))
+        }
+        Err(error) => {
+            let error = repo_error(error);
+            // PostgreSQL refuses every statement of a transaction after an error, so
+            // the original is looked up after the rollback. (Two appends with one
+            // `client_message_id` racing on PostgreSQL both pass the guard of
+            // `ADVANCE_SQL`, which reads the snapshot of before the row lock; the
+            // unique index stops the second here.)
+            txn.rollback().await.map_err(repo_error)?;
+            match (error, &new.client_message_id) {
+                (RepoError::Conflict, Some(_)) => not_advanced(db, new).await,
+                (error, _) => Err(error),
+            }
+        }
+    }
+}
+
+/// What an append that did not move its conversation on comes to: the message stored
+/// before under its `client_message_id`, or why the conversation did not move.
+pub(crate) async fn not_advanced(
+    db: &DatabaseConnection,
+    new: &NewMessage,
+) -> Result<Appended, RepoError> {
+    if let Some(client_id) = &new.client_message_id
+        && let Some(original) = by_client_message_id(db, new.conversation_id, client_id).await?
+    {
+        return Ok(Appended::Existing(original));
+    }
+    Err(why_not_advanced(db, new.conversation_id).await)
+}
+
+/// Why a guarded update of conversation `id` matched no row: the conversation is
+/// missing, or the reply it would record was stored before.
+pub(crate) async fn why_not_advanced(db: &DatabaseConnection, id: ConversationId) -> RepoError {
+    match conversation::Entity::find_by_id(id.as_uuid()).one(db).await {
+        Ok(Some(_)) => RepoError::Conflict,
+        Ok(None) => RepoError::NotFound,
+        Err(error) => repo_error(error),
+    }
+}
+
+async fn by_client_message_id(
+    db: &DatabaseConnection,
+    conversation: ConversationId,
+    client_id: &ClientMessageId,
+) -> Result<Option<Message>, RepoError> {
+    let row = message::Entity::find()
+        .filter(message::Column::ConversationId.eq(conversation.as_uuid()))
+        .filter(message::Column::ClientMessageId.eq(client_id.as_str()))
+        .one(db)
+        .await
+        .map_err(repo_error)?;
+    Ok(row.map(Message::try_from).transpose()?)
+}
