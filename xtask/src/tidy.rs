@@ -13,6 +13,9 @@
 //!   modules aside): the model refers to no layer, `ports` refers only to the model,
 //!   and the layers `ports`, `service`, `reply` and `admin` refer to one another
 //!   without a cycle.
+//! - The top-level modules of the adapter crates in [`ACYCLIC_CRATES`] refer to one
+//!   another without a cycle, read the same way: a module that needs another's
+//!   private parts and is needed by it is one module in two files.
 //!
 //! The checks are pure functions over text (the `cargo tree` output, file contents);
 //! [`run`] only gathers that text and reports.
@@ -70,6 +73,10 @@ const DOMAIN_MODEL: [&str; 11] = [
 /// two layers refer to each other in a circle.
 const DOMAIN_LAYERS: [&str; 4] = ["ports", "service", "reply", "admin"];
 
+/// Source folders of crates whose top-level modules must not refer to one another in
+/// a circle (the domain has its own, stricter rule).
+const ACYCLIC_CRATES: [&str; 1] = ["crates/storage-seaorm/src"];
+
 /// The folders whose Rust files must start with a `//!` comment.
 const DOCUMENTED_FOLDERS: [&str; 3] = ["crates", "migrations", "xtask"];
 
@@ -106,21 +113,17 @@ pub(crate) fn run(sh: &Shell) -> Result<()> {
         }
     }
 
-    let domain = root.join(DOMAIN_SOURCES);
-    let mut references: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for file in files.iter().filter(|file| file.starts_with(&domain)) {
-        let Some(module) = file.strip_prefix(&domain).ok().and_then(top_level_module) else {
-            continue;
-        };
-        let text = sh
-            .read_file(file)
-            .with_context(|| format!("cannot read {}", file.display()))?;
-        references
-            .entry(module)
-            .or_default()
-            .extend(crate_references(&text));
+    let domain = module_references(sh, &root.join(DOMAIN_SOURCES), &files)?;
+    problems.extend(layer_violations(&domain));
+    for sources in ACYCLIC_CRATES {
+        let references = module_references(sh, &root.join(sources), &files)?;
+        let modules: Vec<&str> = references.keys().map(String::as_str).collect();
+        problems.extend(
+            cycles(&references, &modules).into_iter().map(|cycle| {
+                format!("{sources}: modules refer to one another in a circle: {cycle}")
+            }),
+        );
     }
-    problems.extend(layer_violations(&references));
 
     eprintln!(
         "tidy: checked the dependencies of {} workspace crates and {} Rust files",
@@ -134,6 +137,29 @@ pub(crate) fn run(sh: &Shell) -> Result<()> {
         eprintln!("tidy: {problem}");
     }
     bail!("tidy found {} problem(s), listed above", problems.len())
+}
+
+/// Each top-level module of the crate whose sources are `folder` (among `files`), with
+/// the top-level modules its code refers to.
+fn module_references(
+    sh: &Shell,
+    folder: &Path,
+    files: &[PathBuf],
+) -> Result<BTreeMap<String, BTreeSet<String>>> {
+    let mut references: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in files.iter().filter(|file| file.starts_with(folder)) {
+        let Some(module) = file.strip_prefix(folder).ok().and_then(top_level_module) else {
+            continue;
+        };
+        let text = sh
+            .read_file(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        references
+            .entry(module)
+            .or_default()
+            .extend(crate_references(&text));
+    }
+    Ok(references)
 }
 
 /// One package of the dependency graph, as `cargo tree` names it.
@@ -382,32 +408,42 @@ pub(crate) fn layer_violations(references: &BTreeMap<String, BTreeSet<String>>) 
             ));
         }
     }
+    problems.extend(cycles(references, &DOMAIN_LAYERS).into_iter().map(|cycle| {
+        format!("{DOMAIN_SOURCES}: the layers refer to one another in a circle: {cycle}")
+    }));
+    problems
+}
+
+/// Each cycle of references among `modules` (references to other modules are not
+/// followed), named once, as `a -> b -> a` from the first of `modules` on it.
+pub(crate) fn cycles(
+    references: &BTreeMap<String, BTreeSet<String>>,
+    modules: &[&str],
+) -> Vec<String> {
     let edges = |module: &str| -> Vec<&str> {
         references
             .get(module)
             .map(|uses| {
                 uses.iter()
                     .map(String::as_str)
-                    .filter(|used| *used != module && is_layer(used))
+                    .filter(|used| *used != module && modules.contains(used))
                     .collect()
             })
             .unwrap_or_default()
     };
     let mut reported = BTreeSet::new();
-    for start in DOMAIN_LAYERS {
+    let mut found = Vec::new();
+    for start in modules.iter().copied() {
         let mut path = vec![start];
         if let Some(cycle) = cycle_back_to(start, &mut path, &edges) {
             let mut members: Vec<&str> = cycle[..cycle.len() - 1].to_vec();
             members.sort_unstable();
             if reported.insert(members) {
-                problems.push(format!(
-                    "{DOMAIN_SOURCES}: the layers refer to one another in a circle: {}",
-                    cycle.join(" -> ")
-                ));
+                found.push(cycle.join(" -> "));
             }
         }
     }
-    problems
+    found
 }
 
 /// A path from the last module of `path` back to `start`, if there is one, by depth
@@ -695,6 +731,27 @@ mod tests {
                 "{DOMAIN_SOURCES}: the layers refer to one another in a circle: \
                  service -> reply -> admin -> service"
             )]
+        );
+    }
+
+    #[test]
+    fn a_cycle_between_two_adapter_modules_is_found_and_a_chain_is_not() {
+        let references: BTreeMap<String, BTreeSet<String>> = [
+            ("store", &["group_commit", "error"][..]),
+            ("group_commit", &["store", "error"][..]),
+            ("messages", &["store", "append"][..]),
+            ("append", &["error"][..]),
+        ]
+        .into_iter()
+        .map(|(module, uses)| {
+            let uses = uses.iter().map(|used| (*used).to_owned()).collect();
+            (module.to_owned(), uses)
+        })
+        .collect();
+        let modules: Vec<&str> = references.keys().map(String::as_str).collect();
+        assert_eq!(
+            cycles(&references, &modules),
+            ["group_commit -> store -> group_commit"]
         );
     }
 }
