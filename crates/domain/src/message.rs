@@ -441,6 +441,26 @@ pub struct HistoryPage {
     pub has_more: bool,
 }
 
+impl HistoryPage {
+    /// The page `query` asks for, from the messages a store read for it in the
+    /// paging direction: newest first when the query has no `after` bound, oldest
+    /// first when it has, and at most one more than `query.limit` (the one more
+    /// tells whether more exist that way, and is dropped). A store that reads that
+    /// way, e.g. `ORDER BY seq DESC LIMIT limit + 1`, builds every page with this.
+    pub fn from_read(mut read: Vec<Message>, query: &HistoryQuery) -> Self {
+        let limit = query.limit.get() as usize;
+        let has_more = read.len() > limit;
+        read.truncate(limit);
+        if query.after.is_none() {
+            read.reverse();
+        }
+        Self {
+            messages: read,
+            has_more,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -50,10 +50,9 @@ impl MessageRepository for SeaOrmStore {
             });
         }
         // With `after` the page is the oldest messages past it; otherwise it is the
-        // newest, read backwards through the (conversation_id, seq) index and turned
-        // around. One row more than asked tells whether more exist that way.
-        let forward = query.after.is_some();
-        let select = if forward {
+        // newest, read backwards through the (conversation_id, seq) index (and turned
+        // around by `from_read`). One row more than asked tells whether more exist.
+        let select = if query.after.is_some() {
             select.order_by_asc(message::Column::Seq)
         } else {
             select.order_by_desc(message::Column::Seq)
@@ -63,16 +62,11 @@ impl MessageRepository for SeaOrmStore {
             .all(&self.db)
             .await
             .map_err(repo_error)?;
-        let has_more = rows.len() as u64 > limit;
-        let mut messages = rows
+        let read = rows
             .into_iter()
-            .take(query.limit.get() as usize)
             .map(Message::try_from)
             .collect::<Result<Vec<_>, _>>()?;
-        if !forward {
-            messages.reverse();
-        }
-        Ok(HistoryPage { messages, has_more })
+        Ok(HistoryPage::from_read(read, query))
     }
 
     async fn mark_answered(&self, conversation: ConversationId, seq: Seq) -> Result<(), RepoError> {

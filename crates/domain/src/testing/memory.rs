@@ -336,28 +336,21 @@ impl MessageRepository for InMemoryStore {
         query: &HistoryQuery,
     ) -> Result<HistoryPage, RepoError> {
         let state = self.lock();
-        let Some(messages) = state.messages.get(&conversation) else {
-            return Ok(HistoryPage {
-                messages: Vec::new(),
-                has_more: false,
-            });
-        };
-        let within: Vec<&Message> = messages
+        let messages = state
+            .messages
+            .get(&conversation)
+            .map_or(&[][..], Vec::as_slice);
+        let within = messages
             .iter()
             .filter(|m| query.before.is_none_or(|bound| before(m, bound)))
-            .filter(|m| query.after.is_none_or(|bound| after(m, bound)))
-            .collect();
-        let limit = query.limit.get() as usize;
-        let has_more = within.len() > limit;
-        let page: &[&Message] = if query.after.is_some() {
-            &within[..within.len().min(limit)]
+            .filter(|m| query.after.is_none_or(|bound| after(m, bound)));
+        let read_size = query.limit.get() as usize + 1;
+        let read: Vec<Message> = if query.after.is_some() {
+            within.take(read_size).cloned().collect()
         } else {
-            &within[within.len().saturating_sub(limit)..]
+            within.rev().take(read_size).cloned().collect()
         };
-        Ok(HistoryPage {
-            messages: page.iter().map(|m| (*m).clone()).collect(),
-            has_more,
-        })
+        Ok(HistoryPage::from_read(read, query))
     }
 
     async fn mark_answered(&self, conversation: ConversationId, seq: Seq) -> Result<(), RepoError> {
