@@ -201,7 +201,7 @@ mod tests {
             attachments: Attachments::none(),
             suggestions: Vec::new(),
             client_message_id: None,
-            reply_to: reply_to.map(|m| ReplyTo {
+            answers: reply_to.map(|m| ReplyTo {
                 message_id: m.id,
                 seq: m.seq,
             }),

@@ -312,8 +312,10 @@ pub struct NewMessage {
     pub suggestions: Vec<Suggestion>,
     /// The client's id for the message.
     pub client_message_id: Option<ClientMessageId>,
-    /// The user message this one answers; storing it completes that reply job.
-    pub reply_to: Option<ReplyTo>,
+    /// The user message this one answers, for bot and system replies: its id, kept
+    /// as the stored message's [`reply_to`](Message::reply_to), and its seq, which
+    /// storing this message marks answered (completing that reply job).
+    pub answers: Option<ReplyTo>,
     /// The time of the append; storage raises it to the previous message's timestamp
     /// if the clock stepped back, so timestamps never decrease in seq order.
     pub timestamp: Timestamp,
@@ -336,7 +338,7 @@ impl NewMessage {
             attachments: self.attachments.clone(),
             suggestions: self.suggestions.clone(),
             client_message_id: self.client_message_id.clone(),
-            reply_to: self.reply_to.map(|r| r.message_id),
+            reply_to: self.answers.map(|r| r.message_id),
             timestamp,
             metadata: self.metadata.clone(),
         }

@@ -578,7 +578,7 @@ mod tests {
                 attachments: crate::message::Attachments::none(),
                 suggestions: Vec::new(),
                 client_message_id: None,
-                reply_to: None,
+                answers: None,
                 timestamp: s.conversation.created_at,
                 metadata: Metadata::default(),
             })
@@ -738,7 +738,7 @@ mod tests {
                 attachments: crate::message::Attachments::none(),
                 suggestions: Vec::new(),
                 client_message_id: None,
-                reply_to: None,
+                answers: None,
                 timestamp: fakes.ports.clock.now(),
                 metadata: Metadata::default(),
             })
@@ -790,7 +790,7 @@ mod tests {
             attachments: crate::message::Attachments::none(),
             suggestions: Vec::new(),
             client_message_id: None,
-            reply_to: Some(ReplyTo {
+            answers: Some(ReplyTo {
                 message_id: question.id,
                 seq: question.seq,
             }),
@@ -826,7 +826,7 @@ mod tests {
             attachments: crate::message::Attachments::none(),
             suggestions: Vec::new(),
             client_message_id: None,
-            reply_to: Some(ReplyTo {
+            answers: Some(ReplyTo {
                 message_id: question.id,
                 seq: question.seq,
             }),
@@ -1241,7 +1241,7 @@ mod tests {
                 attachments: crate::message::Attachments::none(),
                 suggestions: Vec::new(),
                 client_message_id: None,
-                reply_to: None,
+                answers: None,
                 timestamp: s.fakes.clock.peek(),
                 metadata: Metadata::default(),
             })

@@ -58,7 +58,7 @@ pub(crate) fn parameters(new: &NewMessage) -> Result<[Value; PARAMETERS], RepoEr
     // Seq and timestamp are placeholders here: the SQL takes both from the
     // conversation row.
     let row = message_row(new, Seq::ZERO, new.timestamp)?;
-    let answered = new.reply_to.map(|r| seq_value(r.seq)).transpose()?;
+    let answered = new.answers.map(|r| seq_value(r.seq)).transpose()?;
     Ok([
         millis(new.timestamp).into(),
         preview(new.content.as_str()).into(),

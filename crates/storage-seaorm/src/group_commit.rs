@@ -360,7 +360,7 @@ mod tests {
             attachments: Attachments::none(),
             suggestions: Vec::new(),
             client_message_id: client_id.map(|id| ClientMessageId::parse(id).expect("id")),
-            reply_to: None,
+            answers: None,
             timestamp: now(),
             metadata: Metadata::default(),
         }
@@ -430,7 +430,7 @@ mod tests {
                 sender: Sender::Bot,
                 sender_id: "echo".to_owned(),
                 content: MessageContent::trusted(format!("reply {n}")),
-                reply_to: Some(confab_domain::message::ReplyTo {
+                answers: Some(confab_domain::message::ReplyTo {
                     message_id: question.id,
                     seq: question.seq,
                 }),

@@ -289,7 +289,7 @@ pub(crate) fn message_row(
             .client_message_id
             .as_ref()
             .map(|id| id.as_str().to_owned()),
-        reply_to: message.reply_to.map(|r| r.message_id.as_uuid()),
+        reply_to: message.answers.map(|r| r.message_id.as_uuid()),
         timestamp_ms: millis(timestamp),
         metadata: json_text(MESSAGES, message.metadata.as_map())?,
     })

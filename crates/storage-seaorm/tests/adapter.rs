@@ -100,7 +100,7 @@ fn user_message(conversation: &Conversation, content: &str) -> NewMessage {
         attachments: Attachments::none(),
         suggestions: Vec::new(),
         client_message_id: None,
-        reply_to: None,
+        answers: None,
         timestamp: test_start(),
         metadata: Metadata::default(),
     }

@@ -169,7 +169,7 @@ impl ReplyPipeline {
                 attachments: reply.attachments,
                 suggestions: reply.suggestions,
                 client_message_id: None,
-                reply_to: Some(ReplyTo {
+                answers: Some(ReplyTo {
                     message_id: message.id,
                     seq: message.seq,
                 }),

@@ -274,7 +274,7 @@ mod tests {
                 attachments: Attachments::none(),
                 suggestions: Vec::new(),
                 client_message_id: None,
-                reply_to: None,
+                answers: None,
                 timestamp: crate::testing::test_start(),
                 metadata: Metadata::default(),
             };

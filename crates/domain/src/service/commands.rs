@@ -154,7 +154,7 @@ impl ConversationService {
             attachments: draft.attachments,
             suggestions: Vec::new(),
             client_message_id: draft.client_message_id,
-            reply_to: None,
+            answers: None,
             timestamp: self.ports.clock.now(),
             metadata: draft.metadata,
         };

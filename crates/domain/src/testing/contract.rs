@@ -327,7 +327,7 @@ fn user_message(conversation: &Conversation, content: &str, timestamp: Timestamp
         attachments: Attachments::none(),
         suggestions: Vec::new(),
         client_message_id: None,
-        reply_to: None,
+        answers: None,
         timestamp,
         metadata: Metadata::default(),
     }
@@ -343,7 +343,7 @@ fn bot_reply(
     NewMessage {
         sender: Sender::Bot,
         sender_id: conversation.bot_id.to_string(),
-        reply_to: Some(ReplyTo {
+        answers: Some(ReplyTo {
             message_id: to.id,
             seq: to.seq,
         }),

@@ -308,8 +308,8 @@ impl MessageRepository for InMemoryStore {
         {
             return Ok(Appended::Existing(original.clone()));
         }
-        if let Some(reply_to) = message.reply_to
-            && conversation.replied_seq >= reply_to.seq
+        if let Some(answered) = message.answers
+            && conversation.replied_seq >= answered.seq
         {
             return Err(RepoError::Conflict);
         }
@@ -324,8 +324,8 @@ impl MessageRepository for InMemoryStore {
         messages.push(stored.clone());
         state.message_ids.insert(stored.id);
         conversation.record(&stored);
-        if let Some(reply_to) = message.reply_to {
-            conversation.replied_seq = reply_to.seq;
+        if let Some(answered) = message.answers {
+            conversation.replied_seq = answered.seq;
         }
         Ok(Appended::Stored(stored))
     }

@@ -77,14 +77,14 @@ impl TestApp {
         conversation
     }
 
-    /// Appends a message at `time`, answering `reply_to` when given.
+    /// Appends a message at `time`, answering `question` when given.
     pub async fn seed_message(
         &self,
         conversation: &Conversation,
         sender: Sender,
         content: &str,
         time: Timestamp,
-        reply_to: Option<&Message>,
+        question: Option<&Message>,
     ) -> Message {
         let sender_id = match sender {
             Sender::User => conversation.user_id.to_string(),
@@ -100,7 +100,7 @@ impl TestApp {
             attachments: Attachments::none(),
             suggestions: Vec::new(),
             client_message_id: None,
-            reply_to: reply_to.map(|m| ReplyTo {
+            answers: question.map(|m| ReplyTo {
                 message_id: m.id,
                 seq: m.seq,
             }),
