@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use confab_server::config::LogFormat;
-use confab_server::settings::Sources;
+use confab_server::config::Sources;
 use figment::value::Value;
 
 /// A conversation server for chatbots.
@@ -43,7 +43,7 @@ pub(crate) struct GlobalArgs {
 }
 
 impl GlobalArgs {
-    /// The file and the flag overrides, for [`confab_server::settings::load`].
+    /// The file and the flag overrides, for [`confab_server::config::load`].
     pub(crate) fn sources(&self) -> Sources {
         let mut flags = Vec::new();
         if let Some(listen) = self.listen {

@@ -2,10 +2,14 @@
 //! embedded SQLite file in the working directory, guests allowed, loopback only.
 //!
 //! [`Config`] is the one typed source of settings: [`App::build`](crate::App::build)
-//! takes it, tests construct it directly, and [`crate::settings`] fills it from
+//! takes it, tests construct it directly, and [`load`] fills it from
 //! `confab.toml`, `CONFAB_*` environment variables and flags. Its serde shape *is* the
 //! file format: every field is a key, nested structs are tables, durations are
 //! humantime strings ("30s", "24h"), and unknown keys are refused.
+
+mod sources;
+
+pub use sources::{DEFAULT_CONFIG_FILE, ENV_PREFIX, Sources, load, print_redacted, redact_url};
 
 use std::net::SocketAddr;
 use std::time::Duration;

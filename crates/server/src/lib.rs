@@ -4,18 +4,18 @@
 //! # Layout
 //! - [`cluster`]: what changes with several instances: the NATS bus, reply leases,
 //!   bot changes announced to the others.
-//! - [`config`]: the server's settings and their defaults.
-//! - [`settings`]: loading them from `confab.toml`, `CONFAB_*` variables and flags.
+//! - [`config`]: the server's settings, their defaults, and loading them from
+//!   `confab.toml`, `CONFAB_*` variables and flags.
 //! - [`metering`]: decorators of the event bus and bot engines that feed metrics.
-//! - [`ops`]: the Prometheus recorder and the readiness check (database and bus).
+//! - [`monitoring`]: the Prometheus recorder and the readiness check (database and
+//!   bus).
 //! - [`startup`]: [`App`](startup::App), which builds the server and runs it.
 //! - `main.rs`: the command line.
 
 pub mod cluster;
 pub mod config;
 pub mod metering;
-pub mod ops;
-pub mod settings;
+pub mod monitoring;
 pub mod startup;
 
 pub use config::Config;

@@ -11,8 +11,8 @@ use confab_api_axum::Auth;
 use confab_domain::bot::BotId;
 use confab_domain::user::{Role, UserId};
 use confab_migrations::{Migrator, MigratorTrait as _};
-use confab_server::config::{Config, LogFormat};
-use confab_server::{App, settings};
+use confab_server::App;
+use confab_server::config::{self, Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Cli, Command, ConfigAction, MigrateAction, TokenArgs};
@@ -24,7 +24,7 @@ async fn main() -> anyhow::Result<()> {
         println!("{}", confab_api_axum::openapi().to_pretty_json()?);
         return Ok(());
     }
-    let config = settings::load(&cli.global.sources())?;
+    let config = config::load(&cli.global.sources())?;
     match cli.command {
         None | Some(Command::Serve) => {
             init_logging(&config)?;
@@ -39,7 +39,7 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Config {
             action: ConfigAction::Print,
         }) => {
-            print!("{}", settings::print_redacted(&config)?);
+            print!("{}", config::print_redacted(&config)?);
             Ok(())
         }
         Some(Command::Openapi) => Ok(()),
@@ -72,7 +72,7 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
 }
 
 async fn migrate(config: &Config, action: MigrateAction) -> anyhow::Result<()> {
-    let url = settings::redact_url(&config.database_url);
+    let url = config::redact_url(&config.database_url);
     let db = confab_storage_seaorm::connect(&config.database_url)
         .await
         .with_context(|| format!("cannot open the database {url}"))?;

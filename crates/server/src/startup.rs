@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 use crate::cluster::Topology;
 use crate::config::Config;
 use crate::metering::{MeteredEngines, MeteredEventBus};
-use crate::ops::ServerReadiness;
+use crate::monitoring::ServerReadiness;
 
 /// A built server, bound to its port, not yet serving.
 pub struct App {
@@ -116,14 +116,14 @@ impl App {
                 )?,
             },
         };
-        let metrics = crate::ops::prometheus();
+        let metrics = crate::monitoring::prometheus();
         let router = confab_api_axum::ops::router_with_operations(
             state,
             Operations {
                 readiness,
                 metrics: Arc::new(move || metrics.render()),
                 cors_origins: config.limits.cors_origins.clone(),
-                readiness_timeout: crate::ops::READINESS_TIMEOUT,
+                readiness_timeout: crate::monitoring::READINESS_TIMEOUT,
             },
         )
         .map_err(|problem| {
@@ -326,7 +326,7 @@ async fn open_database(config: &Config) -> anyhow::Result<DatabaseConnection> {
         .with_context(|| {
             format!(
                 "cannot open the database {}",
-                crate::settings::redact_url(&config.database_url)
+                crate::config::redact_url(&config.database_url)
             )
         })?;
     confab_storage_seaorm::migrate(&db)

@@ -26,7 +26,7 @@ use anyhow::Context as _;
 use figment::Figment;
 use figment::providers::{Env, Format as _, Serialized, Toml};
 
-use crate::config::Config;
+use super::Config;
 
 /// The file read when neither `--config` nor `CONFAB_CONFIG` names one; a missing
 /// default file is no error, a missing named file is.
