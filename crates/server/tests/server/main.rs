@@ -14,11 +14,14 @@
 //! - `bots`: the bot registry, engines against fake bot services, a restart mid-reply.
 //! - `management`: batch actions, exports, analytics and retention.
 //! - `ops`: configuration, the CLI, metrics, readiness, limits and shutdown.
+//! - `authz`: authorization on every operation of the OpenAPI document, from a table
+//!   that must cover it, and on `/ws`.
 
 // A test binary has no public API: its helpers are `pub` for its own modules, and a
 // failed unwrap is a failed test.
 #![allow(unreachable_pub, clippy::unwrap_used)]
 
+mod authz;
 mod bots;
 mod cluster;
 mod helpers;
