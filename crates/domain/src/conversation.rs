@@ -327,6 +327,27 @@ pub struct ConversationPage {
     pub next_cursor: Option<ListCursor>,
 }
 
+impl ConversationPage {
+    /// The page `query` asks for, from the conversations a store read for it in list
+    /// order (newest activity first, then id) from the query's position on, at most
+    /// one more than `query.limit` (the one more tells whether another page follows,
+    /// and is dropped); `total` counts every match of the filter.
+    pub fn from_read(mut read: Vec<Conversation>, query: &ListQuery, total: u64) -> Self {
+        let has_more = read.len() > query.limit.get() as usize;
+        read.truncate(query.limit.get() as usize);
+        let next_cursor = read.last().filter(|_| has_more).map(|last| ListCursor {
+            last_activity: last.last_activity,
+            id: last.id,
+        });
+        Self {
+            conversations: read,
+            total,
+            has_more,
+            next_cursor,
+        }
+    }
+}
+
 /// Conversations chosen by what they are rather than by id, across all users: for
 /// administrators and retention jobs. Unset fields do not filter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -2,8 +2,7 @@
 
 use async_trait::async_trait;
 use confab_domain::conversation::{
-    Conversation, ConversationChange, ConversationId, ConversationPage, ListCursor, ListPosition,
-    ListQuery,
+    Conversation, ConversationChange, ConversationId, ConversationPage, ListPosition, ListQuery,
 };
 use confab_domain::error::RepoError;
 use confab_domain::ports::ConversationRepository;
@@ -101,26 +100,11 @@ impl ConversationRepository for SeaOrmStore {
             ),
         };
         let rows = page.all(&self.db).await.map_err(repo_error)?;
-        let has_more = rows.len() as u64 > limit;
-        let conversations = rows
+        let read = rows
             .into_iter()
-            .take(query.limit.get() as usize)
             .map(Conversation::try_from)
             .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = if has_more {
-            conversations.last().map(|last| ListCursor {
-                last_activity: last.last_activity,
-                id: last.id,
-            })
-        } else {
-            None
-        };
-        Ok(ConversationPage {
-            conversations,
-            total,
-            has_more,
-            next_cursor,
-        })
+        Ok(ConversationPage::from_read(read, query, total))
     }
 
     async fn update(

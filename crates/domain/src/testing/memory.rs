@@ -9,8 +9,7 @@ use async_trait::async_trait;
 
 use crate::bot::{Bot, BotId};
 use crate::conversation::{
-    Conversation, ConversationChange, ConversationId, ConversationPage, ListCursor, ListPosition,
-    ListQuery,
+    Conversation, ConversationChange, ConversationId, ConversationPage, ListPosition, ListQuery,
 };
 use crate::error::RepoError;
 use crate::lease::{LeaseHolder, Release};
@@ -143,33 +142,22 @@ impl ConversationRepository for InMemoryStore {
             .collect();
         matching.sort_by_key(|c| std::cmp::Reverse((c.last_activity, c.id)));
         let total = matching.len() as u64;
-        let rest: Vec<&Conversation> = match query.position {
+        let read_size = query.limit.get() as usize + 1;
+        let read: Vec<Conversation> = match query.position {
             ListPosition::Offset(offset) => matching
                 .into_iter()
                 .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+                .take(read_size)
+                .cloned()
                 .collect(),
             ListPosition::After(cursor) => matching
                 .into_iter()
                 .filter(|c| (c.last_activity, c.id) < (cursor.last_activity, cursor.id))
+                .take(read_size)
+                .cloned()
                 .collect(),
         };
-        let limit = query.limit.get() as usize;
-        let has_more = rest.len() > limit;
-        let conversations: Vec<Conversation> = rest.into_iter().take(limit).cloned().collect();
-        let next_cursor = if has_more {
-            conversations.last().map(|last| ListCursor {
-                last_activity: last.last_activity,
-                id: last.id,
-            })
-        } else {
-            None
-        };
-        Ok(ConversationPage {
-            conversations,
-            total,
-            has_more,
-            next_cursor,
-        })
+        Ok(ConversationPage::from_read(read, query, total))
     }
 
     async fn update(
