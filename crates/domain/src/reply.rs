@@ -375,12 +375,12 @@ mod tests {
     use crate::conversation::Metadata;
     use crate::error::BotError;
     use crate::event::{ConversationEvent, EventKind};
-    use crate::message::{MessageContent, MessageId, NewMessage, ReplyTo, Sender, Seq};
+    use crate::message::{MessageId, Sender, Seq};
     use crate::ports::BotReply;
     use crate::ports::{MockEngineRegistry, MockSessionRepository};
     use crate::service::{ConversationService, MessageDraft, StartConversation};
     use crate::session::Session;
-    use crate::testing::{ScriptedEngine, TestPorts, user};
+    use crate::testing::{ScriptedEngine, TestPorts, bot_reply, user, user_message};
     use crate::timestamp::Timestamp;
 
     const DRAIN: Duration = Duration::from_secs(10);
@@ -569,19 +569,11 @@ mod tests {
             .fakes
             .ports
             .messages
-            .append(&NewMessage {
-                id: MessageId::from_uuid(uuid::Uuid::now_v7()),
-                conversation_id: s.conversation.id,
-                sender: Sender::User,
-                sender_id: "ana".to_owned(),
-                content: MessageContent::trusted("before the crash"),
-                attachments: crate::message::Attachments::none(),
-                suggestions: Vec::new(),
-                client_message_id: None,
-                answers: None,
-                timestamp: s.conversation.created_at,
-                metadata: Metadata::default(),
-            })
+            .append(&user_message(
+                &s.conversation,
+                "before the crash",
+                s.conversation.created_at,
+            ))
             .await
             .expect("stored")
             .into_message();
@@ -729,19 +721,11 @@ mod tests {
         let orphan = fakes
             .ports
             .messages
-            .append(&NewMessage {
-                id: MessageId::from_uuid(uuid::Uuid::now_v7()),
-                conversation_id: before_restart.conversation.id,
-                sender: Sender::User,
-                sender_id: "ana".to_owned(),
-                content: MessageContent::trusted("are you there?"),
-                attachments: crate::message::Attachments::none(),
-                suggestions: Vec::new(),
-                client_message_id: None,
-                answers: None,
-                timestamp: fakes.ports.clock.now(),
-                metadata: Metadata::default(),
-            })
+            .append(&user_message(
+                &before_restart.conversation,
+                "are you there?",
+                fakes.ports.clock.now(),
+            ))
             .await
             .expect("storing the orphan")
             .into_message();
@@ -781,22 +765,12 @@ mod tests {
         );
 
         // Another instance answers the same message first.
-        let rival = NewMessage {
-            id: MessageId::from_uuid(uuid::Uuid::now_v7()),
-            conversation_id: s.conversation.id,
-            sender: Sender::Bot,
-            sender_id: "echo".to_owned(),
-            content: MessageContent::trusted("first answer"),
-            attachments: crate::message::Attachments::none(),
-            suggestions: Vec::new(),
-            client_message_id: None,
-            answers: Some(ReplyTo {
-                message_id: question.id,
-                seq: question.seq,
-            }),
-            timestamp: s.fakes.ports.clock.now(),
-            metadata: Metadata::default(),
-        };
+        let rival = bot_reply(
+            &s.conversation,
+            &question,
+            "first answer",
+            s.fakes.ports.clock.now(),
+        );
         let rival = s
             .fakes
             .ports
@@ -817,22 +791,12 @@ mod tests {
         assert_eq!(replies_published, 0, "the refused reply was published");
         assert_eq!(s.events().last(), Some(&typing(false)));
 
-        let again = NewMessage {
-            id: MessageId::from_uuid(uuid::Uuid::now_v7()),
-            conversation_id: s.conversation.id,
-            sender: Sender::Bot,
-            sender_id: "echo".to_owned(),
-            content: MessageContent::trusted("third answer"),
-            attachments: crate::message::Attachments::none(),
-            suggestions: Vec::new(),
-            client_message_id: None,
-            answers: Some(ReplyTo {
-                message_id: question.id,
-                seq: question.seq,
-            }),
-            timestamp: s.fakes.ports.clock.now(),
-            metadata: Metadata::default(),
-        };
+        let again = bot_reply(
+            &s.conversation,
+            &question,
+            "third answer",
+            s.fakes.ports.clock.now(),
+        );
         assert!(matches!(
             s.fakes.ports.messages.append(&again).await,
             Err(RepoError::Conflict)
@@ -1232,19 +1196,11 @@ mod tests {
             .fakes
             .ports
             .messages
-            .append(&NewMessage {
-                id: MessageId::from_uuid(uuid::Uuid::now_v7()),
-                conversation_id: s.conversation.id,
-                sender: Sender::User,
-                sender_id: "ana".to_owned(),
-                content: MessageContent::trusted("hello"),
-                attachments: crate::message::Attachments::none(),
-                suggestions: Vec::new(),
-                client_message_id: None,
-                answers: None,
-                timestamp: s.fakes.clock.peek(),
-                metadata: Metadata::default(),
-            })
+            .append(&user_message(
+                &s.conversation,
+                "hello",
+                s.fakes.clock.peek(),
+            ))
             .await
             .expect("appending")
             .into_message();

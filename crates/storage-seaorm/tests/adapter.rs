@@ -14,10 +14,7 @@ use confab_domain::conversation::{
     Conversation, ConversationFilter, ConversationId, ListPosition, ListQuery, Metadata, PageSize,
 };
 use confab_domain::error::RepoError;
-use confab_domain::message::{
-    Appended, Attachments, HistoryBound, HistoryQuery, MessageContent, MessageId, NewMessage,
-    Sender, Seq,
-};
+use confab_domain::message::{Appended, HistoryBound, HistoryQuery, NewMessage, Seq};
 use confab_domain::ports::{
     BotRepository, ConversationRepository, MessageRepository, SessionRepository,
 };
@@ -91,19 +88,7 @@ async fn conversation(store: &SeaOrmStore) -> (Conversation, Session) {
 }
 
 fn user_message(conversation: &Conversation, content: &str) -> NewMessage {
-    NewMessage {
-        id: MessageId::from_uuid(uuid::Uuid::now_v7()),
-        conversation_id: conversation.id,
-        sender: Sender::User,
-        sender_id: conversation.user_id.to_string(),
-        content: MessageContent::trusted(content),
-        attachments: Attachments::none(),
-        suggestions: Vec::new(),
-        client_message_id: None,
-        answers: None,
-        timestamp: test_start(),
-        metadata: Metadata::default(),
-    }
+    confab_domain::testing::user_message(conversation, content, test_start())
 }
 
 async fn append(store: &SeaOrmStore, message: &NewMessage) {

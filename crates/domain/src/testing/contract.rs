@@ -70,13 +70,10 @@ use futures::future::BoxFuture;
 
 use crate::bot::BotId;
 use crate::conversation::{
-    Conversation, ConversationFilter, ConversationId, ListPosition, ListQuery, Metadata, PageSize,
+    Conversation, ConversationFilter, ConversationId, ListPosition, ListQuery, PageSize,
 };
 use crate::error::RepoError;
-use crate::message::{
-    Appended, Attachments, HistoryBound, HistoryPage, HistoryQuery, Message, MessageContent,
-    MessageId, NewMessage, ReplyTo, Sender, Seq,
-};
+use crate::message::{Appended, HistoryBound, HistoryPage, HistoryQuery, Message, NewMessage, Seq};
 use crate::ports::{
     BotRepository, ConversationRepository, MessageRepository, ReplyLeases, SessionRepository,
 };
@@ -85,7 +82,7 @@ use crate::timestamp::Timestamp;
 use crate::user::UserId;
 
 use super::fakes::TEST_START_MILLIS;
-use super::fixtures::{seed_bot_in, test_bot};
+use super::fixtures::{bot_reply, seed_bot_in, test_bot, user_message};
 use super::memory::InMemoryStore;
 
 pub mod bots;
@@ -314,41 +311,6 @@ async fn store(r: &Repositories, conversation: &Conversation, session: &Session)
         .create(conversation, session)
         .await
         .expect("creating a conversation");
-}
-
-/// A user message to `conversation`, written by its user.
-fn user_message(conversation: &Conversation, content: &str, timestamp: Timestamp) -> NewMessage {
-    NewMessage {
-        id: MessageId::from_uuid(new_uuid()),
-        conversation_id: conversation.id,
-        sender: Sender::User,
-        sender_id: conversation.user_id.to_string(),
-        content: MessageContent::trusted(content),
-        attachments: Attachments::none(),
-        suggestions: Vec::new(),
-        client_message_id: None,
-        answers: None,
-        timestamp,
-        metadata: Metadata::default(),
-    }
-}
-
-/// The bot's reply to `to`.
-fn bot_reply(
-    conversation: &Conversation,
-    to: &Message,
-    content: &str,
-    timestamp: Timestamp,
-) -> NewMessage {
-    NewMessage {
-        sender: Sender::Bot,
-        sender_id: conversation.bot_id.to_string(),
-        answers: Some(ReplyTo {
-            message_id: to.id,
-            seq: to.seq,
-        }),
-        ..user_message(conversation, content, timestamp)
-    }
 }
 
 /// Appends a message that must be stored, and returns it as stored.

@@ -1,13 +1,19 @@
 //! Ready-made ports and sample values for tests: [`TestPorts`] wires the service's
-//! ports on the fakes, and small helpers make bots and callers.
+//! ports on the fakes, and small helpers make bots, callers and messages to append.
 
 use std::sync::Arc;
 
 use crate::bot::{Bot, BotId, BotName, EngineKind, EngineSpec};
+use crate::conversation::{Conversation, Metadata};
+
+use crate::message::{
+    Attachments, Message, MessageContent, MessageId, NewMessage, ReplyTo, Sender,
+};
 use crate::ports::Ports;
 use crate::ports::{BotEngine, BotRepository, EngineRegistry};
 use crate::reply::ReplySettings;
 use crate::service::ConversationService;
+use crate::timestamp::Timestamp;
 use crate::user::{Caller, UserId};
 
 use super::fakes::{RecordingEventBus, SequentialIds, StaticEngines, SteppingClock, test_start};
@@ -123,4 +129,45 @@ pub async fn seed_bot_in(bots: &dyn BotRepository, id: &str) -> Bot {
 /// When `id` is not a valid user id.
 pub fn user(id: &str) -> Caller {
     Caller::user(UserId::parse(id).expect("test user ids are valid"))
+}
+
+/// A plain user message to `conversation`, written by its user at `timestamp`, for a
+/// store to append: no attachments, suggestions, client id or metadata (set them with
+/// struct update syntax).
+pub fn user_message(
+    conversation: &Conversation,
+    content: &str,
+    timestamp: Timestamp,
+) -> NewMessage {
+    NewMessage {
+        id: MessageId::from_uuid(uuid::Uuid::now_v7()),
+        conversation_id: conversation.id,
+        sender: Sender::User,
+        sender_id: conversation.user_id.to_string(),
+        content: MessageContent::trusted(content),
+        attachments: Attachments::none(),
+        suggestions: Vec::new(),
+        client_message_id: None,
+        answers: None,
+        timestamp,
+        metadata: Metadata::default(),
+    }
+}
+
+/// The conversation's bot answering `question` with `content` at `timestamp`.
+pub fn bot_reply(
+    conversation: &Conversation,
+    question: &Message,
+    content: &str,
+    timestamp: Timestamp,
+) -> NewMessage {
+    NewMessage {
+        sender: Sender::Bot,
+        sender_id: conversation.bot_id.to_string(),
+        answers: Some(ReplyTo {
+            message_id: question.id,
+            seq: question.seq,
+        }),
+        ..user_message(conversation, content, timestamp)
+    }
 }

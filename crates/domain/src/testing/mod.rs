@@ -22,5 +22,7 @@ pub use fakes::{
     FixedClock, RecordingEventBus, ScriptedEngine, SequentialIds, StaticEngines, SteppingClock,
     TEST_START_MILLIS, test_start,
 };
-pub use fixtures::{TestPorts, in_memory_ports, seed_bot, seed_bot_in, test_bot, user};
+pub use fixtures::{
+    TestPorts, bot_reply, in_memory_ports, seed_bot, seed_bot_in, test_bot, user, user_message,
+};
 pub use memory::InMemoryStore;
