@@ -12,6 +12,57 @@ use confab_domain::message::{Attachment, Message, Sender};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+pub(crate) mod text;
+
+use text::{BotIdText, ClientMessageIdText, TitleText};
+
+/// For `#[serde(default, deserialize_with = "present")]`: a member may be left out
+/// (`None`), but when it is there it must be a value, not `null`, as the document
+/// says of it.
+///
+/// # Errors
+/// The deserializer's, for `null` or a value of the wrong type.
+pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+/// For `#[serde(default, deserialize_with = "whole_number")]`: a non-negative
+/// integer, also when written with a zero fraction (`7.0`), since JSON Schema calls
+/// that an integer too; `null` is `None`.
+///
+/// # Errors
+/// The deserializer's, for anything else.
+pub(crate) fn whole_number<'de, D>(deserializer: D) -> Result<Option<u64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    if let Some(value) = number.as_u64() {
+        return Ok(Some(value));
+    }
+    // 2^64 as a float: every whole float below it fits in a u64.
+    const LIMIT: f64 = 18_446_744_073_709_551_616.0;
+    match number.as_f64() {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        Some(value) if value.fract() == 0.0 && (0.0..LIMIT).contains(&value) => {
+            Ok(Some(value as u64))
+        }
+        _ => Err(serde::de::Error::custom(format!(
+            "invalid value: {number}, expected a non-negative integer"
+        ))),
+    }
+}
+
+/// The largest `offset` and `after_seq`: 2^53, the largest integer every JSON
+/// reader keeps exact, and far beyond any real list or conversation.
+pub(crate) const LARGEST_POSITION: u64 = 1 << 53;
+
 /// A conversation's status on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -65,21 +116,30 @@ impl From<Sender> for SenderBody {
 /// A file or link attached to a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AttachmentBody {
-    /// What it is: `image`, `file`, `audio`, `video`, `link` …
+    /// What it is: `image`, `file`, `audio`, `video`, `link` …; 1 to 32 bytes,
+    /// without NUL.
     #[serde(rename = "type")]
-    #[schema(example = "image")]
+    #[schema(
+        example = "image",
+        min_length = 1,
+        max_length = 32,
+        pattern = r"^[^\u0000]*$"
+    )]
     pub kind: String,
-    /// An absolute http(s) URL.
-    #[schema(example = "https://example.com/cat.png")]
+    /// An absolute http(s) URL with a host, of at most 2048 bytes, without whitespace
+    /// or control characters.
+    #[schema(example = "https://example.com/cat.png", schema_with = text::http_url)]
     pub url: String,
-    /// Its media type, when known.
+    /// Its media type, when known: 1 to 255 bytes, without NUL.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 255, pattern = r"^[^\u0000]*$")]
     pub content_type: Option<String>,
-    /// Its file name, when known.
+    /// Its file name, when known: 1 to 255 bytes, without NUL.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 255, pattern = r"^[^\u0000]*$")]
     pub name: Option<String>,
     /// Its size in bytes, when known.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
     pub size_bytes: Option<u64>,
 }
 
@@ -184,17 +244,20 @@ impl From<Message> for MessageBody {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct StartConversationBody {
     /// The bot to talk to.
-    #[schema(example = "echo")]
+    #[schema(example = "echo", value_type = BotIdText)]
     pub bot_id: String,
-    /// A first user message, sent at once.
+    /// A first user message, sent at once: at most 16 KiB after trimming, not only
+    /// whitespace, without NUL.
     #[serde(default)]
-    #[schema(example = "Hello")]
+    #[schema(example = "Hello", value_type = Option<text::MessageText>)]
     pub initial_message: Option<String>,
     /// The client's id for the initial message, which makes a retry safe.
     #[serde(default)]
+    #[schema(value_type = Option<ClientMessageIdText>)]
     pub client_message_id: Option<String>,
     /// A title, 1 to 200 characters.
     #[serde(default)]
+    #[schema(value_type = Option<TitleText>)]
     pub title: Option<String>,
     /// Client data, a JSON object of at most 16 KiB.
     #[serde(default)]
@@ -226,18 +289,27 @@ pub struct StartedResponse {
     pub replies: Option<Vec<MessageBody>>,
 }
 
-/// `POST /conversations/{id}/messages`.
+/// `POST /conversations/{id}/messages`. The document's `SendMessageRequest` adds
+/// the rule that spans two fields: the content is empty (or whitespace) only when
+/// attachments come with it.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct SendMessageBody {
-    /// The text, at most 16 KiB after trimming; empty only with attachments.
-    #[schema(example = "User message")]
+    /// The text, at most 16 KiB after trimming, without NUL; empty only with
+    /// attachments.
+    #[schema(
+        example = "User message",
+        max_length = 16384,
+        pattern = r"^[^\u0000]*$"
+    )]
     pub content: String,
     /// Files and links, at most 10.
     #[serde(default)]
+    #[schema(max_items = 10)]
     pub attachments: Vec<AttachmentBody>,
     /// The client's id for the message, which makes a retry safe; the
     /// `Idempotency-Key` header is an alternative.
     #[serde(default)]
+    #[schema(value_type = Option<ClientMessageIdText>)]
     pub client_message_id: Option<String>,
     /// Client data, a JSON object of at most 16 KiB.
     #[serde(default)]
@@ -293,9 +365,11 @@ pub struct HistoryParams {
     pub limit: Option<u64>,
     /// Only messages older than this (exclusive): a seq, a message id or an RFC 3339
     /// timestamp.
+    #[param(value_type = Option<text::HistoryCursorText>)]
     pub before: Option<String>,
     /// Only messages newer than this (exclusive): a seq, a message id or an RFC 3339
     /// timestamp.
+    #[param(value_type = Option<text::HistoryCursorText>)]
     pub after: Option<String>,
 }
 
@@ -317,6 +391,7 @@ pub struct HistoryResponse {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Only conversations with this bot.
+    #[param(value_type = Option<BotIdText>)]
     pub bot_id: Option<String>,
     /// Only conversations in this status.
     #[param(inline)]
@@ -324,7 +399,9 @@ pub struct ListParams {
     /// How many conversations, 1 to 100; 20 by default.
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
-    /// Skip this many conversations; not together with `cursor`.
+    /// Skip this many conversations, at most 2^53 (the largest integer every JSON
+    /// reader keeps exact); not together with `cursor`.
+    #[param(maximum = 9007199254740992_f64)]
     pub offset: Option<u64>,
     /// The `next_cursor` of the previous page; not together with `offset`.
     pub cursor: Option<String>,
@@ -394,18 +471,21 @@ pub struct ConversationListResponse {
     pub next_cursor: Option<String>,
 }
 
-/// `PATCH /conversations/{id}`: at least one field.
+/// `PATCH /conversations/{id}`: at least one field, none of them null (the
+/// document's `UpdateConversationRequest`).
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct UpdateConversationBody {
     /// `archived` to archive, `active` to unarchive.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     pub status: Option<StatusBody>,
     /// A new title, 1 to 200 characters.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = TitleText)]
     pub title: Option<String>,
     /// New client data, replacing the old: a JSON object of at most 16 KiB.
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Object)]
     pub metadata: Option<serde_json::Value>,
 }
 

@@ -56,7 +56,9 @@ pub use state::AppState;
 /// The whole API: REST routes at the root and again under `/api`, `/ws`, and the chat
 /// page at `/`.
 pub fn router(state: AppState) -> Router {
-    let api = routes::routes().method_not_allowed_fallback(routes::method_not_allowed);
+    let api = routes::routes()
+        .merge(openapi::routes())
+        .method_not_allowed_fallback(routes::method_not_allowed);
     Router::new()
         .merge(ws::routes())
         .merge(web::routes())

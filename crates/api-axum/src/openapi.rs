@@ -1,13 +1,21 @@
 //! The OpenAPI 3.1 description of the REST API, generated from the handlers'
-//! `#[utoipa::path]` attributes and the DTOs' schemas, so it cannot drift from the code.
+//! `#[utoipa::path]` attributes and the DTOs' schemas, so it cannot drift from the code,
+//! and `GET /openapi.json`, which serves it.
+//!
+//! This module depends on the routes and not the reverse: the router adds
+//! [`routes`] next to the REST routes.
 
+use axum::routing::get;
+use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::server::Server;
 use utoipa::{Modify, OpenApi};
 
+use crate::dto::{SendMessageBody, StatusBody, text};
 use crate::error;
 use crate::problems;
 use crate::routes::{analytics, batch, bots, conversations, events, export, guest, meta};
+use crate::state::AppState;
 
 /// The name of the bearer security scheme in the document.
 const BEARER: &str = "bearer";
@@ -40,12 +48,28 @@ const BEARER: &str = "bearer";
         bots::delete_bot,
         guest::guest,
         meta::healthz,
-        meta::openapi_json,
+        openapi_json,
         crate::ops::readyz,
         crate::ops::metrics,
     ),
     components(
-        schemas(error::Problem),
+        schemas(
+            error::Problem,
+            StatusBody,
+            SendMessageBody,
+            text::BotIdText,
+            text::BotNameText,
+            text::TitleText,
+            text::ClientMessageIdText,
+            text::MessageText,
+            text::SeqText,
+            text::HistoryCursorText,
+            text::UpdateConversationRequest,
+            crate::dto::UpdateConversationBody,
+            bots::EngineKindBody,
+            export::ExportFormat,
+            events::ServerSentEvent,
+        ),
         responses(
             problems::BadRequest,
             problems::Unauthorized,
@@ -57,7 +81,7 @@ const BEARER: &str = "bearer";
             problems::Unavailable,
         )
     ),
-    modifiers(&Security, &Servers),
+    modifiers(&Security, &Servers, &Workarounds),
     tags(
         (name = "conversations", description = "Start, talk in, page through and manage conversations."),
         (name = "admin", description = "Administrators: exports across conversations and analytics."),
@@ -95,7 +119,81 @@ impl Modify for Servers {
     }
 }
 
+/// Mends what utoipa 5.5 writes wrongly: a link's members in snake case
+/// (`operation_id`, where OpenAPI says `operationId`), and `min_properties` on a
+/// struct written as `maxProperties`.
+struct Workarounds;
+
+impl Modify for Workarounds {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::extensions::Extensions;
+        use utoipa::openapi::schema::Schema;
+
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for response in operation.responses.responses.values_mut() {
+                    let RefOr::T(response) = response else {
+                        continue;
+                    };
+                    if response.links.is_empty() {
+                        continue;
+                    }
+                    let links: serde_json::Map<String, serde_json::Value> = response
+                        .links
+                        .iter()
+                        .filter_map(|(name, link)| {
+                            let RefOr::T(link) = link else { return None };
+                            let mut value = serde_json::json!({
+                                "operationId": link.operation_id,
+                                "parameters": link.parameters,
+                            });
+                            if !link.description.is_empty() {
+                                value["description"] = link.description.clone().into();
+                            }
+                            Some((name.clone(), value))
+                        })
+                        .collect();
+                    response.links.clear();
+                    let extensions = response.extensions.get_or_insert_with(Extensions::default);
+                    extensions.merge(Extensions::from_iter([("links", links)]));
+                }
+            }
+        }
+        let schemas = openapi.components.as_mut().map(|c| &mut c.schemas);
+        if let Some(RefOr::T(Schema::Object(filter))) =
+            schemas.and_then(|schemas| schemas.get_mut("BatchFilterBody"))
+        {
+            filter.max_properties = None;
+            filter.min_properties = Some(1);
+        }
+    }
+}
+
 /// The OpenAPI document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
+}
+
+/// `GET /openapi.json`; it needs no token.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/openapi.json", get(openapi_json))
+}
+
+/// This API's OpenAPI 3.1 description.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "meta",
+    responses((status = 200, description = "The OpenAPI document.", content_type = "application/json"))
+)]
+pub(crate) async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi())
 }

@@ -48,13 +48,16 @@ impl From<GranularityBody> for Granularity {
 pub(crate) struct SummaryParams {
     /// Only this bot; every bot by default.
     #[serde(default)]
+    #[param(value_type = Option<crate::dto::text::BotIdText>)]
     bot_id: Option<String>,
     /// Start of the range (inclusive), RFC 3339; by default 7 days (`day`) or 24 hours
     /// (`hour`) before `to`.
     #[serde(default)]
+    #[param(format = DateTime)]
     from: Option<String>,
     /// End of the range (exclusive), RFC 3339; now by default.
     #[serde(default)]
+    #[param(format = DateTime)]
     to: Option<String>,
     /// `day` (default) or `hour`; at most 2000 buckets per request.
     #[serde(default)]

@@ -10,11 +10,16 @@ use confab_domain::conversation::ConversationId;
 use confab_domain::conversation::ConversationSelection;
 use confab_domain::service::{BATCH_MAX_IDS, BatchAction, BatchOutcome};
 use confab_domain::timestamp::Timestamp;
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, OneOfBuilder, Schema};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::auth::Authenticated;
-use crate::dto::StatusBody;
+use crate::dto::text::{BotIdText, absent};
+use crate::dto::{StatusBody, present};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -46,37 +51,88 @@ impl From<BatchActionBody> for BatchAction {
 }
 
 /// Which conversations an administrator's batch acts on, across every user. Unset
-/// members do not filter; at least one must be set.
+/// members do not filter; at least one must be set, and none may be null.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub(crate) struct BatchFilterBody {
     /// Only conversations with this bot.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = BotIdText)]
     bot_id: Option<String>,
     /// Only conversations in this status.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     status: Option<StatusBody>,
     /// Only conversations whose last activity is older than this RFC 3339 time.
-    #[serde(default)]
-    #[schema(format = DateTime)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = String, format = DateTime)]
     inactive_before: Option<String>,
 }
 
-/// `POST /conversations/batch`: either `ids` or (administrators only) `filter`.
+/// `POST /conversations/batch`: either `ids` or (administrators only) `filter`, as
+/// the document's `BatchRequest` says.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BatchBody {
     /// What to do.
     action: BatchActionBody,
     /// The conversations, 1 to 100 ids; each gets a result in this order.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Vec<uuid::Uuid>, min_items = 1, max_items = 100)]
     ids: Option<Vec<String>>,
     /// Administrators: act on every conversation matching this instead.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(nullable = false)]
     filter: Option<BatchFilterBody>,
     /// With `filter`: only count the matching conversations, change nothing.
     #[serde(default)]
     dry_run: bool,
+}
+
+/// The document's schema of a batch: [`BatchBody`] with exactly one of `ids` and
+/// `filter`, and `dry_run` only with `filter`.
+pub(crate) struct BatchRequest;
+
+impl PartialSchema for BatchRequest {
+    fn schema() -> RefOr<Schema> {
+        let dry_run_false = ObjectBuilder::new().enum_values(Some([false]));
+        AllOfBuilder::new()
+            .description(Some(
+                "Either `ids` or `filter` (administrators only), not both; `dry_run` \
+                 only with `filter`.",
+            ))
+            .item(Ref::from_schema_name(BatchBody::name()))
+            .item(
+                OneOfBuilder::new()
+                    .item(
+                        AllOfBuilder::new()
+                            .item(
+                                ObjectBuilder::new()
+                                    .required("ids")
+                                    .property("dry_run", dry_run_false),
+                            )
+                            .item(absent("filter")),
+                    )
+                    .item(
+                        AllOfBuilder::new()
+                            .item(ObjectBuilder::new().required("filter"))
+                            .item(absent("ids")),
+                    ),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for BatchRequest {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("BatchRequest")
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((BatchBody::name().into_owned(), BatchBody::schema()));
+        BatchBody::schemas(schemas);
+    }
 }
 
 /// What happened to one conversation of a batch.
@@ -128,7 +184,7 @@ pub(crate) struct BatchResponse {
     path = "/conversations/batch",
     tag = "conversations",
     security(("bearer" = [])),
-    request_body = BatchBody,
+    request_body = BatchRequest,
     responses(
         (status = 200, description = "The batch ran.", body = BatchResponse),
         crate::problems::AdminErrors,

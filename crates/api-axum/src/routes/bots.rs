@@ -12,6 +12,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::auth::Authenticated;
+use crate::dto::text::{BotIdText, BotNameText};
 use crate::dto::{BotBody, BotListResponse};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, BotPath};
@@ -53,7 +54,7 @@ pub(crate) async fn list_bots(
     path = "/bots/{id}",
     tag = "bots",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The bot's id, 1 to 64 of a-z, 0-9, _ and -.")),
+    params(("id" = BotIdText, Path, description = "The bot's id.")),
     responses(
         (status = 200, description = "The bot.", body = BotBody),
         crate::problems::ResourceErrors,
@@ -72,19 +73,22 @@ pub(crate) async fn get_bot(
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateBotBody {
     /// The slug that will address the bot: 1 to 64 of a-z, 0-9, `_` and `-`.
-    #[schema(example = "support")]
+    #[schema(example = "support", value_type = BotIdText)]
     pub(crate) id: String,
     /// The name shown to users, 1 to 100 characters.
-    #[schema(example = "Support")]
+    #[schema(example = "Support", value_type = BotNameText)]
     pub(crate) name: String,
-    /// What the bot does, at most 1000 characters.
+    /// What the bot does, at most 1000 characters, without NUL.
     #[serde(default)]
+    #[schema(max_length = 1000, pattern = r"^[^\u0000]*$")]
     pub(crate) description: String,
-    /// The engine: `echo`, `script`, `openai` or `webhook`.
-    #[schema(example = "openai")]
+    /// The engine.
+    #[schema(example = "openai", value_type = EngineKindBody)]
     pub(crate) kind: String,
     /// The engine's settings (see docs/bots.md); secrets are named by environment
-    /// variable, never given here.
+    /// variable, never given here. The engine is built from them when the bot is
+    /// saved, so settings it cannot use (a rules file that does not parse, an
+    /// environment variable that is not set) are refused with 400.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub(crate) settings: serde_json::Map<String, serde_json::Value>,
@@ -96,14 +100,33 @@ pub(crate) struct CreateBotBody {
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateBotBody {
     /// A new name.
+    #[schema(value_type = Option<BotNameText>)]
     pub(crate) name: Option<String>,
-    /// A new description.
+    /// A new description, at most 1000 characters, without NUL.
+    #[schema(max_length = 1000, pattern = r"^[^\u0000]*$")]
     pub(crate) description: Option<String>,
     /// A new engine kind.
+    #[schema(value_type = Option<EngineKindBody>)]
     pub(crate) kind: Option<String>,
     /// New engine settings, replacing the old ones whole.
     #[schema(value_type = Option<Object>)]
     pub(crate) settings: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A bot's engine kind on the wire; only its schema is used, [`engine_kind`] reads
+/// the text so that an unknown kind is named in the error.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // Only its OpenAPI description is used.
+pub(crate) enum EngineKindBody {
+    /// Replies with the user's own text.
+    Echo,
+    /// Rule-based replies from a script.
+    Script,
+    /// Any OpenAI-compatible chat completions endpoint.
+    Openai,
+    /// An HTTP endpoint of the deployer's.
+    Webhook,
 }
 
 fn engine_kind(kind: &str) -> Result<EngineKind, ApiError> {
@@ -152,7 +175,7 @@ pub(crate) async fn create_bot(
     path = "/bots/{id}",
     tag = "bots",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The bot's id.")),
+    params(("id" = BotIdText, Path, description = "The bot's id.")),
     request_body = UpdateBotBody,
     responses(
         (status = 200, description = "The bot as it now is.", body = BotBody),
@@ -194,7 +217,7 @@ pub(crate) async fn update_bot(
     path = "/bots/{id}",
     tag = "bots",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The bot's id.")),
+    params(("id" = BotIdText, Path, description = "The bot's id.")),
     responses(
         (status = 204, description = "The bot is gone; its conversations are archived."),
         crate::problems::AdminErrors,

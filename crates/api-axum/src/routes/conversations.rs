@@ -20,8 +20,8 @@ use crate::auth::Authenticated;
 use crate::command::{MessageInput, StartInput, message_draft, start_command};
 use crate::dto::{
     ConversationBody, ConversationListResponse, DeliveryStatus, HistoryParams, HistoryResponse,
-    ListParams, MessageBody, SendMessageBody, SentResponse, StartConversationBody, StartedResponse,
-    UpdateConversationBody, WaitParams,
+    LARGEST_POSITION, ListParams, MessageBody, SendMessageBody, SentResponse,
+    StartConversationBody, StartedResponse, UpdateConversationBody, WaitParams,
 };
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, ConversationPath};
@@ -53,7 +53,15 @@ pub(crate) fn routes() -> Router<AppState> {
     params(WaitParams),
     request_body = StartConversationBody,
     responses(
-        (status = 201, description = "The conversation was started.", body = StartedResponse),
+        (status = 201, description = "The conversation was started.", body = StartedResponse, links(
+            ("SendMessage" = (operation_id = "send_message", parameters(("id" = "$response.body#/conversation_id")))),
+            ("History" = (operation_id = "history", parameters(("id" = "$response.body#/conversation_id")))),
+            ("GetConversation" = (operation_id = "get_conversation", parameters(("id" = "$response.body#/conversation_id")))),
+            ("UpdateConversation" = (operation_id = "update_conversation", parameters(("id" = "$response.body#/conversation_id")))),
+            ("Export" = (operation_id = "export_conversation", parameters(("id" = "$response.body#/conversation_id")))),
+            ("Events" = (operation_id = "events", parameters(("id" = "$response.body#/conversation_id")))),
+            ("DeleteConversation" = (operation_id = "delete_conversation", parameters(("id" = "$response.body#/conversation_id")))),
+        )),
         crate::problems::ResourceErrors,
         (status = 413, response = crate::problems::PayloadTooLarge),
     )
@@ -101,10 +109,10 @@ pub(crate) async fn start_conversation(
     security(("bearer" = [])),
     params(
         ("id" = String, Path, format = Uuid, description = "The conversation's id."),
-        ("Idempotency-Key" = Option<String>, Header, description = "The message's client_message_id, as a header."),
+        ("Idempotency-Key" = Option<String>, Header, nullable = false, pattern = r"^[!-~]([ -~]{0,126}[!-~])?$", description = "The message's client_message_id, as a header: 1 to 128 visible ASCII characters (spaces inside). When the body has a `client_message_id` too, both must be equal."),
         WaitParams,
     ),
-    request_body = SendMessageBody,
+    request_body = crate::dto::text::SendMessageRequest,
     responses(
         (status = 201, description = "The message was stored.", body = SentResponse),
         (status = 200, description = "A retry: the original message.", body = SentResponse),
@@ -215,6 +223,14 @@ pub(crate) async fn list_conversations(
     Authenticated(caller): Authenticated,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<ConversationListResponse>, ApiError> {
+    if params
+        .offset
+        .is_some_and(|offset| offset > LARGEST_POSITION)
+    {
+        return Err(ApiError::invalid_request(format!(
+            "offset must be at most {LARGEST_POSITION}"
+        )));
+    }
     let position = match (params.offset, params.cursor.as_deref()) {
         (Some(_), Some(_)) => return Err(ValidationError::OffsetWithCursor.into()),
         (_, Some(cursor)) => ListPosition::After(ListCursor::decode(cursor)?),
@@ -279,7 +295,7 @@ pub(crate) async fn get_conversation(
     tag = "conversations",
     security(("bearer" = [])),
     params(("id" = String, Path, format = Uuid, description = "The conversation's id.")),
-    request_body = UpdateConversationBody,
+    request_body = crate::dto::text::UpdateConversationRequest,
     responses(
         (status = 200, description = "The conversation as it now is.", body = ConversationBody),
         crate::problems::ResourceErrors,

@@ -60,12 +60,15 @@ pub(crate) struct ExportParams {
 #[into_params(parameter_in = Query)]
 pub(crate) struct BotExportParams {
     /// The bot whose conversations to export.
+    #[param(value_type = crate::dto::text::BotIdText)]
     bot_id: String,
     /// Only messages at or after this RFC 3339 time.
     #[serde(default)]
+    #[param(format = DateTime)]
     from: Option<String>,
     /// Only messages before this RFC 3339 time.
     #[serde(default)]
+    #[param(format = DateTime)]
     to: Option<String>,
     /// `jsonl` (default) or `csv`.
     #[serde(default)]

@@ -21,7 +21,7 @@ pub(crate) fn routes() -> Router<AppState> {
     post,
     path = "/auth/guest",
     tag = "auth",
-    request_body(content = Option<GuestBody>, description = "An empty object, or no body."),
+    request_body(content = Option<GuestBody>, description = "An empty object, `null`, or no body."),
     responses(
         (status = 201, description = "A guest identity and its token.", body = GuestTokenResponse),
         (status = 400, response = crate::problems::BadRequest),
@@ -30,8 +30,9 @@ pub(crate) fn routes() -> Router<AppState> {
 )]
 pub(crate) async fn guest(
     State(state): State<AppState>,
-    // Read only so that a malformed body is refused; an empty object carries nothing.
-    _body: Option<ApiJson<GuestBody>>,
+    // Read only so that a malformed body is refused; an empty object, `null` and no
+    // body at all carry nothing.
+    _body: Option<ApiJson<Option<GuestBody>>>,
 ) -> Result<(StatusCode, Json<GuestTokenResponse>), ApiError> {
     if !state.config.guests_enabled {
         return Err(ApiError::forbidden(

@@ -1,5 +1,6 @@
-//! Routes about the server itself: `GET /healthz` and `GET /openapi.json`. Neither
-//! needs a token.
+//! Routes about the server itself: `GET /healthz`, which needs no token. The
+//! document at `GET /openapi.json` is served by the `openapi` module, which lists
+//! every route's description, this one's too.
 
 use axum::routing::get;
 use axum::{Json, Router};
@@ -8,9 +9,7 @@ use crate::dto::HealthResponse;
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/openapi.json", get(openapi_json))
+    Router::new().route("/healthz", get(healthz))
 }
 
 /// Liveness: answers as long as the process serves HTTP.
@@ -24,15 +23,4 @@ pub(crate) async fn healthz() -> Json<HealthResponse> {
     Json(HealthResponse {
         status: "ok".to_owned(),
     })
-}
-
-/// This API's OpenAPI 3.1 description.
-#[utoipa::path(
-    get,
-    path = "/openapi.json",
-    tag = "meta",
-    responses((status = 200, description = "The OpenAPI document.", content_type = "application/json"))
-)]
-pub(crate) async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    Json(crate::openapi())
 }
