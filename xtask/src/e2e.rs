@@ -181,11 +181,11 @@ fn scenario(root: &Path, out_dir: &Path, data_dir: &Path) -> Result<()> {
 }
 
 /// The running server; killed if dropped without [`Server::stop`].
-struct Server(Child);
+pub(crate) struct Server(pub(crate) Child);
 
 impl Server {
     /// Stops the server as an operator would (SIGTERM), killing it if it lingers.
-    fn stop(&mut self) -> Result<()> {
+    pub(crate) fn stop(&mut self) -> Result<()> {
         let pid = self.0.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         let deadline = Instant::now() + STOP_TIMEOUT;
@@ -212,14 +212,14 @@ impl Drop for Server {
 }
 
 /// A port nothing listens on now; the OS hands out a fresh one for port 0.
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     let listener =
         TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot bind 127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
 }
 
 /// Waits until `GET /healthz` answers 200, or the server exits, or the time is up.
-fn wait_healthy(server: &mut Server, address: SocketAddr) -> Result<()> {
+pub(crate) fn wait_healthy(server: &mut Server, address: SocketAddr) -> Result<()> {
     let deadline = Instant::now() + START_TIMEOUT;
     while Instant::now() < deadline {
         if let Some(status) = server.0.try_wait()? {
@@ -248,7 +248,7 @@ fn healthz(address: SocketAddr) -> Result<bool> {
 }
 
 /// Waits for `child` at most `limit`, killing it when the time is up.
-fn wait_bounded(mut child: Child, limit: Duration) -> Result<ExitStatus> {
+pub(crate) fn wait_bounded(mut child: Child, limit: Duration) -> Result<ExitStatus> {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if let Some(status) = child.try_wait()? {
@@ -262,7 +262,7 @@ fn wait_bounded(mut child: Child, limit: Duration) -> Result<ExitStatus> {
 }
 
 /// Where cargo builds: `CARGO_TARGET_DIR`, or `target/` of the workspace.
-fn target_dir(root: &Path) -> PathBuf {
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
     resolve_target_dir(
         root,
         std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from),

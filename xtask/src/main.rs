@@ -11,6 +11,8 @@
 //! - [`openapi`]: writes `docs/openapi.json` from the server, or checks it for drift.
 //! - [`bench`]: the load generator against a release server; writes `docs/benchmarks.md`.
 //! - [`e2e`]: the web page driven in headless Chromium against a release server.
+//! - [`fuzz_api`]: the REST API fuzzed by schemathesis from its OpenAPI document,
+//!   against a release server.
 //! - [`manifests`]: the Kubernetes manifests and the Compose file checked against their
 //!   schemas, offline.
 //!
@@ -20,6 +22,7 @@
 mod bench;
 mod ci;
 mod e2e;
+mod fuzz_api;
 mod manifests;
 mod openapi;
 mod tidy;
@@ -67,6 +70,10 @@ enum Command {
     /// Drive the web page in headless Chromium against a release server; installs
     /// chromium (apt-get) and playwright-core (npm ci in e2e/) when missing.
     E2e,
+    /// Fuzz a release server's REST API from its OpenAPI document with schemathesis,
+    /// as a user and as an administrator; installs it (pip, into target/venv-fuzz)
+    /// when missing.
+    FuzzApi,
     /// Validate deploy/kubernetes and deploy/compose.yaml against their schemas;
     /// installs the validators (pip, into target/venv-manifests) when missing.
     Manifests,
@@ -97,6 +104,7 @@ fn run(command: Command) -> Result<()> {
         Command::Openapi { check } => openapi::run(&sh, check),
         Command::Bench { postgres, cluster } => bench::run(&sh, postgres, cluster),
         Command::E2e => e2e::run(&sh),
+        Command::FuzzApi => fuzz_api::run(&sh),
         Command::Manifests => manifests::run(&sh),
     }
 }

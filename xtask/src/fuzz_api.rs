@@ -1,0 +1,340 @@
+//! `cargo xtask fuzz-api`: the REST API fuzzed from its own OpenAPI document by
+//! schemathesis (PyPI), as an outside client would try it.
+//!
+//! Builds the server in release, starts it on a free port of 127.0.0.1 with a fresh
+//! SQLite file and a throwaway signing secret, mints a user token and an
+//! administrator token with `confab token`, and runs `st run` against
+//! `/openapi.json` once per token: every phase (examples, coverage, fuzzing, and the
+//! stateful phase, which follows the document's links from a started conversation to
+//! its messages, history and archive), every check, bounded in time and in cases per
+//! operation. Any server error, response that breaks its schema, status code or
+//! content type the document does not list, and any warning (an unresolvable
+//! reference among them) fails the run.
+//!
+//! schemathesis lives in a virtualenv in `target/venv-fuzz`, installed by pip with
+//! every version pinned, once, and again only when the pins change. Its
+//! configuration, the server's log and the reports land in `target/fuzz-api/`.
+
+use std::fs::{self, File};
+use std::io::Read as _;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use xshell::{Shell, cmd};
+
+use crate::e2e::{Server, free_port, target_dir, wait_bounded, wait_healthy};
+
+/// The virtualenv, relative to the workspace root; like `venv-manifests`, it stays in
+/// `target/` whatever `CARGO_TARGET_DIR` says.
+const VENV: &str = "target/venv-fuzz";
+/// What pip installs: schemathesis and everything it pulls in, each at a pinned
+/// version, so that a new release cannot change the verdict.
+const REQUIREMENTS: &str = "\
+schemathesis==4.32.5
+anyio==4.16.0
+certifi==2026.10.19.post1
+charset-normalizer==3.5.3
+click==8.5.1
+graphql-core==3.3.2
+harfile==0.6.0
+hypothesis==6.170.17
+hypothesis-graphql==0.13.5
+idna==3.20
+iniconfig==2.3.1
+jsonschema_rs==0.60.3
+markdown-it-py==4.3.0
+MarkupSafe==3.0.4
+mdurl==0.1.2
+packaging==26.4
+pluggy==1.7.0
+Pygments==2.21.0
+pyrate-limiter==4.6.0
+pytest==9.2.0
+PyYAML==6.0.4
+requests==2.34.2
+rich==15.0.0
+sortedcontainers==2.4.0
+typing_extensions==4.16.0
+urllib3==2.8.0
+Werkzeug==3.1.9
+";
+/// How long pip may take, in seconds, for coreutils' `timeout`.
+const INSTALL_TIMEOUT_SECS: &str = "600";
+/// schemathesis's configuration (`schemathesis.toml`), written next to the reports.
+/// Each exception to a check names the rule the document cannot state.
+const CONFIG: &str = include_str!("fuzz_api/schemathesis.toml");
+/// The time budget of one run (one token), in seconds.
+const MAX_TIME_SECS: &str = "75";
+/// Cases per operation and phase in one run.
+const MAX_EXAMPLES: &str = "60";
+/// How long one run may take in all before it is killed: its budget, the coverage
+/// phase (which the budget does not bound), and the reports.
+const RUN_TIMEOUT: Duration = Duration::from_secs(300);
+/// The users the two tokens name.
+const USERS: [(&str, bool); 2] = [("fuzz-user", false), ("fuzz-admin", true)];
+/// Every warning schemathesis 4.32 gives by default; each fails a run.
+const WARNINGS: [&str; 14] = [
+    "missing_auth",
+    "missing_test_data",
+    "base_url_mismatch",
+    "validation_mismatch",
+    "missing_deserializer",
+    "unused_openapi_auth",
+    "unsupported_regex",
+    "method_not_allowed",
+    "constants_extraction",
+    "unmatched_filter",
+    "unresolvable_reference",
+    "rate_limited",
+    "dictionary_mismatch",
+    "timeout_units",
+];
+
+/// Installs schemathesis when needed and fuzzes a release server with both tokens.
+pub(crate) fn run(sh: &Shell) -> Result<()> {
+    let started = Instant::now();
+    let root = sh.current_dir();
+    let st = install_tools(sh, &root)?.join("st");
+    cmd!(sh, "cargo build --release -p confab-server").run()?;
+
+    let out_dir = target_dir(&root).join("fuzz-api");
+    let _ = fs::remove_dir_all(&out_dir);
+    fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
+
+    let binary = target_dir(&root).join("release").join("confab");
+    let secret = random_secret()?;
+    let database = format!("sqlite://{}?mode=rwc", out_dir.join("fuzz.db").display());
+    let env = [
+        ("CONFAB_DATABASE_URL", database.as_str()),
+        ("CONFAB_JWT_SECRET", secret.as_str()),
+    ];
+
+    let port = free_port()?;
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let log_path = out_dir.join("server.log");
+    let log =
+        File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
+    let child = Command::new(&binary)
+        .current_dir(&out_dir)
+        .envs(env)
+        .env("CONFAB_LISTEN", address.to_string())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    let mut server = Server(child);
+    wait_healthy(&mut server, address)
+        .with_context(|| format!("the server did not start; see {}", log_path.display()))?;
+    eprintln!("server on http://{address}, log {}", log_path.display());
+
+    let mut summaries = Vec::new();
+    for (user, admin) in USERS {
+        let token = mint_token(&binary, &out_dir, &env, user, admin)?;
+        let config = out_dir.join(format!("{user}.toml"));
+        fs::write(&config, config_for(admin))
+            .with_context(|| format!("cannot write {}", config.display()))?;
+        let report = fuzz(&st, &config, &out_dir, address, user, &token);
+        match report {
+            Ok(summary) => summaries.push(format!("{user}: {summary}")),
+            Err(error) => {
+                let _ = server.stop();
+                return Err(error.context(format!(
+                    "schemathesis found problems as {user}; the server's log is {}",
+                    log_path.display()
+                )));
+            }
+        }
+    }
+    server.stop()?;
+    eprintln!(
+        "\nfuzz-api: passed in {:.0}s\n  {}",
+        started.elapsed().as_secs_f64(),
+        summaries.join("\n  ")
+    );
+    Ok(())
+}
+
+/// Creates the virtualenv and installs [`REQUIREMENTS`] unless it already has them;
+/// returns its `bin` folder.
+fn install_tools(sh: &Shell, root: &Path) -> Result<PathBuf> {
+    let venv = root.join(VENV);
+    let bin = venv.join("bin");
+    let stamp = venv.join("requirements.txt");
+    let installed = fs::read_to_string(&stamp).unwrap_or_default();
+    if installed == REQUIREMENTS && bin.join("st").is_file() {
+        return Ok(bin);
+    }
+    eprintln!("installing schemathesis into {VENV}");
+    if !bin.join("python").is_file() {
+        cmd!(sh, "python3 -m venv {venv}").run().context(
+            "cannot create a virtualenv (is python3 with its venv module installed? Debian: apt-get install python3-venv)",
+        )?;
+    }
+    let requirements = venv.join("requirements.in");
+    fs::write(&requirements, REQUIREMENTS)
+        .with_context(|| format!("cannot write {}", requirements.display()))?;
+    let pip = bin.join("pip");
+    cmd!(
+        sh,
+        "timeout {INSTALL_TIMEOUT_SECS} {pip} install --quiet --disable-pip-version-check --requirement {requirements}"
+    )
+    .run()
+    .context("pip could not install schemathesis")?;
+    // Only a complete install is recorded; an interrupted one is redone next time.
+    fs::write(&stamp, REQUIREMENTS).with_context(|| format!("cannot write {}", stamp.display()))?;
+    Ok(bin)
+}
+
+/// 32 random bytes from the kernel, in hex: the run's signing secret.
+fn random_secret() -> Result<String> {
+    let mut bytes = [0_u8; 32];
+    File::open("/dev/urandom")
+        .and_then(|mut random| random.read_exact(&mut bytes))
+        .context("cannot read /dev/urandom")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A token for `user` from `confab token`, signed with the run's secret.
+fn mint_token(
+    binary: &Path,
+    dir: &Path,
+    env: &[(&str, &str)],
+    user: &str,
+    admin: bool,
+) -> Result<String> {
+    let mut command = Command::new(binary);
+    command
+        .current_dir(dir)
+        .envs(env.iter().copied())
+        .args(["token", "--user", user, "--ttl", "1h"]);
+    if admin {
+        command.arg("--admin");
+    }
+    let output = command
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cannot run confab token")?;
+    ensure!(
+        output.status.success(),
+        "confab token failed ({})",
+        output.status
+    );
+    let token = String::from_utf8(output.stdout)?.trim().to_owned();
+    ensure!(!token.is_empty(), "confab token printed nothing");
+    Ok(token)
+}
+
+/// One schemathesis run as `user`; returns its summary line (cases and time).
+fn fuzz(
+    st: &Path,
+    config: &Path,
+    out_dir: &Path,
+    address: SocketAddr,
+    user: &str,
+    token: &str,
+) -> Result<String> {
+    eprintln!("\n==> fuzz-api: schemathesis as {user}");
+    let started = Instant::now();
+    let reports = out_dir.join(user);
+    let output_path = out_dir.join(format!("{user}.txt"));
+    let output = File::create(&output_path)
+        .with_context(|| format!("cannot create {}", output_path.display()))?;
+    let child = Command::new(st)
+        .arg("--config-file")
+        .arg(config)
+        .args(["run", "--no-color"])
+        .args(["--phases", "examples,coverage,fuzzing,stateful"])
+        .args(["--checks", "all"])
+        .args(["--max-time", MAX_TIME_SECS])
+        .args(["--max-examples", MAX_EXAMPLES])
+        .args(["--seed", "15"])
+        .args(["--workers", "2"])
+        .args(["--report", "junit"])
+        .arg("--report-dir")
+        .arg(&reports)
+        .arg("-H")
+        .arg(format!("Authorization: Bearer {token}"))
+        .arg("--url")
+        .arg(format!("http://{address}"))
+        .arg(format!("http://{address}/openapi.json"))
+        .current_dir(out_dir)
+        .stdin(Stdio::null())
+        .stdout(output.try_clone()?)
+        .stderr(output)
+        .spawn()
+        .context("cannot start schemathesis")?;
+    let status = wait_bounded(child, RUN_TIMEOUT).context("schemathesis")?;
+    let text = fs::read_to_string(&output_path).unwrap_or_default();
+    eprintln!("{text}");
+    let took = started.elapsed().as_secs_f64();
+    ensure!(
+        status.success(),
+        "schemathesis failed as {user} ({status}); its output is {}",
+        output_path.display()
+    );
+    Ok(format!(
+        "{} in {took:.0}s",
+        summary(&text).unwrap_or("no summary")
+    ))
+}
+
+/// The configuration of one run: [`CONFIG`] and the warnings that fail it. A user's
+/// token gets only 403 from the administrators' operations, which schemathesis warns
+/// about as missing authentication; that warning alone is the administrator's run's.
+fn config_for(admin: bool) -> String {
+    let fail_on: Vec<String> = WARNINGS
+        .iter()
+        .filter(|warning| admin || **warning != "missing_auth")
+        .map(|warning| format!("\"{warning}\""))
+        .collect();
+    format!(
+        "{CONFIG}\n[warnings]\ndisplay = [{list}]\nfail-on = [{list}]\n",
+        list = fail_on.join(", ")
+    )
+}
+
+/// The line of schemathesis's summary that counts the generated cases.
+fn summary(output: &str) -> Option<&str> {
+    output
+        .lines()
+        .map(str::trim)
+        .find(|line| line.starts_with("Test cases:"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pins_name_schemathesis_and_every_line_is_pinned() {
+        assert!(
+            REQUIREMENTS
+                .lines()
+                .any(|l| l.starts_with("schemathesis=="))
+        );
+        assert!(REQUIREMENTS.lines().all(|l| l.contains("==")));
+    }
+
+    #[test]
+    fn the_summary_is_the_test_cases_line() {
+        let output = "Operations: 22\n Test cases: 1234 generated, 1234 passed\nSeed: 1";
+        assert_eq!(
+            summary(output),
+            Some("Test cases: 1234 generated, 1234 passed")
+        );
+        assert_eq!(summary("nothing"), None);
+    }
+
+    #[test]
+    fn every_warning_fails_a_run_but_missing_auth_fails_only_the_administrators() {
+        let admin = config_for(true);
+        let user = config_for(false);
+        assert!(admin.contains("\"missing_auth\", \"missing_test_data\""));
+        assert!(!user.contains("missing_auth"));
+        assert!(user.contains("\"unresolvable_reference\""));
+    }
+}
