@@ -199,6 +199,7 @@ macro_rules! storage_contract_tests {
                 timestamps_never_decrease_in_seq_order_even_when_given_ones_go_back,
                 an_appended_message_is_stored_with_every_field,
                 a_repeated_client_message_id_returns_the_original_and_stores_nothing,
+                concurrent_retries_with_one_client_message_id_store_one_message,
                 the_same_client_message_id_in_another_conversation_is_independent,
                 a_reply_advances_replied_seq_and_a_second_reply_to_that_seq_conflicts,
                 marking_a_message_answered_advances_replied_seq_once_and_stores_nothing,

@@ -235,6 +235,50 @@ pub async fn a_repeated_client_message_id_returns_the_original_and_stores_nothin
     }
 }
 
+/// Eight retries of one message, each a new id with the same `client_message_id`,
+/// sent at once: exactly one is stored, every one of them gets that one back
+/// (`Stored` for it, `Existing` for the others), and the conversation counts one
+/// message. Clients retry after a timeout while the first attempt is still in flight,
+/// so the retries race the original inside storage.
+pub async fn concurrent_retries_with_one_client_message_id_store_one_message(r: Repositories) {
+    let conversation = create(&r, "ana", "alpha", at(0)).await;
+    let key = ClientMessageId::parse("sent-twice").expect("valid id");
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let messages: Arc<dyn MessageRepository> = Arc::clone(&r.messages);
+            let mut retry = user_message(&conversation, &format!("attempt {task}"), at(1));
+            retry.client_message_id = Some(key.clone());
+            tokio::spawn(async move { messages.append(&retry).await })
+        })
+        .collect();
+    let mut stored = Vec::new();
+    let mut returned = HashSet::new();
+    for task in tasks {
+        match task.await.expect("an appending task failed") {
+            Ok(Appended::Stored(message)) => {
+                returned.insert(message.id);
+                stored.push(message);
+            }
+            Ok(Appended::Existing(message)) => {
+                returned.insert(message.id);
+            }
+            Err(error) => panic!("a retry failed: {error:?}"),
+        }
+    }
+    assert_eq!(
+        stored.len(),
+        1,
+        "not exactly one retry was stored: {stored:?}"
+    );
+    assert_eq!(
+        returned,
+        HashSet::from([stored[0].id]),
+        "the retries were answered with different messages"
+    );
+    assert_eq!(all_messages(&r, conversation.id).await, stored);
+    assert_eq!(get(&r, conversation.id).await.message_count, 1);
+}
+
 /// A `client_message_id` is unique per conversation only: the same one in another
 /// conversation is stored there, and each conversation's retry finds its own.
 pub async fn the_same_client_message_id_in_another_conversation_is_independent(r: Repositories) {
