@@ -5,6 +5,10 @@ use tokio::sync::watch;
 
 /// Close code: the server is going away or the peer was silent too long.
 pub(super) const GOING_AWAY: u16 = 1001;
+/// Close code: the peer broke RFC 6455 itself (a text frame that is not UTF-8, a
+/// stray continuation, a reserved opcode, a fragmented control frame, a frame over
+/// the hard limit); the protocol library cannot read on after such a frame.
+pub(super) const PROTOCOL_ERROR: u16 = 1002;
 /// Close code: the peer broke the protocol repeatedly.
 pub(super) const POLICY_VIOLATION: u16 = 1008;
 /// Close code: the peer reads too slowly; try again later.

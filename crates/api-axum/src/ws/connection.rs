@@ -20,7 +20,8 @@ use crate::config::WsSettings;
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 use crate::ws::close::{
-    CloseReason, GOING_AWAY, POLICY_VIOLATION, TOO_SLOW, TRY_AGAIN_LATER, close_once,
+    CloseReason, GOING_AWAY, POLICY_VIOLATION, PROTOCOL_ERROR, TOO_SLOW, TRY_AGAIN_LATER,
+    close_once,
 };
 use crate::ws::forward::forward;
 use crate::ws::frames::{self, Parsed};
@@ -79,7 +80,15 @@ impl Connection {
                     self.shut(GOING_AWAY, "idle timeout");
                     return;
                 }
-                Ok(None | Some(Err(_))) => return,
+                Ok(None) => return,
+                Ok(Some(Err(_unreadable))) => {
+                    // The library refused a frame, or the connection broke. The
+                    // peer is told why when it can still hear it, rather than
+                    // with the 1001 of a server going away, which asks it to come
+                    // back and send the same again.
+                    self.shut(PROTOCOL_ERROR, "invalid WebSocket frame");
+                    return;
+                }
                 Ok(Some(Ok(message))) => message,
             };
             match message {

@@ -14,6 +14,7 @@
 //! - `bots`: the bot registry, engines against fake bot services, a restart mid-reply.
 //! - `management`: batch actions, exports, analytics and retention.
 //! - `ops`: configuration, the CLI, metrics, readiness, limits and shutdown.
+//! - `ws_fuzz`: a property test sending arbitrary frames to `/ws` (10 000 cases).
 //! - `authz`: authorization on every operation of the OpenAPI document, from a table
 //!   that must cover it, and on `/ws`.
 
@@ -30,3 +31,4 @@ mod ops;
 mod rest;
 mod sse;
 mod websocket;
+mod ws_fuzz;
