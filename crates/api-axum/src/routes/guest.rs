@@ -32,7 +32,8 @@ pub(crate) async fn guest(
     State(state): State<AppState>,
     // Read only so that a malformed body is refused; an empty object, `null` and no
     // body at all carry nothing.
-    _body: Option<ApiJson<Option<GuestBody>>>,
+    // A map, not `GuestBody`: serde would read an empty struct from `[]` too.
+    _body: Option<ApiJson<Option<serde_json::Map<String, serde_json::Value>>>>,
 ) -> Result<(StatusCode, Json<GuestTokenResponse>), ApiError> {
     if !state.config.guests_enabled {
         return Err(ApiError::forbidden(
