@@ -8,8 +8,8 @@ use sea_orm::{DbErr, RuntimeErr, SqlErr};
 ///
 /// Unique and foreign-key violations are recognised through [`DbErr::sql_err`], which
 /// classifies them alike on SQLite and PostgreSQL. Failures a retry may cure (no
-/// connection, pool exhausted, database busy, serialisation failure) are
-/// `Unavailable`; everything else is `Internal`.
+/// connection, pool exhausted, database busy, serialisation failure, a full disk)
+/// are `Unavailable`; everything else is `Internal`.
 pub(crate) fn repo_error(error: DbErr) -> RepoError {
     let violation = error.sql_err();
     if matches!(
@@ -59,13 +59,16 @@ fn is_transient_sqlx(error: &sea_orm::sqlx::Error) -> bool {
             {
                 // Extended result codes; the primary code is the low byte.
                 // SQLITE_BUSY (5) and SQLITE_LOCKED (6): another writer held the
-                // database for longer than the busy timeout.
+                // database for longer than the busy timeout. SQLITE_FULL (13): the
+                // disk is full; SQLite rolled the statement back, and the same
+                // write succeeds once space is freed.
                 code.parse::<i32>()
-                    .is_ok_and(|extended| matches!(extended & 0xff, 5 | 6))
+                    .is_ok_and(|extended| matches!(extended & 0xff, 5 | 6 | 13))
             } else {
-                // SQLSTATE: connection exceptions (08…), insufficient resources (53…),
-                // operator intervention such as a restarting server (57P…),
-                // serialisation failures and deadlocks (40001, 40P01).
+                // SQLSTATE: connection exceptions (08…), insufficient resources (53…,
+                // a full disk among them: 53100), operator intervention such as a
+                // restarting server (57P…), serialisation failures and deadlocks
+                // (40001, 40P01).
                 code.starts_with("08")
                     || code.starts_with("53")
                     || code.starts_with("57P")
