@@ -11,6 +11,8 @@
 //! - `rest`, `sse`, `websocket`: the conversations API, its events and `/ws`.
 //! - `cluster`: several real processes on PostgreSQL and NATS: delivery across
 //!   instances, kill -9 under load and mid-reply, a NATS outage.
+//! - `faults`: the binary killed under load, a full disk under SQLite, PostgreSQL
+//!   restarted under load: what was acknowledged is kept, once.
 //! - `bots`: the bot registry, engines against fake bot services, a restart mid-reply.
 //! - `management`: batch actions, exports, analytics and retention.
 //! - `ops`: configuration, the CLI, metrics, readiness, limits and shutdown.
@@ -25,6 +27,7 @@
 mod authz;
 mod bots;
 mod cluster;
+mod faults;
 mod helpers;
 mod management;
 mod ops;

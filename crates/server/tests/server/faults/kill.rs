@@ -1,0 +1,85 @@
+//! The server killed with SIGKILL while three REST writers and two WebSocket writers
+//! send to five conversations, then started again on the same database: every
+//! acknowledged message is there exactly once, seqs have no gaps, and every user
+//! message stored (acknowledged or cut off by the kill) is answered exactly once.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+
+use super::{
+    Answers, OnRefusal, Transport, Writer, answered_history, assert_intact, start_binary,
+    wait_for_progress,
+};
+use crate::helpers::{Backend, TestDatabase, user};
+use crate::on_every_backend;
+
+/// Messages each writer sends at most; the kill comes long before the last.
+const MESSAGES_EACH: usize = 60;
+
+/// Acknowledgements, across writers, before the kill: the load is well under way.
+const ACKNOWLEDGED_BEFORE_KILL: usize = 40;
+
+on_every_backend!(
+    killing_the_server_under_load_loses_no_acknowledged_message_and_answers_each_once
+);
+
+async fn killing_the_server_under_load_loses_no_acknowledged_message_and_answers_each_once(
+    backend: Backend,
+) {
+    let database = TestDatabase::create(backend).await;
+    let first = start_binary(&database.url).await;
+    let client = first.client();
+    let token = user("writer");
+    let transports = [
+        Transport::Rest,
+        Transport::Rest,
+        Transport::Rest,
+        Transport::WebSocket,
+        Transport::WebSocket,
+    ];
+    let progress = Arc::new(AtomicUsize::new(0));
+    let mut writers = Vec::new();
+    for (n, transport) in transports.into_iter().enumerate() {
+        let started = client.start(&token, "echo", &format!("w{n} hello")).await;
+        let writer = Writer {
+            address: first.address,
+            token: token.clone(),
+            conversation: started["conversation_id"]
+                .as_str()
+                .expect("an id")
+                .to_owned(),
+            name: format!("w{n}"),
+            transport,
+            count: MESSAGES_EACH,
+            on_refusal: OnRefusal::Stop,
+        };
+        writers.push((writer.clone(), writer.spawn(Arc::clone(&progress))));
+    }
+    wait_for_progress(&progress, ACKNOWLEDGED_BEFORE_KILL).await;
+    first.kill();
+    let mut outcomes = Vec::new();
+    for (writer, task) in writers {
+        let written = task.await.expect("a writer");
+        assert!(
+            written.acknowledged.len() < MESSAGES_EACH,
+            "{} finished before the kill",
+            writer.name
+        );
+        for refusal in &written.refusals {
+            assert!(
+                matches!(refusal.as_str(), "no response" | "socket closed"),
+                "{}: {refusal}",
+                writer.name
+            );
+        }
+        outcomes.push((writer, written));
+    }
+
+    let second = start_binary(&database.url).await;
+    let client = second.client();
+    for (writer, written) in &outcomes {
+        let messages = answered_history(&client, &token, &writer.conversation).await;
+        assert_intact(&messages, written, Answers::ByTheBot);
+    }
+    drop(second);
+}
