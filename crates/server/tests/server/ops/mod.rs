@@ -1,8 +1,9 @@
 //! Operations tests of the `confab` server: configuration precedence and errors, the
-//! CLI, metrics, readiness through a database outage, limits, and graceful shutdown
-//! of the real binary under SIGTERM.
+//! CLI, metrics, readiness through a database outage, limits, graceful shutdown of
+//! the real binary under SIGTERM, and the chat page's security headers.
 
 mod cli;
+mod headers;
 pub mod helpers;
 mod limits;
 mod observability;
