@@ -17,13 +17,14 @@ use confab_domain::message::{Appended, ClientMessageId, Message, NewMessage, Sen
 use confab_domain::timestamp::Timestamp;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, IntoActiveModel,
-    QueryFilter, Statement, Value,
+    QueryFilter, Value,
 };
 
 use crate::connection::begin_write;
 use crate::entity::{conversation, message};
 use crate::error::{RowError, repo_error};
 use crate::rows::{message_row, millis, seq_value};
+use crate::sql::statement;
 
 /// The conversation's side of an append, with its parameters as `#n#` (numbers of
 /// [`parameters`]):
@@ -77,43 +78,6 @@ pub(crate) fn parameters(new: &NewMessage) -> Result<[Value; PARAMETERS], RepoEr
     ])
 }
 
-/// Appends `template` to `sql` with each `#n#` replaced by a placeholder of
-/// `backend` and `parameters[n - 1]` pushed to `values`, one value per occurrence:
-/// sqlx binds a multi-statement SQLite query per statement, numbered parameters
-/// included, so plain `?` in order is the one form that works everywhere. PostgreSQL
-/// numbers its placeholders across the statement.
-pub(crate) fn render(
-    template: &str,
-    parameters: &[Value],
-    backend: DbBackend,
-    sql: &mut String,
-    values: &mut Vec<Value>,
-) -> Result<(), RepoError> {
-    let mut rest = template;
-    while let Some((before, after)) = rest.split_once('#') {
-        let (number, after) = after
-            .split_once('#')
-            .ok_or_else(|| RepoError::Internal("an unclosed parameter in append SQL".into()))?;
-        let value = number
-            .parse::<usize>()
-            .ok()
-            .and_then(|n| parameters.get(n.wrapping_sub(1)))
-            .ok_or_else(|| RepoError::Internal("an unknown parameter in append SQL".into()))?;
-        sql.push_str(before);
-        values.push(value.clone());
-        match backend {
-            DbBackend::Postgres => {
-                sql.push('$');
-                sql.push_str(&values.len().to_string());
-            }
-            _ => sql.push('?'),
-        }
-        rest = after;
-    }
-    sql.push_str(rest);
-    Ok(())
-}
-
 /// The seq and time a conversation's row holds after an advance, as the `RETURNING
 /// last_seq, last_activity_ms` of [`ADVANCE_SQL`] gives them.
 pub(crate) fn advanced(last_seq: i64, last_activity_ms: i64) -> Result<(Seq, Timestamp), RowError> {
@@ -130,21 +94,12 @@ async fn advance<C: ConnectionTrait>(
     db: &C,
     new: &NewMessage,
 ) -> Result<Option<(Seq, Timestamp)>, RepoError> {
-    let backend = db.get_database_backend();
-    let mut sql = String::new();
-    let mut values = Vec::new();
-    render(
+    let advance = statement(
         &format!("{ADVANCE_SQL} RETURNING last_seq, last_activity_ms"),
         &parameters(new)?,
-        backend,
-        &mut sql,
-        &mut values,
+        db.get_database_backend(),
     )?;
-    let Some(row) = db
-        .query_one_raw(Statement::from_sql_and_values(backend, sql, values))
-        .await
-        .map_err(repo_error)?
-    else {
+    let Some(row) = db.query_one_raw(advance).await.map_err(repo_error)? else {
         return Ok(None);
     };
     let last_seq: i64 = row.try_get_by_index(0).map_err(repo_error)?;
@@ -206,24 +161,15 @@ async fn append_in_one_statement(
     db: &DatabaseConnection,
     new: &NewMessage,
 ) -> Result<Appended, RepoError> {
-    let mut sql = String::new();
-    let mut values = Vec::new();
-    render(
+    let append = statement(
         &format!(
-            "WITH advanced AS ({ADVANCE_SQL} RETURNING id, last_seq, last_activity_ms) {APPEND_POSTGRES_SQL}"
+            "WITH advanced AS ({ADVANCE_SQL} RETURNING id, last_seq, last_activity_ms) \
+             {APPEND_POSTGRES_SQL}"
         ),
         &parameters(new)?,
         DbBackend::Postgres,
-        &mut sql,
-        &mut values,
     )?;
-    let inserted = db
-        .query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            sql,
-            values,
-        ))
-        .await;
+    let inserted = db.query_one_raw(append).await;
     let row = match inserted.map_err(repo_error) {
         Ok(Some(row)) => row,
         Ok(None) => return not_advanced(db, new).await,

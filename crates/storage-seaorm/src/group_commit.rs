@@ -31,8 +31,9 @@ use sea_orm::sqlx::{self, Row};
 use sea_orm::{DatabaseConnection, DbBackend, Value};
 use tokio::sync::oneshot;
 
-use crate::append::{ADVANCE_SQL, advanced, append_alone, not_advanced, parameters, render};
+use crate::append::{ADVANCE_SQL, advanced, append_alone, not_advanced, parameters};
 use crate::error::{RowError, sqlx_error};
+use crate::sql::render;
 
 /// Appends taken into one transaction at most. Bounds how long the write lock is held
 /// and how long the first append of a batch waits for the last.

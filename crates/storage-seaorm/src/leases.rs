@@ -1,6 +1,6 @@
 //! `ReplyLeases` on the `conversations` row: `reply_holder` and
-//! `reply_lease_until_ms`. Each operation is one conditional `UPDATE`, atomic on its
-//! own: PostgreSQL re-checks an `UPDATE`'s `WHERE` against the row as the
+//! `reply_lease_until_ms`. Each operation is one `UPDATE`, one round trip, atomic on
+//! its own: PostgreSQL re-checks an `UPDATE`'s `WHERE` against the row as the
 //! concurrent writer committed it, and SQLite has one writer at a time. Because the
 //! lease shares its row with `last_user_seq`, which every user message's append
 //! raises under the same row lock, the release's "nothing pending" condition sees
@@ -13,12 +13,38 @@ use confab_domain::lease::{LeaseHolder, Release};
 use confab_domain::ports::ReplyLeases;
 use confab_domain::timestamp::Timestamp;
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 
 use crate::entity::conversation::{self, Column};
 use crate::error::repo_error;
 use crate::rows::millis;
+use crate::sql::statement;
 use crate::store::SeaOrmStore;
+
+/// Claims or renews the lease (`#1#` the holder, `#2#` until, `#3#` now) on
+/// conversation `#4#`, and says whether the holder has it now. The row is written
+/// either way (unchanged when another holds it), so that one statement both decides
+/// and tells a refused claim from a missing conversation (no row).
+const CLAIM_SQL: &str = "\
+UPDATE conversations SET \
+reply_holder = CASE WHEN reply_holder IS NULL OR reply_holder = #1# \
+OR reply_lease_until_ms <= #3# THEN #1# ELSE reply_holder END, \
+reply_lease_until_ms = CASE WHEN reply_holder IS NULL OR reply_holder = #1# \
+OR reply_lease_until_ms <= #3# THEN #2# ELSE reply_lease_until_ms END \
+WHERE id = #4# RETURNING reply_holder = #1#";
+
+/// Lets go of holder `#2#`'s lease on conversation `#1#` unless user messages wait,
+/// and says whether they do. `RETURNING` reads the row as this statement left it,
+/// after waiting for any append holding its lock; a second statement would read a
+/// newer row than the one decided on, and a `WITH` a snapshot from before the wait.
+const RELEASE_SQL: &str = "\
+UPDATE conversations SET \
+reply_holder = CASE WHEN replied_seq >= last_user_seq THEN NULL ELSE reply_holder END, \
+reply_lease_until_ms = CASE WHEN replied_seq >= last_user_seq THEN NULL \
+ELSE reply_lease_until_ms END \
+WHERE id = #1# AND reply_holder = #2# RETURNING replied_seq < last_user_seq";
 
 #[async_trait]
 impl ReplyLeases for SeaOrmStore {
@@ -29,34 +55,23 @@ impl ReplyLeases for SeaOrmStore {
         now: Timestamp,
         until: Timestamp,
     ) -> Result<bool, RepoError> {
-        let claimed = conversation::Entity::update_many()
-            .col_expr(Column::ReplyHolder, Expr::val(holder.as_uuid()))
-            .col_expr(Column::ReplyLeaseUntilMs, Expr::val(millis(until)))
-            .filter(Column::Id.eq(conversation.as_uuid()))
-            .filter(
-                Condition::any()
-                    .add(Column::ReplyHolder.is_null())
-                    .add(Column::ReplyHolder.eq(holder.as_uuid()))
-                    .add(Column::ReplyLeaseUntilMs.lte(millis(now))),
-            )
-            .exec(&self.db)
+        let claim = statement(
+            CLAIM_SQL,
+            &[
+                holder.as_uuid().into(),
+                millis(until).into(),
+                millis(now).into(),
+                conversation.as_uuid().into(),
+            ],
+            self.db.get_database_backend(),
+        )?;
+        let row = self
+            .db
+            .query_one_raw(claim)
             .await
-            .map_err(repo_error)?;
-        if claimed.rows_affected > 0 {
-            return Ok(true);
-        }
-        // Held by another, or no such conversation: only the second is an error.
-        let exists = conversation::Entity::find_by_id(conversation.as_uuid())
-            .select_only()
-            .column(Column::Id)
-            .into_tuple::<uuid::Uuid>()
-            .one(&self.db)
-            .await
-            .map_err(repo_error)?;
-        match exists {
-            Some(_) => Ok(false),
-            None => Err(RepoError::NotFound),
-        }
+            .map_err(repo_error)?
+            .ok_or(RepoError::NotFound)?;
+        row.try_get_by_index::<bool>(0).map_err(repo_error)
     }
 
     async fn release(
@@ -64,32 +79,20 @@ impl ReplyLeases for SeaOrmStore {
         conversation: ConversationId,
         holder: LeaseHolder,
     ) -> Result<Release, RepoError> {
-        let released = conversation::Entity::update_many()
-            .col_expr(Column::ReplyHolder, Expr::val(Option::<uuid::Uuid>::None))
-            .col_expr(Column::ReplyLeaseUntilMs, Expr::val(Option::<i64>::None))
-            .filter(Column::Id.eq(conversation.as_uuid()))
-            .filter(Column::ReplyHolder.eq(holder.as_uuid()))
-            .filter(Expr::col(Column::RepliedSeq).gte(Expr::col(Column::LastUserSeq)))
-            .exec(&self.db)
-            .await
-            .map_err(repo_error)?;
-        if released.rows_affected > 0 {
-            return Ok(Release::Released);
-        }
-        // Not released: because work remains, or because there was nothing of
-        // `holder`'s to let go of.
-        let still_held_with_work = conversation::Entity::find_by_id(conversation.as_uuid())
-            .select_only()
-            .column(Column::Id)
-            .filter(Column::ReplyHolder.eq(holder.as_uuid()))
-            .filter(Expr::col(Column::RepliedSeq).lt(Expr::col(Column::LastUserSeq)))
-            .into_tuple::<uuid::Uuid>()
-            .one(&self.db)
-            .await
-            .map_err(repo_error)?;
-        Ok(match still_held_with_work {
-            Some(_) => Release::WorkRemains,
-            None => Release::Released,
+        let release = statement(
+            RELEASE_SQL,
+            &[conversation.as_uuid().into(), holder.as_uuid().into()],
+            self.db.get_database_backend(),
+        )?;
+        // No row: `holder` held nothing to let go of, or the conversation is gone.
+        let work_remains = match self.db.query_one_raw(release).await.map_err(repo_error)? {
+            Some(row) => row.try_get_by_index::<bool>(0).map_err(repo_error)?,
+            None => false,
+        };
+        Ok(if work_remains {
+            Release::WorkRemains
+        } else {
+            Release::Released
         })
     }
 

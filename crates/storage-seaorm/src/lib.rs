@@ -21,6 +21,7 @@
 //! - `group_commit`: SQLite appends grouped into shared transactions by one writer.
 //! - `entity`: the tables as SeaORM entities, private to this crate.
 //! - `rows`: explicit conversions between rows and domain values.
+//! - `sql`: SQL written by hand (`#n#` parameters), rendered for the backend.
 //! - `error`: the one mapping from database errors to `RepoError`.
 //! - [`testing`] (feature `test-util`): throwaway migrated SQLite and PostgreSQL
 //!   databases for tests of this and other crates.
@@ -38,6 +39,7 @@ mod maintenance;
 mod messages;
 mod rows;
 mod sessions;
+mod sql;
 mod store;
 
 #[cfg(feature = "test-util")]
