@@ -6,11 +6,13 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use confab_domain::bot::BotId;
+use confab_domain::user::Role;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::authz::credentials::{Claimant, Credential};
-use crate::helpers::{PATIENCE, TestApp, admin, user};
+use crate::helpers::{PATIENCE, TestApp, admin, token, user};
 
 /// One call of an operation: a concrete path (with its query) and body, and the
 /// status it must get.
@@ -73,6 +75,9 @@ pub struct Fixture {
     pub new_bot: String,
     /// The attacker: a real guest, and a conversation of their own.
     pub attacker_token: String,
+    /// A bot's token for `echo`, the bot of the attacker's conversation and not of
+    /// the victim's.
+    pub other_bot_token: String,
     pub own_conversation: String,
     /// An administrator.
     pub admin: Claimant,
@@ -148,6 +153,10 @@ impl Fixture {
             bot,
             new_bot: format!("authz-new-{n}"),
             attacker_token,
+            other_bot_token: token(
+                "echo-bot",
+                Role::Bot(BotId::parse("echo").expect("a bot id")),
+            ),
             own_conversation: text(&own["conversation_id"]),
             admin: Claimant {
                 user: "root".to_owned(),

@@ -6,10 +6,11 @@
 //! - each refused credential (none, malformed, expired, another secret, `alg: none`,
 //!   another algorithm, a swapped payload), forged for the caller the call would
 //!   succeed for, gets 401 `unauthorized` with a `Bearer` challenge;
-//! - the attacker's calls with the victim's conversation, session and message ids
-//!   get 404 (a batch answers `not_found` per id, a list omits them), an
-//!   administrators' operation called by a guest or a user gets 403 `forbidden`,
-//!   and no answer holds the victim's text;
+//! - the calls of two strangers to the victim (a real guest, and a token of a bot
+//!   the victim does not talk to) with the victim's conversation, session and
+//!   message ids get 404 (a batch answers `not_found` per id, a list omits them),
+//!   an administrators' operation called by either or by an end user gets 403
+//!   `forbidden`, and no answer holds the victim's text;
 //! - everything the victim owns (conversation, history, lists) and the bots are the
 //!   same before and after;
 //! - then the rightful caller's call succeeds, which shows the refused calls were
@@ -173,44 +174,49 @@ async fn check_row(app: &TestApp, row: &Row, prefix: &str) -> usize {
     }
     assert_unchanged(app, &fixture, &before, &name, "refused credentials").await;
 
-    let attacker = Credential::bearer("a guest's token", &fixture.attacker_token);
-    let mut intrusions = (row.intrusions)(&fixture);
+    // Strangers to the victim: a guest, and a bot whose conversations the victim's
+    // is not (a bot token sees its own bot's conversations only).
+    let strangers = [
+        Credential::bearer("a guest's token", &fixture.attacker_token),
+        Credential::bearer("another bot's token", &fixture.other_bot_token),
+    ];
     if row.access == Access::Admin {
-        for (what, who) in [
-            ("a guest", attacker.clone()),
-            (
-                "an end user",
-                Credential::bearer("victim", &fixture.victim_token),
-            ),
-        ] {
+        let user = Credential::bearer("an end user's token", &fixture.victim_token);
+        for who in strangers.iter().chain([&user]) {
             checked += 1;
-            let answer = call(app, prefix, row.method.clone(), &rightful, &who).await;
-            assert_eq!(answer.status, 403, "{name} by {what}: {}", answer.text);
-            assert_eq!(answer.json()["code"], "forbidden", "{name} by {what}");
+            let answer = call(app, prefix, row.method.clone(), &rightful, who).await;
+            let what = format!("{name} with {}", who.name);
+            assert_eq!(answer.status, 403, "{what}: {}", answer.text);
+            assert_eq!(answer.json()["code"], "forbidden", "{what}");
         }
     }
-    for intrusion in intrusions.drain(..) {
-        checked += 1;
-        let answer: Answer =
-            call(app, prefix, row.method.clone(), &intrusion.call, &attacker).await;
-        let what = format!("{name} {} ({})", intrusion.what, intrusion.call.path);
-        assert_eq!(
-            answer.status, intrusion.call.status,
-            "{what}: {}",
-            answer.text
-        );
-        assert!(
-            !answer.text.contains(&fixture.secret),
-            "{what} shows the victim's text: {}",
-            answer.text
-        );
-        match answer.status {
-            403 => assert_eq!(answer.json()["code"], "forbidden", "{what}"),
-            404 => assert_eq!(answer.json()["code"], "not_found", "{what}"),
-            _ => {}
-        }
-        if let Some(check) = intrusion.check {
-            check(&fixture, &answer.json());
+    for stranger in &strangers {
+        for intrusion in (row.intrusions)(&fixture) {
+            checked += 1;
+            let answer: Answer =
+                call(app, prefix, row.method.clone(), &intrusion.call, stranger).await;
+            let what = format!(
+                "{name} {} ({}) with {}",
+                intrusion.what, intrusion.call.path, stranger.name
+            );
+            assert_eq!(
+                answer.status, intrusion.call.status,
+                "{what}: {}",
+                answer.text
+            );
+            assert!(
+                !answer.text.contains(&fixture.secret),
+                "{what} shows the victim's text: {}",
+                answer.text
+            );
+            match answer.status {
+                403 => assert_eq!(answer.json()["code"], "forbidden", "{what}"),
+                404 => assert_eq!(answer.json()["code"], "not_found", "{what}"),
+                _ => {}
+            }
+            if let Some(check) = intrusion.check {
+                check(&fixture, &answer.json());
+            }
         }
     }
     assert_unchanged(app, &fixture, &before, &name, "the attacker's attempts").await;
