@@ -242,10 +242,23 @@ impl ReplyPipeline {
         conversation: ConversationId,
         known: &mut Option<(Conversation, Message)>,
     ) -> Result<(), DomainError> {
-        if self.ports.leases.shared() {
+        if self.ports.leases.shared()
+            && let Some((_, message)) = known.take()
+        {
             // Another instance may have held the lease when the message was stored,
-            // and answered it since: only storage knows what is still pending.
-            known.take();
+            // and answered it since: only storage knows what is still pending. The
+            // message is still the only one waiting when nothing answered it and no
+            // user message followed it (none before it was pending when it was
+            // stored), which the conversation's counters tell without reading the
+            // history.
+            let now = match self.ports.conversations.get(conversation).await {
+                Ok(now) => now,
+                Err(RepoError::NotFound) => return Ok(()),
+                Err(error) => return Err(error.into()),
+            };
+            if now.replied_seq < message.seq && now.last_user_seq == message.seq {
+                *known = Some((now, message));
+            }
         }
         loop {
             match known.take() {

@@ -20,7 +20,10 @@ use crate::ports::{BotEngine, BotReply, BotRequest, ReplyChunk, pages_after, pub
 use crate::session::Session;
 
 impl ReplyPipeline {
-    /// Answers the pending user messages, a page of them per look at the conversation.
+    /// Answers the user messages pending when it looks, a page of them per look at
+    /// the conversation. Messages stored after that look are not its concern: this
+    /// instance's raise the worker's rerun flag, and other instances' make the lease's
+    /// release report work remaining, and either sends the worker here again.
     pub(super) async fn answer_pending(&self, id: ConversationId) -> Result<(), DomainError> {
         loop {
             let conversation = match self.ports.conversations.get(id).await {
@@ -31,7 +34,7 @@ impl ReplyPipeline {
             if !conversation.has_pending_replies() {
                 return Ok(());
             }
-            let unanswered = self.next_unanswered(&conversation).await?;
+            let (unanswered, more) = self.next_unanswered(&conversation).await?;
             if unanswered.is_empty() {
                 return Ok(());
             }
@@ -40,15 +43,18 @@ impl ReplyPipeline {
             for message in unanswered {
                 self.answer(&conversation, message).await?;
             }
+            if !more {
+                return Ok(());
+            }
         }
     }
 
     /// The unanswered user messages of the first page after `replied_seq` that has
-    /// any, in seq order.
+    /// any, in seq order, and whether that page was full (more may follow it).
     async fn next_unanswered(
         &self,
         conversation: &Conversation,
-    ) -> Result<Vec<Message>, DomainError> {
+    ) -> Result<(Vec<Message>, bool), DomainError> {
         let mut pages = pages_after(
             Arc::clone(&self.ports.messages),
             conversation.id,
@@ -57,15 +63,16 @@ impl ReplyPipeline {
             PageSize::HISTORY_LARGEST,
         );
         while let Some(page) = pages.try_next().await? {
+            let full = page.len() >= PageSize::HISTORY_LARGEST.get() as usize;
             let unanswered: Vec<Message> = page
                 .into_iter()
                 .filter(|message| message.sender == Sender::User)
                 .collect();
             if !unanswered.is_empty() {
-                return Ok(unanswered);
+                return Ok((unanswered, full));
             }
         }
-        Ok(Vec::new())
+        Ok((Vec::new(), false))
     }
 
     pub(super) async fn answer(
