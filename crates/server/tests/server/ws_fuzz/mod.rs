@@ -109,6 +109,11 @@ struct Pool {
     /// Time spent sending and reading, against the whole run's: the rest is
     /// proptest making the cases.
     on_the_wire: Duration,
+    /// Data messages sent, those the oracle said must be refused in cases that
+    /// ended with the probe, and the error frames those cases got.
+    messages: usize,
+    must_refuse: usize,
+    errors: usize,
 }
 
 impl Pool {
@@ -278,6 +283,7 @@ async fn run_case(pool: &mut Pool, slot: usize, case: &[Fuzz], ids: &Ids) -> Res
         }
         messages += 1;
     }
+    pool.messages += messages;
     let socket = pool.socket(slot).await?;
     let mut sent = Ok(());
     for message in case.iter().flat_map(wire) {
@@ -349,6 +355,8 @@ async fn run_case(pool: &mut Pool, slot: usize, case: &[Fuzz], ids: &Ids) -> Res
                     outcome.errors
                 ));
             }
+            pool.must_refuse += refused;
+            pool.errors += outcome.errors;
         }
         Some(code) => {
             *pool.closes.entry(code).or_default() += 1;
@@ -462,6 +470,9 @@ fn arbitrary_frames_get_errors_or_documented_closes_and_spare_other_sockets() {
         closes: Default::default(),
         cases: 0,
         on_the_wire: Duration::ZERO,
+        messages: 0,
+        must_refuse: 0,
+        errors: 0,
     });
     let started = std::time::Instant::now();
     let bystander = RefCell::new(bystander);
@@ -505,11 +516,15 @@ fn arbitrary_frames_get_errors_or_documented_closes_and_spare_other_sockets() {
     let pool = pool.into_inner();
     let mut bystander = bystander.into_inner();
     eprintln!(
-        "ws fuzz: {} cases run in {:.1?} ({:.1?} on the wire), {} sockets opened, \
-         closes by code {:?}, {} closes lost to a reset",
+        "ws fuzz: {} cases run in {:.1?} ({:.1?} on the wire), {} data messages sent; \
+         where the probe answered, {} had to be refused and got {} error frames; \
+         {} sockets opened, closes by code {:?}, {} closes lost to a reset",
         pool.cases,
         started.elapsed(),
         pool.on_the_wire,
+        pool.messages,
+        pool.must_refuse,
+        pool.errors,
         pool.reconnects,
         pool.closes,
         pool.resets
