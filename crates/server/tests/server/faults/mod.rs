@@ -327,7 +327,8 @@ pub fn assert_intact(messages: &[Value], written: &Written, answers: Answers) {
         assert_eq!(
             copies.len(),
             1,
-            "acknowledged message {content:?} is stored {} times",
+            "acknowledged message {:?}… is stored {} times",
+            &content[..content.len().min(40)],
             copies.len()
         );
         if !id.is_empty() {
