@@ -9,7 +9,7 @@ use futures::SinkExt;
 use futures::stream::SplitSink;
 use tokio::sync::{mpsc, watch};
 
-use crate::ws::close::{CloseReason, GOING_AWAY};
+use crate::ws::close::{CloseReason, GOING_AWAY, TRY_AGAIN_LATER};
 
 /// Frames written per flush at most, so that a busy socket still lets pings and the
 /// close signal through.
@@ -63,6 +63,18 @@ pub(super) async fn write_loop(
         }
     }
     let (code, reason) = (*close_signal.borrow()).unwrap_or((GOING_AWAY, "closing"));
+    // What was queued before the close goes out first: above all the error frame of
+    // the frame that made the connection close (the tenth bad frame in a row), which
+    // the close signal would otherwise overtake. A peer that reads too slowly
+    // (1013) would only hold the close frame back, so its queue is dropped.
+    if code != TRY_AGAIN_LATER {
+        for _ in 0..FRAMES_PER_FLUSH {
+            let Ok(text) = queue.try_recv() else { break };
+            if sink.feed(Message::Text(text.into())).await.is_err() {
+                return;
+            }
+        }
+    }
     let _ = sink
         .send(Message::Close(Some(CloseFrame {
             code,

@@ -590,3 +590,41 @@ async fn frames_that_break_the_websocket_protocol_close_with_1002() {
     assert!(socket.frames_until_pong().await.is_empty());
     app.stop().await;
 }
+
+/// The tenth bad frame in a row gets its error frame too, before the 1008 close:
+/// a client learns what was wrong with each frame it sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_frame_gets_its_error_before_the_1008_close() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let token = user("garbage");
+    for round in 0..20 {
+        let mut socket = app.ws(&token).await;
+        assert_eq!(
+            next_frame(&mut socket).await.unwrap()["status"],
+            "connected"
+        );
+        for n in 0..10 {
+            let frame = json!({ "type": "nope", "ref": format!("bad-{n}") });
+            socket
+                .stream
+                .feed(Message::Text(frame.to_string().into()))
+                .await
+                .expect("sent");
+        }
+        socket.stream.flush().await.expect("flushed");
+        let mut refs = Vec::new();
+        loop {
+            match read(&mut socket).await {
+                Ok(Event::Frame(frame)) => refs.push(frame["ref"].as_str().unwrap().to_owned()),
+                Ok(Event::Closed(code)) => {
+                    assert_eq!(code, 1008);
+                    break;
+                }
+                other => panic!("round {round}: {other:?}"),
+            }
+        }
+        let expected: Vec<String> = (0..10).map(|n| format!("bad-{n}")).collect();
+        assert_eq!(refs, expected, "round {round}");
+    }
+    app.stop().await;
+}
