@@ -203,6 +203,10 @@ fn template(ids: &Ids) -> impl Strategy<Value = Vec<(String, String)>> + use<> {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
     };
+    // `subscribe` asks for no replay (`after_seq` past the end): the fuzzing
+    // conversation grows to thousands of messages, and replaying them at every
+    // subscribe made up six frames in seven the sockets read. A mutation to `0`
+    // still replays now and then.
     let templates = vec![
         pairs(&[("type", "\"ping\"")]),
         pairs(&[
@@ -224,7 +228,7 @@ fn template(ids: &Ids) -> impl Strategy<Value = Vec<(String, String)>> + use<> {
         pairs(&[
             ("type", "\"subscribe\""),
             ("session_id", &s),
-            ("after_seq", "0"),
+            ("after_seq", "4294967296"),
         ]),
         pairs(&[("type", "\"subscribe\""), ("conversation_id", &c)]),
         pairs(&[("type", "\"unsubscribe\""), ("session_id", &s)]),

@@ -114,6 +114,8 @@ struct Pool {
     messages: usize,
     must_refuse: usize,
     errors: usize,
+    /// Frames the fuzzing sockets received.
+    received: usize,
 }
 
 impl Pool {
@@ -342,6 +344,7 @@ async fn run_case(pool: &mut Pool, slot: usize, case: &[Fuzz], ids: &Ids) -> Res
             }
         }
     }
+    pool.received += outcome.seen.len();
     match outcome.closed {
         None => {
             if violation {
@@ -473,6 +476,7 @@ fn arbitrary_frames_get_errors_or_documented_closes_and_spare_other_sockets() {
         messages: 0,
         must_refuse: 0,
         errors: 0,
+        received: 0,
     });
     let started = std::time::Instant::now();
     let bystander = RefCell::new(bystander);
@@ -518,6 +522,7 @@ fn arbitrary_frames_get_errors_or_documented_closes_and_spare_other_sockets() {
     eprintln!(
         "ws fuzz: {} cases run in {:.1?} ({:.1?} on the wire), {} data messages sent; \
          where the probe answered, {} had to be refused and got {} error frames; \
+         {} frames received; \
          {} sockets opened, closes by code {:?}, {} closes lost to a reset",
         pool.cases,
         started.elapsed(),
@@ -525,6 +530,7 @@ fn arbitrary_frames_get_errors_or_documented_closes_and_spare_other_sockets() {
         pool.messages,
         pool.must_refuse,
         pool.errors,
+        pool.received,
         pool.reconnects,
         pool.closes,
         pool.resets
