@@ -60,6 +60,9 @@ impl NatsEventBus {
         let client = ConnectOptions::new()
             .name("confab")
             .retry_on_initial_connect()
+            // Reconnect for ever: an outage ends when NATS is back, and the client
+            // closes only when the server stops (see `Hub::on_event`).
+            .max_reconnects(None)
             .event_callback(move |event| {
                 // A weak reference: the client outlives nothing it calls back into,
                 // and dropping the bus drops its subscriptions.

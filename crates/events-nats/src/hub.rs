@@ -261,7 +261,10 @@ impl Hub {
                 drop(ended);
                 metrics::connected(false);
                 self.connection.send_replace(false);
-                tracing::warn!("the NATS client closed");
+                // With reconnects unlimited (`bus.rs`), a
+                // client closes only when its last handle is dropped: the server is
+                // stopping, which is no cause for a warning.
+                tracing::info!("the NATS connection closed");
             }
             Event::SlowConsumer(sid) => {
                 // The client does not say which subscription a sid is, so every local
