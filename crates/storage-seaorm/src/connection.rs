@@ -20,6 +20,12 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// next use, rather than on every use.
 const POOLED_IDLE_BEFORE_PING: Duration = Duration::from_secs(5);
 
+/// How long a request waits for a pooled PostgreSQL connection. While the database is
+/// away no connection comes free, and a client is better served by a 503 after a few
+/// seconds than by sqlx's default of 30; under mere load a connection frees within
+/// milliseconds.
+const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The PostgreSQL advisory lock that serialises migrations: "confab" in ASCII.
 const MIGRATION_LOCK_KEY: i64 = 0x636f_6e66_6162;
 
@@ -61,6 +67,26 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, RepoError> {
         } else {
             options.max_connections(SQLITE_POOL_SIZE);
         }
+        // A connection must never go back to the pool inside a transaction. When a
+        // write fails with SQLITE_FULL (or SQLITE_IOERR, SQLITE_NOMEM), SQLite may
+        // roll the transaction back by itself; sqlx's own ROLLBACK then fails, sqlx
+        // still counts the connection as inside a transaction, and every later
+        // transaction on it would nest inside one that is never committed: their
+        // COMMITs would succeed, be acknowledged, and be lost (found by the disk-full
+        // test). Such a connection runs its queued rollback on release, and is closed
+        // if that does not end the transaction.
+        options.map_sqlx_sqlite_pool_opts(|pool| {
+            pool.after_release(|connection, _| {
+                Box::pin(async move {
+                    use sea_orm::sqlx::Connection as _;
+                    if !connection.is_in_transaction() {
+                        return Ok(true);
+                    }
+                    connection.ping().await?;
+                    Ok(!connection.is_in_transaction())
+                })
+            })
+        });
         options.map_sqlx_sqlite_opts(|sqlite| {
             sqlite
                 .journal_mode(SqliteJournalMode::Wal)
@@ -73,6 +99,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, RepoError> {
         // A connection that served a statement moments ago is alive; one idle for
         // longer may have been cut by a server restart and is pinged before use.
         options.test_before_acquire_if_idle_for(POOLED_IDLE_BEFORE_PING);
+        options.acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT);
     }
     Database::connect(options).await.map_err(repo_error)
 }
