@@ -146,14 +146,24 @@ fn single_node(
     let floor_db = out.join("floor.db");
     remove_sqlite(&floor_db)?;
     let floor_json = out.join("floor.json");
-    let status = Command::new(loadgen)
+    let mut floor = Command::new(loadgen);
+    floor
         .arg("floor")
         .arg("--sqlite-file")
         .arg(&floor_db)
         .arg("--json")
-        .arg(&floor_json)
-        .status()?;
-    if !status.success() {
+        .arg(&floor_json);
+    let floor_database = format!("confab_bench_floor_{}", std::process::id());
+    if postgres {
+        floor
+            .arg("--postgres-url")
+            .arg(create_database(sh, &floor_database)?);
+    }
+    let status = floor.status();
+    if postgres {
+        drop_database(sh, &floor_database)?;
+    }
+    if !status?.success() {
         bail!("the floor measurement failed");
     }
     let floors = read_reports(&floor_json)?;
@@ -364,15 +374,30 @@ enum Against {
     None,
 }
 
-fn floor_of(scenario: &str) -> Against {
+/// The floor a scenario of the backend named `backend` is compared with: the same
+/// engine's bare inserts and page reads, the bare WebSocket echo for what a socket
+/// carries.
+fn floor_of(scenario: &str, backend: &str) -> Against {
+    let postgres = backend == "PostgreSQL";
     if scenario.starts_with("send ws") {
         Against::Throughput("floor: ws echo 16x", "stored_per_s")
     } else if scenario.starts_with("send rest") {
-        Against::Throughput("floor: sqlite insert", "per_second")
+        Against::Throughput(
+            if postgres {
+                "floor: postgres insert, 1 row/stmt"
+            } else {
+                "floor: sqlite insert"
+            },
+            "per_second",
+        )
     } else if scenario.starts_with("roundtrip") {
         Against::Latency("floor: ws echo roundtrip")
     } else if scenario.starts_with("history") || scenario.starts_with("list") {
-        Against::Latency("floor: sqlite 50-row page")
+        Against::Latency(if postgres {
+            "floor: postgres 50-row page"
+        } else {
+            "floor: sqlite 50-row page"
+        })
     } else {
         Against::None
     }
@@ -441,8 +466,11 @@ fn render(
     let _ = writeln!(
         doc,
         "What the machine does with no server logic: a bare SQLite insert loop (WAL, \
-        `synchronous=NORMAL`, one row per transaction) and 50-row page reads, and a bare axum \
-        WebSocket echo that stores nothing.\n"
+        `synchronous=NORMAL`, one row per transaction) and 50-row page reads; with \
+        `--postgres` bare PostgreSQL inserts (one row per statement from 16 connections at \
+        once, then 64 rows per statement) and 50-row page reads; and a bare axum \
+        WebSocket echo that stores nothing. Each backend's figures are compared with its \
+        own engine's floor.\n"
     );
     table_header(&mut doc, false);
     for floor in floors {
@@ -453,7 +481,7 @@ fn render(
         table_header(&mut doc, true);
         for report in reports {
             let scenario = report["scenario"].as_str().unwrap_or("");
-            let ratio = match floor_of(scenario) {
+            let ratio = match floor_of(scenario, name) {
                 Against::Throughput(prefix, field) => find(floors, prefix).map(|floor| {
                     let value = figure(report, field);
                     let base = figure(floor, "per_second");

@@ -1,6 +1,6 @@
 //! The floors each figure is compared with, measured on the same machine in the same
-//! run: what SQLite does with no server around it, and what a WebSocket server that
-//! stores nothing does.
+//! run: what SQLite and PostgreSQL do with no server around them, and what a WebSocket
+//! server that stores nothing does.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -15,6 +15,7 @@ use axum::routing::get;
 use axum::serve::ListenerExt as _;
 use futures::{SinkExt as _, StreamExt as _};
 use rand::Rng as _;
+use sea_orm::sqlx::postgres::PgConnection;
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::sqlx::{ConnectOptions as _, Connection as _};
 use tokio::sync::Barrier;
@@ -93,6 +94,143 @@ pub async fn sqlite(path: &Path, rows: u64, pages: usize) -> Result<Vec<Report>>
     );
     conn.close().await?;
     Ok(vec![inserts, reads])
+}
+
+/// Rows of each multi-row `INSERT` of the batched PostgreSQL floor: what a group
+/// commit of appends waiting together could send in one statement.
+const POSTGRES_BATCH: u64 = 64;
+
+/// Connections inserting single rows at once in the PostgreSQL floor: as many as the
+/// send scenarios have clients, since PostgreSQL flushes the WAL of concurrent commits
+/// together and one connection alone would measure the disk's flush latency instead.
+const POSTGRES_WRITERS: u64 = 16;
+
+/// `rows` message-sized rows inserted into a table of its own in the PostgreSQL
+/// database at `url`: first one statement (its own transaction, `synchronous_commit`
+/// as the server has it) per row from [`POSTGRES_WRITERS`] connections at once, each
+/// into a conversation of its own; then [`POSTGRES_BATCH`] rows per statement on one
+/// connection; then `pages` random 50-row pages read back through the
+/// `(conversation, seq)` index. sqlx prepares each statement once per connection, as
+/// the server's pool does.
+pub async fn postgres(url: &str, rows: u64, pages: usize) -> Result<Vec<Report>> {
+    let mut conn = PgConnection::connect(url)
+        .await
+        .context("cannot open the floor database")?;
+    sea_orm::sqlx::query(
+        "CREATE TABLE floor_messages (id UUID PRIMARY KEY, conversation_id UUID NOT NULL, \
+         seq BIGINT NOT NULL, sender TEXT NOT NULL, content TEXT NOT NULL, \
+         timestamp_ms BIGINT NOT NULL, metadata TEXT NOT NULL)",
+    )
+    .execute(&mut conn)
+    .await?;
+    sea_orm::sqlx::query(
+        "CREATE UNIQUE INDEX floor_messages_seq ON floor_messages (conversation_id, seq)",
+    )
+    .execute(&mut conn)
+    .await?;
+
+    let per_writer = rows / POSTGRES_WRITERS;
+    let started = Instant::now();
+    let writers: Vec<_> = (0..POSTGRES_WRITERS)
+        .map(|_| {
+            let url = url.to_owned();
+            tokio::spawn(async move {
+                let mut conn = PgConnection::connect(&url).await?;
+                let conversation = uuid::Uuid::now_v7();
+                let mut latencies = Vec::new();
+                for seq in 1..=per_writer {
+                    let at = Instant::now();
+                    sea_orm::sqlx::query(
+                        "INSERT INTO floor_messages (id, conversation_id, seq, sender, \
+                         content, timestamp_ms, metadata) \
+                         VALUES ($1, $2, $3, 'user', $4, $5, '{}')",
+                    )
+                    .bind(uuid::Uuid::now_v7())
+                    .bind(conversation)
+                    .bind(i64::try_from(seq)?)
+                    .bind(format!("message {seq}"))
+                    .bind(i64::try_from(seq)?)
+                    .execute(&mut conn)
+                    .await?;
+                    latencies.push(at.elapsed());
+                }
+                conn.close().await?;
+                anyhow::Ok(latencies)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for writer in writers {
+        latencies.extend(writer.await??);
+    }
+    let single = Report::new(
+        format!("floor: postgres insert, 1 row/stmt, {POSTGRES_WRITERS}x{per_writer} rows"),
+        started.elapsed(),
+        latencies,
+    );
+
+    // The rows again in a conversation of their own, a batch per statement: one
+    // `UNNEST` of arrays keeps it to one prepared statement whatever the batch size.
+    let conversation = uuid::Uuid::now_v7();
+    let mut latencies = Vec::new();
+    let started = Instant::now();
+    let mut next = 1;
+    while next <= rows {
+        let seqs: Vec<i64> = (next..=rows.min(next + POSTGRES_BATCH - 1))
+            .map(i64::try_from)
+            .collect::<Result<_, _>>()?;
+        next += POSTGRES_BATCH;
+        let ids: Vec<uuid::Uuid> = seqs.iter().map(|_| uuid::Uuid::now_v7()).collect();
+        let contents: Vec<String> = seqs.iter().map(|seq| format!("message {seq}")).collect();
+        let at = Instant::now();
+        sea_orm::sqlx::query(
+            "INSERT INTO floor_messages (id, conversation_id, seq, sender, content, \
+             timestamp_ms, metadata) \
+             SELECT id, $1, seq, 'user', content, seq, '{}' \
+             FROM UNNEST($2::uuid[], $3::bigint[], $4::text[]) AS batch (id, seq, content)",
+        )
+        .bind(conversation)
+        .bind(&ids)
+        .bind(&seqs)
+        .bind(&contents)
+        .execute(&mut conn)
+        .await?;
+        latencies.push(at.elapsed());
+    }
+    let elapsed = started.elapsed();
+    let mut batched = Report::new(
+        format!("floor: postgres insert, {POSTGRES_BATCH} rows/stmt, {rows} rows"),
+        elapsed,
+        latencies,
+    );
+    batched.extra.insert(
+        "rows_per_s".to_owned(),
+        (rows as f64 / elapsed.as_secs_f64().max(1e-9)).round(),
+    );
+
+    let mut latencies = Vec::with_capacity(pages);
+    let started = Instant::now();
+    for _ in 0..pages {
+        let before = i64::try_from(rand::rng().random_range(51..=rows + 1))?;
+        let at = Instant::now();
+        let page = sea_orm::sqlx::query(
+            "SELECT * FROM floor_messages WHERE conversation_id = $1 AND seq < $2 \
+             ORDER BY seq DESC LIMIT 51",
+        )
+        .bind(conversation)
+        .bind(before)
+        .fetch_all(&mut conn)
+        .await?;
+        latencies.push(at.elapsed());
+        ensure!(page.len() >= 50, "a floor page held {} rows", page.len());
+    }
+    let reads = Report::new(
+        format!("floor: postgres 50-row page of {rows}"),
+        started.elapsed(),
+        latencies,
+    );
+    conn.close().await?;
+    Ok(vec![single, batched, reads])
 }
 
 /// A bare axum WebSocket echo on a free port, nothing stored: `messages` round trips

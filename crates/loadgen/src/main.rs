@@ -127,11 +127,15 @@ enum Scenario {
         #[arg(long, default_value_t = 120)]
         scenario_limit: u64,
     },
-    /// The floors: a bare SQLite insert loop and a bare WebSocket echo (no server).
+    /// The floors: bare SQLite (and PostgreSQL) insert loops and page reads, and a
+    /// bare WebSocket echo (no server).
     Floor {
         /// The SQLite file to create (it must not exist).
         #[arg(long)]
         sqlite_file: PathBuf,
+        /// An empty PostgreSQL database to measure too (it gets a table of its own).
+        #[arg(long)]
+        postgres_url: Option<String>,
         #[arg(long, default_value_t = 20_000)]
         rows: u64,
         #[arg(long, default_value_t = 16)]
@@ -229,12 +233,16 @@ async fn run(api: &Api, scenario: Scenario) -> Result<Vec<Report>> {
         }
         Scenario::Floor {
             sqlite_file,
+            postgres_url,
             rows,
             clients,
             messages,
             window,
         } => {
             let mut reports = floor::sqlite(&sqlite_file, rows, 1000).await?;
+            if let Some(url) = postgres_url {
+                reports.extend(floor::postgres(&url, rows, 1000).await?);
+            }
             reports.extend(floor::ws_echo(clients, messages, window).await?);
             reports
         }
