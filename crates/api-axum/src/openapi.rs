@@ -155,6 +155,9 @@ impl Modify for Workarounds {
                                 "operationId": link.operation_id,
                                 "parameters": link.parameters,
                             });
+                            if let Some(body) = &link.request_body {
+                                value["requestBody"] = body.clone();
+                            }
                             if !link.description.is_empty() {
                                 value["description"] = link.description.clone().into();
                             }

@@ -228,10 +228,14 @@ text_schema!(
         .item(Ref::from_schema_name("SendMessageBody"))
         .item(
             AnyOfBuilder::new()
-                .item(ObjectBuilder::new().property(
-                    "content",
-                    ObjectBuilder::new().pattern(Some(VISIBLE_TEXT_PATTERN)),
-                ))
+                .item(
+                    ObjectBuilder::new().property(
+                        "content",
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .pattern(Some(VISIBLE_TEXT_PATTERN)),
+                    ),
+                )
                 .item(
                     ObjectBuilder::new()
                         .property("attachments", ArrayBuilder::new().min_items(Some(1)))

@@ -8,6 +8,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use confab_domain::admin::{BotChanges, BotDraft};
 use confab_domain::bot::{BotId, BotName, EngineKind, EngineSpec};
+use confab_domain::error::DomainError;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -34,7 +35,10 @@ pub(crate) fn routes() -> Router<AppState> {
     tag = "bots",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Every bot.", body = BotListResponse),
+        (status = 200, description = "Every bot.", body = BotListResponse, links(
+            ("StartConversation" = (operation_id = "start_conversation", request_body = json!({"bot_id": "$response.body#/bots/0/id"}))),
+            ("GetBot" = (operation_id = "get_bot", parameters(("id" = "$response.body#/bots/0/id")))),
+        )),
         crate::problems::AuthenticatedErrors,
     )
 )]
@@ -146,7 +150,12 @@ fn engine_kind(kind: &str) -> Result<EngineKind, ApiError> {
     security(("bearer" = [])),
     request_body = CreateBotBody,
     responses(
-        (status = 201, description = "The new bot.", body = BotBody),
+        (status = 201, description = "The new bot.", body = BotBody, links(
+            ("GetBot" = (operation_id = "get_bot", parameters(("id" = "$response.body#/id")))),
+            ("UpdateBot" = (operation_id = "update_bot", parameters(("id" = "$response.body#/id")))),
+            ("DeleteBot" = (operation_id = "delete_bot", parameters(("id" = "$response.body#/id")))),
+            ("StartConversation" = (operation_id = "start_conversation", request_body = json!({"bot_id": "$response.body#/id"}))),
+        )),
         crate::problems::AdminErrors,
         (status = 409, response = crate::problems::Conflict),
     )
@@ -189,6 +198,11 @@ pub(crate) async fn update_bot(
     BotPath(id): BotPath,
     ApiJson(body): ApiJson<UpdateBotBody>,
 ) -> Result<Json<BotBody>, ApiError> {
+    // Before the bot is read for its kind: whether a bot exists is no answer for a
+    // caller who may not change it.
+    if !caller.is_admin() {
+        return Err(DomainError::Forbidden.into());
+    }
     let engine = match (body.kind, body.settings) {
         (None, None) => None,
         (Some(kind), settings) => Some(EngineSpec {

@@ -152,17 +152,19 @@ pub(crate) async fn events(
     ApiQuery(params): ApiQuery<EventsParams>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    // Checked even when `Last-Event-ID` wins: a parameter out of its range is refused
+    // whatever else the request says, as the document says.
+    if params.after_seq.is_some_and(|seq| seq > LARGEST_POSITION) {
+        return Err(ApiError::invalid_request(format!(
+            "after_seq must be at most {LARGEST_POSITION}"
+        )));
+    }
     let after =
         match headers.get("last-event-id") {
             Some(value) => {
                 Some(value.to_str().ok().and_then(last_event_id).ok_or_else(|| {
                     ApiError::invalid_request("Last-Event-ID must be a message seq")
                 })?)
-            }
-            None if params.after_seq.is_some_and(|seq| seq > LARGEST_POSITION) => {
-                return Err(ApiError::invalid_request(format!(
-                    "after_seq must be at most {LARGEST_POSITION}"
-                )));
             }
             None => params.after_seq.map(Seq::new),
         };
