@@ -16,8 +16,8 @@
 //! configuration, the server's log and the reports land in `target/fuzz-api/`.
 
 use std::fs::{self, File};
-use std::io::Read as _;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::io::{Read as _, Write as _};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -70,9 +70,44 @@ const CONFIG: &str = include_str!("fuzz_api/schemathesis.toml");
 const MAX_TIME_SECS: &str = "75";
 /// Cases per operation and phase in one run.
 const MAX_EXAMPLES: &str = "60";
+/// One worker: with two, CPython before 3.11.8 and 3.12.2 may fail a case with
+/// "AST constructor recursion depth mismatch" when both threads parse a source at
+/// once (hypothesis does, to describe a filter), a bug of the interpreter's.
+const WORKERS: &str = "1";
 /// How long one run may take in all before it is killed: its budget, the coverage
 /// phase (which the budget does not bound), and the reports.
 const RUN_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long `?wait=true` waits for a bot's replies on the fuzzed server: well under
+/// schemathesis's `request-timeout`, so that a long message to the streaming echo
+/// bot is a short answer rather than a hang.
+const WAIT_TIMEOUT: &str = "2s";
+/// Conversations started for each user before its run, whose ids schemathesis puts
+/// into the paths of the operations on one conversation (besides ids it invents, ids
+/// it saw in answers, and the ones the stateful phase follows from its own starts),
+/// so that the fuzzing phase reaches sends, history and exports too, not only 404s.
+const CONVERSATIONS: usize = 3;
+/// How often a conversation id in a path is one of those, rather than generated.
+const KNOWN_ID_PROBABILITY: f64 = 0.75;
+/// The operations on one conversation that get those ids.
+const ON_A_CONVERSATION: [&str; 5] = [
+    "GET /conversations/{id}",
+    "GET /conversations/{id}/history",
+    "GET /conversations/{id}/events",
+    "GET /conversations/{id}/export",
+    "POST /conversations/{id}/messages",
+];
+/// The operations that archive or take away a conversation or a bot get targets of
+/// their own, always (schemathesis would otherwise also use ids it saw in answers,
+/// the conversations above and the built-in bots among them, which the rest of the
+/// run needs): each a dictionary of ids made for it before the runs.
+const DESTRUCTIVE: [(&str, &str); 4] = [
+    ("PATCH /conversations/{id}", "conversations_to_change"),
+    ("DELETE /conversations/{id}", "conversations_to_delete"),
+    ("PATCH /bots/{id}", "bots_to_change"),
+    ("DELETE /bots/{id}", "bots_to_delete"),
+];
+/// How many of each of those.
+const SPARES: usize = 2;
 /// The users the two tokens name.
 const USERS: [(&str, bool); 2] = [("fuzz-user", false), ("fuzz-admin", true)];
 /// Every warning schemathesis 4.32 gives by default; each fails a run.
@@ -110,6 +145,7 @@ pub(crate) fn run(sh: &Shell) -> Result<()> {
     let env = [
         ("CONFAB_DATABASE_URL", database.as_str()),
         ("CONFAB_JWT_SECRET", secret.as_str()),
+        ("CONFAB_WAIT_TIMEOUT", WAIT_TIMEOUT),
     ];
 
     let port = free_port()?;
@@ -131,13 +167,38 @@ pub(crate) fn run(sh: &Shell) -> Result<()> {
         .with_context(|| format!("the server did not start; see {}", log_path.display()))?;
     eprintln!("server on http://{address}, log {}", log_path.display());
 
+    let tokens = USERS
+        .iter()
+        .map(|(user, admin)| mint_token(&binary, &out_dir, &env, user, *admin))
+        .collect::<Result<Vec<_>>>()?;
+    // Bots for the administrator's run to change and delete, made with its token.
+    let admin_token = &tokens[USERS.iter().position(|(_, admin)| *admin).unwrap_or(0)];
+    let bots = |prefix: &str| {
+        (0..SPARES)
+            .map(|i| create_bot(address, admin_token, &format!("fuzz-{prefix}-{i}")))
+            .collect::<Result<Vec<_>>>()
+    };
+    let (bots_to_change, bots_to_delete) = (bots("change")?, bots("delete")?);
+
     let mut summaries = Vec::new();
-    for (user, admin) in USERS {
-        let token = mint_token(&binary, &out_dir, &env, user, admin)?;
+    for ((user, admin), token) in USERS.into_iter().zip(&tokens) {
+        let conversations = |count: usize| {
+            (0..count)
+                .map(|_| start_conversation(address, token))
+                .collect::<Result<Vec<_>>>()
+                .with_context(|| format!("cannot start the conversations of {user}"))
+        };
+        let targets = Targets {
+            conversations: conversations(CONVERSATIONS)?,
+            conversations_to_change: conversations(SPARES)?,
+            conversations_to_delete: conversations(SPARES)?,
+            bots_to_change: bots_to_change.clone(),
+            bots_to_delete: bots_to_delete.clone(),
+        };
         let config = out_dir.join(format!("{user}.toml"));
-        fs::write(&config, config_for(admin))
+        fs::write(&config, config_for(admin, &targets))
             .with_context(|| format!("cannot write {}", config.display()))?;
-        let report = fuzz(&st, &config, &out_dir, address, user, &token);
+        let report = fuzz(&st, &config, &out_dir, address, user, token);
         match report {
             Ok(summary) => summaries.push(format!("{user}: {summary}")),
             Err(error) => {
@@ -252,7 +313,7 @@ fn fuzz(
         .args(["--max-time", MAX_TIME_SECS])
         .args(["--max-examples", MAX_EXAMPLES])
         .args(["--seed", "15"])
-        .args(["--workers", "2"])
+        .args(["--workers", WORKERS])
         .args(["--report", "junit"])
         .arg("--report-dir")
         .arg(&reports)
@@ -282,19 +343,128 @@ fn fuzz(
     ))
 }
 
-/// The configuration of one run: [`CONFIG`] and the warnings that fail it. A user's
-/// token gets only 403 from the administrators' operations, which schemathesis warns
-/// about as missing authentication; that warning alone is the administrator's run's.
-fn config_for(admin: bool) -> String {
+/// The ids a run may address besides those schemathesis invents or sees in answers.
+#[derive(Debug, Clone, Default)]
+struct Targets {
+    /// For [`ON_A_CONVERSATION`].
+    conversations: Vec<String>,
+    /// The rest, for [`DESTRUCTIVE`], named as its dictionaries are.
+    conversations_to_change: Vec<String>,
+    conversations_to_delete: Vec<String>,
+    bots_to_change: Vec<String>,
+    bots_to_delete: Vec<String>,
+}
+
+impl Targets {
+    /// Each dictionary's name and ids.
+    fn dictionaries(&self) -> [(&'static str, &[String]); 5] {
+        [
+            ("conversations", &self.conversations),
+            ("conversations_to_change", &self.conversations_to_change),
+            ("conversations_to_delete", &self.conversations_to_delete),
+            ("bots_to_change", &self.bots_to_change),
+            ("bots_to_delete", &self.bots_to_delete),
+        ]
+    }
+}
+
+/// The configuration of one run: [`CONFIG`], the ids of `targets` as dictionaries
+/// bound to the operations' `id`, and the warnings that fail it. A user's token gets
+/// only 403 from the administrators' operations, which schemathesis warns about as
+/// missing authentication; that warning alone is the administrator's run's.
+fn config_for(admin: bool, targets: &Targets) -> String {
     let fail_on: Vec<String> = WARNINGS
         .iter()
         .filter(|warning| admin || **warning != "missing_auth")
         .map(|warning| format!("\"{warning}\""))
         .collect();
-    format!(
-        "{CONFIG}\n[warnings]\ndisplay = [{list}]\nfail-on = [{list}]\n",
+    let mut config = format!("{CONFIG}\n");
+    for (name, ids) in targets.dictionaries() {
+        let values: Vec<String> = ids.iter().map(|id| format!("\"{id}\"")).collect();
+        config.push_str(&format!(
+            "\n[dictionaries.{name}]\nvalues = [{}]\n",
+            values.join(", ")
+        ));
+    }
+    let bindings = ON_A_CONVERSATION
+        .iter()
+        .map(|operation| (*operation, "conversations", KNOWN_ID_PROBABILITY))
+        .chain(
+            DESTRUCTIVE
+                .iter()
+                .map(|(operation, dictionary)| (*operation, *dictionary, 1.0)),
+        );
+    for (operation, dictionary, probability) in bindings {
+        config.push_str(&format!(
+            "\n[[operations]]\ninclude-name = \"{operation}\"\n\
+             parameters = {{ \"path.id\" = {{ dictionary = \"{dictionary}\", \
+             probability = {probability:.2} }} }}\n"
+        ));
+        if probability >= 1.0 {
+            // Nor ids seen in answers (`echo` in `GET /bots`, a conversation in a list).
+            for phase in ["examples", "coverage", "fuzzing"] {
+                config.push_str(&format!(
+                    "phases.{phase}.extra-data-sources.responses = false\n"
+                ));
+            }
+        }
+    }
+    config.push_str(&format!(
+        "\n[warnings]\ndisplay = [{list}]\nfail-on = [{list}]\n",
         list = fail_on.join(", ")
-    )
+    ));
+    config
+}
+
+/// Starts a conversation with the echo bot as the token's user; returns its id.
+fn start_conversation(address: SocketAddr, token: &str) -> Result<String> {
+    let body = r#"{"bot_id":"echo","title":"fuzz-api","initial_message":"Hello"}"#;
+    let answer = post(address, token, "/conversations/start", body)?;
+    created(&answer, "conversation_id")
+}
+
+/// Creates an echo bot called `id` with an administrator's token; returns its id.
+fn create_bot(address: SocketAddr, token: &str, id: &str) -> Result<String> {
+    let body = format!(r#"{{"id":"{id}","name":"Spare {id}","kind":"echo"}}"#);
+    let answer = post(address, token, "/bots", &body)?;
+    created(&answer, "id")
+}
+
+/// One `POST` of a JSON body with a bearer token, as plain HTTP/1.1; returns the
+/// whole answer.
+fn post(address: SocketAddr, token: &str, path: &str, body: &str) -> Result<String> {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\n\
+         Authorization: Bearer {token}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .with_context(|| format!("no answer to POST {path}"))?;
+    Ok(answer)
+}
+
+/// The string `member` of a `201 Created` answer's JSON body.
+fn created(answer: &str, member: &str) -> Result<String> {
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .context("an answer without a body")?;
+    ensure!(
+        head.starts_with("HTTP/1.1 201"),
+        "answered {}: {body}",
+        head.lines().next().unwrap_or_default()
+    );
+    let created: serde_json::Value = serde_json::from_str(body).context("not JSON")?;
+    let value = created[member]
+        .as_str()
+        .with_context(|| format!("no {member} in {body}"))?;
+    Ok(value.to_owned())
 }
 
 /// The line of schemathesis's summary that counts the generated cases.
@@ -331,10 +501,44 @@ mod tests {
 
     #[test]
     fn every_warning_fails_a_run_but_missing_auth_fails_only_the_administrators() {
-        let admin = config_for(true);
-        let user = config_for(false);
+        let admin = config_for(true, &Targets::default());
+        let user = config_for(false, &Targets::default());
         assert!(admin.contains("\"missing_auth\", \"missing_test_data\""));
         assert!(!user.contains("missing_auth"));
         assert!(user.contains("\"unresolvable_reference\""));
+    }
+
+    #[test]
+    fn destructive_operations_get_only_their_own_targets() {
+        let ids = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect();
+        let targets = Targets {
+            conversations: ids(&["a", "b"]),
+            conversations_to_delete: ids(&["c"]),
+            ..Targets::default()
+        };
+        let config = config_for(false, &targets);
+        assert!(config.contains("[dictionaries.conversations]\nvalues = [\"a\", \"b\"]"));
+        assert!(config.contains("[dictionaries.conversations_to_delete]\nvalues = [\"c\"]"));
+        assert!(config.contains(
+            "include-name = \"DELETE /conversations/{id}\"\n\
+             parameters = { \"path.id\" = { dictionary = \"conversations_to_delete\", \
+             probability = 1.00 } }"
+        ));
+        assert!(config.contains(
+            "include-name = \"POST /conversations/{id}/messages\"\n\
+             parameters = { \"path.id\" = { dictionary = \"conversations\", \
+             probability = 0.75 } }"
+        ));
+        // The warnings come last, after every table of the configuration.
+        assert!(config.rfind("[warnings]") > config.rfind("[[operations]]"));
+    }
+
+    #[test]
+    fn the_id_comes_from_a_201() {
+        let answer = "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\n\r\n\
+                      {\"conversation_id\":\"0193\",\"status\":\"active\"}";
+        assert_eq!(created(answer, "conversation_id").expect("an id"), "0193");
+        assert!(created(answer, "id").is_err());
+        assert!(created("HTTP/1.1 404 Not Found\r\n\r\n{}", "id").is_err());
     }
 }
