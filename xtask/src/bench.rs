@@ -465,8 +465,9 @@ fn render(
     let _ = writeln!(doc, "## Floors (same run)\n");
     let _ = writeln!(
         doc,
-        "What the machine does with no server logic: a bare SQLite insert loop (WAL, \
-        `synchronous=NORMAL`, one row per transaction) and 50-row page reads; with \
+        "What the machine does with no server logic: bare SQLite inserts through the C \
+        library (rusqlite on the same bundled build; WAL, `synchronous=NORMAL`; one row per \
+        transaction, then 64) and 50-row page reads; with \
         `--postgres` bare PostgreSQL inserts (one row per statement from 16 connections at \
         once, then 64 rows per statement) and 50-row page reads; and a bare axum \
         WebSocket echo that stores nothing. Each backend's figures are compared with its \
