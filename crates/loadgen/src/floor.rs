@@ -94,15 +94,11 @@ fn sqlite_floor(path: &Path, rows: u64, pages: usize) -> Result<Vec<Report>> {
         next += SQLITE_BATCH;
         latencies.push(at.elapsed());
     }
-    let elapsed = started.elapsed();
-    let mut batched = Report::new(
+    let batched = batched_report(
         format!("floor: sqlite insert, {SQLITE_BATCH} rows/txn, {rows} rows"),
-        elapsed,
+        started.elapsed(),
         latencies,
-    );
-    batched.extra.insert(
-        "rows_per_s".to_owned(),
-        (rows as f64 / elapsed.as_secs_f64().max(1e-9)).round(),
+        rows,
     );
 
     let mut latencies = Vec::with_capacity(pages);
@@ -232,15 +228,11 @@ pub async fn postgres(url: &str, rows: u64, pages: usize) -> Result<Vec<Report>>
         .await?;
         latencies.push(at.elapsed());
     }
-    let elapsed = started.elapsed();
-    let mut batched = Report::new(
+    let batched = batched_report(
         format!("floor: postgres insert, {POSTGRES_BATCH} rows/stmt, {rows} rows"),
-        elapsed,
+        started.elapsed(),
         latencies,
-    );
-    batched.extra.insert(
-        "rows_per_s".to_owned(),
-        (rows as f64 / elapsed.as_secs_f64().max(1e-9)).round(),
+        rows,
     );
 
     let mut latencies = Vec::with_capacity(pages);
@@ -266,6 +258,22 @@ pub async fn postgres(url: &str, rows: u64, pages: usize) -> Result<Vec<Report>>
     );
     conn.close().await?;
     Ok(vec![single, batched, reads])
+}
+
+/// The report of a batched insert floor, one latency per batch: its operations are
+/// batches, so the rows it stored per second go beside them as `rows_per_s`.
+fn batched_report(
+    scenario: String,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+    rows: u64,
+) -> Report {
+    let mut report = Report::new(scenario, elapsed, latencies);
+    report.extra.insert(
+        "rows_per_s".to_owned(),
+        (rows as f64 / elapsed.as_secs_f64().max(1e-9)).round(),
+    );
+    report
 }
 
 /// A bare axum WebSocket echo on a free port, nothing stored: `messages` round trips
