@@ -76,7 +76,7 @@ async fn killing_an_instance_under_load_loses_no_acknowledged_message_and_answer
 
     let survivor = cluster.client(0);
     for (conversation, acknowledged) in conversations.iter().zip(&acknowledged_ids) {
-        let messages = all_answered(&survivor, &token, conversation).await;
+        let messages = survivor.answered_messages(&token, conversation).await;
         for id in acknowledged {
             assert!(
                 messages.iter().any(|m| m["id"] == id.as_str()),
@@ -125,31 +125,10 @@ async fn a_reply_being_streamed_by_a_killed_instance_is_finished_once_by_another
     assert_eq!(reply["sender"], "bot", "{reply}");
     assert_eq!(reply["reply_to"], question.as_str());
     assert_eq!(reply["content"], "a b c d e f g h i j");
-    let messages = all_answered(&cluster.client(1), &token, &conversation).await;
+    let messages = cluster
+        .client(1)
+        .answered_messages(&token, &conversation)
+        .await;
     assert_eq!(messages.len(), 2, "{messages:#?}");
     assert_each_answered_once_by_the_bot(&messages);
-}
-
-/// The conversation's messages once every user message in it has a reply, read
-/// from `client`'s instance.
-async fn all_answered(
-    client: &crate::helpers::Client,
-    token: &str,
-    conversation: &str,
-) -> Vec<Value> {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let messages = client.messages(token, conversation).await;
-        let questions = messages.iter().filter(|m| m["sender"] == "user").count();
-        let answers = messages.iter().filter(|m| m["sender"] != "user").count();
-        if answers >= questions {
-            return messages;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {questions} messages still unanswered in {conversation}",
-            questions - answers
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
 use serde_json::{Value, json};
 
-use super::{Answers, Written, answered_history, assert_intact, start_binary};
+use super::{Answers, Written, assert_intact, start_binary};
 use crate::helpers::{Client, PATIENCE, WsClient, user};
 
 /// The tmpfs: room for the migrated database and a few hundred messages.
@@ -87,7 +87,7 @@ async fn a_full_disk_refuses_sends_with_503_keeps_what_was_stored_and_recovers_w
     assert_eq!(refused_in_a_row, REFUSALS_IN_A_ROW, "the disk never filled");
     // Reads need no space.
     for (conversation, _) in &conversations {
-        super::history(&client, &token, conversation).await;
+        client.messages(&token, conversation).await;
     }
     let mut socket = WsClient::connect(server.address, &token)
         .await
@@ -140,7 +140,7 @@ async fn a_full_disk_refuses_sends_with_503_keeps_what_was_stored_and_recovers_w
         }
     }
     for (conversation, written) in &conversations {
-        let messages = answered_history(&client, &token, conversation).await;
+        let messages = client.answered_messages(&token, conversation).await;
         assert_intact(&messages, written, Answers::ByTheBot);
         for content in &refused {
             assert!(

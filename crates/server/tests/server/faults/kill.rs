@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
 use super::{
-    Answers, OnRefusal, Transport, Writer, answered_history, assert_intact, start_binary,
-    wait_for_progress,
+    Answers, OnRefusal, Transport, Writer, assert_intact, start_binary, wait_for_progress,
 };
 use crate::helpers::{Backend, TestDatabase, user};
 use crate::on_every_backend;
@@ -78,7 +77,7 @@ async fn killing_the_server_under_load_loses_no_acknowledged_message_and_answers
     let second = start_binary(&database.url).await;
     let client = second.client();
     for (writer, written) in &outcomes {
-        let messages = answered_history(&client, &token, &writer.conversation).await;
+        let messages = client.answered_messages(&token, &writer.conversation).await;
         assert_intact(&messages, written, Answers::ByTheBot);
     }
     drop(second);

@@ -248,50 +248,6 @@ pub async fn wait_for_progress(progress: &AtomicUsize, count: usize) {
     }
 }
 
-/// Every message of a conversation, oldest first, read page by page.
-pub async fn history(client: &Client, token: &str, conversation: &str) -> Vec<Value> {
-    let mut messages = Vec::new();
-    let mut after = 0;
-    loop {
-        let response = client
-            .get(
-                token,
-                &format!("/conversations/{conversation}/history?limit=100&after={after}"),
-            )
-            .await;
-        assert_eq!(response.status(), 200);
-        let page: Value = response.json().await.expect("a history body");
-        let batch = page["messages"].as_array().expect("messages").clone();
-        if let Some(last) = batch.last() {
-            after = last["seq"].as_u64().expect("a seq");
-        }
-        messages.extend(batch);
-        if !page["has_more"].as_bool().expect("has_more") {
-            return messages;
-        }
-    }
-}
-
-/// The conversation's history once every user message in it has an answer, failing
-/// the test if that takes longer than [`PATIENCE`].
-pub async fn answered_history(client: &Client, token: &str, conversation: &str) -> Vec<Value> {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let messages = history(client, token, conversation).await;
-        let questions = messages.iter().filter(|m| m["sender"] == "user").count();
-        let answers = messages.iter().filter(|m| m["sender"] != "user").count();
-        if answers >= questions {
-            return messages;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {questions} messages still unanswered in {conversation}",
-            questions - answers
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Who may answer a user message after a fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Answers {

@@ -16,8 +16,7 @@ use serde_json::{Value, json};
 
 use super::postgres::PrivatePostgres;
 use super::{
-    Answers, OnRefusal, Transport, Writer, answered_history, assert_intact, start_binary,
-    wait_for_progress,
+    Answers, OnRefusal, Transport, Writer, assert_intact, start_binary, wait_for_progress,
 };
 use crate::helpers::{Client, PATIENCE, user};
 
@@ -107,7 +106,7 @@ async fn postgres_restarted_under_load_answers_503_while_away_and_loses_nothing_
         outcomes.push((writer, written));
     }
     for (writer, written) in &outcomes {
-        let messages = answered_history(&client, &token, &writer.conversation).await;
+        let messages = client.answered_messages(&token, &writer.conversation).await;
         assert_intact(&messages, written, Answers::ByTheBotOrAFailureNotice);
     }
     drop(server);

@@ -72,17 +72,48 @@ impl Client {
         response.json().await.expect("a start body")
     }
 
-    /// Every message of a conversation, oldest first (at most 100).
+    /// Every message of a conversation, oldest first, read page by page.
     pub async fn messages(&self, token: &str, conversation: &str) -> Vec<Value> {
-        let response = self
-            .get(
-                token,
-                &format!("/conversations/{conversation}/history?limit=100"),
-            )
-            .await;
-        assert_eq!(response.status(), 200);
-        let page: Value = response.json().await.expect("a history body");
-        page["messages"].as_array().expect("messages").clone()
+        let mut messages = Vec::new();
+        let mut after = 0;
+        loop {
+            let response = self
+                .get(
+                    token,
+                    &format!("/conversations/{conversation}/history?limit=100&after={after}"),
+                )
+                .await;
+            assert_eq!(response.status(), 200);
+            let page: Value = response.json().await.expect("a history body");
+            let batch = page["messages"].as_array().expect("messages").clone();
+            if let Some(last) = batch.last() {
+                after = last["seq"].as_u64().expect("a seq");
+            }
+            messages.extend(batch);
+            if !page["has_more"].as_bool().expect("has_more") {
+                return messages;
+            }
+        }
+    }
+
+    /// The conversation's messages once every user message in it has an answer,
+    /// failing the test if that takes longer than [`PATIENCE`].
+    pub async fn answered_messages(&self, token: &str, conversation: &str) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            let messages = self.messages(token, conversation).await;
+            let questions = messages.iter().filter(|m| m["sender"] == "user").count();
+            let answers = messages.iter().filter(|m| m["sender"] != "user").count();
+            if answers >= questions {
+                return messages;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} of {questions} messages still unanswered in {conversation}",
+                questions - answers
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 }
 
