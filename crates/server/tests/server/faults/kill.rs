@@ -37,23 +37,16 @@ async fn killing_the_server_under_load_loses_no_acknowledged_message_and_answers
         Transport::WebSocket,
     ];
     let progress = Arc::new(AtomicUsize::new(0));
-    let mut writers = Vec::new();
-    for (n, transport) in transports.into_iter().enumerate() {
-        let started = client.start(&token, "echo", &format!("w{n} hello")).await;
-        let writer = Writer {
-            address: first.address,
-            token: token.clone(),
-            conversation: started["conversation_id"]
-                .as_str()
-                .expect("an id")
-                .to_owned(),
-            name: format!("w{n}"),
-            transport,
-            count: MESSAGES_EACH,
-            on_refusal: OnRefusal::Stop,
-        };
-        writers.push((writer.clone(), writer.spawn(Arc::clone(&progress))));
-    }
+    let writers = Writer::start_each(
+        &client,
+        first.address,
+        &token,
+        &transports,
+        MESSAGES_EACH,
+        OnRefusal::Stop,
+        &progress,
+    )
+    .await;
     wait_for_progress(&progress, ACKNOWLEDGED_BEFORE_KILL).await;
     first.kill();
     let mut outcomes = Vec::new();

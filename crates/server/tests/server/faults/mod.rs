@@ -78,6 +78,38 @@ pub struct Written {
 }
 
 impl Writer {
+    /// Starts one conversation with the echo bot per transport, as `token`'s user on
+    /// the server at `address`, and a writer of `count` messages on each, running;
+    /// `progress` counts their acknowledgements together.
+    pub async fn start_each(
+        client: &Client,
+        address: SocketAddr,
+        token: &str,
+        transports: &[Transport],
+        count: usize,
+        on_refusal: OnRefusal,
+        progress: &Arc<AtomicUsize>,
+    ) -> Vec<(Self, tokio::task::JoinHandle<Written>)> {
+        let mut writers = Vec::new();
+        for (n, transport) in transports.iter().enumerate() {
+            let started = client.start(token, "echo", &format!("w{n} hello")).await;
+            let writer = Self {
+                address,
+                token: token.to_owned(),
+                conversation: started["conversation_id"]
+                    .as_str()
+                    .expect("an id")
+                    .to_owned(),
+                name: format!("w{n}"),
+                transport: *transport,
+                count,
+                on_refusal,
+            };
+            writers.push((writer.clone(), writer.spawn(Arc::clone(progress))));
+        }
+        writers
+    }
+
     /// Runs the writer in a task; `progress` counts acknowledgements across writers.
     pub fn spawn(self, progress: Arc<AtomicUsize>) -> tokio::task::JoinHandle<Written> {
         tokio::spawn(async move {

@@ -47,23 +47,16 @@ async fn postgres_restarted_under_load_answers_503_while_away_and_loses_nothing_
     ];
     let progress = Arc::new(AtomicUsize::new(0));
     let retry_until = Instant::now() + RETRYING;
-    let mut writers = Vec::new();
-    for (n, transport) in transports.into_iter().enumerate() {
-        let started = client.start(&token, "echo", &format!("w{n} hello")).await;
-        let writer = Writer {
-            address: server.address,
-            token: token.clone(),
-            conversation: started["conversation_id"]
-                .as_str()
-                .expect("an id")
-                .to_owned(),
-            name: format!("w{n}"),
-            transport,
-            count: MESSAGES_EACH,
-            on_refusal: OnRefusal::RetryUntil(retry_until),
-        };
-        writers.push((writer.clone(), writer.spawn(Arc::clone(&progress))));
-    }
+    let writers = Writer::start_each(
+        &client,
+        server.address,
+        &token,
+        &transports,
+        MESSAGES_EACH,
+        OnRefusal::RetryUntil(retry_until),
+        &progress,
+    )
+    .await;
     let probe = client.start(&token, "echo", "probe").await;
     let probe = probe["conversation_id"].as_str().expect("an id");
     wait_for_progress(&progress, transports.len() * MESSAGES_EACH / 3).await;
