@@ -102,8 +102,44 @@ async fn the_floors_run_to_completion() {
         .await
         .expect("sqlite floor");
     assert_complete(&sqlite[0], 100);
-    assert_complete(&sqlite[1], 10);
+    // 100 rows in batches of 64: two transactions.
+    assert_complete(&sqlite[1], 2);
+    assert!(sqlite[1].extra["rows_per_s"] > 0.0);
+    assert_complete(&sqlite[2], 10);
     let echo = floor::ws_echo(2, 10, 4).await.expect("ws echo floor");
     assert_complete(&echo[0], 10);
     assert_complete(&echo[1], 20);
+}
+
+/// The PostgreSQL floor on a database of its own, when the suite has PostgreSQL
+/// (`CONFAB_TEST_POSTGRES_URL`, which CI always sets); otherwise it says so and passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_floor_runs_to_completion() {
+    use sea_orm::sqlx::{self, Connection as _, PgConnection};
+
+    let Ok(admin_url) = std::env::var("CONFAB_TEST_POSTGRES_URL") else {
+        eprintln!("CONFAB_TEST_POSTGRES_URL is not set: the PostgreSQL floor is not run");
+        return;
+    };
+    let name = format!("confab_floor_smoke_{}", uuid::Uuid::now_v7().simple());
+    let mut admin = PgConnection::connect(&admin_url).await.expect("PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("a floor database");
+    let base = admin_url
+        .rsplit_once('/')
+        .map_or(admin_url.as_str(), |(base, _)| base);
+    let reports = floor::postgres(&format!("{base}/{name}"), 160, 10).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {name} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await
+    .expect("the floor database dropped");
+    let reports = reports.expect("postgres floor");
+    // 16 writers of 10 rows, then 160 rows in batches of 64, then 10 pages.
+    assert_complete(&reports[0], 160);
+    assert_complete(&reports[1], 3);
+    assert_complete(&reports[2], 10);
 }
