@@ -4,7 +4,8 @@
 //! Builds the server in release, starts it on a free port of 127.0.0.1 with a fresh
 //! SQLite file and a throwaway signing secret, mints a user token and an
 //! administrator token with `confab token`, and runs `st run` against
-//! `/openapi.json` once per token: every phase (examples, coverage, fuzzing, and the
+//! `/openapi.json` once per token (the administrator's batch operation in a short run
+//! of its own, last; see [`BATCH`]): every phase (examples, coverage, fuzzing, and the
 //! stateful phase, which follows the document's links from a started conversation to
 //! its messages, history and archive), every check, bounded in time and in cases per
 //! operation. Any server error, response that breaks its schema, status code or
@@ -68,6 +69,20 @@ const INSTALL_TIMEOUT_SECS: &str = "600";
 const CONFIG: &str = include_str!("fuzz_api/schemathesis.toml");
 /// The time budget of one run (one token), in seconds.
 const MAX_TIME_SECS: &str = "75";
+/// The administrators' batch operation. With a `filter` it archives or deletes every
+/// matching conversation of every user, the ones started for the run among them, so
+/// that the sends after it get 404 and 409 and schemathesis warns of a validation
+/// mismatch. The administrator's main run leaves it out; a short run of its own
+/// (`fuzz-admin-batch`), after the others, fuzzes it with every phase.
+const BATCH: &str = "POST /conversations/batch";
+/// The time budget of that run, in seconds: one operation.
+const BATCH_MAX_TIME_SECS: &str = "30";
+/// Every phase of schemathesis.
+const PHASES: &str = "examples,coverage,fuzzing,stateful";
+/// The phases of the batch's run: no link of the document leads to or from it, so the
+/// stateful phase, which only follows links, has nothing to run there (schemathesis
+/// fails it: "Missing Open API links") and never sent it in the full runs either.
+const BATCH_PHASES: &str = "examples,coverage,fuzzing";
 /// Cases per operation and phase in one run.
 const MAX_EXAMPLES: &str = "60";
 /// One worker: with two, CPython before 3.11.8 and 3.12.2 may fail a case with
@@ -198,15 +213,18 @@ pub(crate) fn run(sh: &Shell) -> Result<()> {
         let config = out_dir.join(format!("{user}.toml"));
         fs::write(&config, config_for(admin, &targets))
             .with_context(|| format!("cannot write {}", config.display()))?;
-        let report = fuzz(&st, &config, &out_dir, address, user, token);
-        match report {
-            Ok(summary) => summaries.push(format!("{user}: {summary}")),
-            Err(error) => {
-                let _ = server.stop();
-                return Err(error.context(format!(
-                    "schemathesis found problems as {user}; the server's log is {}",
-                    log_path.display()
-                )));
+        for run in runs(user, admin) {
+            let name = &run.name;
+            let report = fuzz(&st, &config, &out_dir, address, &run, token);
+            match report {
+                Ok(summary) => summaries.push(format!("{name}: {summary}")),
+                Err(error) => {
+                    let _ = server.stop();
+                    return Err(error.context(format!(
+                        "schemathesis found problems as {name}; the server's log is {}",
+                        log_path.display()
+                    )));
+                }
             }
         }
     }
@@ -289,15 +307,56 @@ fn mint_token(
     Ok(token)
 }
 
-/// One schemathesis run as `user`; returns its summary line (cases and time).
+/// What sets one run apart from the others with the same token.
+#[derive(Debug)]
+struct Run {
+    /// Names its output and reports.
+    name: String,
+    /// schemathesis's options selecting the operations (none: every one).
+    selection: &'static [&'static str],
+    /// `--phases`.
+    phases: &'static str,
+    /// `--max-time`, in seconds.
+    max_time: &'static str,
+}
+
+/// The runs with `user`'s token: one with every operation, but for an administrator
+/// every operation except [`BATCH`], then [`BATCH`] alone.
+fn runs(user: &str, admin: bool) -> Vec<Run> {
+    if !admin {
+        return vec![Run {
+            name: user.to_owned(),
+            selection: &[],
+            phases: PHASES,
+            max_time: MAX_TIME_SECS,
+        }];
+    }
+    vec![
+        Run {
+            name: user.to_owned(),
+            selection: &["--exclude-name", BATCH],
+            phases: PHASES,
+            max_time: MAX_TIME_SECS,
+        },
+        Run {
+            name: format!("{user}-batch"),
+            selection: &["--include-name", BATCH],
+            phases: BATCH_PHASES,
+            max_time: BATCH_MAX_TIME_SECS,
+        },
+    ]
+}
+
+/// One schemathesis run; returns its summary line (cases and time).
 fn fuzz(
     st: &Path,
     config: &Path,
     out_dir: &Path,
     address: SocketAddr,
-    user: &str,
+    run: &Run,
     token: &str,
 ) -> Result<String> {
+    let user = &run.name;
     eprintln!("\n==> fuzz-api: schemathesis as {user}");
     let started = Instant::now();
     let reports = out_dir.join(user);
@@ -308,9 +367,10 @@ fn fuzz(
         .arg("--config-file")
         .arg(config)
         .args(["run", "--no-color"])
-        .args(["--phases", "examples,coverage,fuzzing,stateful"])
+        .args(["--phases", run.phases])
         .args(["--checks", "all"])
-        .args(["--max-time", MAX_TIME_SECS])
+        .args(run.selection)
+        .args(["--max-time", run.max_time])
         .args(["--max-examples", MAX_EXAMPLES])
         .args(["--seed", "15"])
         .args(["--workers", WORKERS])
@@ -531,6 +591,19 @@ mod tests {
         ));
         // The warnings come last, after every table of the configuration.
         assert!(config.rfind("[warnings]") > config.rfind("[[operations]]"));
+    }
+
+    #[test]
+    fn the_batch_runs_alone_after_the_administrators_other_operations() {
+        let user = runs("fuzz-user", false);
+        assert_eq!(user.len(), 1);
+        assert!(user[0].selection.is_empty());
+        let admin = runs("fuzz-admin", true);
+        let names: Vec<&str> = admin.iter().map(|run| run.name.as_str()).collect();
+        assert_eq!(names, ["fuzz-admin", "fuzz-admin-batch"]);
+        assert_eq!(admin[0].selection, ["--exclude-name", BATCH]);
+        assert_eq!(admin[1].selection, ["--include-name", BATCH]);
+        assert_eq!(admin[1].phases, BATCH_PHASES);
     }
 
     #[test]
