@@ -13,7 +13,7 @@ use confab_domain::timestamp::Timestamp;
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
-use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, OneOfBuilder, Schema};
+use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 
@@ -96,7 +96,9 @@ pub(crate) struct BatchRequest;
 
 impl PartialSchema for BatchRequest {
     fn schema() -> RefOr<Schema> {
-        let dry_run_false = ObjectBuilder::new().enum_values(Some([false]));
+        let dry_run_false = ObjectBuilder::new()
+            .schema_type(Type::Boolean)
+            .enum_values(Some([false]));
         AllOfBuilder::new()
             .description(Some(
                 "Either `ids` or `filter` (administrators only), not both; `dry_run` \
