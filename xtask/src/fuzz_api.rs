@@ -19,7 +19,7 @@
 use std::fs::{self, File};
 use std::io::{Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,7 @@ use anyhow::{Context, Result, ensure};
 use xshell::{Shell, cmd};
 
 use crate::e2e::{Server, free_port, target_dir, wait_bounded, wait_healthy};
+use crate::venv::PinnedTools;
 
 /// The virtualenv, relative to the workspace root; like `venv-manifests`, it stays in
 /// `target/` whatever `CARGO_TARGET_DIR` says.
@@ -62,8 +63,6 @@ typing_extensions==4.16.0
 urllib3==2.8.0
 Werkzeug==3.1.9
 ";
-/// How long pip may take, in seconds, for coreutils' `timeout`.
-const INSTALL_TIMEOUT_SECS: &str = "600";
 /// schemathesis's configuration (`schemathesis.toml`), written next to the reports.
 /// Each exception to a check names the rule the document cannot state.
 const CONFIG: &str = include_str!("fuzz_api/schemathesis.toml");
@@ -147,7 +146,14 @@ const WARNINGS: [&str; 14] = [
 pub(crate) fn run(sh: &Shell) -> Result<()> {
     let started = Instant::now();
     let root = sh.current_dir();
-    let st = install_tools(sh, &root)?.join("st");
+    let st = PinnedTools {
+        venv: VENV,
+        requirements: REQUIREMENTS,
+        program: "st",
+        what: "schemathesis",
+    }
+    .install(sh, &root)?
+    .join("st");
     cmd!(sh, "cargo build --release -p confab-server").run()?;
 
     let out_dir = target_dir(&root).join("fuzz-api");
@@ -235,37 +241,6 @@ pub(crate) fn run(sh: &Shell) -> Result<()> {
         summaries.join("\n  ")
     );
     Ok(())
-}
-
-/// Creates the virtualenv and installs [`REQUIREMENTS`] unless it already has them;
-/// returns its `bin` folder.
-fn install_tools(sh: &Shell, root: &Path) -> Result<PathBuf> {
-    let venv = root.join(VENV);
-    let bin = venv.join("bin");
-    let stamp = venv.join("requirements.txt");
-    let installed = fs::read_to_string(&stamp).unwrap_or_default();
-    if installed == REQUIREMENTS && bin.join("st").is_file() {
-        return Ok(bin);
-    }
-    eprintln!("installing schemathesis into {VENV}");
-    if !bin.join("python").is_file() {
-        cmd!(sh, "python3 -m venv {venv}").run().context(
-            "cannot create a virtualenv (is python3 with its venv module installed? Debian: apt-get install python3-venv)",
-        )?;
-    }
-    let requirements = venv.join("requirements.in");
-    fs::write(&requirements, REQUIREMENTS)
-        .with_context(|| format!("cannot write {}", requirements.display()))?;
-    let pip = bin.join("pip");
-    cmd!(
-        sh,
-        "timeout {INSTALL_TIMEOUT_SECS} {pip} install --quiet --disable-pip-version-check --requirement {requirements}"
-    )
-    .run()
-    .context("pip could not install schemathesis")?;
-    // Only a complete install is recorded; an interrupted one is redone next time.
-    fs::write(&stamp, REQUIREMENTS).with_context(|| format!("cannot write {}", stamp.display()))?;
-    Ok(bin)
 }
 
 /// 32 random bytes from the kernel, in hex: the run's signing secret.

@@ -26,6 +26,7 @@ mod fuzz_api;
 mod manifests;
 mod openapi;
 mod tidy;
+mod venv;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -22,6 +22,8 @@ use std::path::Path;
 use anyhow::{Context, Result, bail, ensure};
 use xshell::{Shell, cmd};
 
+use crate::venv::PinnedTools;
+
 /// The Kubernetes manifests, relative to the workspace root.
 const KUBERNETES_DIR: &str = "deploy/kubernetes";
 /// The file kustomize reads; it is no Kubernetes resource and has no schema.
@@ -57,13 +59,17 @@ ruamel.yaml==0.19.1
 typing_extensions==4.16.0
 urllib3==2.8.0
 ";
-/// How long pip may take, in seconds, for coreutils' `timeout`.
-const INSTALL_TIMEOUT_SECS: &str = "600";
 
 /// Installs the validators when needed and checks every deployment file.
 pub(crate) fn run(sh: &Shell) -> Result<()> {
     let root = sh.current_dir();
-    let bin = install_tools(sh, &root)?;
+    let bin = PinnedTools {
+        venv: VENV,
+        requirements: REQUIREMENTS,
+        program: "kubernetes-validate",
+        what: "the validators",
+    }
+    .install(sh, &root)?;
 
     let folder = root.join(KUBERNETES_DIR);
     let manifests = kubernetes_manifests(&folder)?;
@@ -134,37 +140,6 @@ pub(crate) fn run(sh: &Shell) -> Result<()> {
     }
     eprintln!("manifests: all checks passed");
     Ok(())
-}
-
-/// Creates the virtualenv and installs [`REQUIREMENTS`] unless it already has them;
-/// returns its `bin` folder.
-fn install_tools(sh: &Shell, root: &Path) -> Result<std::path::PathBuf> {
-    let venv = root.join(VENV);
-    let bin = venv.join("bin");
-    let stamp = venv.join("requirements.txt");
-    let installed = fs::read_to_string(&stamp).unwrap_or_default();
-    if installed == REQUIREMENTS && bin.join("kubernetes-validate").is_file() {
-        return Ok(bin);
-    }
-    eprintln!("installing the validators into {VENV}");
-    if !bin.join("python").is_file() {
-        cmd!(sh, "python3 -m venv {venv}").run().context(
-            "cannot create a virtualenv (is python3 with its venv module installed? Debian: apt-get install python3-venv)",
-        )?;
-    }
-    let requirements = venv.join("requirements.in");
-    fs::write(&requirements, REQUIREMENTS)
-        .with_context(|| format!("cannot write {}", requirements.display()))?;
-    let pip = bin.join("pip");
-    cmd!(
-        sh,
-        "timeout {INSTALL_TIMEOUT_SECS} {pip} install --quiet --disable-pip-version-check --requirement {requirements}"
-    )
-    .run()
-    .context("pip could not install the validators")?;
-    // Only a complete install is recorded; an interrupted one is redone next time.
-    fs::write(&stamp, REQUIREMENTS).with_context(|| format!("cannot write {}", stamp.display()))?;
-    Ok(bin)
 }
 
 /// The YAML files of `folder` that are Kubernetes resources, sorted.
