@@ -107,16 +107,28 @@ async fn advance<C: ConnectionTrait>(
     Ok(Some(advanced(last_seq, last_activity_ms)?))
 }
 
+/// The message's side of an append, for SQL that inserts it in the statement after
+/// the advance: its columns from [`parameters`] 6-14, its conversation, seq and time
+/// from a row of the advanced conversation, which the caller names after this text
+/// (`FROM …`): the advance's `RETURNING` on PostgreSQL, the row itself in SQLite's
+/// batches.
+pub(crate) const INSERT_ADVANCED_SQL: &str = "\
+INSERT INTO message_history (id, conversation_id, seq, sender, sender_id, content, \
+attachments, suggestions, client_message_id, reply_to, timestamp_ms, metadata) \
+SELECT #7#, id, last_seq, #8#, #9#, #10#, #11#, #12#, #6#, #13#, last_activity_ms, #14# \
+FROM ";
+
 /// PostgreSQL's whole append as one statement: the advance as a data-modifying `WITH`,
 /// and the insert reading the seq and time it returned (nothing when it changed no
 /// row). One statement is its own transaction, so an append costs one round trip
 /// instead of four (`BEGIN`, `UPDATE`, `INSERT`, `COMMIT`), and holds the
 /// conversation's row lock for no longer than the statement runs.
-const APPEND_POSTGRES_SQL: &str = "\
-INSERT INTO message_history (id, conversation_id, seq, sender, sender_id, content, \
-attachments, suggestions, client_message_id, reply_to, timestamp_ms, metadata) \
-SELECT #7#, id, last_seq, #8#, #9#, #10#, #11#, #12#, #6#, #13#, last_activity_ms, #14# \
-FROM advanced RETURNING seq, timestamp_ms";
+fn append_postgres_sql() -> String {
+    format!(
+        "WITH advanced AS ({ADVANCE_SQL} RETURNING id, last_seq, last_activity_ms) \
+         {INSERT_ADVANCED_SQL}advanced RETURNING seq, timestamp_ms"
+    )
+}
 
 /// Appends `new` on its own: in one statement on PostgreSQL, in a write transaction
 /// of two on SQLite (whose `UPDATE` cannot stand in a `WITH`).
@@ -162,10 +174,7 @@ async fn append_in_one_statement(
     new: &NewMessage,
 ) -> Result<Appended, RepoError> {
     let append = statement(
-        &format!(
-            "WITH advanced AS ({ADVANCE_SQL} RETURNING id, last_seq, last_activity_ms) \
-             {APPEND_POSTGRES_SQL}"
-        ),
+        &append_postgres_sql(),
         &parameters(new)?,
         DbBackend::Postgres,
     )?;

@@ -31,7 +31,9 @@ use sea_orm::sqlx::{self, Row};
 use sea_orm::{DatabaseConnection, DbBackend, Value};
 use tokio::sync::oneshot;
 
-use crate::append::{ADVANCE_SQL, advanced, append_alone, not_advanced, parameters};
+use crate::append::{
+    ADVANCE_SQL, INSERT_ADVANCED_SQL, advanced, append_alone, not_advanced, parameters,
+};
 use crate::error::{RowError, sqlx_error};
 use crate::sql::render;
 
@@ -221,16 +223,6 @@ async fn apply(
         .collect()
 }
 
-/// The insert that follows [`ADVANCE_SQL`] in a batch: the message, with the seq and
-/// timestamp the conversation's row now holds, or nothing when the update changed no
-/// row. Its `#n#` are those of [`parameters`].
-const INSERT_ADVANCED_SQL: &str = "\
-INSERT INTO message_history (id, conversation_id, seq, sender, sender_id, content, \
-attachments, suggestions, client_message_id, reply_to, timestamp_ms, metadata) \
-SELECT #7#, id, last_seq, #8#, #9#, #10#, #11#, #12#, #6#, #13#, last_activity_ms, #14# \
-FROM conversations WHERE id = #5# AND changes() = 1;
-";
-
 /// One query for the appends of `chunk`, beginning the transaction if it is the
 /// batch's `first` chunk and committing it if it is the `last`. Its text depends on
 /// those and the chunk's size alone.
@@ -250,7 +242,8 @@ fn chunk_statement(
     for (index, new) in chunk.iter().enumerate() {
         let parameters = parameters(new)?;
         let statements = format!(
-            "{ADVANCE_SQL} RETURNING {index}, last_seq, last_activity_ms;\n{INSERT_ADVANCED_SQL}"
+            "{ADVANCE_SQL} RETURNING {index}, last_seq, last_activity_ms;\n\
+             {INSERT_ADVANCED_SQL}conversations WHERE id = #5# AND changes() = 1;\n"
         );
         render(
             &statements,
