@@ -463,3 +463,42 @@ impl TestDatabase {
         }
     }
 }
+
+/// Who may answer a user message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answers {
+    /// The echo bot, echoing it.
+    ByTheBot,
+    /// The echo bot, or a `system` message saying the bot could not answer: the
+    /// pipeline gives a reply up when storage fails while it works on it.
+    ByTheBotOrAFailureNotice,
+}
+
+/// Asserts that every user message of `messages`, a whole history, has exactly one
+/// reply, as `answers` allows, and that nothing else is there.
+pub fn assert_each_answered_once(messages: &[Value], answers: Answers) {
+    let questions: Vec<&Value> = messages.iter().filter(|m| m["sender"] == "user").collect();
+    for question in &questions {
+        let replies: Vec<&Value> = messages
+            .iter()
+            .filter(|m| m["reply_to"] == question["id"])
+            .collect();
+        assert_eq!(
+            replies.len(),
+            1,
+            "message {} got {} replies: {replies:?}",
+            question["seq"],
+            replies.len()
+        );
+        let reply = replies[0];
+        let echoed = reply["sender"] == "bot" && reply["content"] == question["content"];
+        let failure_notice =
+            answers == Answers::ByTheBotOrAFailureNotice && reply["sender"] == "system";
+        assert!(echoed || failure_notice, "{question} got {reply}");
+    }
+    assert_eq!(
+        messages.len(),
+        questions.len() * 2,
+        "replies without a question: {messages:?}"
+    );
+}

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::{Cluster, assert_each_answered_once_by_the_bot, send, start};
+use super::{Cluster, send, start};
+use crate::helpers::{Answers, assert_each_answered_once};
 use crate::helpers::{PATIENCE, admin, user};
 
 const CONVERSATIONS: usize = 6;
@@ -83,7 +84,7 @@ async fn killing_an_instance_under_load_loses_no_acknowledged_message_and_answer
                 "acknowledged message {id} is lost"
             );
         }
-        assert_each_answered_once_by_the_bot(&messages);
+        assert_each_answered_once(&messages, Answers::ByTheBot);
     }
 }
 
@@ -130,5 +131,5 @@ async fn a_reply_being_streamed_by_a_killed_instance_is_finished_once_by_another
         .answered_messages(&token, &conversation)
         .await;
     assert_eq!(messages.len(), 2, "{messages:#?}");
-    assert_each_answered_once_by_the_bot(&messages);
+    assert_each_answered_once(&messages, Answers::ByTheBot);
 }

@@ -194,32 +194,6 @@ pub async fn send(client: &Client, token: &str, conversation: &str, content: &st
     body["message_id"].as_str().expect("an id").to_owned()
 }
 
-/// Asserts that every user message of `messages` has exactly one reply, from the
-/// bot (not a `system` failure), echoing it.
-pub fn assert_each_answered_once_by_the_bot(messages: &[Value]) {
-    let questions: Vec<&Value> = messages.iter().filter(|m| m["sender"] == "user").collect();
-    for question in &questions {
-        let replies: Vec<&Value> = messages
-            .iter()
-            .filter(|m| m["reply_to"] == question["id"])
-            .collect();
-        assert_eq!(
-            replies.len(),
-            1,
-            "message {} got {} replies: {replies:?}",
-            question["seq"],
-            replies.len()
-        );
-        assert_eq!(replies[0]["sender"], "bot", "{replies:?}");
-        assert_eq!(replies[0]["content"], question["content"]);
-    }
-    assert_eq!(
-        messages.len(),
-        questions.len() * 2,
-        "replies without a question: {messages:?}"
-    );
-}
-
 /// A NATS server of the test's own on a free port of 127.0.0.1, which the test may
 /// stop and start again on the same port; killed when dropped.
 pub struct NatsServer {

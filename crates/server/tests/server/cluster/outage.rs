@@ -3,7 +3,7 @@
 //! back, losing and repeating nothing.
 
 use super::{Cluster, NatsServer, send, start};
-use crate::helpers::user;
+use crate::helpers::{Answers, assert_each_answered_once, user};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_nats_is_down_messages_are_stored_and_sockets_resume_when_it_is_back() {
@@ -49,5 +49,5 @@ async fn while_nats_is_down_messages_are_stored_and_sockets_resume_when_it_is_ba
     let expected: Vec<u64> = (1..=14).collect();
     assert_eq!(seqs, expected, "the socket lost or repeated messages");
     let history = cluster.client(a).messages(&token, &conversation).await;
-    super::assert_each_answered_once_by_the_bot(&history);
+    assert_each_answered_once(&history, Answers::ByTheBot);
 }

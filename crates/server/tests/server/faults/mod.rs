@@ -27,8 +27,8 @@ use futures::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use crate::cluster::assert_each_answered_once_by_the_bot;
-use crate::helpers::{Binary, Client, PATIENCE, Received, WsClient};
+pub use crate::helpers::Answers;
+use crate::helpers::{Binary, Client, PATIENCE, Received, WsClient, assert_each_answered_once};
 
 /// How long a writer that retries waits between two tries of one message: a client's
 /// back-off, not a synchronisation.
@@ -280,16 +280,6 @@ pub async fn wait_for_progress(progress: &AtomicUsize, count: usize) {
     }
 }
 
-/// Who may answer a user message after a fault.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Answers {
-    /// The echo bot, echoing it.
-    ByTheBot,
-    /// The echo bot, or a `system` message saying the bot could not answer: the
-    /// pipeline gives a reply up when storage fails while it works on it.
-    ByTheBotOrAFailureNotice,
-}
-
 /// Asserts that `messages`, a whole history, keeps what the writer was told: each
 /// acknowledged message exactly once (by id where known, by content always), no
 /// user message twice, seqs `1..=n` without a gap, and each user message answered
@@ -331,32 +321,5 @@ pub fn assert_intact(messages: &[Value], written: &Written, answers: Answers) {
         user_contents.len(),
         "a user message is stored twice"
     );
-    match answers {
-        Answers::ByTheBot => assert_each_answered_once_by_the_bot(messages),
-        Answers::ByTheBotOrAFailureNotice => assert_each_answered_once(messages),
-    }
-}
-
-/// Asserts that every user message of `messages` has exactly one reply, the bot's
-/// echo or a `system` failure notice, and that nothing else is there.
-fn assert_each_answered_once(messages: &[Value]) {
-    let questions: Vec<&Value> = messages.iter().filter(|m| m["sender"] == "user").collect();
-    for question in &questions {
-        let replies: Vec<&Value> = messages
-            .iter()
-            .filter(|m| m["reply_to"] == question["id"])
-            .collect();
-        assert_eq!(replies.len(), 1, "{question} got replies {replies:?}");
-        let reply = replies[0];
-        assert!(
-            (reply["sender"] == "bot" && reply["content"] == question["content"])
-                || reply["sender"] == "system",
-            "{reply}"
-        );
-    }
-    assert_eq!(
-        messages.len(),
-        questions.len() * 2,
-        "replies without a question: {messages:?}"
-    );
+    assert_each_answered_once(messages, answers);
 }
