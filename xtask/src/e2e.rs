@@ -135,30 +135,15 @@ fn on_path(tool: &str) -> bool {
 
 /// Starts the release server, runs the script against it, stops it.
 fn scenario(root: &Path, out_dir: &Path, data_dir: &Path) -> Result<()> {
-    let port = free_port()?;
-    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let log_path = out_dir.join("server.log");
-    let log =
-        File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
-    let binary = target_dir(root).join("release").join("confab");
     let database = format!("sqlite://{}?mode=rwc", data_dir.join("e2e.db").display());
-    let child = Command::new(&binary)
-        .current_dir(data_dir)
-        .env("CONFAB_LISTEN", address.to_string())
-        .env("CONFAB_DATABASE_URL", &database)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("cannot start {}", binary.display()))?;
-    let mut server = Server(child);
-    eprintln!(
-        "server on http://{address}, database {database}, log {}",
-        log_path.display()
-    );
-
-    wait_healthy(&mut server, address)
-        .with_context(|| format!("the server did not start; see {}", log_path.display()))?;
+    let log_path = out_dir.join("server.log");
+    let mut server = Server::start(
+        root,
+        data_dir,
+        &[("CONFAB_DATABASE_URL", database.as_str())],
+        &log_path,
+    )?;
+    let address = server.address;
 
     let script = root.join("e2e").join("chat.spec.mjs");
     let node = Command::new("node")
@@ -181,32 +166,65 @@ fn scenario(root: &Path, out_dir: &Path, data_dir: &Path) -> Result<()> {
 }
 
 /// The running server; killed if dropped without [`Server::stop`].
-pub(crate) struct Server(pub(crate) Child);
+pub(crate) struct Server {
+    child: Child,
+    /// Where it listens.
+    pub(crate) address: SocketAddr,
+}
 
 impl Server {
+    /// Starts the release `confab` of the workspace at `root` on a free port of
+    /// 127.0.0.1, in `dir`, with `env` added and its output in `log_path`, and waits
+    /// until `/healthz` answers.
+    pub(crate) fn start(
+        root: &Path,
+        dir: &Path,
+        env: &[(&str, &str)],
+        log_path: &Path,
+    ) -> Result<Self> {
+        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()?));
+        let log = File::create(log_path)
+            .with_context(|| format!("cannot create {}", log_path.display()))?;
+        let binary = target_dir(root).join("release").join("confab");
+        let child = Command::new(&binary)
+            .current_dir(dir)
+            .envs(env.iter().copied())
+            .env("CONFAB_LISTEN", address.to_string())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let mut server = Self { child, address };
+        eprintln!("server on http://{address}, log {}", log_path.display());
+        wait_healthy(&mut server)
+            .with_context(|| format!("the server did not start; see {}", log_path.display()))?;
+        Ok(server)
+    }
+
     /// Stops the server as an operator would (SIGTERM), killing it if it lingers.
     pub(crate) fn stop(&mut self) -> Result<()> {
-        let pid = self.0.id().to_string();
+        let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         let deadline = Instant::now() + STOP_TIMEOUT;
         while Instant::now() < deadline {
-            if let Some(status) = self.0.try_wait()? {
+            if let Some(status) = self.child.try_wait()? {
                 eprintln!("server stopped ({status})");
                 return Ok(());
             }
             thread::sleep(POLL);
         }
-        self.0.kill()?;
-        self.0.wait()?;
+        self.child.kill()?;
+        self.child.wait()?;
         bail!("the server did not stop within {STOP_TIMEOUT:?} of SIGTERM")
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }
@@ -219,10 +237,11 @@ pub(crate) fn free_port() -> Result<u16> {
 }
 
 /// Waits until `GET /healthz` answers 200, or the server exits, or the time is up.
-pub(crate) fn wait_healthy(server: &mut Server, address: SocketAddr) -> Result<()> {
+fn wait_healthy(server: &mut Server) -> Result<()> {
+    let address = server.address;
     let deadline = Instant::now() + START_TIMEOUT;
     while Instant::now() < deadline {
-        if let Some(status) = server.0.try_wait()? {
+        if let Some(status) = server.child.try_wait()? {
             bail!("the server exited at start ({status})");
         }
         if healthz(address).unwrap_or(false) {

@@ -18,7 +18,7 @@
 
 use std::fs::{self, File};
 use std::io::{Read as _, Write as _};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use xshell::{Shell, cmd};
 
-use crate::e2e::{Server, free_port, target_dir, wait_bounded, wait_healthy};
+use crate::e2e::{Server, target_dir, wait_bounded};
 use crate::venv::PinnedTools;
 
 /// The virtualenv, relative to the workspace root; like `venv-manifests`, it stays in
@@ -169,24 +169,9 @@ pub(crate) fn run(sh: &Shell) -> Result<()> {
         ("CONFAB_WAIT_TIMEOUT", WAIT_TIMEOUT),
     ];
 
-    let port = free_port()?;
-    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let log_path = out_dir.join("server.log");
-    let log =
-        File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
-    let child = Command::new(&binary)
-        .current_dir(&out_dir)
-        .envs(env)
-        .env("CONFAB_LISTEN", address.to_string())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("cannot start {}", binary.display()))?;
-    let mut server = Server(child);
-    wait_healthy(&mut server, address)
-        .with_context(|| format!("the server did not start; see {}", log_path.display()))?;
-    eprintln!("server on http://{address}, log {}", log_path.display());
+    let mut server = Server::start(&root, &out_dir, &env, &log_path)?;
+    let address = server.address;
 
     let tokens = USERS
         .iter()
