@@ -5,6 +5,13 @@
 //! `iat`, and optionally `role`: `"admin"`, or `"bot"` together with `bot_id`. A token
 //! with no role, or `role: "user"`, is an end user's. Only HS256 is accepted, so
 //! `alg: none` and tokens signed with other algorithms are refused.
+//!
+//! A *conversation token* ([`Auth::issue_for_conversation`]) also carries `conv`, the
+//! one conversation it opens, and `user`, the user id again under the name Direct Line
+//! clients read it by. It is accepted only where a conversation is named
+//! ([`Auth::verify_for_conversation`], the Direct Line routes): [`Auth::verify`]
+//! refuses it, so that a token handed to a browser for one conversation never opens
+//! the user's others.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +20,7 @@ use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use confab_domain::bot::BotId;
+use confab_domain::conversation::ConversationId;
 use confab_domain::timestamp::Timestamp;
 use confab_domain::user::{Caller, Role, UserId};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -69,6 +77,30 @@ struct Claims {
     role: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     bot_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    conv: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user: Option<String>,
+}
+
+/// The caller of a conversation token and the conversation it opens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationGrant {
+    /// Who the token names: always an end user.
+    pub caller: Caller,
+    /// The one conversation the token opens.
+    pub conversation: ConversationId,
+}
+
+/// Why a conversation token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum GrantRejection {
+    /// It was valid once and has expired.
+    #[error("the token has expired")]
+    Expired,
+    /// It is malformed, forged, or not a conversation token.
+    #[error("{0}")]
+    Invalid(&'static str),
 }
 
 impl Auth {
@@ -93,12 +125,7 @@ impl Auth {
         ttl: Duration,
     ) -> Result<IssuedToken, IssueError> {
         let now = time::OffsetDateTime::now_utc();
-        let ttl = time::Duration::try_from(ttl).map_err(|_| IssueError::TtlOutOfRange)?;
-        let expires = now
-            .checked_add(ttl)
-            .ok_or(IssueError::TtlOutOfRange)?
-            .replace_millisecond(0)
-            .map_err(|_| IssueError::TtlOutOfRange)?;
+        let expires = expiry(now, ttl)?;
         let exp = u64::try_from(expires.unix_timestamp()).map_err(|_| IssueError::TtlOutOfRange)?;
         let (role, bot_id) = match role {
             Role::User => (None, None),
@@ -111,12 +138,82 @@ impl Auth {
             iat: u64::try_from(now.unix_timestamp()).ok(),
             role,
             bot_id,
+            conv: None,
+            user: None,
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        self.sign(&claims, expires)
+    }
+
+    /// Issues a conversation token: `user` may read and write `conversation` and
+    /// nothing else, for `ttl` from now.
+    pub fn issue_for_conversation(
+        &self,
+        user: &UserId,
+        conversation: ConversationId,
+        ttl: Duration,
+    ) -> Result<IssuedToken, IssueError> {
+        let now = time::OffsetDateTime::now_utc();
+        let expires = expiry(now, ttl)?;
+        let claims = Claims {
+            sub: user.to_string(),
+            exp: u64::try_from(expires.unix_timestamp()).map_err(|_| IssueError::TtlOutOfRange)?,
+            iat: u64::try_from(now.unix_timestamp()).ok(),
+            role: None,
+            bot_id: None,
+            conv: Some(conversation.to_string()),
+            user: Some(user.to_string()),
+        };
+        self.sign(&claims, expires)
+    }
+
+    fn sign(
+        &self,
+        claims: &Claims,
+        expires: time::OffsetDateTime,
+    ) -> Result<IssuedToken, IssueError> {
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
             .map_err(IssueError::Signing)?;
         Ok(IssuedToken {
             token,
             expires_at: Timestamp::new(expires),
+        })
+    }
+
+    /// Verifies a conversation token and returns its user and conversation.
+    ///
+    /// # Errors
+    /// [`GrantRejection::Expired`] for an expired one, and
+    /// [`GrantRejection::Invalid`] for one that is malformed, forged, or not a
+    /// conversation token.
+    pub fn verify_for_conversation(
+        &self,
+        token: &str,
+    ) -> Result<ConversationGrant, GrantRejection> {
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|error| match error.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => GrantRejection::Expired,
+                _ => GrantRejection::Invalid(rejection_reason(&error)),
+            })?
+            .claims;
+        let conversation = claims
+            .conv
+            .as_deref()
+            .ok_or(GrantRejection::Invalid("the token opens no conversation"))?
+            .parse::<ConversationId>()
+            .map_err(|_| GrantRejection::Invalid("the token's conversation is not valid"))?;
+        if claims.role.is_some() || claims.bot_id.is_some() {
+            return Err(GrantRejection::Invalid(
+                "a conversation token carries no role",
+            ));
+        }
+        let user_id = UserId::parse(&claims.sub)
+            .map_err(|_| GrantRejection::Invalid("the token's sub is not a valid user id"))?;
+        Ok(ConversationGrant {
+            caller: Caller {
+                user_id,
+                role: Role::User,
+            },
+            conversation,
         })
     }
 
@@ -129,6 +226,11 @@ impl Auth {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|error| ApiError::invalid_token(rejection_reason(&error)))?;
         let claims = data.claims;
+        if claims.conv.is_some() {
+            return Err(ApiError::invalid_token(
+                "the token opens one Direct Line conversation only; use it under /v3/directline",
+            ));
+        }
         let user_id = UserId::parse(&claims.sub)
             .map_err(|_| ApiError::invalid_token("the token's sub is not a valid user id"))?;
         let role = match (claims.role.as_deref(), claims.bot_id.as_deref()) {
@@ -144,6 +246,15 @@ impl Auth {
         };
         Ok(Caller { user_id, role })
     }
+}
+
+/// When a token issued at `now` for `ttl` expires, cut to the whole second `exp` holds.
+fn expiry(now: time::OffsetDateTime, ttl: Duration) -> Result<time::OffsetDateTime, IssueError> {
+    let ttl = time::Duration::try_from(ttl).map_err(|_| IssueError::TtlOutOfRange)?;
+    now.checked_add(ttl)
+        .ok_or(IssueError::TtlOutOfRange)?
+        .replace_millisecond(0)
+        .map_err(|_| IssueError::TtlOutOfRange)
 }
 
 /// Says why a token was refused without echoing anything from it.
@@ -227,6 +338,57 @@ mod tests {
             .verify(&issued.token)
             .expect_err("forged token accepted");
         assert_eq!(error.code().as_str(), "unauthorized");
+    }
+
+    #[test]
+    fn a_conversation_token_opens_its_conversation_and_nothing_else() {
+        let auth = Auth::new(b"secret");
+        let conversation = ConversationId::from_uuid(uuid::Uuid::from_u128(7));
+        let issued = auth
+            .issue_for_conversation(&user("dl_alice"), conversation, Duration::from_secs(60))
+            .expect("issued");
+        let grant = auth
+            .verify_for_conversation(&issued.token)
+            .expect("verified");
+        assert_eq!(grant.conversation, conversation);
+        assert_eq!(grant.caller.user_id, user("dl_alice"));
+        assert_eq!(grant.caller.role, Role::User);
+        let refused = auth
+            .verify(&issued.token)
+            .expect_err("scoped token opened the API");
+        assert_eq!(refused.code().as_str(), "unauthorized");
+    }
+
+    #[test]
+    fn an_ordinary_token_is_no_conversation_token() {
+        let auth = Auth::new(b"secret");
+        let issued = auth
+            .issue(&user("alice"), &Role::Admin, Duration::from_secs(60))
+            .expect("issued");
+        assert!(matches!(
+            auth.verify_for_conversation(&issued.token),
+            Err(GrantRejection::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn an_expired_conversation_token_says_so() {
+        let auth = Auth::new(b"secret");
+        let claims = Claims {
+            sub: "dl_alice".to_owned(),
+            exp: 1_000_000,
+            iat: None,
+            role: None,
+            bot_id: None,
+            conv: Some(uuid::Uuid::from_u128(7).to_string()),
+            user: None,
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &auth.encoding)
+            .expect("signed");
+        assert_eq!(
+            auth.verify_for_conversation(&token),
+            Err(GrantRejection::Expired)
+        );
     }
 
     #[test]

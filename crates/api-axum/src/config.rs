@@ -1,5 +1,6 @@
 //! The API layer's settings: [`ApiConfig`], the WebSocket limits and timers it
-//! carries ([`WsSettings`]) and who may frame the chat page ([`FrameAncestors`]).
+//! carries ([`WsSettings`]), who may frame the chat page ([`FrameAncestors`]) and the
+//! Direct Line secrets ([`DirectLineSettings`]).
 //! Plain data with defaults; the server fills them from its configuration file.
 
 use std::time::Duration;
@@ -17,6 +18,8 @@ pub struct ApiConfig {
     pub wait_timeout: Duration,
     /// Which pages may show the chat page in a frame.
     pub frame_ancestors: FrameAncestors,
+    /// The Direct Line 3.0 routes under `/v3/directline`.
+    pub directline: DirectLineSettings,
 }
 
 impl Default for ApiConfig {
@@ -27,7 +30,90 @@ impl Default for ApiConfig {
             guest_token_ttl: Duration::from_secs(24 * 60 * 60),
             wait_timeout: Duration::from_secs(10),
             frame_ancestors: FrameAncestors::default(),
+            directline: DirectLineSettings::default(),
         }
+    }
+}
+
+/// The Direct Line 3.0 routes' settings: which secret opens which bot, and how long
+/// the tokens they hand out live. With no secrets every Direct Line call is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectLineSettings {
+    /// The secrets, one or more per bot.
+    pub secrets: Vec<DirectLineSecret>,
+    /// How long a conversation token lives (`expires_in`); clients refresh it halfway.
+    pub token_ttl: Duration,
+}
+
+impl Default for DirectLineSettings {
+    fn default() -> Self {
+        Self {
+            secrets: Vec::new(),
+            token_ttl: Duration::from_secs(60 * 60),
+        }
+    }
+}
+
+/// A Direct Line secret and the bot it opens. Its `Debug` form hides the secret, so
+/// that printing the settings never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DirectLineSecret {
+    /// The bot the secret's holder talks to.
+    pub bot_id: confab_domain::bot::BotId,
+    secret: String,
+}
+
+impl DirectLineSecret {
+    /// Shortest secret accepted: a guessable secret would open every conversation of
+    /// its bot.
+    pub const MIN_CHARS: usize = 16;
+
+    /// A secret for `bot_id`; the caller checks its length with [`Self::parse`] when
+    /// it comes from outside.
+    pub fn new(bot_id: confab_domain::bot::BotId, secret: impl Into<String>) -> Self {
+        Self {
+            bot_id,
+            secret: secret.into(),
+        }
+    }
+
+    /// A secret for `bot_id` read from configuration.
+    ///
+    /// # Errors
+    /// A secret shorter than [`Self::MIN_CHARS`] or with characters that cannot
+    /// travel in an `Authorization` header (whitespace, control characters).
+    pub fn parse(bot_id: confab_domain::bot::BotId, secret: &str) -> Result<Self, String> {
+        if secret.chars().count() < Self::MIN_CHARS {
+            return Err(format!(
+                "the Direct Line secret of bot `{bot_id}` is shorter than {} characters",
+                Self::MIN_CHARS
+            ));
+        }
+        if !secret.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(format!(
+                "the Direct Line secret of bot `{bot_id}` must be printable ASCII without spaces"
+            ));
+        }
+        Ok(Self::new(bot_id, secret))
+    }
+
+    /// The secret itself, for comparing with what a client presents.
+    pub(crate) fn expose(&self) -> &str {
+        &self.secret
+    }
+
+    /// Whether this is the secret `value`, for refusing one secret given to two bots.
+    pub fn matches(&self, value: &str) -> bool {
+        self.secret == value
+    }
+}
+
+impl std::fmt::Debug for DirectLineSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectLineSecret")
+            .field("bot_id", &self.bot_id)
+            .field("secret", &"<redacted>")
+            .finish()
     }
 }
 

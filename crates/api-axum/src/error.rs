@@ -205,6 +205,11 @@ impl ApiError {
         self.code.status()
     }
 
+    /// How long a rate-limited client should wait.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
     /// The human-readable detail, safe to show to the client.
     pub fn detail(&self) -> &str {
         &self.detail

@@ -25,6 +25,7 @@
 //!   sockets per user, request time).
 //! - [`shutdown`]: the signal that closes WebSockets when the server stops.
 //! - `web`: the chat page at `/`, embedded at build time.
+//! - `directline`: Direct Line 3.0 under `/v3/directline`, for Bot Framework clients.
 //!
 //! [`ConversationService`]: confab_domain::service::ConversationService
 
@@ -34,6 +35,7 @@ use axum::extract::DefaultBodyLimit;
 pub mod auth;
 mod command;
 pub mod config;
+mod directline;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -48,13 +50,13 @@ mod state;
 mod web;
 pub mod ws;
 
-pub use auth::{Auth, Authenticated, IssueError, IssuedToken};
-pub use config::{ApiConfig, WsSettings};
+pub use auth::{Auth, Authenticated, ConversationGrant, GrantRejection, IssueError, IssuedToken};
+pub use config::{ApiConfig, DirectLineSecret, DirectLineSettings, WsSettings};
 pub use openapi::openapi;
 pub use state::AppState;
 
-/// The whole API: REST routes at the root and again under `/api`, `/ws`, and the chat
-/// page at `/`.
+/// The whole API: REST routes at the root and again under `/api`, `/ws`, Direct Line
+/// under `/v3/directline`, and the chat page at `/`.
 pub fn router(state: AppState) -> Router {
     let api = routes::routes()
         .merge(openapi::routes())
@@ -64,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .merge(web::routes())
         .merge(api.clone())
         .nest("/api", api)
+        .nest(directline::PREFIX, directline::routes())
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(extract::BODY_LIMIT))
         .with_state(state)

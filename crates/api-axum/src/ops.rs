@@ -41,7 +41,8 @@ pub struct Operations {
     pub readiness: Arc<dyn Readiness>,
     /// The body of `/metrics`.
     pub metrics: RenderMetrics,
-    /// Origins allowed by CORS; empty allows none, `*` any.
+    /// Origins allowed by CORS on confab's own API; empty allows none, `*` any. The
+    /// Direct Line routes allow any.
     pub cors_origins: Vec<String>,
     /// How long `/readyz` waits for the database.
     pub readiness_timeout: Duration,
@@ -64,39 +65,41 @@ pub fn router_with_operations(state: AppState, ops: Operations) -> Result<Router
     let limiter = state.limiter.clone();
     let router = limiter.apply(crate::router(state)).merge(probes);
     let router = crate::observability::observe(router);
-    Ok(match cors {
-        Some(cors) => router.layer(cors),
-        None => router,
-    })
+    Ok(router.layer(cors))
 }
 
-fn cors_layer(origins: &[String]) -> Result<Option<CorsLayer>, String> {
-    if origins.is_empty() {
-        return Ok(None);
-    }
-    let allow = if origins.iter().any(|origin| origin == "*") {
-        AllowOrigin::from(Any)
-    } else {
-        let values = origins
+/// CORS: the configured origins on confab's own API; any origin on the Direct Line
+/// routes, as the Direct Line service itself allows, since they take bearer secrets
+/// and tokens only (no cookies) and are meant for pages on other sites.
+fn cors_layer(origins: &[String]) -> Result<CorsLayer, String> {
+    let any = origins.iter().any(|origin| origin == "*");
+    let listed = origins
+        .iter()
+        .filter(|origin| *origin != "*")
+        .map(|origin| {
+            HeaderValue::from_str(origin).map_err(|_| format!("invalid CORS origin {origin:?}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let allow = AllowOrigin::predicate(move |origin, request| {
+        any || request.uri.path().starts_with(crate::directline::PREFIX)
+            || listed.iter().any(|allowed| allowed == origin)
+    });
+    let mut headers = vec![
+        header::AUTHORIZATION,
+        header::CONTENT_TYPE,
+        header::HeaderName::from_static("idempotency-key"),
+        crate::observability::REQUEST_ID,
+    ];
+    headers.extend(
+        crate::directline::CLIENT_HEADERS
             .iter()
-            .map(|origin| {
-                HeaderValue::from_str(origin).map_err(|_| format!("invalid CORS origin {origin:?}"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        AllowOrigin::list(values)
-    };
-    Ok(Some(
-        CorsLayer::new()
-            .allow_origin(allow)
-            .allow_methods(Any)
-            .allow_headers([
-                header::AUTHORIZATION,
-                header::CONTENT_TYPE,
-                header::HeaderName::from_static("idempotency-key"),
-                crate::observability::REQUEST_ID,
-            ])
-            .expose_headers([header::RETRY_AFTER, crate::observability::REQUEST_ID]),
-    ))
+            .map(|name| header::HeaderName::from_static(name)),
+    );
+    Ok(CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods(Any)
+        .allow_headers(headers)
+        .expose_headers([header::RETRY_AFTER, crate::observability::REQUEST_ID]))
 }
 
 pub(crate) struct Probes {

@@ -12,6 +12,8 @@ mod sources;
 pub use sources::{DEFAULT_CONFIG_FILE, ENV_PREFIX, Sources, load, print_redacted, redact_url};
 
 use std::net::SocketAddr;
+
+use anyhow::Context as _;
 use std::time::Duration;
 
 pub use confab_api_axum::WsSettings;
@@ -62,6 +64,8 @@ pub struct Config {
     pub events: EventSettings,
     /// The chat page at `/`.
     pub web: WebSettings,
+    /// Direct Line 3.0 for Bot Framework clients (`[directline]`).
+    pub directline: DirectLineConfig,
     /// Bots created or updated at start (`[[bots]]`), besides the built-in ones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bots: Vec<confab_bots::declaration::BotDeclaration>,
@@ -85,6 +89,7 @@ impl Default for Config {
             log: LogSettings::default(),
             events: EventSettings::default(),
             web: WebSettings::default(),
+            directline: DirectLineConfig::default(),
             bots: Vec::new(),
         }
     }
@@ -145,6 +150,128 @@ pub struct WebSettings {
     /// sources: `'self'`, or origins such as `https://shop.example.com`. None (the
     /// default): the page cannot be framed.
     pub frame_ancestors: Vec<String>,
+}
+
+/// Direct Line 3.0 under `/v3/directline` (`[directline]` in `confab.toml`): which
+/// secrets let Bot Framework clients in, and to which bot. The file names the
+/// environment variable that holds each secret, never the secret, so that neither
+/// the file nor `confab config print` shows one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DirectLineConfig {
+    /// How long a conversation token lives (`expires_in`).
+    #[serde(with = "humantime_serde")]
+    pub token_ttl: Duration,
+    /// `[[directline.secrets]]`: one table per secret.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<DirectLineSecretSource>,
+}
+
+impl Default for DirectLineConfig {
+    fn default() -> Self {
+        let api = confab_api_axum::DirectLineSettings::default();
+        Self {
+            token_ttl: api.token_ttl,
+            secrets: Vec::new(),
+        }
+    }
+}
+
+/// One Direct Line secret: the bot it opens, and where the secret is kept: an
+/// environment variable (`secret_env`) or a file (`secret_file`, as container
+/// platforms mount secrets), exactly one of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectLineSecretSource {
+    /// The bot whose conversations the secret opens.
+    pub bot_id: String,
+    /// The environment variable that holds the secret (at least 16 printable ASCII
+    /// characters). Not a `CONFAB_` name: those are configuration keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_env: Option<String>,
+    /// A file that holds the secret; a trailing newline is not part of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<std::path::PathBuf>,
+}
+
+impl DirectLineConfig {
+    /// The API's settings, each secret read from its variable (with `read_env`) or
+    /// its file.
+    ///
+    /// # Errors
+    /// A bot id that is not valid; a source that names no place or two, a variable
+    /// that is a `CONFAB_` key or unset, a file that cannot be read; a secret too
+    /// short or with spaces; one secret given to two bots.
+    pub fn resolve(
+        &self,
+        read_env: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<confab_api_axum::DirectLineSettings> {
+        let mut secrets: Vec<confab_api_axum::DirectLineSecret> = Vec::new();
+        for source in &self.secrets {
+            let bot_id = confab_domain::bot::BotId::parse(&source.bot_id).map_err(|_| {
+                anyhow::anyhow!(
+                    "invalid configuration key `directline.secrets`: `{}` is not a valid bot id",
+                    source.bot_id
+                )
+            })?;
+            let (value, place) = source.read(&bot_id, &read_env)?;
+            if let Some(other) = secrets.iter().find(|known| known.matches(&value)) {
+                anyhow::bail!(
+                    "the Direct Line secrets of bots `{}` and `{bot_id}` are the same; give each its own",
+                    other.bot_id
+                );
+            }
+            secrets.push(
+                confab_api_axum::DirectLineSecret::parse(bot_id, &value)
+                    .map_err(|problem| anyhow::anyhow!("{problem} ({place})"))?,
+            );
+        }
+        Ok(confab_api_axum::DirectLineSettings {
+            secrets,
+            token_ttl: self.token_ttl,
+        })
+    }
+}
+
+impl DirectLineSecretSource {
+    /// The secret and where it came from, for messages.
+    fn read(
+        &self,
+        bot_id: &confab_domain::bot::BotId,
+        read_env: &impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<(String, String)> {
+        match (&self.secret_env, &self.secret_file) {
+            (Some(name), None) => {
+                let name = name.trim();
+                anyhow::ensure!(
+                    !name.is_empty() && !name.to_ascii_uppercase().starts_with(sources::ENV_PREFIX),
+                    "invalid configuration key `directline.secrets`: secret_env `{name}` must name an environment variable outside {}*, which are configuration keys",
+                    sources::ENV_PREFIX
+                );
+                let value = read_env(name).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "the Direct Line secret of bot `{bot_id}` is missing: set the environment variable {name}"
+                    )
+                })?;
+                Ok((value, format!("variable {name}")))
+            }
+            (None, Some(path)) => {
+                let value = std::fs::read_to_string(path).with_context(|| {
+                    format!(
+                        "cannot read the Direct Line secret of bot `{bot_id}` from {}",
+                        path.display()
+                    )
+                })?;
+                Ok((
+                    value.trim_end_matches(['\r', '\n']).to_owned(),
+                    format!("file {}", path.display()),
+                ))
+            }
+            _ => anyhow::bail!(
+                "invalid configuration key `directline.secrets`: the secret of bot `{bot_id}` needs exactly one of secret_env and secret_file"
+            ),
+        }
+    }
 }
 
 /// How the server logs.

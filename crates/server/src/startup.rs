@@ -114,6 +114,7 @@ impl App {
                         )
                     },
                 )?,
+                directline: config.directline.resolve(|name| std::env::var(name).ok())?,
             },
         };
         let metrics = crate::monitoring::prometheus();

@@ -13,6 +13,7 @@
 //!   instances, kill -9 under load and mid-reply, a NATS outage.
 //! - `faults`: the binary killed under load, a full disk under SQLite, PostgreSQL
 //!   restarted under load: what was acknowledged is kept, once.
+//! - `directline`: Direct Line 3.0: tokens, the stream, polling, errors, CORS.
 //! - `bots`: the bot registry, engines against fake bot services, a restart mid-reply.
 //! - `management`: batch actions, exports, analytics and retention.
 //! - `ops`: configuration, the CLI, metrics, readiness, limits and shutdown.
@@ -27,6 +28,7 @@
 mod authz;
 mod bots;
 mod cluster;
+mod directline;
 mod faults;
 mod helpers;
 mod management;
