@@ -349,3 +349,108 @@ impl Default for RetentionSettings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(bot: &str, env: &str) -> DirectLineSecretSource {
+        DirectLineSecretSource {
+            bot_id: bot.to_owned(),
+            secret_env: Some(env.to_owned()),
+            secret_file: None,
+        }
+    }
+
+    fn resolve(
+        secrets: Vec<DirectLineSecretSource>,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<confab_api_axum::DirectLineSettings> {
+        DirectLineConfig {
+            secrets,
+            ..DirectLineConfig::default()
+        }
+        .resolve(|name| {
+            env.iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (*value).to_owned())
+        })
+    }
+
+    #[test]
+    fn direct_line_secrets_are_read_from_their_variables() {
+        let settings = resolve(
+            vec![source("echo", "DL_ECHO"), source("demo", "DL_DEMO")],
+            &[
+                ("DL_ECHO", "echo-secret-0123456789"),
+                ("DL_DEMO", "demo-secret-0123456789"),
+            ],
+        )
+        .expect("resolved");
+        let bots: Vec<&str> = settings.secrets.iter().map(|s| s.bot_id.as_str()).collect();
+        assert_eq!(bots, ["echo", "demo"]);
+        assert!(settings.secrets[1].matches("demo-secret-0123456789"));
+        assert!(
+            !format!("{settings:?}").contains("demo-secret"),
+            "Debug shows the secret"
+        );
+    }
+
+    #[test]
+    fn unusable_direct_line_secrets_stop_the_start_with_the_reason() {
+        let long = "a-long-enough-secret-value";
+        let refused = [
+            (vec![source("echo", "CONFAB_DL")], "outside CONFAB_"),
+            (
+                vec![source("echo", "UNSET")],
+                "set the environment variable UNSET",
+            ),
+            (vec![source("not a bot", "DL")], "not a valid bot id"),
+            (
+                vec![source("echo", "DL"), source("demo", "DL")],
+                "are the same",
+            ),
+            (
+                vec![DirectLineSecretSource {
+                    secret_env: None,
+                    ..source("echo", "DL")
+                }],
+                "exactly one of secret_env and secret_file",
+            ),
+        ];
+        for (secrets, reason) in refused {
+            let error = resolve(secrets, &[("DL", long), ("CONFAB_DL", long)])
+                .expect_err("refused")
+                .to_string();
+            assert!(error.contains(reason), "{error}");
+        }
+        let short = resolve(vec![source("echo", "DL")], &[("DL", "short")])
+            .expect_err("refused")
+            .to_string();
+        assert!(short.contains("shorter than 16"), "{short}");
+        let spaced = resolve(
+            vec![source("echo", "DL")],
+            &[("DL", "with spaces in the secret")],
+        )
+        .expect_err("refused")
+        .to_string();
+        assert!(spaced.contains("without spaces"), "{spaced}");
+    }
+
+    #[test]
+    fn a_direct_line_secret_file_loses_its_trailing_newline() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "file-secret-0123456789\n").expect("written");
+        let settings = resolve(
+            vec![DirectLineSecretSource {
+                bot_id: "echo".to_owned(),
+                secret_env: None,
+                secret_file: Some(path),
+            }],
+            &[],
+        )
+        .expect("resolved");
+        assert!(settings.secrets[0].matches("file-secret-0123456789"));
+    }
+}
