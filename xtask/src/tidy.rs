@@ -55,12 +55,13 @@ const DOMAIN_SOURCES: &str = "crates/domain/src";
 
 /// The domain's model: parsed values and the events between them. These modules may
 /// refer to one another, and to no layer.
-const DOMAIN_MODEL: [&str; 11] = [
+const DOMAIN_MODEL: [&str; 12] = [
     "analytics",
     "bot",
     "conversation",
     "error",
     "event",
+    "handoff",
     "id",
     "lease",
     "message",

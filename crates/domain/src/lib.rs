@@ -10,9 +10,9 @@
 //!   and the errors ports return.
 //! - [`timestamp`], [`user`], [`bot`], [`conversation`], [`session`], [`message`]: the
 //!   model, as parsed newtypes; a value of one of these types is always valid.
-//! - [`event`], [`lease`], [`analytics`]: what happens in a conversation (as published
-//!   on the event bus), who holds a conversation's reply work, analytics' queries and
-//!   figures. These and the above are the model; they may refer to one another.
+//! - [`event`], [`lease`], [`analytics`], [`handoff`]: what happens in a conversation
+//!   (as published on the event bus), who holds a conversation's reply work, analytics'
+//!   queries and figures, and the rules of handing a conversation to a person. These and the above are the model; they may refer to one another.
 //! - [`ports`]: the traits adapters implement, the [`Ports`](ports::Ports) bundle and
 //!   the helpers every layer above shares. It imports only the model.
 //! - [`service`]: [`ConversationService`](service::ConversationService), a user's use
@@ -69,6 +69,7 @@ pub mod bot;
 pub mod conversation;
 pub mod error;
 pub mod event;
+pub mod handoff;
 mod id;
 pub mod lease;
 pub mod message;
