@@ -18,13 +18,21 @@ const DEMO_SECRET: &str = "demo-secret-0123456789abcdef";
 
 /// A server with a Direct Line secret for `echo` and one for `demo`, read from files.
 async fn spawn_directline(backend: Backend) -> (TestApp, tempfile::TempDir) {
+    spawn_with_secrets(backend, &[("echo", ECHO_SECRET), ("demo", DEMO_SECRET)]).await
+}
+
+/// A server with a Direct Line secret, read from a file, for each `(bot, secret)`.
+async fn spawn_with_secrets(
+    backend: Backend,
+    secrets: &[(&str, &str)],
+) -> (TestApp, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut sources = Vec::new();
-    for (bot, secret) in [("echo", ECHO_SECRET), ("demo", DEMO_SECRET)] {
+    for (bot, secret) in secrets {
         let path = dir.path().join(bot);
         std::fs::write(&path, format!("{secret}\n")).unwrap();
         sources.push(DirectLineSecretSource {
-            bot_id: bot.to_owned(),
+            bot_id: (*bot).to_owned(),
             secret_env: None,
             secret_file: Some(path),
         });
@@ -99,6 +107,23 @@ fn message(text: &str, client_id: &str) -> Value {
     })
 }
 
+/// Posts a message activity to conversation `id` and returns the answer.
+async fn say(
+    app: &TestApp,
+    token: &str,
+    id: &str,
+    text: &str,
+    client_id: &str,
+) -> reqwest::Response {
+    post(
+        app,
+        token,
+        &format!("/conversations/{id}/activities"),
+        Some(message(text, client_id)),
+    )
+    .await
+}
+
 type Stream =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -147,13 +172,7 @@ async fn a_web_chat_session_round_trips_over_the_stream(backend: Backend) {
     let token = started["token"].as_str().unwrap();
     let mut stream = open_stream(started["streamUrl"].as_str().unwrap()).await;
 
-    let sent = post(
-        &app,
-        token,
-        &format!("/conversations/{id}/activities"),
-        Some(message("hello there", "client-1")),
-    )
-    .await;
+    let sent = say(&app, token, id, "hello there", "client-1").await;
     assert_eq!(sent.status(), 200);
     let sent: Value = sent.json().await.unwrap();
     let sent_id = sent["id"].as_str().unwrap();
@@ -214,13 +233,7 @@ async fn a_web_chat_session_round_trips_over_the_stream(backend: Backend) {
     let mut stream = open_stream(resumed["streamUrl"].as_str().unwrap()).await;
     let again = next_messages(&mut stream, 1).await;
     assert_eq!(again[0].0["id"], reply["id"]);
-    post(
-        &app,
-        token,
-        &format!("/conversations/{id}/activities"),
-        Some(message("second", "client-2")),
-    )
-    .await;
+    say(&app, token, id, "second", "client-2").await;
     let next = next_messages(&mut stream, 2).await;
     assert_eq!(next[0].0["text"], "second");
     assert_eq!(next[1].0["text"], "second");
@@ -274,13 +287,7 @@ async fn the_demo_bot_offers_its_suggestions_as_suggested_actions() {
     let id = started["conversationId"].as_str().unwrap();
     let token = started["token"].as_str().unwrap();
     let mut stream = open_stream(started["streamUrl"].as_str().unwrap()).await;
-    post(
-        &app,
-        token,
-        &format!("/conversations/{id}/activities"),
-        Some(message("I'd like a pizza", "p1")),
-    )
-    .await;
+    say(&app, token, id, "I'd like a pizza", "p1").await;
     let replies = next_messages(&mut stream, 2).await;
     assert_eq!(replies[1].0["from"]["name"], "Demo");
     let actions = &replies[1].0["suggestedActions"]["actions"];
@@ -294,28 +301,13 @@ async fn the_demo_bot_offers_its_suggestions_as_suggested_actions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_bot_is_typing_on_the_stream_before_it_answers() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("slow");
-    std::fs::write(&path, ECHO_SECRET).unwrap();
-    let app = spawn_app_with(Backend::Sqlite, |config: &mut Config| {
-        config.directline.secrets = vec![DirectLineSecretSource {
-            bot_id: "echo-stream".to_owned(),
-            secret_env: None,
-            secret_file: Some(path),
-        }];
-    })
-    .await;
+    let (app, _secrets) =
+        spawn_with_secrets(Backend::Sqlite, &[("echo-stream", ECHO_SECRET)]).await;
     let started = begin(&app, ECHO_SECRET, None).await;
     let id = started["conversationId"].as_str().unwrap();
     let token = started["token"].as_str().unwrap();
     let mut stream = open_stream(started["streamUrl"].as_str().unwrap()).await;
-    post(
-        &app,
-        token,
-        &format!("/conversations/{id}/activities"),
-        Some(message("one two three four five", "t1")),
-    )
-    .await;
+    say(&app, token, id, "one two three four five", "t1").await;
     let mut kinds = Vec::new();
     while kinds.iter().filter(|kind| *kind == "message").count() < 2 {
         let set = next_set(&mut stream).await;
