@@ -195,9 +195,12 @@ const SECRET_KEY_PARTS: &[&str] = &["secret", "password", "token", "api_key", "a
 fn redact_secrets(table: &mut toml::Table) {
     for (key, value) in table.iter_mut() {
         let key = key.to_ascii_lowercase();
-        // A duration such as `guest_token_ttl` names a token but is no secret.
-        let secret =
-            SECRET_KEY_PARTS.iter().any(|part| key.contains(part)) && !key.ends_with("_ttl");
+        // A duration such as `guest_token_ttl` names a token but is no secret, nor is
+        // the name of the variable or file that holds one (`secret_env`, `secret_file`).
+        let secret = SECRET_KEY_PARTS.iter().any(|part| key.contains(part))
+            && !["_ttl", "_env", "_file"]
+                .iter()
+                .any(|suffix| key.ends_with(suffix));
         match value {
             toml::Value::String(text) if secret => *text = REDACTED.to_owned(),
             toml::Value::Table(nested) => redact_secrets(nested),

@@ -126,3 +126,77 @@ fn assert_streamed_once_in_order_before(frames: &[Value], reply: &Value) {
         .expect("a delta");
     assert!(last_delta < position, "a delta of {reply} came after it");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_line_stream_on_one_instance_sees_activities_posted_on_another() {
+    const SECRET: &str = "cluster-directline-secret-0123";
+    let env = [
+        (
+            "CONFAB_DIRECTLINE__SECRETS",
+            r#"[{ bot_id = "echo", secret_env = "DL_CLUSTER_SECRET" }]"#,
+        ),
+        ("DL_CLUSTER_SECRET", SECRET),
+    ];
+    let Some(cluster) = Cluster::start_with(2, &env).await else {
+        return;
+    };
+    let (a, b) = (0, 1);
+    let http = reqwest::Client::new();
+    let directline =
+        |index: usize, path: &str| format!("http://{}/v3/directline{path}", cluster.address(index));
+    let started: Value = http
+        .post(directline(a, "/conversations"))
+        .bearer_auth(SECRET)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = started["conversationId"].as_str().unwrap();
+    let token = started["token"].as_str().unwrap();
+    let (mut stream, _) = tokio_tungstenite::connect_async(started["streamUrl"].as_str().unwrap())
+        .await
+        .unwrap();
+    // Instance B accepts A's token (one signing key) and stores the message; A's
+    // stream delivers it and the echo, whichever instance answered.
+    let posted = http
+        .post(directline(b, &format!("/conversations/{id}/activities")))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "type": "message", "text": "across", "channelData": { "clientActivityID": "x1" } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    let mut texts = Vec::new();
+    while texts.len() < 2 {
+        let frame = tokio::time::timeout(
+            crate::helpers::PATIENCE,
+            futures::StreamExt::next(&mut stream),
+        )
+        .await
+        .expect("an activity set in time")
+        .expect("the stream is open")
+        .unwrap();
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = frame
+            && !text.is_empty()
+        {
+            let set: Value = serde_json::from_str(&text).unwrap();
+            for activity in set["activities"].as_array().unwrap() {
+                if activity["type"] == "message" {
+                    texts.push((
+                        activity["from"]["role"].as_str().unwrap().to_owned(),
+                        activity["text"].as_str().unwrap().to_owned(),
+                    ));
+                }
+            }
+        }
+    }
+    assert_eq!(
+        texts,
+        [
+            ("user".to_owned(), "across".to_owned()),
+            ("bot".to_owned(), "across".to_owned())
+        ]
+    );
+}

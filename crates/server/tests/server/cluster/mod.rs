@@ -49,8 +49,18 @@ impl Cluster {
         Self::start_on(size, &nats_url()).await
     }
 
+    /// Starts `size` instances on the shared NATS, each with `extra` added to its
+    /// environment.
+    pub async fn start_with(size: usize, extra: &[(&str, &str)]) -> Option<Self> {
+        Self::launch(size, &nats_url(), extra).await
+    }
+
     /// Starts `size` instances using the NATS server at `nats`.
     pub async fn start_on(size: usize, nats: &str) -> Option<Self> {
+        Self::launch(size, nats, &[]).await
+    }
+
+    async fn launch(size: usize, nats: &str, extra: &[(&str, &str)]) -> Option<Self> {
         if !postgres_configured() {
             return None;
         }
@@ -59,24 +69,28 @@ impl Cluster {
         let nats = nats.to_owned();
         // The first start migrates the database; the rest start together, as the
         // replicas of a deployment do.
+        let mut env: Vec<(String, String)> = vec![
+            ("CONFAB_EVENTS__URL".to_owned(), nats),
+            ("CONFAB_REPLY_LEASE".to_owned(), TEST_LEASE.to_owned()),
+        ];
+        env.extend(
+            extra
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned())),
+        );
         let instances = tokio::task::spawn_blocking(move || {
-            let env = [
-                ("CONFAB_EVENTS__URL", nats.as_str()),
-                ("CONFAB_REPLY_LEASE", TEST_LEASE),
-            ];
-            let mut instances = vec![Some(Binary::start_with(&url, &env))];
+            let start = move |url: &str, env: &[(String, String)]| {
+                let env: Vec<(&str, &str)> = env
+                    .iter()
+                    .map(|(key, value)| (key.as_str(), value.as_str()))
+                    .collect();
+                Binary::start_with(url, &env)
+            };
+            let mut instances = vec![Some(start(&url, &env))];
             let rest: Vec<_> = (1..size)
                 .map(|_| {
-                    let (url, nats) = (url.clone(), nats.clone());
-                    std::thread::spawn(move || {
-                        Binary::start_with(
-                            &url,
-                            &[
-                                ("CONFAB_EVENTS__URL", nats.as_str()),
-                                ("CONFAB_REPLY_LEASE", TEST_LEASE),
-                            ],
-                        )
-                    })
+                    let (url, env) = (url.clone(), env.clone());
+                    std::thread::spawn(move || start(&url, &env))
                 })
                 .collect();
             for instance in rest {

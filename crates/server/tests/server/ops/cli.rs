@@ -187,6 +187,27 @@ fn config_print_redacts_the_secret_and_the_database_password() {
 }
 
 #[test]
+fn config_print_names_where_direct_line_secrets_live_and_never_shows_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let stdout = run_ok(
+        confab()
+            .current_dir(dir.path())
+            .env(
+                "CONFAB_DIRECTLINE__SECRETS",
+                r#"[{ bot_id = "echo", secret_env = "DL_SECRET_ECHO" }]"#,
+            )
+            .env("DL_SECRET_ECHO", "dl-secret-never-printed-0123")
+            .args(["config", "print"]),
+    );
+    assert!(!stdout.contains("dl-secret-never-printed"), "{stdout}");
+    let config = printed(&stdout);
+    assert_eq!(
+        config["directline"]["secrets"][0]["secret_env"].as_str(),
+        Some("DL_SECRET_ECHO")
+    );
+}
+
+#[test]
 fn the_printed_configuration_loads_back_as_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let stdout = run_ok(confab().current_dir(dir.path()).args(["config", "print"]));
