@@ -50,4 +50,5 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/conversations/{id}/upload", post(rest::upload))
         .route("/conversations/{id}/stream", get(stream::upgrade))
         .fallback(rest::not_found)
+        .method_not_allowed_fallback(rest::method_not_allowed)
 }

@@ -195,6 +195,15 @@ pub(crate) async fn not_found() -> DirectLineError {
     DirectLineError::not_found("no such Direct Line operation")
 }
 
+/// A Direct Line path with another method than its own.
+pub(crate) async fn method_not_allowed() -> DirectLineError {
+    crate::error::ApiError::new(
+        crate::error::ErrorCode::MethodNotAllowed,
+        "this Direct Line path does not take that method",
+    )
+    .into()
+}
+
 async fn open_path(
     state: &AppState,
     headers: &HeaderMap,

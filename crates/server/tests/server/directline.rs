@@ -451,6 +451,8 @@ async fn bad_requests_get_direct_line_errors_and_change_nothing() {
     assert_eq!(error_code(upload, 400).await, "BadArgument");
     let unknown = get(&app, token, "/nowhere").await;
     assert_eq!(error_code(unknown, 404).await, "NotFound");
+    let wrong_method = get(&app, ECHO_SECRET, "/tokens/generate").await;
+    assert_eq!(error_code(wrong_method, 405).await, "MethodNotAllowed");
     let bad_id = get(&app, token, "/conversations/not-a-uuid/activities").await;
     assert_eq!(error_code(bad_id, 404).await, "NotFound");
     let bad_user = post(
