@@ -322,7 +322,10 @@ async function main() {
       const demo = await tab();
       await openChat(demo, 'demo');
       const { page } = demo;
-      await bubble(page, 'bot', 'Hi! I am confab\'s demo bot').first().waitFor();
+      // The script bot greets in answer to a first message that matches none of its
+      // rules (docs/bots.md); confab sends no conversationUpdate to start it.
+      await send(page, 'Hello');
+      await exchange(page, 'Hello', 'Hi! I am confab\'s demo bot');
       await send(page, 'I\'d like a pizza');
       await exchange(page, 'I\'d like a pizza', 'What size would you like?');
       const actions = page.locator('.webchat__suggested-action');

@@ -1,12 +1,18 @@
-//! `cargo xtask e2e`: the web page at `/` driven in a real browser.
+//! `cargo xtask e2e`: the web page at `/` driven in a real browser, and Microsoft's
+//! Direct Line clients against the Direct Line adapter.
 //!
-//! Installs what is missing (Debian's `chromium` through apt-get, `playwright-core`
-//! through `npm ci` in `e2e/`; never a browser download), builds the server in
-//! release, starts it on a free port of 127.0.0.1 with a fresh SQLite file, waits for
-//! `/healthz`, runs `e2e/chat.spec.mjs` with node, and stops the server. Screenshots
-//! and the server's log land in `target/e2e/`.
+//! Installs what is missing (Debian's `chromium` through apt-get, `playwright-core`,
+//! `botframework-webchat` and `botframework-directlinejs` through `npm ci` in `e2e/`;
+//! never a browser download) and builds the server in release. Then, each time on a
+//! free port of 127.0.0.1 with a fresh SQLite file, waiting for `/healthz` and
+//! stopping the server after:
+//! - one server runs `e2e/chat.spec.mjs`, the web page;
+//! - one server, configured with a Direct Line secret for the `echo`, `slow` and
+//!   `demo` bots, runs `e2e/directline-node.mjs` (directlinejs in node, WebSocket and
+//!   polling) and `e2e/directline.spec.mjs` (Web Chat in Chromium).
 //!
-//! Every wait is bounded; a step that overruns fails the run with its name.
+//! Screenshots and the servers' logs land in `target/e2e/`. Every wait is bounded; a
+//! step that overruns fails the run with its name.
 
 use std::fs::{self, File};
 use std::io::{Read as _, Write as _};
@@ -33,6 +39,21 @@ const INSTALL_TIMEOUT_SECS: &str = "600";
 /// How often a wait looks again.
 const POLL: Duration = Duration::from_millis(100);
 
+/// The bots the Direct Line scripts talk to, each with the environment variable that
+/// holds its secret (the scripts read the same variables): `echo` and `demo` are
+/// built in, `slow` is declared by [`directline_config`].
+const DIRECTLINE_SECRETS: [(&str, &str); 3] = [
+    ("echo", "DL_SECRET_ECHO"),
+    ("slow", "DL_SECRET_SLOW"),
+    ("demo", "DL_SECRET_DEMO"),
+];
+/// The Direct Line scripts, in the order they run, with the step name each is timed
+/// under.
+const DIRECTLINE_SCRIPTS: [(&str, &str); 2] = [
+    ("directline-node.mjs", "direct line: directlinejs in node"),
+    ("directline.spec.mjs", "direct line: Web Chat in chromium"),
+];
+
 /// Runs the browser test end to end.
 pub(crate) fn run(sh: &Shell) -> Result<()> {
     let started = Instant::now();
@@ -44,11 +65,13 @@ pub(crate) fn run(sh: &Shell) -> Result<()> {
     timed(&mut timings, "tools", || install_tools(sh))?;
     timed(&mut timings, "npm ci", || {
         let _dir = sh.push_dir(root.join("e2e"));
-        // The browser is Debian's; playwright must never fetch one.
+        // The browser is Debian's; playwright must never fetch one. No package's install
+        // script runs: the only ones (in Web Chat's dependencies) rebuild ES5 copies of
+        // modules that the tests never load, since Web Chat comes as its built bundle.
         let _skip = sh.push_env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1");
         Ok(cmd!(
             sh,
-            "timeout {INSTALL_TIMEOUT_SECS} npm ci --no-audit --no-fund --loglevel=error"
+            "timeout {INSTALL_TIMEOUT_SECS} npm ci --ignore-scripts --no-audit --no-fund --loglevel=error"
         )
         .run()?)
     })?;
@@ -61,7 +84,8 @@ pub(crate) fn run(sh: &Shell) -> Result<()> {
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let outcome = timed(&mut timings, "browser scenario", || {
         scenario(&root, &out_dir, &data_dir)
-    });
+    })
+    .and_then(|()| directline_scenario(&root, &out_dir, &data_dir, &mut timings));
     // The database is thrown away whatever happened; the log stays in target/e2e.
     let _ = fs::remove_dir_all(&data_dir);
     outcome?;
@@ -133,7 +157,7 @@ fn on_path(tool: &str) -> bool {
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
 }
 
-/// Starts the release server, runs the script against it, stops it.
+/// Starts the release server, runs `e2e/chat.spec.mjs` against it, stops it.
 fn scenario(root: &Path, out_dir: &Path, data_dir: &Path) -> Result<()> {
     let database = format!("sqlite://{}?mode=rwc", data_dir.join("e2e.db").display());
     let log_path = out_dir.join("server.log");
@@ -143,26 +167,100 @@ fn scenario(root: &Path, out_dir: &Path, data_dir: &Path) -> Result<()> {
         &[("CONFAB_DATABASE_URL", database.as_str())],
         &log_path,
     )?;
-    let address = server.address;
+    let outcome = node_script(root, "chat.spec.mjs", server.address, out_dir, &[]);
+    let stopped = server.stop();
+    outcome.with_context(|| format!("the server's log is {}", log_path.display()))?;
+    stopped
+}
 
-    let script = root.join("e2e").join("chat.spec.mjs");
+/// Starts the release server with Direct Line secrets for the bots of
+/// [`DIRECTLINE_SECRETS`], runs the Direct Line scripts against it, each timed in
+/// `timings`, and stops it.
+fn directline_scenario(
+    root: &Path,
+    out_dir: &Path,
+    data_dir: &Path,
+    timings: &mut Vec<String>,
+) -> Result<()> {
+    let config_path = data_dir.join("directline.toml");
+    fs::write(&config_path, directline_config())
+        .with_context(|| format!("cannot write {}", config_path.display()))?;
+    let config = config_path.display().to_string();
+    let database = format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join("directline.db").display()
+    );
+    // Fresh secrets for each run; the scripts get them from the same variables.
+    let secrets: Vec<(&str, String)> = DIRECTLINE_SECRETS
+        .iter()
+        .map(|&(bot, var)| (var, fresh_secret(bot)))
+        .collect();
+    let secrets: Vec<(&str, &str)> = secrets.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut env = vec![
+        ("CONFAB_CONFIG", config.as_str()),
+        ("CONFAB_DATABASE_URL", database.as_str()),
+    ];
+    env.extend_from_slice(&secrets);
+
+    let log_path = out_dir.join("server-directline.log");
+    let mut server = Server::start(root, data_dir, &env, &log_path)?;
+    let outcome = DIRECTLINE_SCRIPTS.iter().try_for_each(|&(script, name)| {
+        timed(timings, name, || {
+            node_script(root, script, server.address, out_dir, &secrets)
+        })
+    });
+    let stopped = server.stop();
+    outcome.with_context(|| format!("the server's log is {}", log_path.display()))?;
+    stopped
+}
+
+/// The Direct Line server's `confab.toml`: a secret for each bot of
+/// [`DIRECTLINE_SECRETS`], and `slow`, an echo bot that streams slowly enough for Web
+/// Chat to show it typing.
+fn directline_config() -> String {
+    let mut config = String::from("[directline]\ntoken_ttl = \"1h\"\n");
+    for (bot, var) in DIRECTLINE_SECRETS {
+        config.push_str(&format!(
+            "\n[[directline.secrets]]\nbot_id = \"{bot}\"\nsecret_env = \"{var}\"\n"
+        ));
+    }
+    config.push_str(
+        "\n[[bots]]\nid = \"slow\"\nname = \"Slow echo\"\nkind = \"echo\"\n\
+         settings = { stream = true, word_delay_ms = 700 }\n",
+    );
+    config
+}
+
+/// A Direct Line secret for `bot` that no other run shares.
+fn fresh_secret(bot: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos());
+    format!("e2e-{bot}-{}-{nanos:x}", std::process::id())
+}
+
+/// Runs `e2e/{script}` with node against the server at `address`, with `env` added,
+/// and fails unless it passes within [`SCENARIO_TIMEOUT`].
+fn node_script(
+    root: &Path,
+    script: &str,
+    address: SocketAddr,
+    out_dir: &Path,
+    env: &[(&str, &str)],
+) -> Result<()> {
     let node = Command::new("node")
-        .arg(&script)
+        .arg(root.join("e2e").join(script))
         .current_dir(root.join("e2e"))
         .env("CONFAB_E2E_URL", format!("http://{address}"))
         .env("CONFAB_E2E_SCREENSHOTS", out_dir)
         .env("CONFAB_E2E_CHROMIUM", CHROMIUM)
         .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+        .envs(env.iter().copied())
         .spawn()
-        .context("cannot start node")?;
-    let status = wait_bounded(node, SCENARIO_TIMEOUT).context("the browser scenario")?;
-    let stopped = server.stop();
-    ensure!(
-        status.success(),
-        "the browser scenario failed ({status}); the server's log is {}",
-        log_path.display()
-    );
-    stopped
+        .with_context(|| format!("cannot start node {script}"))?;
+    let status = wait_bounded(node, SCENARIO_TIMEOUT).with_context(|| format!("e2e/{script}"))?;
+    ensure!(status.success(), "e2e/{script} failed ({status})");
+    Ok(())
 }
 
 /// The running server; killed if dropped without [`Server::stop`].
@@ -335,6 +433,28 @@ mod tests {
     fn healthz_fails_when_nothing_listens() {
         let port = free_port().expect("a free port");
         assert!(healthz(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).is_err());
+    }
+
+    #[test]
+    fn the_directline_config_gives_each_bot_its_secret_variable_and_declares_slow() {
+        let config = directline_config();
+        for (bot, var) in DIRECTLINE_SECRETS {
+            assert!(
+                config.contains(&format!("bot_id = \"{bot}\"\nsecret_env = \"{var}\"\n")),
+                "{config}"
+            );
+            // CONFAB_ variables are configuration keys, never secrets.
+            assert!(!var.starts_with("CONFAB_"), "{var}");
+        }
+        assert!(config.contains("[[bots]]\nid = \"slow\"\n"), "{config}");
+        assert!(config.ends_with("settings = { stream = true, word_delay_ms = 700 }\n"));
+    }
+
+    #[test]
+    fn fresh_secrets_are_long_enough_and_name_their_bot() {
+        let secret = fresh_secret("echo");
+        assert!(secret.len() >= 16, "{secret}");
+        assert!(secret.starts_with("e2e-echo-"), "{secret}");
     }
 
     #[test]
