@@ -15,7 +15,7 @@
 
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
@@ -51,6 +51,7 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const WEBCHAT_PACKAGE = path.join(HERE, 'node_modules', 'botframework-webchat');
 const WEBCHAT_BUNDLE = path.join(WEBCHAT_PACKAGE, 'dist', 'webchat.js');
 
+assert.ok(existsSync(WEBCHAT_BUNDLE), `${WEBCHAT_BUNDLE} is missing: run npm ci in e2e/`);
 for (const [bot, secret] of Object.entries(SECRETS)) {
   assert.ok(secret, `DL_SECRET_${bot.toUpperCase()} must hold the ${bot} bot's Direct Line secret`);
 }
