@@ -10,7 +10,9 @@
 //!   every Rust file.
 //! - [`openapi`]: writes `docs/openapi.json` from the server, or checks it for drift.
 //! - [`bench`]: the load generator against a release server; writes `docs/benchmarks.md`.
-//! - [`e2e`]: the web page driven in headless Chromium against a release server.
+//! - [`e2e`]: the web page driven in headless Chromium against a release server, and
+//!   Microsoft's Direct Line clients (Web Chat, directlinejs) against its Direct Line
+//!   routes.
 //! - [`fuzz_api`]: the REST API fuzzed by schemathesis from its OpenAPI document,
 //!   against a release server.
 //! - [`manifests`]: the Kubernetes manifests and the Compose file checked against their
@@ -68,8 +70,9 @@ enum Command {
         #[arg(long)]
         cluster: bool,
     },
-    /// Drive the web page in headless Chromium against a release server; installs
-    /// chromium (apt-get) and playwright-core (npm ci in e2e/) when missing.
+    /// Drive the web page in headless Chromium against a release server, and the Direct
+    /// Line clients against its Direct Line routes; installs chromium (apt-get) and the
+    /// npm packages (npm ci in e2e/) when missing.
     E2e,
     /// Fuzz a release server's REST API from its OpenAPI document with schemathesis,
     /// as a user and as an administrator; installs it (pip, into target/venv-fuzz)
