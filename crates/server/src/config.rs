@@ -141,10 +141,13 @@ pub struct EventSettings {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebSettings {
-    /// Pages allowed to show the chat page in a frame, as CSP `frame-ancestors`
-    /// sources: `'self'`, or origins such as `https://shop.example.com`. None (the
-    /// default): the page cannot be framed.
-    pub frame_ancestors: Vec<String>,
+    /// Sites that may embed the chat (the widget of `/widget.js`, or the page in a
+    /// frame): `'self'` or origins such as `https://shop.example.com`. They become the
+    /// page's CSP `frame-ancestors` and join `limits.cors_origins`. None (the
+    /// default): no site can frame the page. `frame_ancestors`, its older name, is
+    /// still read.
+    #[serde(alias = "frame_ancestors")]
+    pub embed_origins: Vec<String>,
 }
 
 /// How the server logs.
