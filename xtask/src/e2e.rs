@@ -3,8 +3,11 @@
 //! Installs what is missing (Debian's `chromium` through apt-get, `playwright-core`
 //! through `npm ci` in `e2e/`; never a browser download), builds the server in
 //! release, starts it on a free port of 127.0.0.1 with a fresh SQLite file, waits for
-//! `/healthz`, runs `e2e/chat.spec.mjs` with node, and stops the server. Screenshots
-//! and the server's log land in `target/e2e/`.
+//! `/healthz`, runs `e2e/chat.spec.mjs` and `e2e/widget.spec.mjs` with node, and stops
+//! the server. The server lets one more port of 127.0.0.1 embed the chat, where the
+//! widget script serves its host page, and `confab token --bot echo` gives the chat
+//! script a bot's token to post as the bot. Screenshots and the server's log land in
+//! `target/e2e/`.
 //!
 //! Every wait is bounded; a step that overruns fails the run with its name.
 
@@ -133,36 +136,68 @@ fn on_path(tool: &str) -> bool {
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
 }
 
-/// Starts the release server, runs the script against it, stops it.
+/// The browser scripts of `e2e/`, run in this order against one server.
+const SCRIPTS: &[&str] = &["chat.spec.mjs", "widget.spec.mjs"];
+
+/// Starts the release server, runs the scripts against it, stops it.
 fn scenario(root: &Path, out_dir: &Path, data_dir: &Path) -> Result<()> {
     let database = format!("sqlite://{}?mode=rwc", data_dir.join("e2e.db").display());
+    let embed_port = free_port()?.to_string();
+    let embed_origins = format!("[\"http://127.0.0.1:{embed_port}\"]");
+    let env = [
+        ("CONFAB_DATABASE_URL", database.as_str()),
+        ("CONFAB_WEB__EMBED_ORIGINS", embed_origins.as_str()),
+    ];
     let log_path = out_dir.join("server.log");
-    let mut server = Server::start(
-        root,
-        data_dir,
-        &[("CONFAB_DATABASE_URL", database.as_str())],
-        &log_path,
-    )?;
+    let mut server = Server::start(root, data_dir, &env, &log_path)?;
     let address = server.address;
+    let bot_token = bot_token(root, data_dir, &env)?;
 
-    let script = root.join("e2e").join("chat.spec.mjs");
-    let node = Command::new("node")
-        .arg(&script)
-        .current_dir(root.join("e2e"))
-        .env("CONFAB_E2E_URL", format!("http://{address}"))
-        .env("CONFAB_E2E_SCREENSHOTS", out_dir)
-        .env("CONFAB_E2E_CHROMIUM", CHROMIUM)
-        .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-        .spawn()
-        .context("cannot start node")?;
-    let status = wait_bounded(node, SCENARIO_TIMEOUT).context("the browser scenario")?;
+    let mut outcome = Ok(());
+    for script in SCRIPTS {
+        let node = Command::new("node")
+            .arg(root.join("e2e").join(script))
+            .current_dir(root.join("e2e"))
+            .env("CONFAB_E2E_URL", format!("http://{address}"))
+            .env("CONFAB_E2E_SCREENSHOTS", out_dir)
+            .env("CONFAB_E2E_CHROMIUM", CHROMIUM)
+            .env("CONFAB_E2E_EMBED_PORT", &embed_port)
+            .env("CONFAB_E2E_BOT_TOKEN", &bot_token)
+            .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+            .spawn()
+            .context("cannot start node")?;
+        let status =
+            wait_bounded(node, SCENARIO_TIMEOUT).with_context(|| format!("e2e/{script}"))?;
+        if !status.success() {
+            outcome = Err(anyhow::anyhow!(
+                "e2e/{script} failed ({status}); the server's log is {}",
+                log_path.display()
+            ));
+            break;
+        }
+    }
     let stopped = server.stop();
-    ensure!(
-        status.success(),
-        "the browser scenario failed ({status}); the server's log is {}",
-        log_path.display()
-    );
+    outcome?;
     stopped
+}
+
+/// A token of the `echo` bot from `confab token`, as an operator mints one, for the
+/// script to post a bot's Markdown and attachments.
+fn bot_token(root: &Path, dir: &Path, env: &[(&str, &str)]) -> Result<String> {
+    let binary = target_dir(root).join("release").join("confab");
+    let output = Command::new(&binary)
+        .current_dir(dir)
+        .envs(env.iter().copied())
+        .args(["token", "--user", "e2e-bot", "--bot", "echo", "--ttl", "1h"])
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {} token", binary.display()))?;
+    ensure!(
+        output.status.success(),
+        "confab token failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8(output.stdout)?.trim().to_owned())
 }
 
 /// The running server; killed if dropped without [`Server::stop`].
