@@ -63,7 +63,7 @@ async fn the_vendored_libraries_are_the_pinned_versions_and_ship_their_licenses(
             "/vendor/marked-18.3.0.esm.js",
             "marked v18.3.0",
             "/vendor/marked-18.3.0.LICENSE.txt",
-            "MIT License",
+            "Permission is hereby granted, free of charge",
         ),
         (
             "/vendor/dompurify-3.5.0.es.mjs",
@@ -177,7 +177,7 @@ fn embed_origins_come_from_the_environment_like_any_key() {
 }
 
 #[test]
-fn embed_origins_under_both_names_at_once_is_refused() {
+fn embed_origins_under_both_names_are_joined() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("confab.toml"),
@@ -193,7 +193,41 @@ fn embed_origins_under_both_names_at_once_is_refused() {
         .args(["config", "print"])
         .output()
         .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed: toml::Table = String::from_utf8(output.stdout).unwrap().parse().unwrap();
+    assert_eq!(
+        printed["web"]["embed_origins"],
+        toml::Value::Array(vec![
+            "https://other.example.com".into(),
+            "https://shop.example.com".into()
+        ])
+    );
+    assert!(
+        !printed["web"]
+            .as_table()
+            .unwrap()
+            .contains_key("frame_ancestors"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn a_misspelt_key_of_web_is_still_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = confab()
+        .current_dir(dir.path())
+        .env(
+            "CONFAB_WEB__EMBED_ORIGIN",
+            r#"["https://shop.example.com"]"#,
+        )
+        .args(["config", "print"])
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(stderr.contains("embed_origins"), "{stderr}");
+    assert!(stderr.contains("embed_origin"), "{stderr}");
 }
