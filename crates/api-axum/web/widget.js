@@ -34,7 +34,7 @@
     :host([data-position="right"]) { right: 20px; }
     :host([data-position="left"]) { left: 20px; }
     .launcher { width: 56px; height: 56px; border-radius: 50%; border: 0; cursor: pointer;
-      display: grid; place-items: center; color: #fff; background: var(--confab-color);
+      display: grid; place-items: center; color: var(--confab-text, #fff); background: var(--confab-color);
       box-shadow: 0 6px 20px rgb(0 0 0 / 25%); transition: transform .15s; }
     .launcher:hover { transform: scale(1.05); }
     .launcher:focus-visible, .close:focus-visible { outline: 3px solid #2563eb; outline-offset: 3px; }
@@ -49,7 +49,7 @@
     :host([data-position="left"]) .panel { left: 0; }
     .panel[hidden] { display: none; }
     .header { flex: none; display: flex; align-items: center; gap: 8px; padding: 10px 10px 10px 16px;
-      color: #fff; background: var(--confab-color); }
+      color: var(--confab-text, #fff); background: var(--confab-color); }
     .header h2 { flex: 1; margin: 0; font-size: 16px; font-weight: 600;
       overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
     .close { width: 32px; height: 32px; border: 0; border-radius: 8px; cursor: pointer;
@@ -157,8 +157,21 @@
   });
 
   root.append(panel, launcher);
+
+  /** Dark text on a light `data-color`, white on a dark one, as the chat itself does. */
+  function pickTextColor() {
+    const probe = document.createElement('span');
+    probe.style.color = options.color;
+    root.append(probe);
+    const [r, g, b] = getComputedStyle(probe).color.match(/[\d.]+/g).map(Number);
+    probe.remove();
+    const light = 0.2126 * r + 0.7152 * g + 0.0722 * b > 160;
+    host.style.setProperty('--confab-text', light ? '#111827' : '#ffffff');
+  }
+
   const place = () => {
     document.body.append(host);
+    pickTextColor();
     if (options.open) open();
   };
   if (document.body) place();
