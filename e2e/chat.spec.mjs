@@ -10,11 +10,17 @@
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { crc32, deflateSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 
 const BASE = process.env.CONFAB_E2E_URL ?? 'http://127.0.0.1:8080';
 const SHOTS = process.env.CONFAB_E2E_SCREENSHOTS ?? 'target/e2e';
 const CHROMIUM = process.env.CONFAB_E2E_CHROMIUM ?? '/usr/bin/chromium';
+// A token of the `echo` bot (`confab token --bot echo`), to post as the bot does.
+const BOT_TOKEN = process.env.CONFAB_E2E_BOT_TOKEN;
+// Images "on the web": the browser's requests to this host are answered by the
+// script itself with a picture it draws, so nothing leaves the machine.
+const IMAGE_HOST = 'images.e2e.test';
 const STEP_TIMEOUT_MS = 15_000;
 const RUN_TIMEOUT_MS = 240_000;
 const CHROMIUM_ARGS = [
@@ -144,22 +150,70 @@ async function newChat(page, botId) {
   return page.evaluate(() => window.confabDebug.currentConversation);
 }
 
+/** A `width`×`height` PNG of a diagonal gradient, drawn here. */
+function png(width, height) {
+  const chunk = (type, data) => {
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([length, body, crc]);
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header[8] = 8; // bits per channel
+  header[9] = 2; // RGB
+  const rows = [];
+  for (let y = 0; y < height; y += 1) {
+    const row = Buffer.alloc(1 + width * 3);
+    for (let x = 0; x < width; x += 1) {
+      row[1 + x * 3] = 79 + Math.round((x / width) * 120);
+      row[2 + x * 3] = 70 + Math.round((y / height) * 150);
+      row[3 + x * 3] = 229;
+    }
+    rows.push(row);
+  }
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header),
+    chunk('IDAT', deflateSync(Buffer.concat(rows))),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+const PICTURE = png(320, 200);
+
 async function openPage(browser, viewport) {
   const context = await browser.newContext({ viewport, deviceScaleFactor: 1 });
   // Nothing may leave the machine: the page is served by the server under test only.
   await context.route('**/*', (route) => {
     const url = new URL(route.request().url());
     if (url.hostname === '127.0.0.1' || url.protocol === 'data:') return route.continue();
+    if (url.hostname === IMAGE_HOST && url.protocol === 'https:') {
+      return route.fulfill({ status: 200, contentType: 'image/png', body: PICTURE });
+    }
     return route.abort();
   });
   const page = await context.newPage();
   page.setDefaultTimeout(STEP_TIMEOUT_MS);
   const problems = [];
+  const dialogs = [];
+  // A dialog would be a bot's script running: noted, dismissed, and it fails the run.
+  page.on('dialog', (dialog) => {
+    dialogs.push(dialog.message());
+    dialog.dismiss().catch(() => {});
+  });
   page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
   page.on('console', (message) => {
     if (message.type() === 'error') problems.push(`console error: ${message.text()} at ${message.location().url}`);
   });
-  return { context, page, problems };
+  return { context, page, problems, dialogs };
+}
+
+/** The texts of the quick reply buttons shown, joined by commas. */
+async function quickReplies(page) {
+  return page.$$eval('#quick-replies:not([hidden]) button', (buttons) => buttons.map((b) => b.textContent).join(','));
 }
 
 // ---------------------------------------------------------------------------
@@ -174,9 +228,10 @@ async function main() {
     timeout: STEP_TIMEOUT_MS,
   });
   try {
-    const { context, page, problems } = await openPage(browser, { width: 1280, height: 800 });
+    const { context, page, problems, dialogs } = await openPage(browser, { width: 1280, height: 800 });
     let echoId;
     let streamId;
+    let markdownId;
 
     await step('the page loads, signs in as a guest and connects', async () => {
       await page.goto(BASE);
@@ -250,6 +305,160 @@ async function main() {
       await page.locator(`.conversation-item[data-id="${streamId}"]`).click();
       await waitForText(page, 'bot', 'stored message replaces them');
       assert.equal((await shownMessages(page)).length, 2);
+    });
+
+    await step('a streamed Markdown reply is rendered as it grows, in one element that only grows', async () => {
+      await page.locator(`.conversation-item[data-id="${streamId}"]`).click();
+      await page.waitForFunction((id) => window.confabDebug.currentConversation === id, streamId);
+      await page.evaluate(() => {
+        window.__stream = { bubbles: new Set(), heights: [], boldWhilePartial: false };
+        new MutationObserver(() => {
+          const bubble = document.querySelector('#messages .message.streaming .bubble');
+          if (!bubble) return;
+          window.__stream.bubbles.add(bubble);
+          window.__stream.heights.push(bubble.getBoundingClientRect().height);
+          if (bubble.querySelector('strong') && !bubble.querySelector('em')) window.__stream.boldWhilePartial = true;
+        }).observe(document.querySelector('#messages'), { subtree: true, childList: true, characterData: true });
+      });
+      await send(page, '**Streamed** Markdown arrives word by word and is *rendered* as it grows');
+      await page.locator('#messages > li.from-bot[data-id] .bubble em', { hasText: 'rendered' }).waitFor();
+      await page.waitForFunction(() => !document.querySelector('#messages .message.streaming'));
+      const seen = await page.evaluate(() => ({
+        bubbles: window.__stream.bubbles.size,
+        heights: window.__stream.heights,
+        boldWhilePartial: window.__stream.boldWhilePartial,
+      }));
+      assert.ok(seen.boldWhilePartial, 'the partial reply was not rendered as Markdown');
+      assert.equal(seen.bubbles, 1, 'the streaming bubble was rebuilt instead of grown');
+      for (let i = 1; i < seen.heights.length; i += 1) {
+        assert.ok(seen.heights[i] >= seen.heights[i - 1], `the bubble shrank while streaming: ${seen.heights}`);
+      }
+    });
+
+    await step('the demo bot offers quick replies as buttons, and clicking large gets its answer', async () => {
+      await newChat(page, 'demo');
+      await page.evaluate(() => {
+        window.__offers = [];
+        const region = document.querySelector('#quick-replies');
+        new MutationObserver(() => {
+          const shown = region.hidden ? '' : [...region.querySelectorAll('button')].map((b) => b.textContent).join(',');
+          if (window.__offers.at(-1) !== shown) window.__offers.push(shown);
+        }).observe(region, { subtree: true, childList: true, attributes: true });
+      });
+      await send(page, "I'd like a pizza");
+      await waitForText(page, 'bot', 'What size would you like?');
+      await page.waitForFunction(() => document.querySelectorAll('#quick-replies:not([hidden]) button').length === 3);
+      assert.equal(await quickReplies(page), 'small,medium,large');
+      // Announced: a polite live region holding a named group of buttons.
+      assert.equal(await page.getAttribute('#quick-replies', 'aria-live'), 'polite');
+      assert.equal(await page.getAttribute('#quick-replies [role="group"]', 'aria-label'), 'Suggested replies');
+      await page.screenshot({ path: path.join(SHOTS, 'quick-replies.png') });
+      await page.locator('#quick-replies button', { hasText: 'large' }).click();
+      await waitForText(page, 'user', 'large');
+      await waitForText(page, 'bot', 'And which topping?');
+      await page.waitForFunction(() => document.querySelectorAll('#quick-replies:not([hidden]) button').length === 3);
+      assert.equal(await quickReplies(page), 'cheese,mushrooms,pepperoni');
+      const offers = await page.evaluate(() => window.__offers);
+      assert.deepEqual(offers, ['small,medium,large', '', 'cheese,mushrooms,pepperoni'], 'the buttons did not go once answered');
+    });
+
+    await step('a keyboard user picks a quick reply with Shift+Tab and Enter', async () => {
+      assert.equal(await page.evaluate(() => document.activeElement.id), 'composer-input');
+      await page.keyboard.press('Shift+Tab');
+      assert.equal(await page.evaluate(() => document.activeElement.textContent), 'pepperoni');
+      await page.keyboard.press('Shift+Tab');
+      assert.equal(await page.evaluate(() => document.activeElement.textContent), 'mushrooms');
+      await page.keyboard.press('Enter');
+      await waitForText(page, 'bot', 'One large pizza with mushrooms, coming right up!');
+      await page.waitForFunction(() => document.querySelector('#quick-replies:not([hidden]) button')?.textContent === 'help');
+    });
+
+    await step('an echoed **bold** shows bold, and echoed HTML shows as text and never runs', async () => {
+      markdownId = await newChat(page, 'echo');
+      await send(page, 'Some **bold** and `code`');
+      await page.locator('#messages > li.from-bot[data-id] .bubble strong', { hasText: 'bold' }).waitFor();
+      assert.equal(await page.locator('#messages > li.from-bot[data-id] .bubble code', { hasText: 'code' }).count(), 1);
+      // The user's own text stays plain.
+      await waitForText(page, 'user', 'Some **bold** and `code`');
+      assert.equal(await page.locator('#messages > li.from-user .bubble strong').count(), 0);
+      await send(page, '<img src=x onerror=alert(1)>');
+      await waitForText(page, 'bot', '<img src=x onerror=alert(1)>');
+      assert.equal(await page.locator('#messages .bubble img').count(), 0, 'an <img> was built from the text');
+      assert.deepEqual(dialogs, [], 'a dialog opened');
+    });
+
+    await step("a bot's raw HTML and javascript: links in Markdown never execute", async () => {
+      const evil = [
+        '**Release notes**, see the [docs](https://docs.example.com/confab).',
+        '',
+        '- a [bad link](javascript:window.__pwned=1)',
+        '- <a href="javascript:window.__pwned=2">raw link</a>',
+        '- <img src=x onerror="window.__pwned=3">',
+        '- <script>window.__pwned=4</script>',
+        '- <iframe src="javascript:window.__pwned=5"></iframe>',
+        '- [data link](data:text/html;base64,PHNjcmlwdD53aW5kb3cuX19wd25lZD02PC9zY3JpcHQ+)',
+        '- ![pixel](javascript:window.__pwned=7)',
+        '- <svg onload="window.__pwned=8"></svg>',
+        '',
+        '```js',
+        `const wide = '${'a line of code that scrolls sideways rather than widening the bubble '.repeat(3)}';`,
+        '```',
+      ].join('\n');
+      await restAs(BOT_TOKEN, 'POST', `/conversations/${markdownId}/messages`, { content: evil });
+      const bubble = page.locator('#messages > li.from-bot[data-id] .bubble', { hasText: 'Release notes' });
+      await bubble.waitFor();
+      assert.equal(await bubble.locator('strong').first().textContent(), 'Release notes');
+      const docs = bubble.locator('a', { hasText: 'docs' });
+      assert.equal(await docs.getAttribute('href'), 'https://docs.example.com/confab');
+      assert.equal(await docs.getAttribute('target'), '_blank');
+      assert.equal(await docs.getAttribute('rel'), 'noopener noreferrer');
+      const built = await bubble.evaluate((node) => ({
+        elements: [...node.querySelectorAll('script, iframe, img, svg, object, embed, [onerror], [onload]')].map((e) => e.outerHTML),
+        hrefs: [...node.querySelectorAll('a')].map((a) => a.getAttribute('href')),
+        text: node.textContent,
+      }));
+      assert.deepEqual(built.elements, [], 'an element that runs or loads was built');
+      // The bad and the data link stay anchors, without an address.
+      assert.deepEqual(built.hrefs, ['https://docs.example.com/confab', null, null], 'a link other than the web one kept its address');
+      for (const shown of ['<img src=x onerror="window.__pwned=3">', '<script>window.__pwned=4</script>']) {
+        assert.ok(built.text.includes(shown), `${shown} is not shown as text`);
+      }
+      const before = context.pages().length;
+      await bubble.locator('a', { hasText: 'bad link' }).click();
+      await bubble.locator('a', { hasText: 'data link' }).click();
+      assert.equal(await page.evaluate(() => window.__pwned), undefined, 'the bot\'s script ran');
+      assert.equal(context.pages().length, before, 'a link without an address opened a page');
+      assert.deepEqual(dialogs, [], 'a dialog opened');
+      const code = bubble.locator('pre');
+      assert.equal(await code.evaluate((pre) => getComputedStyle(pre).overflowX), 'auto');
+      assert.ok(await code.evaluate((pre) => pre.scrollWidth > pre.clientWidth), 'the code block does not scroll');
+    });
+
+    await step("a bot's image attachment shows as an image that opens full size, a file as a card", async () => {
+      await restAs(BOT_TOKEN, 'POST', `/conversations/${markdownId}/messages`, {
+        content: 'Here is the chart, a photo, and the data behind them.',
+        attachments: [
+          { type: 'image', url: `https://${IMAGE_HOST}/chart.png`, content_type: 'image/png', name: 'chart.png' },
+          { type: 'link', url: `https://${IMAGE_HOST}/photos/team.jpg` },
+          { type: 'file', url: `https://${IMAGE_HOST}/data.csv`, content_type: 'text/csv', name: 'data.csv', size_bytes: 2048 },
+        ],
+      });
+      await waitForText(page, 'bot', 'Here is the chart');
+      const message = page.locator('#messages > li.from-bot[data-id]', { hasText: 'Here is the chart' });
+      await page.waitForFunction(() => {
+        const images = [...document.querySelectorAll('#messages .attachments a.attachment-image img')];
+        return images.length === 2 && images.every((image) => image.complete && image.naturalWidth === 320);
+      });
+      const chart = message.locator('a.attachment-image', { has: page.locator('img[alt="chart.png"]') });
+      assert.equal(await chart.getAttribute('href'), `https://${IMAGE_HOST}/chart.png`);
+      assert.equal(await chart.getAttribute('target'), '_blank');
+      assert.equal(await chart.getAttribute('rel'), 'noopener noreferrer');
+      const card = message.locator('a.attachment-file');
+      assert.equal(await card.locator('.file-name').textContent(), 'data.csv');
+      assert.equal(await card.locator('.file-type').textContent(), 'text/csv · 2 KB');
+      await page.locator('#composer-input').fill('');
+      await page.mouse.move(0, 0);
+      await page.screenshot({ path: path.join(SHOTS, 'markdown-and-attachments.png') });
     });
 
     await step('attachments show as links', async () => {
@@ -400,6 +609,7 @@ async function main() {
     // must log nothing else.
     const unexpected = problems.filter((p) => !/401 \(Unauthorized\)/.test(p));
     assert.deepEqual(unexpected, [], 'the page logged errors');
+    assert.deepEqual(dialogs, [], 'a dialog opened');
     await context.close();
 
     const phone = await openPage(browser, { width: 390, height: 844 });
@@ -422,6 +632,10 @@ async function main() {
       await waitForText(p, 'bot', 'Hi from a phone');
       await send(p, 'The conversation list folds into a drawer on small screens.');
       await waitForText(p, 'bot', 'folds into a drawer');
+      await send(p, `\`\`\`\n${'code scrolls sideways on a phone '.repeat(4)}\n\`\`\``);
+      const code = p.locator('#messages > li.from-bot[data-id] .bubble pre');
+      await code.waitFor();
+      assert.ok(await code.evaluate((pre) => pre.scrollWidth > pre.clientWidth), 'the code block does not scroll');
       const overflow = await p.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
       assert.equal(overflow, false, 'the page scrolls sideways');
       await p.locator('#composer-input').blur();

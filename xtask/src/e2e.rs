@@ -6,7 +6,10 @@
 //! never a browser download) and builds the server in release. Then, each time on a
 //! free port of 127.0.0.1 with a fresh SQLite file, waiting for `/healthz` and
 //! stopping the server after:
-//! - one server runs `e2e/chat.spec.mjs`, the web page;
+//! - one server runs `e2e/chat.spec.mjs`, the web page, and `e2e/widget.spec.mjs`,
+//!   the widget on another site: it lets one more port of 127.0.0.1 embed the chat,
+//!   where the widget script serves its host page, and `confab token --bot echo`
+//!   gives the chat script a bot's token to post as the bot;
 //! - one server, configured with a Direct Line secret for the `echo`, `slow` and
 //!   `demo` bots, runs `e2e/directline-node.mjs` (directlinejs in node, WebSocket and
 //!   polling) and `e2e/directline.spec.mjs` (Web Chat in Chromium).
@@ -157,17 +160,28 @@ fn on_path(tool: &str) -> bool {
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
 }
 
-/// Starts the release server, runs `e2e/chat.spec.mjs` against it, stops it.
+/// The web page's scripts of `e2e/`, run in this order against one server.
+const SCRIPTS: &[&str] = &["chat.spec.mjs", "widget.spec.mjs"];
+
+/// Starts the release server, runs the web page's scripts against it, stops it.
 fn scenario(root: &Path, out_dir: &Path, data_dir: &Path) -> Result<()> {
     let database = format!("sqlite://{}?mode=rwc", data_dir.join("e2e.db").display());
+    let embed_port = free_port()?.to_string();
+    let embed_origins = format!("[\"http://127.0.0.1:{embed_port}\"]");
+    let env = [
+        ("CONFAB_DATABASE_URL", database.as_str()),
+        ("CONFAB_WEB__EMBED_ORIGINS", embed_origins.as_str()),
+    ];
     let log_path = out_dir.join("server.log");
-    let mut server = Server::start(
-        root,
-        data_dir,
-        &[("CONFAB_DATABASE_URL", database.as_str())],
-        &log_path,
-    )?;
-    let outcome = node_script(root, "chat.spec.mjs", server.address, out_dir, &[]);
+    let mut server = Server::start(root, data_dir, &env, &log_path)?;
+    let bot_token = bot_token(root, data_dir, &env)?;
+    let script_env = [
+        ("CONFAB_E2E_EMBED_PORT", embed_port.as_str()),
+        ("CONFAB_E2E_BOT_TOKEN", bot_token.as_str()),
+    ];
+    let outcome = SCRIPTS
+        .iter()
+        .try_for_each(|script| node_script(root, script, server.address, out_dir, &script_env));
     let stopped = server.stop();
     outcome.with_context(|| format!("the server's log is {}", log_path.display()))?;
     stopped
@@ -261,6 +275,25 @@ fn node_script(
     let status = wait_bounded(node, SCENARIO_TIMEOUT).with_context(|| format!("e2e/{script}"))?;
     ensure!(status.success(), "e2e/{script} failed ({status})");
     Ok(())
+}
+
+/// A token of the `echo` bot from `confab token`, as an operator mints one, for the
+/// script to post a bot's Markdown and attachments.
+fn bot_token(root: &Path, dir: &Path, env: &[(&str, &str)]) -> Result<String> {
+    let binary = target_dir(root).join("release").join("confab");
+    let output = Command::new(&binary)
+        .current_dir(dir)
+        .envs(env.iter().copied())
+        .args(["token", "--user", "e2e-bot", "--bot", "echo", "--ttl", "1h"])
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {} token", binary.display()))?;
+    ensure!(
+        output.status.success(),
+        "confab token failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8(output.stdout)?.trim().to_owned())
 }
 
 /// The running server; killed if dropped without [`Server::stop`].

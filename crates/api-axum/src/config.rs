@@ -1,5 +1,5 @@
 //! The API layer's settings: [`ApiConfig`], the WebSocket limits and timers it
-//! carries ([`WsSettings`]), who may frame the chat page ([`FrameAncestors`]) and the
+//! carries ([`WsSettings`]), which sites may embed the chat ([`EmbedOrigins`]) and the
 //! Direct Line secrets ([`DirectLineSettings`]).
 //! Plain data with defaults; the server fills them from its configuration file.
 
@@ -16,8 +16,8 @@ pub struct ApiConfig {
     pub guest_token_ttl: Duration,
     /// How long `?wait=true` waits for a bot's replies.
     pub wait_timeout: Duration,
-    /// Which pages may show the chat page in a frame.
-    pub frame_ancestors: FrameAncestors,
+    /// Which sites may embed the chat.
+    pub embed_origins: EmbedOrigins,
     /// The Direct Line 3.0 routes under `/v3/directline`.
     pub directline: DirectLineSettings,
 }
@@ -29,7 +29,7 @@ impl Default for ApiConfig {
             guests_enabled: true,
             guest_token_ttl: Duration::from_secs(24 * 60 * 60),
             wait_timeout: Duration::from_secs(10),
-            frame_ancestors: FrameAncestors::default(),
+            embed_origins: EmbedOrigins::default(),
             directline: DirectLineSettings::default(),
         }
     }
@@ -117,59 +117,125 @@ impl std::fmt::Debug for DirectLineSecret {
     }
 }
 
-/// The sources of the chat page's `frame-ancestors` directive: which pages may show
-/// it in a frame. `'none'` by default; a site that embeds the chat lists its origin
-/// (`https://shop.example.com`).
+/// The sites that may embed the chat (the widget of `/widget.js`, or the page in a
+/// frame of their own): the page's CSP `frame-ancestors` and, for the site's own
+/// scripts, the API's CORS origins. None by default: no site can frame the page.
 ///
-/// Each source is checked to be one CSP source expression, so that a value cannot
-/// end the directive and add others to the policy.
+/// Each entry is `'self'` (the chat's own origin, for frames only) or an origin,
+/// `http(s)://host[:port]`. An origin is all that both uses can take: CORS compares
+/// the browser's `Origin` header exactly, so paths, wildcards and bare schemes are
+/// refused rather than half honoured.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FrameAncestors(String);
+pub struct EmbedOrigins {
+    frame_ancestors: String,
+    cors: Vec<String>,
+}
 
-impl FrameAncestors {
-    /// The directive's value for `sources`: `'none'` when there are none.
+impl EmbedOrigins {
+    /// Parses the configured entries; `'none'` alone means none, as in CSP.
     ///
     /// # Errors
-    /// A source that is not a CSP source expression (`'self'`, `'none'` alone, a
-    /// scheme such as `https:`, or `[scheme://]host[:port][/path]` with an optional
-    /// `*.` before the host), described for the operator.
-    pub fn parse<S: AsRef<str>>(sources: &[S]) -> Result<Self, String> {
-        let sources: Vec<&str> = sources.iter().map(AsRef::as_ref).collect();
+    /// An entry that is neither `'self'` nor an `http(s)://host[:port]` origin, or
+    /// `'none'` beside other entries, described for the operator.
+    pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<Self, String> {
+        let entries: Vec<&str> = entries.iter().map(AsRef::as_ref).collect();
+        if entries == ["'none'"] {
+            return Ok(Self::default());
+        }
+        let mut sources: Vec<String> = Vec::new();
+        let mut cors: Vec<String> = Vec::new();
+        for entry in entries {
+            if entry == "'self'" {
+                sources.push(entry.to_owned());
+                continue;
+            }
+            if entry == "'none'" {
+                return Err("'none' cannot be listed with other origins".to_owned());
+            }
+            let origin = parse_origin(entry).ok_or_else(|| {
+                format!(
+                    "`{entry}` is not an origin: use 'self' or scheme://host[:port], such as https://shop.example.com"
+                )
+            })?;
+            if !cors.contains(&origin) {
+                sources.push(origin.clone());
+                cors.push(origin);
+            }
+        }
         if sources.is_empty() {
             return Ok(Self::default());
         }
-        for source in &sources {
-            let keyword = matches!(*source, "'self'" | "'none'");
-            let plain = !source.is_empty()
-                && source.chars().all(|c| {
-                    c.is_ascii_alphanumeric()
-                        || matches!(
-                            c,
-                            '-' | '.' | '_' | '~' | ':' | '/' | '*' | '[' | ']' | '%' | '+'
-                        )
-                });
-            if !keyword && !plain {
-                return Err(format!(
-                    "`{source}` is not a source: use 'self', 'none', a scheme such as https: or an origin such as https://shop.example.com"
-                ));
-            }
-        }
-        if sources.len() > 1 && sources.contains(&"'none'") {
-            return Err("'none' cannot be listed with other sources".to_owned());
-        }
-        Ok(Self(sources.join(" ")))
+        Ok(Self {
+            frame_ancestors: sources.join(" "),
+            cors,
+        })
     }
 
-    /// The directive's value, e.g. `'none'` or `'self' https://shop.example.com`.
-    pub fn as_str(&self) -> &str {
-        &self.0
+    /// The value of the page's `frame-ancestors` directive, e.g. `'none'` or
+    /// `'self' https://shop.example.com`.
+    pub fn frame_ancestors(&self) -> &str {
+        &self.frame_ancestors
+    }
+
+    /// The origins, without `'self'`, in the form browsers send in `Origin`: what
+    /// CORS should allow besides its own list.
+    pub fn cors_origins(&self) -> &[String] {
+        &self.cors
     }
 }
 
-impl Default for FrameAncestors {
+impl Default for EmbedOrigins {
     fn default() -> Self {
-        Self("'none'".to_owned())
+        Self {
+            frame_ancestors: "'none'".to_owned(),
+            cors: Vec::new(),
+        }
     }
+}
+
+/// `entry` as a browser serialises an origin (lower-case scheme and host, no default
+/// port, no trailing slash), or `None` when it is not an `http(s)` origin.
+fn parse_origin(entry: &str) -> Option<String> {
+    let lower = entry.to_ascii_lowercase();
+    let (scheme, rest) = lower.split_once("://")?;
+    let default_port = match scheme {
+        "https" => 443,
+        "http" => 80,
+        _ => return None,
+    };
+    // A pasted address often ends with `/`; any other path is not an origin.
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => (host, Some(port)),
+        _ => (authority, None),
+    };
+    let host_ok = if let Some(inner) = host.strip_prefix('[') {
+        inner
+            .strip_suffix(']')
+            .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok())
+    } else {
+        !host.is_empty()
+            && host.len() <= 253
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            })
+    };
+    let port = match port {
+        None => None,
+        Some(digits) if (1..=5).contains(&digits.len()) => Some(digits.parse::<u16>().ok()?),
+        Some(_) => return None,
+    };
+    if !host_ok || port == Some(0) {
+        return None;
+    }
+    Some(match port {
+        Some(port) if port != default_port => format!("{scheme}://{host}:{port}"),
+        _ => format!("{scheme}://{host}"),
+    })
 }
 
 /// Limits and timers of WebSocket connections.
@@ -208,5 +274,84 @@ impl Default for WsSettings {
             close_grace: Duration::from_secs(2),
             max_ref_chars: 128,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(entries: &[&str]) -> Result<(String, Vec<String>), String> {
+        EmbedOrigins::parse(entries).map(|origins| {
+            (
+                origins.frame_ancestors().to_owned(),
+                origins.cors_origins().to_vec(),
+            )
+        })
+    }
+
+    #[test]
+    fn no_origins_means_no_site_may_frame_the_page_and_none_is_allowed_by_cors() {
+        assert_eq!(parsed(&[]), Ok(("'none'".to_owned(), vec![])));
+        assert_eq!(parsed(&["'none'"]), Ok(("'none'".to_owned(), vec![])));
+    }
+
+    #[test]
+    fn origins_feed_both_the_frame_ancestors_and_cors_and_self_only_the_frames() {
+        assert_eq!(
+            parsed(&[
+                "'self'",
+                "https://shop.example.com",
+                "http://127.0.0.1:8081"
+            ]),
+            Ok((
+                "'self' https://shop.example.com http://127.0.0.1:8081".to_owned(),
+                vec![
+                    "https://shop.example.com".to_owned(),
+                    "http://127.0.0.1:8081".to_owned()
+                ]
+            ))
+        );
+    }
+
+    #[test]
+    fn origins_are_written_as_browsers_send_them() {
+        assert_eq!(
+            parsed(&[
+                "HTTPS://Shop.Example.com:443/",
+                "http://[::1]:8080",
+                "https://shop.example.com"
+            ]),
+            Ok((
+                "https://shop.example.com http://[::1]:8080".to_owned(),
+                vec![
+                    "https://shop.example.com".to_owned(),
+                    "http://[::1]:8080".to_owned()
+                ]
+            ))
+        );
+    }
+
+    #[test]
+    fn what_is_not_an_origin_is_refused_with_the_entry_named() {
+        for bad in [
+            "shop.example.com",
+            "https:",
+            "https://",
+            "https://*.example.com",
+            "https://shop.example.com/path",
+            "https://shop.example.com; script-src *",
+            "ftp://shop.example.com",
+            "https://user@shop.example.com",
+            "https://shop.example.com:0",
+            "https://shop.example.com:70000",
+            "https://-shop.example.com",
+            "'unsafe-inline'",
+            "",
+        ] {
+            let error = parsed(&[bad]).expect_err(bad);
+            assert!(error.contains(&format!("`{bad}`")), "{bad}: {error}");
+        }
+        assert!(parsed(&["'none'", "'self'"]).is_err());
     }
 }

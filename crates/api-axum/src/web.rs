@@ -1,15 +1,20 @@
-//! The web chat page at `/`: three static files (`index.html`, `app.js`, `app.css`)
-//! from `crates/api-axum/web/`, embedded in the binary at build time, so that
-//! `cargo build` alone serves the page: no CDN, no Node, no files next to the binary.
+//! The web chat at `/`: the page (`index.html`, `app.js`, `markdown.js`, `app.css`),
+//! the embeddable widget (`widget.js`) and the vendored libraries the page renders
+//! Markdown with (`vendor/`), all from `crates/api-axum/web/`, embedded in the binary
+//! at build time, so that `cargo build` alone serves the chat: no CDN, no Node, no
+//! files next to the binary.
 //!
 //! The page is a client of the public API like any other (it fetches a guest token,
-//! then uses REST and `/ws`), so these routes need no identity. Each answer carries an
-//! `ETag` and `Cache-Control: no-cache`: a browser keeps the file but asks again on each
-//! load, and a new binary's page is seen at once without versioned file names.
+//! then uses REST and `/ws`), so these routes need no identity. The page's own files
+//! carry an `ETag` and `Cache-Control: no-cache`: a browser keeps the file but asks
+//! again on each load, and a new binary's page is seen at once without versioned file
+//! names. The vendored files do have their version in their names, so they are cached
+//! for a year without asking.
 //!
 //! Each answer also carries the page's security headers: a Content-Security-Policy
-//! that allows only this origin's scripts, styles and socket and the framing pages of
-//! [`FrameAncestors`], `X-Content-Type-Options: nosniff` and `Referrer-Policy:
+//! that allows only this origin's scripts, styles and socket, images from this origin
+//! or any `https:` one (a bot's attachments), and the framing sites of
+//! [`EmbedOrigins`]; `X-Content-Type-Options: nosniff` and `Referrer-Policy:
 //! no-referrer` (the page's links go nowhere that needs to know where from).
 
 use std::hash::{DefaultHasher, Hash as _, Hasher as _};
@@ -21,26 +26,27 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::config::{ApiConfig, FrameAncestors};
+use crate::config::{ApiConfig, EmbedOrigins};
 use crate::state::AppState;
 
-/// Builds the page's Content-Security-Policy: everything from this origin only, no
-/// inline script or style, no plugins, and framing only by `frame_ancestors`.
+/// Builds the page's Content-Security-Policy: everything from this origin only, but
+/// images from any `https:` origin too (attachments live elsewhere), no inline script
+/// or style, no plugins, and framing only by the `embed` origins.
 ///
 /// `connect-src 'self'` covers the page's own `/ws` in current browsers (CSP level 3
 /// matches `ws:`/`wss:` of the same host to `'self'`), but Safari before 16 and
 /// Chrome before 71 did not; so the socket's origins for the host the browser asked
 /// for are listed too, when the `Host` header is a plain `host[:port]`.
-fn content_security_policy(host: Option<&HeaderValue>, frame_ancestors: &FrameAncestors) -> String {
+fn content_security_policy(host: Option<&HeaderValue>, embed: &EmbedOrigins) -> String {
     let host = host
         .and_then(|host| host.to_str().ok())
         .filter(|host| is_authority(host));
     let sockets = host.map_or_else(String::new, |host| format!(" ws://{host} wss://{host}"));
     format!(
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; \
          connect-src 'self'{sockets}; object-src 'none'; base-uri 'none'; \
          form-action 'self'; frame-ancestors {}",
-        frame_ancestors.as_str()
+        embed.frame_ancestors()
     )
 }
 
@@ -57,11 +63,30 @@ fn is_authority(host: &str) -> bool {
 /// The legacy `X-Frame-Options` that says the same as `frame-ancestors`, for browsers
 /// that predate it; it cannot name other origins, so it is only sent for `'none'`
 /// and `'self'`.
-fn x_frame_options(frame_ancestors: &FrameAncestors) -> Option<HeaderValue> {
-    match frame_ancestors.as_str() {
+fn x_frame_options(embed: &EmbedOrigins) -> Option<HeaderValue> {
+    match embed.frame_ancestors() {
         "'none'" => Some(HeaderValue::from_static("DENY")),
         "'self'" => Some(HeaderValue::from_static("SAMEORIGIN")),
         _ => None,
+    }
+}
+
+/// How long a browser may keep a file without asking again.
+#[derive(Clone, Copy)]
+enum Caching {
+    /// Ask on every load (with the `ETag`): the page's own files, which change with
+    /// the binary under the same name.
+    Revalidate,
+    /// Keep for a year: a vendored library, whose version is part of its name.
+    Immutable,
+}
+
+impl Caching {
+    fn header(self) -> HeaderValue {
+        match self {
+            Self::Revalidate => HeaderValue::from_static("no-cache"),
+            Self::Immutable => HeaderValue::from_static("public, max-age=31536000, immutable"),
+        }
     }
 }
 
@@ -69,11 +94,12 @@ fn x_frame_options(frame_ancestors: &FrameAncestors) -> Option<HeaderValue> {
 struct Asset {
     body: &'static str,
     content_type: &'static str,
+    caching: Caching,
     etag: HeaderValue,
 }
 
 impl Asset {
-    fn new(body: &'static str, content_type: &'static str) -> Self {
+    fn new(body: &'static str, content_type: &'static str, caching: Caching) -> Self {
         let mut hasher = DefaultHasher::new();
         body.hash(&mut hasher);
         // A hex digest is always a valid header value; the fallback only keeps this
@@ -83,6 +109,7 @@ impl Asset {
         Self {
             body,
             content_type,
+            caching,
             etag,
         }
     }
@@ -98,7 +125,7 @@ impl Asset {
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(self.content_type),
             ),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (header::CACHE_CONTROL, self.caching.header()),
             (header::ETAG, self.etag.clone()),
             (
                 header::X_CONTENT_TYPE_OPTIONS,
@@ -109,7 +136,7 @@ impl Asset {
                 HeaderValue::from_static("no-referrer"),
             ),
         ];
-        let policy = content_security_policy(request.get(header::HOST), &config.frame_ancestors);
+        let policy = content_security_policy(request.get(header::HOST), &config.embed_origins);
         let mut response = if cached {
             (StatusCode::NOT_MODIFIED, headers).into_response()
         } else {
@@ -120,53 +147,108 @@ impl Asset {
         let policy = HeaderValue::from_str(&policy)
             .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"));
         response_headers.insert(header::CONTENT_SECURITY_POLICY, policy);
-        if let Some(frame_options) = x_frame_options(&config.frame_ancestors) {
+        if let Some(frame_options) = x_frame_options(&config.embed_origins) {
             response_headers.insert(header::X_FRAME_OPTIONS, frame_options);
         }
         response
     }
 }
 
-static INDEX_HTML: LazyLock<Asset> = LazyLock::new(|| {
-    Asset::new(
-        include_str!("../web/index.html"),
-        "text/html; charset=utf-8",
-    )
-});
-static APP_JS: LazyLock<Asset> = LazyLock::new(|| {
-    Asset::new(
-        include_str!("../web/app.js"),
-        "text/javascript; charset=utf-8",
-    )
-});
-static APP_CSS: LazyLock<Asset> =
-    LazyLock::new(|| Asset::new(include_str!("../web/app.css"), "text/css; charset=utf-8"));
+const HTML: &str = "text/html; charset=utf-8";
+const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+const TEXT: &str = "text/plain; charset=utf-8";
 
-/// `/`, `/app.js` and `/app.css`, without authentication.
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
+/// Every file of the web chat by its path. The vendored libraries and their
+/// licenses are listed in `web/vendor/README.md`, with where they come from.
+static ASSETS: LazyLock<Vec<(&'static str, Asset)>> = LazyLock::new(|| {
+    vec![
+        (
             "/",
-            get(
-                |State(state): State<AppState>, headers: HeaderMap| async move {
-                    INDEX_HTML.respond(&headers, &state.config)
-                },
-            ),
-        )
-        .route(
+            Asset::new(include_str!("../web/index.html"), HTML, Caching::Revalidate),
+        ),
+        (
             "/app.js",
-            get(
-                |State(state): State<AppState>, headers: HeaderMap| async move {
-                    APP_JS.respond(&headers, &state.config)
-                },
+            Asset::new(
+                include_str!("../web/app.js"),
+                JAVASCRIPT,
+                Caching::Revalidate,
             ),
-        )
-        .route(
+        ),
+        (
+            "/markdown.js",
+            Asset::new(
+                include_str!("../web/markdown.js"),
+                JAVASCRIPT,
+                Caching::Revalidate,
+            ),
+        ),
+        (
             "/app.css",
+            Asset::new(include_str!("../web/app.css"), CSS, Caching::Revalidate),
+        ),
+        (
+            "/widget.js",
+            Asset::new(
+                include_str!("../web/widget.js"),
+                JAVASCRIPT,
+                Caching::Revalidate,
+            ),
+        ),
+        (
+            "/vendor/marked-18.3.0.esm.js",
+            Asset::new(
+                include_str!("../web/vendor/marked-18.3.0.esm.js"),
+                JAVASCRIPT,
+                Caching::Immutable,
+            ),
+        ),
+        (
+            "/vendor/marked-18.3.0.LICENSE.txt",
+            Asset::new(
+                include_str!("../web/vendor/marked-18.3.0.LICENSE.txt"),
+                TEXT,
+                Caching::Immutable,
+            ),
+        ),
+        (
+            "/vendor/dompurify-3.5.0.es.mjs",
+            Asset::new(
+                include_str!("../web/vendor/dompurify-3.5.0.es.mjs"),
+                JAVASCRIPT,
+                Caching::Immutable,
+            ),
+        ),
+        (
+            "/vendor/dompurify-3.5.0.LICENSE.txt",
+            Asset::new(
+                include_str!("../web/vendor/dompurify-3.5.0.LICENSE.txt"),
+                TEXT,
+                Caching::Immutable,
+            ),
+        ),
+        (
+            "/vendor/dompurify-3.5.0.LICENSE-MPL.txt",
+            Asset::new(
+                include_str!("../web/vendor/dompurify-3.5.0.LICENSE-MPL.txt"),
+                TEXT,
+                Caching::Immutable,
+            ),
+        ),
+    ]
+});
+
+/// The page, its script and style, the widget and the vendored libraries, without
+/// authentication.
+pub(crate) fn routes() -> Router<AppState> {
+    ASSETS.iter().fold(Router::new(), |router, (path, asset)| {
+        router.route(
+            path,
             get(
-                |State(state): State<AppState>, headers: HeaderMap| async move {
-                    APP_CSS.respond(&headers, &state.config)
+                move |State(state): State<AppState>, headers: HeaderMap| async move {
+                    asset.respond(&headers, &state.config)
                 },
             ),
         )
+    })
 }

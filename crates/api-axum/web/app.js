@@ -3,10 +3,19 @@
 // conversations over REST, and follows the open conversation over /ws, resuming with
 // `subscribe` + `after_seq` after the network drops so that no message is lost or
 // shown twice. Plain ES module, no framework; every text from the server goes through
-// textContent, never innerHTML.
+// textContent, except the Markdown of bot, agent and system messages, which
+// markdown.js renders and sanitizes.
+//
+// With `?embed=1&bot=ID` (the frame of widget.js) the page is one conversation with
+// one bot, kept across visits: no list, no bot picker, the conversation remembered in
+// localStorage per bot.
+
+import { renderMarkdown, renderMarkdownSoon } from './markdown.js';
 
 const TOKEN_KEY = 'confab.token';
 const LAST_BOT_KEY = 'confab.bot';
+// The widget's conversation with each bot: `confab.embed.<bot id>` → conversation id.
+const EMBED_KEY_PREFIX = 'confab.embed.';
 const PAGE_SIZE = 50;
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 15000;
@@ -17,6 +26,18 @@ const HEARTBEAT_MS = 25000;
 const SILENCE_MS = 10000;
 
 const $ = (id) => document.getElementById(id);
+
+const embed = embedSettings(new URLSearchParams(location.search));
+
+/** What the widget asked for in the frame's address, or null for the whole page. */
+function embedSettings(params) {
+  if (params.get('embed') !== '1') return null;
+  return {
+    bot: params.get('bot') || null,
+    title: params.get('title') || null,
+    color: params.get('color') || null,
+  };
+}
 
 const ui = {
   body: document.body,
@@ -43,6 +64,7 @@ const ui = {
   loadOlder: $('load-older'),
   historyStart: $('history-start'),
   messages: $('messages'),
+  quickReplies: $('quick-replies'),
   typing: $('typing'),
   typingText: $('typing-text'),
   composer: $('composer'),
@@ -302,7 +324,8 @@ function subscribe(view) {
  */
 function resendPending(view) {
   for (const [clientId, entry] of view.pending) {
-    if (entry.error) continue;
+    // An entry with metadata went through REST, which the socket cannot carry.
+    if (entry.error || entry.metadata) continue;
     send({ type: 'message', conversation_id: view.info.id, content: entry.content, client_message_id: clientId, ref: clientId });
   }
 }
@@ -365,7 +388,10 @@ function onStatus(frame) {
     if (state.currentId === frame.conversation_id) closeConversation();
   } else if (view) {
     view.info.status = frame.status;
-    if (state.currentId === frame.conversation_id) renderHeader(view);
+    if (state.currentId === frame.conversation_id) {
+      renderHeader(view);
+      renderQuickReplies(view);
+    }
   }
   scheduleListRefresh();
 }
@@ -424,31 +450,107 @@ function messageNode(view, message) {
   const item = el('li', `message from-${message.sender}`);
   item.dataset.id = message.id;
   item.dataset.seq = String(message.seq);
-  item.setAttribute('aria-label', `${senderLabel(view, message.sender)}: ${message.content}`);
-  if (message.content) item.append(el('div', 'bubble', message.content));
-  const attachments = (message.attachments ?? []).filter((a) => safeUrl(a.url));
-  if (attachments.length > 0) {
-    const list = el('ul', 'attachments');
-    list.setAttribute('aria-label', 'Attachments');
-    for (const attachment of attachments) {
-      const size = attachment.size_bytes ? ` · ${formatSize(attachment.size_bytes)}` : '';
-      const link = el('a');
-      link.append(paperclip(), `${attachment.name || attachment.url}${size}`);
-      link.href = safeUrl(attachment.url);
-      link.target = '_blank';
-      link.rel = 'noopener noreferrer';
-      const li = el('li');
-      li.append(link);
-      list.append(li);
-    }
-    item.append(list);
+  let spoken = '';
+  if (message.content) {
+    const bubble = bubbleOf(message.sender, message.content);
+    item.append(bubble);
+    spoken = bubble.textContent;
   }
+  item.setAttribute('aria-label', `${senderLabel(view, message.sender)}: ${spoken}`);
+  const attachments = attachmentsNode(message.attachments ?? []);
+  if (attachments) item.append(attachments);
   const meta = el('p', 'message-meta');
   const time = el('time', null, shortTime(message.timestamp));
   time.dateTime = message.timestamp;
   meta.append(`${senderLabel(view, message.sender)} · `, time);
   item.append(meta);
   return item;
+}
+
+/** A message's text: the user's as typed, everyone else's as Markdown. */
+function bubbleOf(sender, content) {
+  const bubble = el('div', 'bubble');
+  if (sender === 'user') {
+    bubble.textContent = content;
+  } else {
+    bubble.classList.add('markdown');
+    renderMarkdown(bubble, content);
+  }
+  return bubble;
+}
+
+/** Images as thumbnails that open full size, other files as cards; null if none to show. */
+function attachmentsNode(attachments) {
+  const shown = attachments.filter((a) => safeUrl(a.url));
+  if (shown.length === 0) return null;
+  const list = el('ul', 'attachments');
+  list.setAttribute('aria-label', 'Attachments');
+  for (const attachment of shown) {
+    const item = el('li');
+    const image = isImage(attachment) ? imageUrl(attachment.url) : null;
+    item.append(image ? thumbnail(attachment, image) : fileCard(attachment));
+    list.append(item);
+  }
+  return list;
+}
+
+function isImage(attachment) {
+  if (attachment.content_type) return attachment.content_type.toLowerCase().startsWith('image/');
+  if (attachment.type === 'image') return true;
+  try {
+    return /\.(png|jpe?g|gif|webp|avif|svg)$/i.test(new URL(attachment.url).pathname);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Where an image may be loaded from: https, or this page's own origin. An image
+ * from a plain http address would be mixed content on a https page, so it is a
+ * card (a link) instead.
+ */
+function imageUrl(url) {
+  const href = safeUrl(url);
+  if (!href) return null;
+  const parsed = new URL(href);
+  return parsed.protocol === 'https:' || parsed.origin === location.origin ? href : null;
+}
+
+function externalLink(href, className) {
+  const link = el('a', className);
+  link.href = href;
+  link.target = '_blank';
+  link.rel = 'noopener noreferrer';
+  return link;
+}
+
+function thumbnail(attachment, href) {
+  const name = attachment.name || 'image';
+  const link = externalLink(href, 'attachment-image');
+  link.setAttribute('aria-label', `${name}, open full size`);
+  const image = el('img');
+  image.alt = name;
+  image.loading = 'lazy';
+  image.decoding = 'async';
+  image.referrerPolicy = 'no-referrer';
+  // An image that does not load becomes the card a file would have been.
+  image.addEventListener('error', () => link.replaceWith(fileCard(attachment)), { once: true });
+  image.src = href;
+  link.append(image);
+  return link;
+}
+
+function fileCard(attachment) {
+  const link = externalLink(safeUrl(attachment.url), 'attachment-file');
+  const kind = attachment.content_type || attachment.type || 'file';
+  const size = attachment.size_bytes ? ` · ${formatSize(attachment.size_bytes)}` : '';
+  const text = el('span', 'file-text');
+  text.append(
+    el('span', 'file-name', attachment.name || attachment.url),
+    el('span', 'file-type', `${kind}${size}`),
+  );
+  link.append(paperclip(), text);
+  return link;
 }
 
 function paperclip() {
@@ -505,6 +607,7 @@ function renderMessage(view, message) {
   pending?.remove();
   placeBySeq(node, message.seq);
   renderHistoryControls(view);
+  renderQuickReplies(view);
   if (stick) scrollToBottom();
 }
 
@@ -517,12 +620,14 @@ function renderStream(view, replyId, text) {
     node.dataset.replyId = replyId;
     // Announced once complete, as the stored message, not word by word.
     node.setAttribute('aria-hidden', 'true');
-    node.append(el('div', 'bubble'));
+    node.append(el('div', 'bubble markdown'));
     node.append(el('p', 'message-meta', `${botName(view.info.bot_id)} · writing…`));
     ui.messages.append(node);
+    renderQuickReplies(view);
   }
-  node.querySelector('.bubble').textContent = text;
-  if (stick) scrollToBottom();
+  renderMarkdownSoon(node.querySelector('.bubble'), text, () => {
+    if (stick) scrollToBottom();
+  });
 }
 
 function renderPending(view, clientId) {
@@ -539,6 +644,7 @@ function renderPending(view, clientId) {
     node.append(el('div', 'bubble', entry.content));
     node.append(el('p', 'message-meta', 'Sending…'));
     ui.messages.append(node);
+    renderQuickReplies(view);
     scrollToBottom();
   }
   if (entry.error) {
@@ -559,8 +665,57 @@ function renderConversation(view) {
   ui.messages.removeAttribute('aria-busy');
   renderHistoryControls(view);
   renderHeader(view);
+  renderQuickReplies(view);
   setBotTyping(view, view.botTyping);
   scrollToBottom();
+}
+
+/**
+ * The quick replies of the newest message, when it is a bot's (or anyone's but the
+ * user's) and nothing has followed it: no answer on its way, no reply streaming.
+ */
+function quickRepliesOf(view) {
+  if (view.info.status === 'archived' || view.pending.size > 0 || view.streams.size > 0) return null;
+  let newest = null;
+  for (const message of view.messages.values()) {
+    if (!newest || message.seq > newest.seq) newest = message;
+  }
+  if (!newest || newest.sender === 'user') return null;
+  const suggestions = (newest.suggestions ?? []).filter((s) => typeof s?.text === 'string' && s.text.trim());
+  return suggestions.length > 0 ? { message: newest, suggestions } : null;
+}
+
+/**
+ * Shows the quick replies as buttons under the newest message, in a live region, so
+ * that a screen reader reads them out as they come; they go once the user answers.
+ */
+function renderQuickReplies(view) {
+  if (view !== current()) return;
+  const offer = quickRepliesOf(view);
+  const shownFor = ui.quickReplies.dataset.for ?? '';
+  if ((offer?.message.id ?? '') === shownFor) return;
+  if (!offer) {
+    delete ui.quickReplies.dataset.for;
+    ui.quickReplies.hidden = true;
+    ui.quickReplies.replaceChildren();
+    return;
+  }
+  ui.quickReplies.dataset.for = offer.message.id;
+  const group = el('div', 'quick-reply-buttons');
+  group.setAttribute('role', 'group');
+  group.setAttribute('aria-label', 'Suggested replies');
+  for (const suggestion of offer.suggestions) {
+    const button = el('button', 'quick-reply', suggestion.text);
+    button.type = 'button';
+    button.addEventListener('click', () => {
+      const metadata = suggestion.value === undefined ? undefined : { suggestion_value: suggestion.value };
+      sendText(view, suggestion.text, metadata);
+      ui.input.focus();
+    });
+    group.append(button);
+  }
+  ui.quickReplies.replaceChildren(el('span', 'visually-hidden', 'Suggested replies:'), group);
+  ui.quickReplies.hidden = false;
 }
 
 function renderHistoryControls(view) {
@@ -650,6 +805,8 @@ function showBotDescription() {
 }
 
 async function refreshList() {
+  // The widget shows one conversation and no list.
+  if (embed) return;
   const status = state.listStatus;
   const { conversations } = await api(`/conversations?status=${status}&limit=100`);
   if (status !== state.listStatus) return;
@@ -737,10 +894,13 @@ async function openConversation(id) {
 
 function closeConversation() {
   state.currentId = null;
-  history.replaceState(null, '', location.pathname);
+  history.replaceState(null, '', location.pathname + location.search);
   ui.conversation.hidden = true;
   ui.emptyState.hidden = false;
   ui.messages.replaceChildren();
+  ui.quickReplies.hidden = true;
+  ui.quickReplies.replaceChildren();
+  delete ui.quickReplies.dataset.for;
   renderList();
 }
 
@@ -772,26 +932,38 @@ async function loadOlder() {
   }
 }
 
-async function sendMessage(event) {
+function sendMessage(event) {
   event.preventDefault();
   const view = current();
   const content = ui.input.value.trim();
   if (!view || !content) return;
-  const clientId = crypto.randomUUID();
-  view.pending.set(clientId, { content, error: null });
-  renderPending(view, clientId);
   ui.input.value = '';
   autosize();
-  const frame = { type: 'message', conversation_id: view.info.id, content, client_message_id: clientId, ref: clientId };
-  if (send(frame)) return;
-  // Offline: REST stores it now; the message itself comes with the resume replay.
+  sendText(view, content);
+}
+
+/**
+ * Sends `content` as the user's message, shown at once as pending. Over the socket
+ * when it is open; through REST when it is not, or when there is `metadata` (a
+ * socket frame carries none).
+ */
+async function sendText(view, content, metadata) {
+  const clientId = crypto.randomUUID();
+  view.pending.set(clientId, { content, metadata, error: null });
+  renderPending(view, clientId);
+  if (!metadata) {
+    const frame = { type: 'message', conversation_id: view.info.id, content, client_message_id: clientId, ref: clientId };
+    if (send(frame)) return;
+  }
+  // Offline, REST stores it now and the message itself comes with the resume replay;
+  // online, it comes over the socket like any other.
   try {
     await api(`/conversations/${encodeURIComponent(view.info.id)}/messages`, {
       method: 'POST',
-      body: { content, client_message_id: clientId },
+      body: metadata ? { content, client_message_id: clientId, metadata } : { content, client_message_id: clientId },
     });
     const entry = view.pending.get(clientId);
-    if (entry && view === current()) {
+    if (entry && view === current() && !state.socketOpen) {
       const node = ui.messages.querySelector(`[data-pending="${CSS.escape(clientId)}"] .message-meta`);
       if (node) node.textContent = 'Sent — waiting for the connection';
     }
@@ -851,6 +1023,67 @@ function resetConversations() {
   // A new guest sees none of the old guest's conversations.
   state.convs.clear();
   if (state.currentId) closeConversation();
+  if (embed) openEmbedded().catch((error) => toast(`Could not open the chat: ${error.message}`));
+}
+
+// ---------------------------------------------------------------------------
+// The widget's frame: one conversation with one bot.
+// ---------------------------------------------------------------------------
+
+/** Lays the page out for the widget's frame, in the site's colour when it gave one. */
+function setUpEmbedded() {
+  ui.body.classList.add('embed');
+  // The connection state stays visible (and spoken) above the messages.
+  ui.conversation.prepend(ui.connection);
+  if (embed.title) document.title = embed.title;
+  const accent = embed.color && CSS.supports('color', embed.color) ? embed.color : null;
+  if (accent) {
+    const root = document.documentElement.style;
+    root.setProperty('--accent', accent);
+    root.setProperty('--accent-hover', accent);
+    root.setProperty('--accent-text', isLight(accent) ? '#111827' : '#ffffff');
+  }
+}
+
+/** Whether `color` is light enough to need dark text on it. */
+function isLight(color) {
+  const probe = el('span');
+  probe.style.color = color;
+  document.body.append(probe);
+  const [r, g, b] = getComputedStyle(probe).color.match(/[\d.]+/g).map(Number);
+  probe.remove();
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b > 160;
+}
+
+/** Opens the conversation this browser has with the widget's bot, or starts one. */
+async function openEmbedded() {
+  const botId = embed.bot;
+  if (!botId || !state.bots.has(botId)) {
+    ui.emptyState.querySelector('h2').textContent = 'This chat is not available';
+    ui.emptyState.querySelector('p').textContent = botId
+      ? `There is no bot "${botId}" here.`
+      : 'The page that shows this chat names no bot (data-bot).';
+    $('empty-start').hidden = true;
+    return;
+  }
+  const key = `${EMBED_KEY_PREFIX}${botId}`;
+  let id = localStorage.getItem(key);
+  if (id) {
+    try {
+      const info = await api(`/conversations/${encodeURIComponent(id)}`);
+      // An archived one (by retention, say) cannot take messages: start afresh.
+      if (info.status !== 'active' || info.bot_id !== botId) id = null;
+    } catch (error) {
+      if (error.status !== 404) throw error;
+      id = null;
+    }
+  }
+  if (!id) {
+    const started = await api('/conversations/start', { method: 'POST', body: { bot_id: botId } });
+    id = started.conversation_id;
+    localStorage.setItem(key, id);
+  }
+  await openConversation(id);
 }
 
 // ---------------------------------------------------------------------------
@@ -971,6 +1204,7 @@ window.confabDebug = {
 
 async function main() {
   wire();
+  if (embed) setUpEmbedded();
   try {
     await ensureToken().then((auth) => {
       state.auth = auth;
@@ -980,8 +1214,16 @@ async function main() {
     toast(`confab is unreachable: ${error.message}`);
   }
   connect();
-  const wanted = location.hash.slice(1) || state.conversations[0]?.id;
-  if (wanted) await openConversation(wanted);
+  if (embed) {
+    try {
+      await openEmbedded();
+    } catch (error) {
+      toast(`Could not open the chat: ${error.message}`);
+    }
+  } else {
+    const wanted = location.hash.slice(1) || state.conversations[0]?.id;
+    if (wanted) await openConversation(wanted);
+  }
   document.documentElement.dataset.ready = 'true';
 }
 

@@ -144,12 +144,36 @@ pub struct EventSettings {
 
 /// The chat page served at `/` (`[web]` in `confab.toml`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(from = "WebSettingsFile")]
 pub struct WebSettings {
-    /// Pages allowed to show the chat page in a frame, as CSP `frame-ancestors`
-    /// sources: `'self'`, or origins such as `https://shop.example.com`. None (the
-    /// default): the page cannot be framed.
-    pub frame_ancestors: Vec<String>,
+    /// Sites that may embed the chat (the widget of `/widget.js`, or the page in a
+    /// frame): `'self'` or origins such as `https://shop.example.com`. They become the
+    /// page's CSP `frame-ancestors` and join `limits.cors_origins`. None (the
+    /// default): no site can frame the page. `frame_ancestors`, its older name, is
+    /// still read.
+    pub embed_origins: Vec<String>,
+}
+
+/// What `[web]` may say: [`WebSettings`] and `frame_ancestors`, the older name of
+/// `embed_origins`. Not a serde alias: the defaults always name `embed_origins`, so
+/// an old file would name the field twice; the old entries join the new ones.
+#[derive(Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct WebSettingsFile {
+    embed_origins: Vec<String>,
+    frame_ancestors: Vec<String>,
+}
+
+impl From<WebSettingsFile> for WebSettings {
+    fn from(file: WebSettingsFile) -> Self {
+        let mut embed_origins = file.embed_origins;
+        for origin in file.frame_ancestors {
+            if !embed_origins.contains(&origin) {
+                embed_origins.push(origin);
+            }
+        }
+        Self { embed_origins }
+    }
 }
 
 /// Direct Line 3.0 under `/v3/directline` (`[directline]` in `confab.toml`): which

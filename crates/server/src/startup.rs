@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::serve::ListenerExt as _;
-use confab_api_axum::config::FrameAncestors;
+use confab_api_axum::config::EmbedOrigins;
 use confab_api_axum::limits::{LimitSettings, Limiter, SendRate};
 use confab_api_axum::ops::Operations;
 use confab_api_axum::shutdown::{Shutdown, ShutdownTrigger};
@@ -80,6 +80,9 @@ impl App {
             },
         ));
         let auth = Arc::new(Auth::new(secret.as_bytes()));
+        let embed_origins = EmbedOrigins::parse(&config.web.embed_origins).map_err(|problem| {
+            anyhow::anyhow!("invalid configuration key `web.embed_origins`: {problem}")
+        })?;
         let limits = &config.limits;
         let limiter = Limiter::new(
             LimitSettings {
@@ -107,13 +110,7 @@ impl App {
                 guest_token_ttl: config.guest_token_ttl,
                 wait_timeout: config.wait_timeout,
                 ws: config.ws,
-                frame_ancestors: FrameAncestors::parse(&config.web.frame_ancestors).map_err(
-                    |problem| {
-                        anyhow::anyhow!(
-                            "invalid configuration key `web.frame_ancestors`: {problem}"
-                        )
-                    },
-                )?,
+                embed_origins: embed_origins.clone(),
                 directline: config.directline.resolve(|name| std::env::var(name).ok())?,
             },
         };
@@ -123,7 +120,13 @@ impl App {
             Operations {
                 readiness,
                 metrics: Arc::new(move || metrics.render()),
-                cors_origins: config.limits.cors_origins.clone(),
+                cors_origins: config
+                    .limits
+                    .cors_origins
+                    .iter()
+                    .chain(embed_origins.cors_origins())
+                    .cloned()
+                    .collect(),
                 readiness_timeout: crate::monitoring::READINESS_TIMEOUT,
             },
         )

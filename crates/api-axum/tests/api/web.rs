@@ -1,27 +1,38 @@
-//! The chat page as a browser fetches it: `/`, `/app.js` and `/app.css` from
-//! `router`, without a token, with their content types and cache validators.
+//! The chat page as a browser fetches it: `/`, its scripts and style sheet, the
+//! widget and the vendored libraries from `router`, without a token, with their
+//! content types, cache headers and validators, and the Content-Security-Policy of
+//! the embedding sites.
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use confab_api_axum::ApiConfig;
+use confab_api_axum::config::EmbedOrigins;
 use confab_domain::testing::{ScriptedEngine, TestPorts};
 use tower::ServiceExt as _;
 
 use crate::helpers::app_over;
 
-fn app() -> Router {
+fn app_with(config: ApiConfig) -> Router {
     let ports = TestPorts::with_engine(ScriptedEngine::echo());
-    app_over(ports, ApiConfig::default()).router
+    app_over(ports, config).router
 }
 
 /// GETs `uri` with `headers`; answers the status, the headers and the body as text.
 async fn get(uri: &str, headers: &[(header::HeaderName, &str)]) -> (StatusCode, HeaderMap, String) {
+    get_from(app_with(ApiConfig::default()), uri, headers).await
+}
+
+async fn get_from(
+    app: Router,
+    uri: &str,
+    headers: &[(header::HeaderName, &str)],
+) -> (StatusCode, HeaderMap, String) {
     let mut request = Request::builder().uri(uri);
     for (name, value) in headers {
         request = request.header(name, *value);
     }
-    let response = app()
+    let response = app
         .oneshot(request.body(Body::empty()).expect("request"))
         .await
         .expect("the router is infallible");
@@ -91,6 +102,7 @@ async fn the_page_loads_its_files_from_this_server_and_nothing_from_elsewhere() 
     for (_, _, text) in [
         get("/", &[]).await,
         get("/app.js", &[]).await,
+        get("/markdown.js", &[]).await,
         get("/app.css", &[]).await,
     ] {
         // The SVG namespace is a name, not a place anything is fetched from.
@@ -124,5 +136,66 @@ async fn the_page_is_not_served_under_the_api_prefix() {
     assert_eq!(
         header_of(&headers, &header::CONTENT_TYPE),
         "application/problem+json"
+    );
+}
+
+#[tokio::test]
+async fn the_vendored_libraries_are_cached_for_a_year_and_the_page_s_own_files_are_not() {
+    for path in [
+        "/vendor/marked-18.3.0.esm.js",
+        "/vendor/dompurify-3.5.0.es.mjs",
+    ] {
+        let (status, headers, body) = get(path, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(
+            header_of(&headers, &header::CONTENT_TYPE),
+            "text/javascript; charset=utf-8"
+        );
+        assert_eq!(
+            header_of(&headers, &header::CACHE_CONTROL),
+            "public, max-age=31536000, immutable"
+        );
+        assert!(body.contains("export"), "{path} is not an ES module");
+    }
+    for path in ["/", "/app.js", "/markdown.js", "/app.css", "/widget.js"] {
+        let (status, headers, _) = get(path, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(
+            header_of(&headers, &header::CACHE_CONTROL),
+            "no-cache",
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_page_lets_images_come_from_https_and_nothing_else_from_elsewhere() {
+    let (_, headers, _) = get("/", &[]).await;
+    let policy = header_of(&headers, &header::CONTENT_SECURITY_POLICY);
+    let directives: Vec<&str> = policy.split("; ").collect();
+    assert!(
+        directives.contains(&"img-src 'self' data: https:"),
+        "{policy}"
+    );
+    assert!(directives.contains(&"script-src 'self'"), "{policy}");
+    assert!(directives.contains(&"frame-ancestors 'none'"), "{policy}");
+}
+
+#[tokio::test]
+async fn the_embedding_sites_are_the_page_s_frame_ancestors() {
+    let config = ApiConfig {
+        embed_origins: EmbedOrigins::parse(&["https://shop.example.com", "http://127.0.0.1:8081"])
+            .expect("origins"),
+        ..ApiConfig::default()
+    };
+    let (_, headers, _) = get_from(app_with(config), "/", &[]).await;
+    let policy = header_of(&headers, &header::CONTENT_SECURITY_POLICY);
+    assert!(
+        policy.ends_with("; frame-ancestors https://shop.example.com http://127.0.0.1:8081"),
+        "{policy}"
+    );
+    assert!(
+        headers.get(header::X_FRAME_OPTIONS).is_none(),
+        "{headers:?}"
     );
 }

@@ -1,7 +1,8 @@
 //! The chat page's security headers as the server sends them: a Content-Security-
-//! Policy that allows only the page's own scripts, styles and socket, framing as
-//! `web.frame_ancestors` says (no one by default), `nosniff`, a referrer policy, and
-//! no CORS unless configured. A bad `web.frame_ancestors` stops the start.
+//! Policy that allows only the page's own scripts, styles and socket (and `https:`
+//! images), framing as `web.embed_origins` says (no one by default), `nosniff`, a
+//! referrer policy, and no CORS unless configured; an embedding site is allowed by
+//! CORS too. A bad `web.embed_origins` stops the start.
 
 use confab_server::{App, Config};
 use reqwest::header::{self, HeaderMap};
@@ -18,7 +19,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &header::HeaderName) -> &'a str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_allows_only_its_own_scripts_styles_and_socket_and_no_framing_by_default() {
     let app = spawn_app(Backend::Sqlite).await;
-    for path in ["/", "/app.js", "/app.css"] {
+    for path in ["/", "/app.js", "/markdown.js", "/app.css", "/widget.js"] {
         let response = app
             .http
             .get(app.url(path))
@@ -34,6 +35,7 @@ async fn the_page_allows_only_its_own_scripts_styles_and_socket_and_no_framing_b
             "default-src 'self'".to_owned(),
             "script-src 'self'".to_owned(),
             "style-src 'self'".to_owned(),
+            "img-src 'self' data: https:".to_owned(),
             format!("connect-src 'self' ws://{host} wss://{host}"),
             "object-src 'none'".to_owned(),
             "base-uri 'none'".to_owned(),
@@ -77,10 +79,10 @@ async fn the_page_has_no_inline_script_or_style_for_the_policy_to_block() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_site_named_in_frame_ancestors_may_frame_the_page() {
+async fn a_site_named_in_embed_origins_may_frame_the_page_and_call_the_api() {
     let app = spawn_app_with(Backend::Sqlite, |config| {
-        config.web.frame_ancestors =
-            vec!["'self'".to_owned(), "https://shop.example.com".to_owned()];
+        config.web.embed_origins =
+            vec!["'self'".to_owned(), "https://Shop.Example.com/".to_owned()];
     })
     .await;
     let response = app.get_public("/").await;
@@ -95,15 +97,69 @@ async fn a_site_named_in_frame_ancestors_may_frame_the_page() {
         headers.get(header::X_FRAME_OPTIONS).is_none(),
         "{headers:?}"
     );
+
+    let preflight = app
+        .http
+        .request(reqwest::Method::OPTIONS, app.url("/conversations"))
+        .header(header::ORIGIN, "https://shop.example.com")
+        .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+        .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{preflight:?}");
+    assert_eq!(
+        header(preflight.headers(), &header::ACCESS_CONTROL_ALLOW_ORIGIN),
+        "https://shop.example.com"
+    );
+    let elsewhere = app
+        .http
+        .get(app.url("/healthz"))
+        .header(header::ORIGIN, "https://elsewhere.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        elsewhere
+            .headers()
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .is_none(),
+        "{elsewhere:?}"
+    );
     app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_frame_ancestor_that_is_not_a_source_stops_the_start() {
+async fn embed_origins_join_the_cors_origins_rather_than_replace_them() {
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config.web.embed_origins = vec!["http://127.0.0.1:9".to_owned()];
+        config.limits.cors_origins = vec!["https://console.example.com".to_owned()];
+    })
+    .await;
+    for origin in ["http://127.0.0.1:9", "https://console.example.com"] {
+        let response = app
+            .http
+            .get(app.url("/healthz"))
+            .header(header::ORIGIN, origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            header(response.headers(), &header::ACCESS_CONTROL_ALLOW_ORIGIN),
+            origin
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embed_origin_that_is_not_an_origin_stops_the_start() {
     for bad in [
         vec!["https://shop.example.com; script-src *".to_owned()],
         vec!["'none'".to_owned(), "'self'".to_owned()],
         vec!["'unsafe-inline'".to_owned()],
+        vec!["https://*.example.com".to_owned()],
+        vec!["https://shop.example.com/chat".to_owned()],
         vec![String::new()],
     ] {
         let database = TestDatabase::create(Backend::Sqlite).await;
@@ -112,12 +168,12 @@ async fn a_frame_ancestor_that_is_not_a_source_stops_the_start() {
             database_url: database.url.clone(),
             ..Config::default()
         };
-        config.web.frame_ancestors = bad.clone();
+        config.web.embed_origins = bad.clone();
         let Err(error) = App::build(config).await else {
             panic!("{bad:?} was accepted");
         };
         assert!(
-            error.to_string().contains("`web.frame_ancestors`"),
+            error.to_string().contains("`web.embed_origins`"),
             "{bad:?}: {error}"
         );
     }

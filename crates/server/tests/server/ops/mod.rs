@@ -1,6 +1,6 @@
 //! Operations tests of the `confab` server: configuration precedence and errors, the
 //! CLI, metrics, readiness through a database outage, limits, graceful shutdown of
-//! the real binary under SIGTERM, and the chat page's security headers.
+//! the real binary under SIGTERM, the chat page's security headers and its files.
 
 mod cli;
 mod headers;
@@ -10,3 +10,4 @@ mod observability;
 mod readiness;
 mod settings;
 mod shutdown;
+mod web;
