@@ -14,6 +14,7 @@ import { randomUUID } from 'node:crypto';
 import directLineJs from 'botframework-directlinejs';
 import { WebSocket } from 'ws';
 import XMLHttpRequest from 'xhr2';
+import { run, step } from './harness.mjs';
 
 // directlinejs is written for browsers: it calls the global WebSocket and, through
 // rxjs's ajax, the global XMLHttpRequest. Node 20 has neither.
@@ -33,19 +34,6 @@ const RUN_TIMEOUT_MS = 150_000;
 
 assert.ok(SECRET, 'DL_SECRET_ECHO must hold the echo bot\'s Direct Line secret');
 assert.equal(new URL(BASE).hostname, '127.0.0.1', 'the server under test must be on 127.0.0.1');
-
-const runTimer = setTimeout(() => {
-  console.error(`directline-node: the whole run took longer than ${RUN_TIMEOUT_MS / 1000} s (at step "${stepName}")`);
-  process.exit(2);
-}, RUN_TIMEOUT_MS);
-
-let stepName = '';
-async function step(name, body) {
-  stepName = name;
-  const started = Date.now();
-  await body();
-  console.log(`  ok  ${name} (${Date.now() - started} ms)`);
-}
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -320,15 +308,4 @@ async function main() {
   await scenario('polling', { webSocket: false, pollingInterval: 300 });
 }
 
-main().then(
-  () => {
-    clearTimeout(runTimer);
-    console.log('directline-node: all steps passed');
-    // Nothing should keep node alive now; exit anyway so a lingering timer cannot hang CI.
-    process.exit(0);
-  },
-  (error) => {
-    console.error(`directline-node: FAILED at step "${stepName}"\n${error.stack ?? error}`);
-    process.exit(1);
-  },
-);
+run('directline-node', RUN_TIMEOUT_MS, main);

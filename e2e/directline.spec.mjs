@@ -21,6 +21,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { CHROMIUM_ARGS, run, step } from './harness.mjs';
 
 const BASE = process.env.CONFAB_E2E_URL ?? 'http://127.0.0.1:8080';
 const DOMAIN = `${BASE}/v3/directline`;
@@ -36,16 +37,6 @@ const STEP_TIMEOUT_MS = 20_000;
 // Web Chat's directlinejs reopens a dropped socket 3 to 15 s later (its retry delay).
 const RECONNECT_TIMEOUT_MS = 30_000;
 const RUN_TIMEOUT_MS = 240_000;
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const WEBCHAT_PACKAGE = path.join(HERE, 'node_modules', 'botframework-webchat');
@@ -56,19 +47,6 @@ for (const [bot, secret] of Object.entries(SECRETS)) {
   assert.ok(secret, `DL_SECRET_${bot.toUpperCase()} must hold the ${bot} bot's Direct Line secret`);
 }
 assert.equal(new URL(BASE).hostname, '127.0.0.1', 'the server under test must be on 127.0.0.1');
-
-const runTimer = setTimeout(() => {
-  console.error(`directline e2e: the whole run took longer than ${RUN_TIMEOUT_MS / 1000} s (at step "${stepName}")`);
-  process.exit(2);
-}, RUN_TIMEOUT_MS);
-
-let stepName = '';
-async function step(name, body) {
-  stepName = name;
-  const started = Date.now();
-  await body();
-  console.log(`  ok  ${name} (${Date.now() - started} ms)`);
-}
 
 // ---------------------------------------------------------------------------
 // The site: static files, Web Chat's bundle, and a backend that hands out tokens
@@ -422,13 +400,4 @@ async function main() {
   }
 }
 
-main().then(
-  () => {
-    clearTimeout(runTimer);
-    console.log(`directline e2e: all steps passed; screenshots in ${SHOTS}`);
-  },
-  (error) => {
-    console.error(`directline e2e: FAILED at step "${stepName}"\n${error.stack ?? error}`);
-    process.exit(1);
-  },
-);
+run('directline e2e', RUN_TIMEOUT_MS, main, `; screenshots in ${SHOTS}`);

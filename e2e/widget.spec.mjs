@@ -12,6 +12,7 @@ import { mkdir } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
+import { CHROMIUM_ARGS, run, step } from './harness.mjs';
 
 const BASE = process.env.CONFAB_E2E_URL ?? 'http://127.0.0.1:8080';
 const SHOTS = process.env.CONFAB_E2E_SCREENSHOTS ?? 'target/e2e';
@@ -19,29 +20,6 @@ const CHROMIUM = process.env.CONFAB_E2E_CHROMIUM ?? '/usr/bin/chromium';
 const EMBED_PORT = Number(process.env.CONFAB_E2E_EMBED_PORT ?? 8081);
 const STEP_TIMEOUT_MS = 15_000;
 const RUN_TIMEOUT_MS = 120_000;
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
-const runTimer = setTimeout(() => {
-  console.error(`e2e: the whole widget run took longer than ${RUN_TIMEOUT_MS / 1000} s`);
-  process.exit(2);
-}, RUN_TIMEOUT_MS);
-
-let stepName = '';
-async function step(name, body) {
-  stepName = name;
-  const started = Date.now();
-  await body();
-  console.log(`  ok  ${name} (${Date.now() - started} ms)`);
-}
 
 // ---------------------------------------------------------------------------
 // The shops: a page with the snippet at `/`, the same page without it at `/plain`.
@@ -220,13 +198,4 @@ async function main() {
   }
 }
 
-main().then(
-  () => {
-    clearTimeout(runTimer);
-    console.log(`e2e: all widget steps passed; screenshots in ${SHOTS}`);
-  },
-  (error) => {
-    console.error(`e2e: FAILED at step "${stepName}"\n${error.stack ?? error}`);
-    process.exit(1);
-  },
-);
+run('e2e: widget', RUN_TIMEOUT_MS, main, `; screenshots in ${SHOTS}`);
