@@ -13,11 +13,19 @@ pub struct Client {
     pub http: reqwest::Client,
 }
 
+/// The longest any one request of these helpers may take: past it the test fails with
+/// a timeout instead of hanging the suite. Twice the server's own request time limit,
+/// so that every answer the server gives arrives first.
+const REQUEST_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Client {
     pub fn of(address: SocketAddr) -> Self {
         Self {
             base: format!("http://{address}"),
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .timeout(REQUEST_LIMIT)
+                .build()
+                .expect("an HTTP client"),
         }
     }
 
