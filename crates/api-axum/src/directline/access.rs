@@ -26,8 +26,6 @@ pub(crate) struct Opened {
     /// The conversation's user, as whom the request acts.
     pub caller: Caller,
     pub conversation: Conversation,
-    /// The conversation's bot's display name, for the activities' `from.name`.
-    pub bot_name: String,
 }
 
 /// Reads `Authorization: Bearer …` (or, for the stream, the `t` query parameter the
@@ -95,11 +93,9 @@ pub(crate) async fn open(
             state.service.conversation(&bot_caller(bot)?, id).await?
         }
     };
-    let bot_name = bot_name(state, &conversation.bot_id).await;
     Ok(Opened {
         caller: Caller::user(conversation.user_id.clone()),
         conversation,
-        bot_name,
     })
 }
 
@@ -112,7 +108,8 @@ fn bot_caller(bot: &BotId) -> Result<Caller, DirectLineError> {
     })
 }
 
-/// The bot's display name; its id when the bot is gone (its conversations stay).
+/// The bot's display name, for the activities' `from.name`; its id when the bot is
+/// gone (its conversations stay). Asked only where activities are written.
 pub(crate) async fn bot_name(state: &AppState, bot: &BotId) -> String {
     match state.service.bot(bot).await {
         Ok(Bot { name, .. }) => name.as_str().to_owned(),

@@ -40,8 +40,8 @@ pub(crate) async fn generate_token(
         ));
     };
     let request = body?.map(|ApiJson(request)| request).unwrap_or_default();
-    let conversation = start(&state, &bot, &request).await?;
-    Ok(Json(grant(&state, &conversation.0, conversation.1, None)?))
+    let (user, conversation) = start(&state, &bot, &request).await?;
+    Ok(Json(grant(&state, &user, conversation, None)?))
 }
 
 /// `POST /tokens/refresh`: a new token for the same conversation and user.
@@ -49,17 +49,13 @@ pub(crate) async fn refresh_token(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<ConversationGrantBody>, DirectLineError> {
-    let Credential::Token(token) = access::credential(&state, &headers, None)? else {
+    let credential = access::credential(&state, &headers, None)?;
+    let Credential::Token(token) = &credential else {
         return Err(DirectLineError::bad_argument(
             "a secret does not expire; refresh a token, not a secret",
         ));
     };
-    let opened = access::open(
-        &state,
-        &Credential::Token(token.clone()),
-        token.conversation,
-    )
-    .await?;
+    let opened = access::open(&state, &credential, token.conversation).await?;
     Ok(Json(grant(
         &state,
         &opened.caller.user_id,
@@ -167,11 +163,12 @@ pub(crate) async fn get_activities(
         )
         .await?;
     let last = page.messages.last().map_or(after, |message| message.seq);
+    let bot_name = access::bot_name(&state, &opened.conversation.bot_id).await;
     Ok(Json(ActivitySet {
         activities: page
             .messages
             .iter()
-            .map(|message| mapping::activity_of(message, &opened.bot_name))
+            .map(|message| mapping::activity_of(message, &bot_name))
             .collect(),
         watermark: Some(mapping::watermark_of(last)),
     }))

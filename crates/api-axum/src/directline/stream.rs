@@ -57,6 +57,7 @@ pub(crate) async fn upgrade(
     let after = mapping::parse_watermark(query.watermark.as_deref())
         .map_err(DirectLineError::bad_argument)?;
     let opened = access::open(&state, &credential, parse_conversation(&id)?).await?;
+    let bot_name = access::bot_name(&state, &opened.conversation.bot_id).await;
     let upgrade =
         upgrade.map_err(|rejection| DirectLineError::bad_argument(rejection.body_text()))?;
     let slot = state
@@ -72,7 +73,9 @@ pub(crate) async fn upgrade(
                 let shutdown = state.shutdown.clone();
                 let open = metrics::gauge!(crate::observability::WEBSOCKETS_OPEN);
                 open.increment(1.0);
-                shutdown.track(serve(socket, state, opened, after)).await;
+                shutdown
+                    .track(serve(socket, state, opened, bot_name, after))
+                    .await;
                 open.decrement(1.0);
                 drop(slot);
             }
@@ -96,6 +99,7 @@ async fn serve(
     mut socket: WebSocket,
     state: AppState,
     opened: Opened,
+    bot_name: String,
     after: confab_domain::message::Seq,
 ) {
     let settings = state.config.ws;
@@ -118,7 +122,7 @@ async fn serve(
                             if matches!(event.kind, EventKind::Deleted) {
                                 break End::Deleted;
                             }
-                            let Some(set) = activity_set(&event, &opened, &mut typing_sent) else {
+                            let Some(set) = activity_set(&event, &opened, &bot_name, &mut typing_sent) else {
                                 continue;
                             };
                             if !send_set(&mut socket, &set, settings.send_timeout).await {
@@ -175,6 +179,7 @@ async fn serve(
 fn activity_set(
     event: &ConversationEvent,
     opened: &Opened,
+    bot_name: &str,
     typing_sent: &mut Option<Instant>,
 ) -> Option<ActivitySet> {
     let conversation = &opened.conversation;
@@ -183,7 +188,7 @@ fn activity_set(
             conversation.id,
             sender,
             conversation.bot_id.as_str(),
-            &opened.bot_name,
+            bot_name,
         )],
         watermark: None,
     };
@@ -193,7 +198,7 @@ fn activity_set(
                 *typing_sent = None;
             }
             Some(ActivitySet {
-                activities: vec![mapping::activity_of(message, &opened.bot_name)],
+                activities: vec![mapping::activity_of(message, bot_name)],
                 watermark: Some(mapping::watermark_of(message.seq)),
             })
         }

@@ -141,15 +141,14 @@ async fn a_direct_line_stream_on_one_instance_sees_activities_posted_on_another(
         return;
     };
     let (a, b) = (0, 1);
-    let http = reqwest::Client::new();
-    let directline =
-        |index: usize, path: &str| format!("http://{}/v3/directline{path}", cluster.address(index));
-    let started: Value = http
-        .post(directline(a, "/conversations"))
-        .bearer_auth(SECRET)
-        .send()
+    let started: Value = cluster
+        .client(a)
+        .post(
+            SECRET,
+            "/v3/directline/conversations",
+            serde_json::json!({}),
+        )
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -160,13 +159,14 @@ async fn a_direct_line_stream_on_one_instance_sees_activities_posted_on_another(
         .unwrap();
     // Instance B accepts A's token (one signing key) and stores the message; A's
     // stream delivers it and the echo, whichever instance answered.
-    let posted = http
-        .post(directline(b, &format!("/conversations/{id}/activities")))
-        .bearer_auth(token)
-        .json(&serde_json::json!({ "type": "message", "text": "across", "channelData": { "clientActivityID": "x1" } }))
-        .send()
-        .await
-        .unwrap();
+    let posted = cluster
+        .client(b)
+        .post(
+            token,
+            &format!("/v3/directline/conversations/{id}/activities"),
+            serde_json::json!({ "type": "message", "text": "across", "channelData": { "clientActivityID": "x1" } }),
+        )
+        .await;
     assert_eq!(posted.status(), 200);
     let mut texts = Vec::new();
     while texts.len() < 2 {
