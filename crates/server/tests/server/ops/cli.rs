@@ -4,29 +4,7 @@
 use confab_api_axum::Auth;
 use confab_domain::user::Role;
 
-use crate::ops::helpers::confab;
-
-/// Runs `confab` in `dir` and returns its stdout; fails the test on a non-zero exit.
-fn run_ok(command: &mut std::process::Command) -> String {
-    let output = command.output().unwrap();
-    assert!(
-        output.status.success(),
-        "confab failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-/// Runs `confab`, expects it to fail and returns its stderr.
-fn run_err(command: &mut std::process::Command) -> String {
-    let output = command.output().unwrap();
-    assert!(!output.status.success(), "confab should have failed");
-    String::from_utf8(output.stderr).unwrap()
-}
-
-fn printed(stdout: &str) -> toml::Table {
-    stdout.parse::<toml::Table>().unwrap()
-}
+use crate::ops::helpers::{confab, printed, run_err, run_ok};
 
 #[test]
 fn flags_override_environment_variables_which_override_the_file() {

@@ -44,3 +44,26 @@ pub fn confab() -> Command {
         .env_remove("RUST_LIB_BACKTRACE");
     command
 }
+
+/// Runs `confab` and returns its stdout; fails the test on a non-zero exit.
+pub fn run_ok(command: &mut std::process::Command) -> String {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "confab failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Runs `confab`, expects it to fail and returns its stderr.
+pub fn run_err(command: &mut std::process::Command) -> String {
+    let output = command.output().unwrap();
+    assert!(!output.status.success(), "confab should have failed");
+    String::from_utf8(output.stderr).unwrap()
+}
+
+/// `confab config print`'s output as a table.
+pub fn printed(stdout: &str) -> toml::Table {
+    stdout.parse::<toml::Table>().unwrap()
+}

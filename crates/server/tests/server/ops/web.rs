@@ -6,7 +6,7 @@
 use reqwest::header;
 
 use crate::helpers::{Backend, spawn_app};
-use crate::ops::helpers::confab;
+use crate::ops::helpers::{confab, printed, run_err, run_ok};
 
 const YEAR: &str = "public, max-age=31536000, immutable";
 
@@ -138,17 +138,9 @@ fn frame_ancestors_the_older_name_of_embed_origins_still_loads_from_a_file() {
         "[web]\nframe_ancestors = [\"https://shop.example.com\"]\n",
     )
     .unwrap();
-    let output = confab()
-        .current_dir(dir.path())
-        .args(["config", "print"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let printed: toml::Table = String::from_utf8(output.stdout).unwrap().parse().unwrap();
+    let printed = printed(&run_ok(
+        confab().current_dir(dir.path()).args(["config", "print"]),
+    ));
     assert_eq!(
         printed["web"]["embed_origins"],
         toml::Value::Array(vec!["https://shop.example.com".into()])
@@ -158,18 +150,12 @@ fn frame_ancestors_the_older_name_of_embed_origins_still_loads_from_a_file() {
 #[test]
 fn embed_origins_come_from_the_environment_like_any_key() {
     let dir = tempfile::tempdir().unwrap();
-    let output = confab()
-        .current_dir(dir.path())
-        .env("CONFAB_WEB__EMBED_ORIGINS", r#"["http://127.0.0.1:8081"]"#)
-        .args(["config", "print"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let printed: toml::Table = String::from_utf8(output.stdout).unwrap().parse().unwrap();
+    let printed = printed(&run_ok(
+        confab()
+            .current_dir(dir.path())
+            .env("CONFAB_WEB__EMBED_ORIGINS", r#"["http://127.0.0.1:8081"]"#)
+            .args(["config", "print"]),
+    ));
     assert_eq!(
         printed["web"]["embed_origins"],
         toml::Value::Array(vec!["http://127.0.0.1:8081".into()])
@@ -184,21 +170,15 @@ fn embed_origins_under_both_names_are_joined() {
         "[web]\nframe_ancestors = [\"https://shop.example.com\"]\n",
     )
     .unwrap();
-    let output = confab()
-        .current_dir(dir.path())
-        .env(
-            "CONFAB_WEB__EMBED_ORIGINS",
-            r#"["https://other.example.com"]"#,
-        )
-        .args(["config", "print"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let printed: toml::Table = String::from_utf8(output.stdout).unwrap().parse().unwrap();
+    let printed = printed(&run_ok(
+        confab()
+            .current_dir(dir.path())
+            .env(
+                "CONFAB_WEB__EMBED_ORIGINS",
+                r#"["https://other.example.com"]"#,
+            )
+            .args(["config", "print"]),
+    ));
     assert_eq!(
         printed["web"]["embed_origins"],
         toml::Value::Array(vec![
@@ -218,16 +198,14 @@ fn embed_origins_under_both_names_are_joined() {
 #[test]
 fn a_misspelt_key_of_web_is_still_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let output = confab()
-        .current_dir(dir.path())
-        .env(
-            "CONFAB_WEB__EMBED_ORIGIN",
-            r#"["https://shop.example.com"]"#,
-        )
-        .args(["config", "print"])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    let stderr = run_err(
+        confab()
+            .current_dir(dir.path())
+            .env(
+                "CONFAB_WEB__EMBED_ORIGIN",
+                r#"["https://shop.example.com"]"#,
+            )
+            .args(["config", "print"]),
+    );
     assert!(stderr.contains("embed_origin"), "{stderr}");
 }
