@@ -16,6 +16,7 @@ use confab_domain::conversation::{
     Conversation, ConversationChange, ConversationId, ConversationPage, ListQuery,
 };
 use confab_domain::error::RepoError;
+use confab_domain::handoff::{HandoffChange, HandoffListing};
 use confab_domain::lease::{LeaseHolder, Release};
 use confab_domain::message::{
     Appended, HistoryPage, HistoryQuery, Message, MessageId, NewMessage, Seq,
@@ -74,6 +75,22 @@ impl ConversationRepository for AuditedStore {
     }
     async fn with_pending_replies(&self, limit: u32) -> Result<Vec<ConversationId>, RepoError> {
         self.inner.with_pending_replies(limit).await
+    }
+    async fn change_handoff(
+        &self,
+        id: ConversationId,
+        change: &HandoffChange,
+        notice: &NewMessage,
+    ) -> Result<Message, RepoError> {
+        self.record(format!("handoff of {id} to {}", change.to.as_str()));
+        self.inner.change_handoff(id, change, notice).await
+    }
+    async fn in_handoff(
+        &self,
+        listing: &HandoffListing,
+        limit: u32,
+    ) -> Result<Vec<Conversation>, RepoError> {
+        self.inner.in_handoff(listing, limit).await
     }
 }
 

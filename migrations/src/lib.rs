@@ -28,6 +28,8 @@
 //!   by bot and analytics.
 //! - `m20261203_000001_add_reply_leases`: the lease on a conversation's reply work,
 //!   for several instances on one database.
+//! - `m20261204_000001_add_handoff`: who answers a conversation (bot, queue or
+//!   agent) and the log of handoffs for analytics.
 
 /// Re-exported so that callers can run [`Migrator`] without naming sea-orm-migration.
 pub use sea_orm_migration::MigratorTrait;
@@ -36,6 +38,7 @@ use sea_orm_migration::{MigrationTrait, async_trait};
 mod m20261125_000001_create_tables;
 mod m20261125_000006_create_management_indexes;
 mod m20261203_000001_add_reply_leases;
+mod m20261204_000001_add_handoff;
 
 /// Applies confab's migrations; `Migrator::up(&db, None)` brings a database to the
 /// current schema.
@@ -49,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_tables::Migration),
             Box::new(m20261125_000006_create_management_indexes::Migration),
             Box::new(m20261203_000001_add_reply_leases::Migration),
+            Box::new(m20261204_000001_add_handoff::Migration),
         ]
     }
 }

@@ -130,6 +130,7 @@ impl Auth {
         let (role, bot_id) = match role {
             Role::User => (None, None),
             Role::Admin => (Some("admin".to_owned()), None),
+            Role::Agent => (Some("agent".to_owned()), None),
             Role::Bot(bot) => (Some("bot".to_owned()), Some(bot.to_string())),
         };
         let claims = Claims {
@@ -236,6 +237,7 @@ impl Auth {
         let role = match (claims.role.as_deref(), claims.bot_id.as_deref()) {
             (None | Some("user"), _) => Role::User,
             (Some("admin"), _) => Role::Admin,
+            (Some("agent"), _) => Role::Agent,
             (Some("bot"), Some(bot)) => Role::Bot(BotId::parse(bot).map_err(|_| {
                 ApiError::invalid_token("the token's bot_id is not a valid bot id")
             })?),
@@ -319,7 +321,7 @@ mod tests {
     fn an_issued_token_verifies_to_the_same_caller_and_role() {
         let auth = Auth::new(b"secret");
         let bot = BotId::parse("support").expect("valid bot id");
-        for role in [Role::User, Role::Admin, Role::Bot(bot)] {
+        for role in [Role::User, Role::Admin, Role::Agent, Role::Bot(bot)] {
             let issued = auth
                 .issue(&user("alice"), &role, Duration::from_secs(60))
                 .expect("issued");

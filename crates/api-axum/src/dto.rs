@@ -8,6 +8,7 @@
 use confab_domain::bot::Bot;
 use confab_domain::conversation::{Conversation, ConversationStatus};
 use confab_domain::error::ValidationError;
+use confab_domain::handoff::HandoffState;
 use confab_domain::message::{Attachment, Message, Sender};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -101,6 +102,8 @@ pub enum SenderBody {
     Bot,
     /// confab itself, e.g. to say that a bot failed.
     System,
+    /// A person answering in the bot's place; `sender_id` is their user id.
+    Agent,
 }
 
 impl From<Sender> for SenderBody {
@@ -109,6 +112,29 @@ impl From<Sender> for SenderBody {
             Sender::User => Self::User,
             Sender::Bot => Self::Bot,
             Sender::System => Self::System,
+            Sender::Agent => Self::Agent,
+        }
+    }
+}
+
+/// Who answers a conversation's user, on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HandoffBody {
+    /// Its bot.
+    Bot,
+    /// Nobody yet: it waits in the agents' queue.
+    Waiting,
+    /// The agent named in `handoff_agent`.
+    Agent,
+}
+
+impl From<&HandoffState> for HandoffBody {
+    fn from(state: &HandoffState) -> Self {
+        match state {
+            HandoffState::Bot => Self::Bot,
+            HandoffState::Waiting => Self::Waiting,
+            HandoffState::Agent(_) => Self::Agent,
         }
     }
 }
@@ -437,6 +463,13 @@ pub struct ConversationBody {
     /// Client data, a JSON object.
     #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
+    /// Who answers the user: its bot, nobody yet (waiting for an agent), or an agent.
+    pub handoff: HandoffBody,
+    /// The user id of the agent holding the conversation, while `handoff` is `agent`.
+    pub handoff_agent: Option<String>,
+    /// When the conversation entered its handoff state; null while with its bot.
+    #[schema(format = DateTime)]
+    pub handoff_since: Option<String>,
 }
 
 impl ConversationBody {
@@ -454,6 +487,9 @@ impl ConversationBody {
             session_id: conversation.session_id.to_string(),
             created_at: conversation.created_at.to_rfc3339(),
             metadata: conversation.metadata.to_value(),
+            handoff: HandoffBody::from(&conversation.handoff),
+            handoff_agent: conversation.handoff.holder().map(ToString::to_string),
+            handoff_since: conversation.handoff_since.map(|at| at.to_rfc3339()),
         }
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use confab_domain::error::{DomainError, EventBusError, RepoError, ValidationError, error_chain};
+use confab_domain::handoff::HandoffRefusal;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -37,6 +38,10 @@ pub enum ErrorCode {
     IdempotencyMismatch,
     /// 409: a bot with that id exists already.
     BotExists,
+    /// 409: a claim of a conversation that is not waiting for an agent.
+    HandoffNotWaiting,
+    /// 409: another agent claimed the conversation first (or moved it meanwhile).
+    HandoffTaken,
     /// 413: the body or the message content is too large.
     PayloadTooLarge,
     /// 429: too many requests; `Retry-After` says when to retry.
@@ -59,6 +64,8 @@ impl ErrorCode {
             Self::ConversationArchived => "conversation_archived",
             Self::IdempotencyMismatch => "idempotency_mismatch",
             Self::BotExists => "bot_exists",
+            Self::HandoffNotWaiting => "handoff_not_waiting",
+            Self::HandoffTaken => "handoff_taken",
             Self::PayloadTooLarge => "payload_too_large",
             Self::RateLimited => "rate_limited",
             Self::Internal => "internal",
@@ -74,9 +81,11 @@ impl ErrorCode {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::ConversationArchived | Self::IdempotencyMismatch | Self::BotExists => {
-                StatusCode::CONFLICT
-            }
+            Self::ConversationArchived
+            | Self::IdempotencyMismatch
+            | Self::BotExists
+            | Self::HandoffNotWaiting
+            | Self::HandoffTaken => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -96,6 +105,8 @@ impl ErrorCode {
             Self::ConversationArchived => "Conversation archived",
             Self::IdempotencyMismatch => "Idempotency key reused",
             Self::BotExists => "Bot exists",
+            Self::HandoffNotWaiting => "Not waiting for an agent",
+            Self::HandoffTaken => "Held by another agent",
             Self::PayloadTooLarge => "Payload too large",
             Self::RateLimited => "Rate limited",
             Self::Internal => "Internal error",
@@ -285,6 +296,16 @@ impl From<DomainError> for ApiError {
                 "client_message_id was already used with different content",
             ),
             DomainError::Forbidden => Self::forbidden("not allowed"),
+            DomainError::Handoff(refusal) => {
+                let code = match refusal {
+                    HandoffRefusal::NotWaiting => ErrorCode::HandoffNotWaiting,
+                    HandoffRefusal::HeldByAnother | HandoffRefusal::Contended => {
+                        ErrorCode::HandoffTaken
+                    }
+                    HandoffRefusal::NotHolder | HandoffRefusal::NotAllowed => ErrorCode::Forbidden,
+                };
+                Self::new(code, refusal.to_string())
+            }
             DomainError::Storage(repo) => repo.into(),
             DomainError::Events(EventBusError::Unavailable(cause)) => {
                 Self::unavailable(cause.as_ref())

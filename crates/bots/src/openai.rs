@@ -130,7 +130,9 @@ impl Inner {
         for message in request.history.iter().skip(skip) {
             let role = match message.sender {
                 Sender::User => "user",
-                Sender::Bot => "assistant",
+                // A person answering in the bot's place spoke for it: the model
+                // takes that dialogue over as its own.
+                Sender::Bot | Sender::Agent => "assistant",
                 // confab's own notices are not part of the dialogue with the model.
                 Sender::System => continue,
             };

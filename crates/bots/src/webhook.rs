@@ -268,6 +268,7 @@ fn parse_reply(bytes: &[u8]) -> Result<BotReply, String> {
             .collect(),
         context: body.context,
         metadata,
+        handoff: false,
     })
 }
 

@@ -2,6 +2,7 @@
 
 use crate::bot::BotId;
 use crate::error::ValidationError;
+use crate::handoff::HandoffState;
 use crate::message::{Message, Sender, Seq};
 use crate::session::SessionId;
 use crate::timestamp::Timestamp;
@@ -137,6 +138,10 @@ pub struct Conversation {
     /// The seq of the last user message the bot has answered. Reply work is pending
     /// while this is below `last_user_seq`.
     pub replied_seq: Seq,
+    /// Who answers the user: the bot, nobody yet, or an agent.
+    pub handoff: HandoffState,
+    /// When the conversation entered its handoff state; `None` while with its bot.
+    pub handoff_since: Option<Timestamp>,
 }
 
 impl Conversation {
@@ -163,6 +168,8 @@ impl Conversation {
             last_seq: Seq::ZERO,
             last_user_seq: Seq::ZERO,
             replied_seq: Seq::ZERO,
+            handoff: HandoffState::Bot,
+            handoff_since: None,
         }
     }
 
@@ -172,8 +179,9 @@ impl Conversation {
     }
 
     /// Takes `message`, just stored as the conversation's latest, into the counters
-    /// and the preview as storage does. `replied_seq` is left alone: a message names
-    /// the message it answers by id, and its seq is the storage's business.
+    /// and the preview as storage does. `replied_seq` moves only for a user message
+    /// stored during a handoff, which storage marks answered as it stores it; a reply
+    /// names the message it answers by id, and that seq is the storage's business.
     pub fn record(&mut self, message: &Message) {
         self.last_seq = message.seq;
         self.message_count += 1;
@@ -181,6 +189,10 @@ impl Conversation {
         self.last_message = Some(preview(message.content.as_str()));
         if message.sender == Sender::User {
             self.last_user_seq = message.seq;
+            // A user message stored while people answer needs nothing of the bot.
+            if !self.handoff.bot_answers() {
+                self.replied_seq = message.seq;
+            }
         }
     }
 }

@@ -179,6 +179,10 @@ pub enum DomainError {
     /// The caller lacks the role the use case needs.
     #[error("not allowed")]
     Forbidden,
+    /// The rules of handoff refuse the move or the message (see
+    /// [`crate::handoff`]).
+    #[error(transparent)]
+    Handoff(#[from] crate::handoff::HandoffRefusal),
     /// Storage failed; the cause is kept as the source for logs.
     #[error("storage failure")]
     Storage(#[source] RepoError),

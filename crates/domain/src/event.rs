@@ -1,6 +1,7 @@
 //! What happens in a conversation, as the event bus carries it to subscribers.
 
 use crate::conversation::{ConversationId, ConversationStatus};
+use crate::handoff::HandoffState;
 use crate::message::{Message, MessageId, Sender};
 use crate::session::SessionId;
 
@@ -42,4 +43,7 @@ pub enum EventKind {
     Status(ConversationStatus),
     /// The conversation was deleted.
     Deleted,
+    /// Who answers the user changed (see [`crate::handoff`]); the stored `system`
+    /// message saying so is published as a [`EventKind::Message`] of its own.
+    Handoff(HandoffState),
 }

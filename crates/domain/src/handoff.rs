@@ -98,6 +98,31 @@ pub enum HandoffRefusal {
     /// The actor may not take this action at all (a user claiming, a bot releasing).
     #[error("not allowed")]
     NotAllowed,
+    /// The state changed under the action again and again (others moved the
+    /// conversation each time it was read); nothing changed, and trying again may
+    /// succeed.
+    #[error("the conversation's handoff changed meanwhile; try again")]
+    Contended,
+}
+
+/// Which conversations in handoff to list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandoffListing {
+    /// Those waiting for an agent: the queue.
+    Waiting,
+    /// Those this agent holds.
+    HeldBy(UserId),
+}
+
+impl HandoffListing {
+    /// Whether a conversation in `state` belongs to the listing.
+    pub fn includes(&self, state: &HandoffState) -> bool {
+        match (self, state) {
+            (Self::Waiting, HandoffState::Waiting) => true,
+            (Self::HeldBy(agent), HandoffState::Agent(holder)) => agent == holder,
+            _ => false,
+        }
+    }
 }
 
 impl HandoffState {
@@ -120,6 +145,17 @@ impl HandoffState {
             Self::Bot => "bot",
             Self::Waiting => "waiting",
             Self::Agent(_) => "agent",
+        }
+    }
+
+    /// The state from its stored name and the holder stored beside it; `None` for a
+    /// name that is none of the three, or `agent` without a holder.
+    pub fn from_parts(name: &str, agent: Option<UserId>) -> Option<Self> {
+        match (name, agent) {
+            ("bot", _) => Some(Self::Bot),
+            ("waiting", _) => Some(Self::Waiting),
+            ("agent", Some(agent)) => Some(Self::Agent(agent)),
+            _ => None,
         }
     }
 

@@ -51,6 +51,8 @@ pub enum Sender {
     Bot,
     /// confab itself, e.g. to say that a bot failed.
     System,
+    /// A person answering the user in the bot's place (see [`crate::handoff`]).
+    Agent,
 }
 
 impl Sender {
@@ -60,15 +62,17 @@ impl Sender {
             Self::User => "user",
             Self::Bot => "bot",
             Self::System => "system",
+            Self::Agent => "agent",
         }
     }
 
-    /// Parses `user`, `bot` or `system`.
+    /// Parses `user`, `bot`, `system` or `agent`.
     pub fn parse(value: &str) -> Option<Self> {
         match value {
             "user" => Some(Self::User),
             "bot" => Some(Self::Bot),
             "system" => Some(Self::System),
+            "agent" => Some(Self::Agent),
             _ => None,
         }
     }
@@ -275,7 +279,8 @@ pub struct Message {
     pub seq: Seq,
     /// Who wrote it.
     pub sender: Sender,
-    /// The user id or bot id of the writer (`confab` for system messages).
+    /// The user id, bot id or agent's user id of the writer (`confab` for system
+    /// messages).
     pub sender_id: String,
     /// The text.
     pub content: MessageContent,

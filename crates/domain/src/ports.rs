@@ -21,6 +21,7 @@ use crate::conversation::{
 };
 use crate::error::{BotError, EventBusError, RepoError};
 use crate::event::{ConversationEvent, EventKind};
+use crate::handoff::{HandoffChange, HandoffListing};
 use crate::lease::{LeaseHolder, Release};
 use crate::message::{
     Appended, Attachments, HistoryBound, HistoryPage, HistoryQuery, Message, MessageId, NewMessage,
@@ -86,6 +87,38 @@ pub trait ConversationRepository: Send + Sync {
     /// # Errors
     /// MUST NOT fail when there are none: that is an empty list.
     async fn with_pending_replies(&self, limit: u32) -> Result<Vec<ConversationId>, RepoError>;
+
+    /// Moves the conversation's handoff state from `change.from` to `change.to`,
+    /// provided it still is `change.from`, and in the same transaction:
+    /// - sets `handoff_since` to `notice.timestamp`, or clears it back with the bot;
+    /// - keeps the log of handoffs that analytics count: a move to `waiting` opens a
+    ///   handoff (closing any still open), a claim records its agent and time, a move
+    ///   back to the bot closes it;
+    /// - appends `notice`, the `system` message that tells the change, exactly as
+    ///   [`MessageRepository::append`] would, and returns it stored.
+    ///
+    /// # Errors
+    /// - MUST return `RepoError::Conflict` and change nothing when the state is no
+    ///   longer `change.from`: of two agents claiming at once, exactly one succeeds.
+    /// - MUST return `RepoError::NotFound` and change nothing when the conversation
+    ///   does not exist.
+    async fn change_handoff(
+        &self,
+        id: ConversationId,
+        change: &HandoffChange,
+        notice: &NewMessage,
+    ) -> Result<Message, RepoError>;
+
+    /// Up to `limit` conversations of the listing (waiting for an agent, or held by
+    /// one), the longest in their state first: by `handoff_since`, then id.
+    ///
+    /// # Errors
+    /// MUST NOT fail when there are none: that is an empty list.
+    async fn in_handoff(
+        &self,
+        listing: &HandoffListing,
+        limit: u32,
+    ) -> Result<Vec<Conversation>, RepoError>;
 }
 
 /// The messages of conversations.
@@ -96,8 +129,10 @@ pub trait MessageRepository: Send + Sync {
     /// message with `timestamp = max(message.timestamp, previous message's timestamp)`
     /// and updates the conversation's `last_seq`, `message_count`, `last_activity`,
     /// `last_message` (the content's first 200 characters), `last_user_seq` for user
-    /// messages and `replied_seq` for messages with `reply_to`. Concurrent appends to
-    /// one conversation get distinct, gap-free seqs.
+    /// messages and `replied_seq` for messages with `reply_to`, and for user messages
+    /// stored while the conversation's handoff state is not `bot` (people answer
+    /// those, so the bot must never: the state is read in the same transaction).
+    /// Concurrent appends to one conversation get distinct, gap-free seqs.
     ///
     /// # Errors
     /// - MUST return `Ok(Appended::Existing(original))` and store nothing when the
@@ -279,6 +314,10 @@ pub struct BotReply {
     /// Data stored on the reply message, e.g. `{"cut": true}` on a reply the engine
     /// could only deliver in part.
     pub metadata: crate::conversation::Metadata,
+    /// Whether the bot asks for a person to take the conversation over (see
+    /// [`crate::handoff`]). A reply with no text and no attachments that asks this
+    /// stores no message: the handoff's own notice says what happens.
+    pub handoff: bool,
 }
 
 /// One piece of a reply as an engine produces it.

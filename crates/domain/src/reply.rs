@@ -12,11 +12,14 @@
 //! # Layout
 //! - this file: the pipeline, one worker per conversation, leases and sweeps.
 //! - `answer`: producing one answer and storing it.
+//! - `handoff`: moving a conversation between its bot and people, for bots that
+//!   ask for a person and for the service's callers.
 //! - `limits`: bots' own timeouts and concurrency, and replies in flight.
 //! - `streaming`: the text streamed so far of each reply, for late subscribers.
 //! - `leases`: [`SingleInstanceLeases`], the leases of a server alone on its database.
 
 mod answer;
+mod handoff;
 mod leases;
 mod limits;
 mod streaming;
@@ -27,6 +30,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+pub(crate) use self::handoff::move_handoff;
 pub use self::leases::SingleInstanceLeases;
 use self::limits::InFlight;
 use self::streaming::Streaming;
@@ -120,7 +124,13 @@ impl ReplyPipeline {
     /// what is pending. Answering a later message first would move `replied_seq` past
     /// an earlier one and skip it, which is why the shortcut needs both conditions.
     pub(crate) fn stored(self: &Arc<Self>, read: &Conversation, stored: &Message) {
-        if !read.has_pending_replies() && stored.seq == read.last_seq.next() {
+        // During a handoff storage marks the message answered as it stores it, and
+        // the worker finds nothing pending; it looks all the same, for the message
+        // stored just after an agent gave the conversation back.
+        if read.handoff.bot_answers()
+            && !read.has_pending_replies()
+            && stored.seq == read.last_seq.next()
+        {
             let mut now = read.clone();
             now.record(stored);
             self.schedule_answer(now, stored.clone());

@@ -7,6 +7,7 @@
 //! - `history`: history pages, the caller's list, waiting for a message's reply.
 //! - `follow`: replay from storage then live events, without gap or duplicate.
 //! - `batch`: one action on many conversations, and a history as a stream.
+//! - `handoff`: asking for a person, the agents' queue, claiming and releasing.
 //!
 //! The service reaches storage, bots and the bus through [`Ports`]
 //! and hands reply work to the [`ReplyPipeline`]; neither imports this module.
@@ -14,6 +15,7 @@
 mod batch;
 mod commands;
 mod follow;
+mod handoff;
 mod history;
 
 use std::sync::Arc;
@@ -24,11 +26,13 @@ pub use self::batch::{
 };
 pub use self::commands::{MessageDraft, Sent, StartConversation, Started};
 pub use self::follow::FollowStream;
+pub use self::handoff::{HANDOFF_LIST_MAX, HandoffEntry, QUEUE_RECENT_MESSAGES};
 pub use self::history::HistoryRequest;
 use crate::bot::{Bot, BotId};
 use crate::conversation::{Conversation, ConversationId};
 use crate::error::{DomainError, RepoError};
 use crate::event::EventKind;
+use crate::handoff::HandoffState;
 use crate::ports::{Ports, publish};
 use crate::reply::{ReplyPipeline, ReplySettings};
 use crate::session::SessionId;
@@ -104,12 +108,18 @@ impl ConversationService {
     }
 }
 
-/// The conversation, if the caller may see it: its owner, an admin, or its bot.
+/// The conversation, if the caller may see it: its owner, an admin, its bot, or an
+/// agent while it waits in the queue or is theirs.
 fn visible_to(caller: &Caller, conversation: Conversation) -> Option<Conversation> {
     let visible = match &caller.role {
         Role::Admin => true,
         Role::User => conversation.user_id == caller.user_id,
         Role::Bot(bot) => conversation.bot_id == *bot,
+        Role::Agent => {
+            conversation.user_id == caller.user_id
+                || conversation.handoff == HandoffState::Waiting
+                || conversation.handoff.holder() == Some(&caller.user_id)
+        }
     };
     visible.then_some(conversation)
 }

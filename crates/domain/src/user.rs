@@ -46,6 +46,9 @@ pub enum Role {
     Admin,
     /// An external bot answering in the conversations it serves.
     Bot(BotId),
+    /// A person who takes conversations over from their bots: the handoff queue and
+    /// the conversations they hold, nothing else (see [`crate::handoff`]).
+    Agent,
 }
 
 /// The authenticated caller of a use case.
@@ -69,5 +72,11 @@ impl Caller {
     /// Whether the caller is an administrator.
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
+    }
+
+    /// Whether the caller may work the handoff queue: agents, and administrators,
+    /// who are agents too.
+    pub fn is_agent(&self) -> bool {
+        matches!(self.role, Role::Agent | Role::Admin)
     }
 }

@@ -11,12 +11,14 @@ use confab_domain::bot::BotId;
 use confab_domain::conversation::{ConversationId, ConversationStatus, Metadata};
 use confab_domain::error::ValidationError;
 use confab_domain::event::{ConversationEvent, EventKind};
+use confab_domain::handoff::HandoffState;
 use confab_domain::message::{
     Attachment, Attachments, ClientMessageId, Message, MessageContent, MessageId, Sender, Seq,
     Suggestion,
 };
 use confab_domain::session::SessionId;
 use confab_domain::timestamp::Timestamp;
+use confab_domain::user::UserId;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -75,6 +77,10 @@ enum WireEvent {
         status: String,
     },
     Deleted,
+    Handoff {
+        handoff: String,
+        agent_id: Option<String>,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -188,6 +194,10 @@ impl From<&EventKind> for WireEvent {
                 status: status.as_str().to_owned(),
             },
             EventKind::Deleted => Self::Deleted,
+            EventKind::Handoff(state) => Self::Handoff {
+                handoff: state.as_str().to_owned(),
+                agent_id: state.holder().map(|agent| agent.as_str().to_owned()),
+            },
         }
     }
 }
@@ -220,6 +230,15 @@ impl TryFrom<WireEvent> for EventKind {
                 })?,
             ),
             WireEvent::Deleted => Self::Deleted,
+            WireEvent::Handoff { handoff, agent_id } => {
+                let agent = agent_id.as_deref().map(UserId::parse).transpose()?;
+                Self::Handoff(HandoffState::from_parts(&handoff, agent).ok_or(
+                    WireError::Unknown {
+                        what: "handoff",
+                        value: handoff,
+                    },
+                )?)
+            }
         })
     }
 }
@@ -391,6 +410,9 @@ mod tests {
             EventKind::Status(ConversationStatus::Archived),
             EventKind::Status(ConversationStatus::Active),
             EventKind::Deleted,
+            EventKind::Handoff(HandoffState::Waiting),
+            EventKind::Handoff(HandoffState::Agent(UserId::parse("alice").unwrap())),
+            EventKind::Handoff(HandoffState::Bot),
         ]
     }
 

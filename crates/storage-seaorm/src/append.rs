@@ -16,8 +16,8 @@ use confab_domain::error::RepoError;
 use confab_domain::message::{Appended, ClientMessageId, Message, NewMessage, Sender, Seq};
 use confab_domain::timestamp::Timestamp;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, IntoActiveModel,
-    QueryFilter, Value,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
+    IntoActiveModel, QueryFilter, Value,
 };
 
 use crate::connection::begin_write;
@@ -34,7 +34,9 @@ use crate::sql::statement;
 ///   are the previous message's);
 /// - `last_message` to its preview;
 /// - `last_user_seq` for a user message;
-/// - `replied_seq` for a reply, and only while that reply is still pending;
+/// - `replied_seq` for a reply, and only while that reply is still pending, and for
+///   a user message stored while people answer (`handoff` other than `bot`): the
+///   bot must never answer that one;
 /// - nothing at all when the `client_message_id` was stored before.
 ///
 /// Callers add the `RETURNING` clause they need.
@@ -44,7 +46,8 @@ last_activity_ms = CASE WHEN last_seq > 0 AND last_activity_ms > #1# \
 THEN last_activity_ms ELSE #1# END, \
 last_message = #2#, \
 last_user_seq = CASE WHEN #3# THEN last_seq + 1 ELSE last_user_seq END, \
-replied_seq = COALESCE(#4#, replied_seq) \
+replied_seq = CASE WHEN #3# AND handoff <> 'bot' THEN last_seq + 1 \
+ELSE COALESCE(#4#, replied_seq) END \
 WHERE id = #5# AND (#4# IS NULL OR replied_seq < #4#) \
 AND (#6# IS NULL OR NOT EXISTS (SELECT 1 FROM message_history \
 WHERE conversation_id = #5# AND client_message_id = #6#))";
@@ -128,6 +131,24 @@ fn append_postgres_sql() -> String {
         "WITH advanced AS ({ADVANCE_SQL} RETURNING id, last_seq, last_activity_ms) \
          {INSERT_ADVANCED_SQL}advanced RETURNING seq, timestamp_ms"
     )
+}
+
+/// Appends `new` inside the caller's write transaction `txn`, as one step of a larger
+/// change (a handoff and its notice). `Conflict` when the conversation did not move
+/// (the caller's guard failed, or the reply was stored before); the caller rolls back.
+pub(crate) async fn append_within(
+    txn: &DatabaseTransaction,
+    new: &NewMessage,
+) -> Result<Message, RepoError> {
+    let Some((seq, timestamp)) = advance(txn, new).await? else {
+        return Err(RepoError::Conflict);
+    };
+    let row = message_row(new, seq, timestamp)?;
+    message::Entity::insert(row.into_active_model())
+        .exec_without_returning(txn)
+        .await
+        .map_err(repo_error)?;
+    Ok(new.stored(seq, timestamp))
 }
 
 /// Appends `new` on its own: in one statement on PostgreSQL, in a write transaction

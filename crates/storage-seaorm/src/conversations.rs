@@ -5,6 +5,8 @@ use confab_domain::conversation::{
     Conversation, ConversationChange, ConversationId, ConversationPage, ListPosition, ListQuery,
 };
 use confab_domain::error::RepoError;
+use confab_domain::handoff::{HandoffChange, HandoffListing};
+use confab_domain::message::{Message, NewMessage};
 use confab_domain::ports::ConversationRepository;
 use confab_domain::session::{Session, SessionId};
 use confab_domain::user::UserId;
@@ -14,7 +16,7 @@ use sea_orm::{
     QuerySelect,
 };
 
-use crate::entity::{conversation, message, session};
+use crate::entity::{conversation, handoff, message, session};
 use crate::error::repo_error;
 use crate::rows::millis;
 use crate::store::SeaOrmStore;
@@ -155,6 +157,11 @@ impl ConversationRepository for SeaOrmStore {
             .exec(&txn)
             .await
             .map_err(repo_error)?;
+        handoff::Entity::delete_many()
+            .filter(handoff::Column::ConversationId.eq(id.as_uuid()))
+            .exec(&txn)
+            .await
+            .map_err(repo_error)?;
         let deleted = conversation::Entity::delete_by_id(id.as_uuid())
             .exec(&txn)
             .await
@@ -164,6 +171,23 @@ impl ConversationRepository for SeaOrmStore {
             return Err(RepoError::NotFound);
         }
         txn.commit().await.map_err(repo_error)
+    }
+
+    async fn change_handoff(
+        &self,
+        id: ConversationId,
+        change: &HandoffChange,
+        notice: &NewMessage,
+    ) -> Result<Message, RepoError> {
+        self.move_handoff(id, change, notice).await
+    }
+
+    async fn in_handoff(
+        &self,
+        listing: &HandoffListing,
+        limit: u32,
+    ) -> Result<Vec<Conversation>, RepoError> {
+        self.list_in_handoff(listing, limit).await
     }
 
     async fn with_pending_replies(&self, limit: u32) -> Result<Vec<ConversationId>, RepoError> {

@@ -12,6 +12,8 @@
 //!   schema up to date.
 //! - [`SeaOrmStore`]: implements `ConversationRepository`, `MessageRepository`,
 //!   `SessionRepository` and `BotRepository`, and keeps the server's signing secret.
+//! - `handoff`: who answers a conversation, moved with its notice and logged for
+//!   analytics, and the agents' queue.
 //! - `leases`: `ReplyLeases` on [`SeaOrmStore`]: which instance answers a
 //!   conversation, as a lease on its row.
 //! - `maintenance`: `ConversationMaintenance` on [`SeaOrmStore`]: selections across
@@ -34,6 +36,7 @@ mod conversations;
 mod entity;
 mod error;
 mod group_commit;
+mod handoff;
 mod leases;
 mod maintenance;
 mod messages;

@@ -10,6 +10,7 @@ use confab_domain::bot::{Bot, BotId, BotName, EngineKind, EngineSpec};
 use confab_domain::conversation::{
     Conversation, ConversationId, ConversationStatus, Metadata, Title,
 };
+use confab_domain::handoff::HandoffState;
 use confab_domain::message::{
     Attachment, Attachments, ClientMessageId, Message, MessageContent, MessageId, NewMessage,
     Sender, Seq, Suggestion,
@@ -127,6 +128,18 @@ impl TryFrom<conversation::Model> for Conversation {
             last_seq: seq(CONVERSATIONS, row.last_seq)?,
             last_user_seq: seq(CONVERSATIONS, row.last_user_seq)?,
             replied_seq: seq(CONVERSATIONS, row.replied_seq)?,
+            handoff: HandoffState::from_parts(
+                &row.handoff,
+                row.handoff_agent
+                    .as_deref()
+                    .map(|agent| user_id(CONVERSATIONS, agent))
+                    .transpose()?,
+            )
+            .ok_or_else(|| RowError::new(CONVERSATIONS, format!("handoff {:?}", row.handoff)))?,
+            handoff_since: row
+                .handoff_since_ms
+                .map(|ms| timestamp(CONVERSATIONS, ms))
+                .transpose()?,
         })
     }
 }
@@ -154,6 +167,9 @@ impl TryFrom<&Conversation> for conversation::Model {
             // written by `leases.rs`.
             reply_holder: None,
             reply_lease_until_ms: None,
+            handoff: conversation.handoff.as_str().to_owned(),
+            handoff_agent: conversation.handoff.holder().map(|a| a.as_str().to_owned()),
+            handoff_since_ms: conversation.handoff_since.map(millis),
         })
     }
 }

@@ -92,7 +92,10 @@ impl From<ApiError> for DirectLineError {
             ErrorCode::NotFound => "NotFound",
             ErrorCode::MethodNotAllowed => "MethodNotAllowed",
             ErrorCode::ConversationArchived => "ConversationArchived",
-            ErrorCode::IdempotencyMismatch | ErrorCode::BotExists => "Conflict",
+            ErrorCode::IdempotencyMismatch
+            | ErrorCode::BotExists
+            | ErrorCode::HandoffNotWaiting
+            | ErrorCode::HandoffTaken => "Conflict",
             ErrorCode::PayloadTooLarge => "MessageSizeTooBig",
             ErrorCode::RateLimited => "TooManyRequests",
             ErrorCode::Internal | ErrorCode::Unavailable => "ServiceError",

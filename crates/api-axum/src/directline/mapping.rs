@@ -125,6 +125,13 @@ pub(crate) fn activity_of(message: &Message, bot_name: &str) -> Activity {
             name: Some(SYSTEM_ID.to_owned()),
             role: Some("bot".to_owned()),
         },
+        // Direct Line knows users and bots only; a person answering in the bot's
+        // place speaks from the bot's side, under their own id and name.
+        Sender::Agent => ChannelAccount {
+            id: message.sender_id.clone(),
+            name: Some(message.sender_id.clone()),
+            role: Some("bot".to_owned()),
+        },
     };
     let metadata = message.metadata.as_map();
     let suggested_actions = (!message.suggestions.is_empty()).then(|| SuggestedActions {
@@ -186,7 +193,7 @@ pub(crate) fn typing_of(
 ) -> Activity {
     let (id, name) = match sender {
         Sender::System => (SYSTEM_ID, SYSTEM_ID),
-        Sender::Bot | Sender::User => (bot_id, bot_name),
+        Sender::Bot | Sender::User | Sender::Agent => (bot_id, bot_name),
     };
     Activity {
         kind: "typing".to_owned(),

@@ -204,7 +204,7 @@ fn activity_set(
         }
         // The user's own typing is not shown back to them.
         EventKind::Typing {
-            sender: sender @ (Sender::Bot | Sender::System),
+            sender: sender @ (Sender::Bot | Sender::System | Sender::Agent),
             active: true,
         } => {
             *typing_sent = Some(Instant::now());
@@ -217,7 +217,11 @@ fn activity_set(
                 typing(Sender::Bot)
             })
         }
-        EventKind::Typing { .. } | EventKind::Status(_) | EventKind::Deleted => None,
+        // A handoff's notice arrives as a message of its own.
+        EventKind::Typing { .. }
+        | EventKind::Status(_)
+        | EventKind::Deleted
+        | EventKind::Handoff(_) => None,
     }
 }
 

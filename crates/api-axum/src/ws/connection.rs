@@ -238,6 +238,10 @@ impl Connection {
                 let id = self.resolve(&target).await?;
                 self.state.service.typing(&self.caller, id).await?;
             }
+            ClientFrame::Handoff { target } => {
+                let id = self.resolve(&target).await?;
+                self.state.service.request_handoff(&self.caller, id).await?;
+            }
         }
         Ok(())
     }

@@ -52,17 +52,23 @@ pub(crate) enum ClientFrame {
         #[serde(flatten)]
         target: Target,
     },
+    /// Ask for a person to take the conversation over from its bot.
+    Handoff {
+        #[serde(flatten)]
+        target: Target,
+    },
     /// Ask for a `pong`.
     Ping,
 }
 
 /// The client frame types, for telling "unknown type" from "bad fields".
-pub(crate) const CLIENT_FRAME_TYPES: [&str; 6] = [
+pub(crate) const CLIENT_FRAME_TYPES: [&str; 7] = [
     "message",
     "start",
     "subscribe",
     "unsubscribe",
     "typing",
+    "handoff",
     "ping",
 ];
 
@@ -102,6 +108,15 @@ pub(crate) enum ServerFrame {
         session_id: String,
         sender: &'static str,
         active: bool,
+    },
+    /// Who answers the conversation's user changed: its bot, nobody yet, or an
+    /// agent (`agent_id`).
+    Handoff {
+        conversation_id: String,
+        session_id: String,
+        handoff: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        agent_id: Option<String>,
     },
     /// A conversation was started.
     Started {
@@ -159,6 +174,12 @@ impl ServerFrame {
                 Self::conversation_status(conversation_id, session_id, status.as_str())
             }
             EventKind::Deleted => Self::conversation_status(conversation_id, session_id, "deleted"),
+            EventKind::Handoff(state) => Self::Handoff {
+                conversation_id,
+                session_id,
+                handoff: state.as_str(),
+                agent_id: state.holder().map(ToString::to_string),
+            },
         }
     }
 
@@ -182,6 +203,7 @@ impl ServerFrame {
             Self::Message { .. } => "message",
             Self::Delta { .. } => "delta",
             Self::Typing { .. } => "typing",
+            Self::Handoff { .. } => "handoff",
             Self::Started { .. } => "started",
             Self::Subscribed { .. } => "subscribed",
             Self::Pong => "pong",

@@ -6,12 +6,14 @@ use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 
+use super::handoff::move_handoff;
 use super::limits::BotLimits;
 use super::{ReplyPipeline, SYSTEM_SENDER_ID};
 use crate::bot::Bot;
 use crate::conversation::{Conversation, ConversationId, PageSize};
 use crate::error::{BotError, DomainError, RepoError};
 use crate::event::EventKind;
+use crate::handoff::{HandoffAction, HandoffActor};
 use crate::message::{
     HistoryBound, HistoryQuery, Message, MessageContent, MessageId, NewMessage, ReplyTo, Sender,
     Seq,
@@ -145,6 +147,12 @@ impl ReplyPipeline {
         .unwrap_or(Err(BotError::Timeout));
         self.streaming.finish(conversation.id);
         let (sender, sender_id, reply) = match outcome {
+            Ok(Some(reply))
+                if reply.handoff && reply.content.is_empty() && reply.attachments.is_empty() =>
+            {
+                self.hand_over(conversation, &message).await?;
+                return self.ask_for_a_person(conversation).await;
+            }
             Ok(Some(reply)) => (Sender::Bot, conversation.bot_id.to_string(), reply),
             Ok(None) => return self.hand_over(conversation, &message).await,
             Err(error) => {
@@ -164,6 +172,7 @@ impl ReplyPipeline {
                 )
             }
         };
+        let asks_for_a_person = reply.handoff;
         let stored = self
             .ports
             .messages
@@ -211,7 +220,27 @@ impl ReplyPipeline {
             Err(error) => Err(error.into()),
         };
         self.bot_typing(conversation, false).await;
-        result
+        result?;
+        if asks_for_a_person {
+            self.ask_for_a_person(conversation).await?;
+        }
+        Ok(())
+    }
+
+    /// Puts the conversation in the agents' queue because its bot asked for a
+    /// person. A conversation gone meanwhile has nobody left to hand over.
+    async fn ask_for_a_person(&self, conversation: &Conversation) -> Result<(), DomainError> {
+        match move_handoff(
+            &self.ports,
+            conversation.id,
+            &HandoffActor::Bot,
+            HandoffAction::Request,
+        )
+        .await
+        {
+            Ok(_) | Err(DomainError::ConversationNotFound) => Ok(()),
+            Err(error) => Err(error),
+        }
     }
 
     /// Tells the conversation's subscribers whether its bot is typing.

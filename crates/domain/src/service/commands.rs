@@ -138,13 +138,7 @@ impl ConversationService {
         if conversation.status == ConversationStatus::Archived {
             return Err(DomainError::ConversationArchived);
         }
-        // Visibility was checked already: a bot caller is this conversation's bot.
-        let sender = match &caller.role {
-            Role::Bot(_) => Sender::Bot,
-            Role::User => Sender::User,
-            Role::Admin if conversation.user_id == caller.user_id => Sender::User,
-            Role::Admin => return Err(DomainError::Forbidden),
-        };
+        let sender = writer(caller, conversation)?;
         let message = NewMessage {
             id: MessageId::from_uuid(self.ports.ids.new_id()),
             conversation_id: conversation.id,
@@ -205,6 +199,18 @@ impl ConversationService {
             return Err(ValidationError::EmptyChange.into());
         }
         let before = self.conversation(caller, id).await?;
+        if is_agent_of_another(caller, &before) {
+            // The agent holding a conversation closes it by archiving, which gives
+            // it back to its bot first; the rest of it is the user's.
+            if change.status != Some(ConversationStatus::Archived)
+                || change.title.is_some()
+                || change.metadata.is_some()
+            {
+                return Err(DomainError::Forbidden);
+            }
+            writer(caller, &before)?;
+            self.release(caller, id).await?;
+        }
         let after = self
             .ports
             .conversations
@@ -220,6 +226,9 @@ impl ConversationService {
     /// Erases a conversation with its session and messages.
     pub async fn delete(&self, caller: &Caller, id: ConversationId) -> Result<(), DomainError> {
         let conversation = self.conversation(caller, id).await?;
+        if is_agent_of_another(caller, &conversation) {
+            return Err(DomainError::Forbidden);
+        }
         self.ports
             .conversations
             .delete(id)
@@ -232,14 +241,44 @@ impl ConversationService {
     /// Tells the conversation's other subscribers that the caller is typing.
     pub async fn typing(&self, caller: &Caller, id: ConversationId) -> Result<(), DomainError> {
         let conversation = self.conversation(caller, id).await?;
+        let sender = writer(caller, &conversation)?;
         self.publish(
             &conversation,
             EventKind::Typing {
-                sender: Sender::User,
+                sender,
                 active: true,
             },
         )
         .await;
         Ok(())
+    }
+}
+
+/// Whether the caller sees the conversation as an agent, not as its user: they may
+/// write to it while they hold it, and archive it, but nothing more.
+fn is_agent_of_another(caller: &Caller, conversation: &Conversation) -> bool {
+    caller.role == Role::Agent && conversation.user_id != caller.user_id
+}
+
+/// Who the caller writes as in a conversation they may see: its user, its bot, or
+/// the agent holding it.
+///
+/// # Errors
+/// - `Handoff(NotHolder)` for an agent who does not hold the conversation;
+/// - `Forbidden` for an admin who is neither its user nor its holder.
+fn writer(caller: &Caller, conversation: &Conversation) -> Result<Sender, DomainError> {
+    if conversation.user_id == caller.user_id && !matches!(caller.role, Role::Bot(_)) {
+        return Ok(Sender::User);
+    }
+    match &caller.role {
+        // Visibility was checked already: a bot caller is this conversation's bot.
+        Role::Bot(_) => Ok(Sender::Bot),
+        Role::User => Ok(Sender::User),
+        Role::Agent => {
+            conversation.handoff.agent_may_write(&caller.user_id)?;
+            Ok(Sender::Agent)
+        }
+        Role::Admin if conversation.handoff.holder() == Some(&caller.user_id) => Ok(Sender::Agent),
+        Role::Admin => Err(DomainError::Forbidden),
     }
 }

@@ -87,6 +87,7 @@ use super::memory::InMemoryStore;
 
 pub mod bots;
 pub mod conversations;
+pub mod handoff;
 pub mod history;
 pub mod leases;
 pub mod messages;
@@ -234,6 +235,14 @@ macro_rules! storage_contract_tests {
                 deleting_erases_the_conversation_its_session_and_messages,
                 deleting_an_unknown_conversation_is_not_found,
                 conversations_with_pending_replies_are_listed_oldest_activity_first,
+            ]
+            handoff: [
+                a_handoff_moves_through_its_states_with_a_notice_each_time,
+                a_handoff_change_from_a_stale_state_conflicts_and_changes_nothing,
+                concurrent_claims_of_a_waiting_conversation_have_one_winner,
+                user_messages_during_a_handoff_need_no_bot_reply,
+                conversations_in_handoff_are_listed_by_state_longest_first,
+                changing_the_handoff_of_an_unknown_conversation_is_not_found,
             ]
             sessions: [
                 a_session_context_round_trips,

@@ -12,6 +12,7 @@ use crate::conversation::{
     Conversation, ConversationChange, ConversationId, ConversationPage, ListPosition, ListQuery,
 };
 use crate::error::RepoError;
+use crate::handoff::{HandoffChange, HandoffListing, HandoffState};
 use crate::lease::{LeaseHolder, Release};
 use crate::message::{
     Appended, HistoryBound, HistoryPage, HistoryQuery, Message, MessageId, NewMessage, Sender, Seq,
@@ -45,6 +46,18 @@ struct State {
     bots: BTreeMap<BotId, Bot>,
     /// Each leased conversation's lease holder and when the lease runs out.
     leases: HashMap<ConversationId, (LeaseHolder, Timestamp)>,
+    /// The log of handoffs that analytics count, oldest first.
+    handoffs: Vec<HandoffRecord>,
+}
+
+/// One handoff, from the request until the conversation is back with its bot.
+#[derive(Debug, Clone)]
+struct HandoffRecord {
+    conversation_id: ConversationId,
+    bot_id: BotId,
+    requested_at: Timestamp,
+    claimed_at: Option<Timestamp>,
+    ended_at: Option<Timestamp>,
 }
 
 impl InMemoryStore {
@@ -81,6 +94,68 @@ impl InMemoryStore {
 }
 
 impl State {
+    /// The append rule of [`MessageRepository::append`], on state already locked.
+    fn append(&mut self, message: &NewMessage) -> Result<Appended, RepoError> {
+        let conversation = self
+            .conversations
+            .get_mut(&message.conversation_id)
+            .ok_or(RepoError::NotFound)?;
+        let messages = self.messages.entry(conversation.id).or_default();
+        if let Some(client_id) = &message.client_message_id
+            && let Some(original) = messages
+                .iter()
+                .find(|m| m.client_message_id.as_ref() == Some(client_id))
+        {
+            return Ok(Appended::Existing(original.clone()));
+        }
+        if let Some(answered) = message.answers
+            && conversation.replied_seq >= answered.seq
+        {
+            return Err(RepoError::Conflict);
+        }
+        if self.message_ids.contains(&message.id) {
+            return Err(RepoError::Conflict);
+        }
+        let seq = conversation.last_seq.next();
+        let timestamp = messages.last().map_or(message.timestamp, |previous| {
+            previous.timestamp.max(message.timestamp)
+        });
+        let stored = message.stored(seq, timestamp);
+        messages.push(stored.clone());
+        self.message_ids.insert(stored.id);
+        conversation.record(&stored);
+        if let Some(answered) = message.answers {
+            conversation.replied_seq = answered.seq;
+        }
+        Ok(Appended::Stored(stored))
+    }
+
+    /// Keeps the log of handoffs for a change of `conversation`'s state at `at`.
+    fn log_handoff(&mut self, conversation: &Conversation, to: &HandoffState, at: Timestamp) {
+        let open = self
+            .handoffs
+            .iter_mut()
+            .rev()
+            .find(|h| h.conversation_id == conversation.id && h.ended_at.is_none());
+        match (to, open) {
+            (HandoffState::Waiting, open) => {
+                if let Some(open) = open {
+                    open.ended_at = Some(at);
+                }
+                self.handoffs.push(HandoffRecord {
+                    conversation_id: conversation.id,
+                    bot_id: conversation.bot_id.clone(),
+                    requested_at: at,
+                    claimed_at: None,
+                    ended_at: None,
+                });
+            }
+            (HandoffState::Agent(_), Some(open)) => open.claimed_at = Some(at),
+            (HandoffState::Bot, Some(open)) => open.ended_at = Some(at),
+            (_, None) => {}
+        }
+    }
+
     fn upsert_bot(&mut self, mut bot: Bot) {
         if let Some(stored) = self.bots.get(&bot.id) {
             bot.created_at = stored.created_at;
@@ -191,7 +266,49 @@ impl ConversationRepository for InMemoryStore {
             state.message_ids.remove(&message.id);
         }
         state.leases.remove(&id);
+        state.handoffs.retain(|h| h.conversation_id != id);
         Ok(())
+    }
+
+    async fn change_handoff(
+        &self,
+        id: ConversationId,
+        change: &HandoffChange,
+        notice: &NewMessage,
+    ) -> Result<Message, RepoError> {
+        let mut state = self.lock();
+        let conversation = state.conversations.get(&id).ok_or(RepoError::NotFound)?;
+        // Checked before anything changes, so that a refused notice changes nothing.
+        if conversation.handoff != change.from
+            || notice.conversation_id != id
+            || state.message_ids.contains(&notice.id)
+        {
+            return Err(RepoError::Conflict);
+        }
+        let conversation = conversation.clone();
+        state.log_handoff(&conversation, &change.to, notice.timestamp);
+        let moved = state
+            .conversations
+            .get_mut(&id)
+            .ok_or(RepoError::NotFound)?;
+        moved.handoff = change.to.clone();
+        moved.handoff_since = (!change.to.bot_answers()).then_some(notice.timestamp);
+        Ok(state.append(notice)?.into_message())
+    }
+
+    async fn in_handoff(
+        &self,
+        listing: &HandoffListing,
+        limit: u32,
+    ) -> Result<Vec<Conversation>, RepoError> {
+        let state = self.lock();
+        let mut found: Vec<&Conversation> = state
+            .conversations
+            .values()
+            .filter(|c| listing.includes(&c.handoff))
+            .collect();
+        found.sort_by_key(|c| (c.handoff_since, c.id));
+        Ok(found.into_iter().take(limit as usize).cloned().collect())
     }
 
     async fn with_pending_replies(&self, limit: u32) -> Result<Vec<ConversationId>, RepoError> {
@@ -282,40 +399,7 @@ impl ReplyLeases for InMemoryStore {
 #[async_trait]
 impl MessageRepository for InMemoryStore {
     async fn append(&self, message: &NewMessage) -> Result<Appended, RepoError> {
-        let mut guard = self.lock();
-        let state = &mut *guard;
-        let conversation = state
-            .conversations
-            .get_mut(&message.conversation_id)
-            .ok_or(RepoError::NotFound)?;
-        let messages = state.messages.entry(conversation.id).or_default();
-        if let Some(client_id) = &message.client_message_id
-            && let Some(original) = messages
-                .iter()
-                .find(|m| m.client_message_id.as_ref() == Some(client_id))
-        {
-            return Ok(Appended::Existing(original.clone()));
-        }
-        if let Some(answered) = message.answers
-            && conversation.replied_seq >= answered.seq
-        {
-            return Err(RepoError::Conflict);
-        }
-        if state.message_ids.contains(&message.id) {
-            return Err(RepoError::Conflict);
-        }
-        let seq = conversation.last_seq.next();
-        let timestamp = messages.last().map_or(message.timestamp, |previous| {
-            previous.timestamp.max(message.timestamp)
-        });
-        let stored = message.stored(seq, timestamp);
-        messages.push(stored.clone());
-        state.message_ids.insert(stored.id);
-        conversation.record(&stored);
-        if let Some(answered) = message.answers {
-            conversation.replied_seq = answered.seq;
-        }
-        Ok(Appended::Stored(stored))
+        self.lock().append(message)
     }
 
     async fn history(
@@ -492,7 +576,7 @@ impl crate::ports::ConversationMaintenance for InMemoryStore {
             started: u64,
             archived: u64,
             active: HashSet<ConversationId>,
-            by_sender: [u64; 3],
+            by_sender: [u64; 4],
             users: HashSet<UserId>,
             latencies: Vec<i64>,
             failed: u64,
@@ -527,6 +611,7 @@ impl crate::ports::ConversationMaintenance for InMemoryStore {
                     Sender::User => 0,
                     Sender::Bot => 1,
                     Sender::System => 2,
+                    Sender::Agent => 3,
                 };
                 tally.by_sender[sender] += 1;
                 if message.sender == Sender::User {

@@ -28,6 +28,12 @@ pub(crate) struct Model {
     pub(crate) reply_holder: Option<Uuid>,
     /// When that lease runs out, in Unix milliseconds.
     pub(crate) reply_lease_until_ms: Option<i64>,
+    /// Who answers: `bot`, `waiting` or `agent` (see `handoff.rs`).
+    pub(crate) handoff: String,
+    /// The agent holding the conversation, in state `agent`.
+    pub(crate) handoff_agent: Option<String>,
+    /// When the conversation entered its handoff state, unless with its bot.
+    pub(crate) handoff_since_ms: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

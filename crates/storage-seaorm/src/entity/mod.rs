@@ -5,6 +5,7 @@
 
 pub(crate) mod bot;
 pub(crate) mod conversation;
+pub(crate) mod handoff;
 pub(crate) mod message;
 pub(crate) mod server_setting;
 pub(crate) mod session;

@@ -90,6 +90,7 @@ impl TestApp {
             Sender::User => conversation.user_id.to_string(),
             Sender::Bot => conversation.bot_id.to_string(),
             Sender::System => "confab".to_owned(),
+            Sender::Agent => "agent".to_owned(),
         };
         let message = NewMessage {
             id: MessageId::from_uuid(UuidV7Generator.new_id()),
