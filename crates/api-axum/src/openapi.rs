@@ -14,7 +14,7 @@ use utoipa::{Modify, OpenApi};
 use crate::dto::{SendMessageBody, StatusBody, text};
 use crate::error;
 use crate::problems;
-use crate::routes::{analytics, batch, bots, conversations, events, export, guest, meta};
+use crate::routes::{analytics, batch, bots, conversations, events, export, guest, handoff, meta};
 use crate::state::AppState;
 
 /// The name of the bearer security scheme in the document.
@@ -36,6 +36,11 @@ const BEARER: &str = "bearer";
         conversations::get_conversation,
         conversations::update_conversation,
         conversations::delete_conversation,
+        handoff::request_handoff,
+        handoff::queue,
+        handoff::held,
+        handoff::claim,
+        handoff::release,
         batch::batch,
         export::export_conversation,
         export::export_bot,
@@ -76,6 +81,7 @@ const BEARER: &str = "bearer";
             problems::Forbidden,
             problems::NotFound,
             problems::Conflict,
+            problems::HandoffConflict,
             problems::PayloadTooLarge,
             problems::Internal,
             problems::Unavailable,
@@ -84,6 +90,7 @@ const BEARER: &str = "bearer";
     modifiers(&Security, &Servers, &Workarounds),
     tags(
         (name = "conversations", description = "Start, talk in, page through and manage conversations."),
+        (name = "handoff", description = "People taking conversations over from bots: asking for one, the agents' queue, claiming and releasing."),
         (name = "admin", description = "Administrators: exports across conversations and analytics."),
         (name = "bots", description = "The bots users can talk to, and their registry (administrators)."),
         (name = "auth", description = "Tokens for guests."),

@@ -45,6 +45,13 @@ pub(crate) struct NotFound(Problem);
 #[allow(dead_code)] // Only its OpenAPI description is used.
 pub(crate) struct Conflict(Problem);
 
+/// Another agent claimed the conversation first (`handoff_taken`), or nobody asked
+/// for a person (`handoff_not_waiting`).
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+#[allow(dead_code)] // Only its OpenAPI description is used.
+pub(crate) struct HandoffConflict(Problem);
+
 /// The body is over 64 KiB or the content over 16 KiB (`payload_too_large`).
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]

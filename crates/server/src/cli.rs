@@ -120,8 +120,11 @@ pub(crate) struct TokenArgs {
     #[arg(long)]
     pub(crate) user: String,
     /// An operator token: every conversation, bot administration, analytics.
-    #[arg(long, conflicts_with = "bot")]
+    #[arg(long, conflicts_with_all = ["bot", "agent"])]
     pub(crate) admin: bool,
+    /// An agent's token: the handoff queue and the conversations they claim.
+    #[arg(long, conflicts_with = "bot")]
+    pub(crate) agent: bool,
     /// A token for the external bot with this id.
     #[arg(long, value_name = "BOT_ID")]
     pub(crate) bot: Option<String>,

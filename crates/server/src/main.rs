@@ -104,10 +104,11 @@ async fn migrate(config: &Config, action: MigrateAction) -> anyhow::Result<()> {
 /// Prints a token, and only the token, on stdout: `TOKEN=$(confab token --user me)`.
 async fn token(config: &Config, args: &TokenArgs) -> anyhow::Result<()> {
     let user = UserId::parse(&args.user).context("invalid --user")?;
-    let role = match (&args.bot, args.admin) {
-        (Some(bot), _) => Role::Bot(BotId::parse(bot).context("invalid --bot")?),
-        (None, true) => Role::Admin,
-        (None, false) => Role::User,
+    let role = match (&args.bot, args.admin, args.agent) {
+        (Some(bot), _, _) => Role::Bot(BotId::parse(bot).context("invalid --bot")?),
+        (None, true, _) => Role::Admin,
+        (None, false, true) => Role::Agent,
+        (None, false, false) => Role::User,
     };
     let secret = match &config.jwt_secret {
         Some(secret) => secret.clone(),

@@ -16,6 +16,7 @@ pub(crate) mod conversations;
 pub(crate) mod events;
 pub(crate) mod export;
 pub(crate) mod guest;
+pub(crate) mod handoff;
 pub(crate) mod meta;
 
 /// Every REST route, without the `/api` prefix.
@@ -23,6 +24,7 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .merge(batch::routes())
         .merge(conversations::routes())
+        .merge(handoff::routes())
         .merge(export::routes())
         .merge(analytics::routes())
         .merge(events::routes())

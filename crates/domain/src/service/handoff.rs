@@ -10,7 +10,7 @@ use crate::message::{HistoryQuery, Message};
 use crate::reply::move_handoff;
 use crate::user::{Caller, Role};
 
-use super::ConversationService;
+use super::{ConversationService, not_found_as};
 
 /// How many conversations one listing of the queue, or of an agent's, holds at most.
 pub const HANDOFF_LIST_MAX: u32 = 100;
@@ -54,7 +54,18 @@ impl ConversationService {
         id: ConversationId,
     ) -> Result<Conversation, DomainError> {
         let actor = agent(caller)?;
-        self.conversation(caller, id).await?;
+        // Any conversation in handoff, not only the waiting ones an agent sees: of
+        // two agents claiming at once, the second learns it lost (a conflict), not
+        // that the conversation vanished.
+        let conversation = self
+            .ports
+            .conversations
+            .get(id)
+            .await
+            .map_err(not_found_as(DomainError::ConversationNotFound))?;
+        if conversation.handoff.bot_answers() {
+            self.conversation(caller, id).await?;
+        }
         move_handoff(&self.ports, id, &actor, HandoffAction::Claim).await
     }
 
@@ -65,6 +76,9 @@ impl ConversationService {
         caller: &Caller,
         id: ConversationId,
     ) -> Result<Conversation, DomainError> {
+        if !caller.is_agent() {
+            return Err(DomainError::Forbidden);
+        }
         let conversation = self.conversation(caller, id).await?;
         let actor = match &caller.role {
             // An admin holding the conversation releases it as its agent would.

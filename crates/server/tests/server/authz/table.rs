@@ -118,6 +118,48 @@ fn every_result_not_found(_: &Fixture, answer: &Value) {
 /// Every operation of the document, in its order.
 pub fn rows() -> Vec<Row> {
     vec![
+        // The agents' routes: admins are agents too, and everyone else is refused
+        // (agent tokens are checked by the handoff tests).
+        Row {
+            method: Method::GET,
+            path: "/agent/conversations",
+            access: Access::Admin,
+            call: |_| Call::new("/agent/conversations", 200),
+            intrusions: none,
+        },
+        Row {
+            method: Method::POST,
+            path: "/agent/conversations/{id}/claim",
+            access: Access::Admin,
+            // Nobody asked for a person: well-formed and allowed, and still refused.
+            call: |f| {
+                Call::new(
+                    format!("/agent/conversations/{}/claim", f.conversation),
+                    409,
+                )
+            },
+            intrusions: none,
+        },
+        Row {
+            method: Method::POST,
+            path: "/agent/conversations/{id}/release",
+            access: Access::Admin,
+            // With its bot already: a release changes nothing and says so.
+            call: |f| {
+                Call::new(
+                    format!("/agent/conversations/{}/release", f.conversation),
+                    200,
+                )
+            },
+            intrusions: none,
+        },
+        Row {
+            method: Method::GET,
+            path: "/agent/queue",
+            access: Access::Admin,
+            call: |_| Call::new("/agent/queue", 200),
+            intrusions: none,
+        },
         Row {
             method: Method::GET,
             path: "/analytics/summary",
@@ -298,6 +340,18 @@ pub fn rows() -> Vec<Row> {
                 .chain(with_foreign_ids(f, |id| {
                     Call::new(format!("/conversations/{id}/export?format=csv"), 404)
                 }))
+                .collect()
+            },
+        },
+        Row {
+            method: Method::POST,
+            path: "/conversations/{id}/handoff",
+            access: Access::User,
+            call: |f| Call::new(format!("/conversations/{}/handoff", f.conversation), 200),
+            intrusions: |f| {
+                with_foreign_ids(f, |id| {
+                    Call::new(format!("/conversations/{id}/handoff"), 404)
+                })
                 .collect()
             },
         },
