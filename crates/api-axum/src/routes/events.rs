@@ -53,13 +53,17 @@ pub(crate) struct EventsParams {
 pub(crate) struct ServerSentEvent;
 
 /// The frame types the stream carries, and whether the event carries its own `id`.
-const EVENT_TYPES: [(&str, &str); 5] = [
+const EVENT_TYPES: [(&str, &str); 6] = [
     (
         "message",
         "A stored message: the frame of a WebSocket `message`; `id` is its seq.",
     ),
     ("delta", "Part of a bot reply being produced."),
     ("typing", "Someone started or stopped typing."),
+    (
+        "handoff",
+        "Who answers the user changed: the bot, nobody yet (waiting) or an agent.",
+    ),
     (
         "status",
         "The conversation was archived, unarchived or deleted.",

@@ -8,13 +8,16 @@
 use confab_domain::user::Role;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Binary, TestApp, TestDatabase, admin, spawn_app, token, user};
+use crate::helpers::{
+    Backend, Binary, SseReader, TestApp, TestDatabase, admin, spawn_app, token, user,
+};
 use crate::on_every_backend;
 
 on_every_backend!(
     a_user_asks_for_a_person_an_agent_takes_over_and_gives_it_back,
     agents_see_the_queue_and_their_own_conversations_and_nothing_else,
     the_handoff_frame_asks_and_every_socket_hears_each_change,
+    server_sent_events_carry_each_handoff_change,
     a_handoff_survives_kill_9_and_the_bot_answers_nothing_sent_meanwhile,
 );
 
@@ -474,4 +477,33 @@ async fn a_handoff_survives_kill_9_and_the_bot_answers_nothing_sent_meanwhile(ba
         .collect();
     assert_eq!(answered, ["hello bot", "back"], "{messages:#?}");
     drop(second);
+}
+
+async fn server_sent_events_carry_each_handoff_change(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ana = user("ana");
+    let id = answered_conversation(&app, &ana).await;
+    let mut events = SseReader::open(app.address, &ana, &id, None).await;
+    json_of(
+        post(&app, &ana, &format!("/conversations/{id}/handoff")).await,
+        200,
+    )
+    .await;
+    let (seq, notice) = events.next_message().await;
+    assert_eq!((seq, notice["sender"].as_str()), (3, Some("system")));
+    let (_, changed) = events.next_event("handoff").await;
+    assert_eq!(changed["handoff"], "waiting");
+    json_of(
+        post(
+            &app,
+            &agent("alice"),
+            &format!("/agent/conversations/{id}/claim"),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let (_, changed) = events.next_event("handoff").await;
+    assert_eq!(changed["agent_id"], "alice");
+    app.stop().await;
 }

@@ -44,6 +44,13 @@ impl SseReader {
 
     /// The next `message` event: its `id` (the seq) and its JSON.
     pub async fn next_message(&mut self) -> (u64, Value) {
+        let (id, message) = self.next_event("message").await;
+        (id.expect("message events carry an id"), message)
+    }
+
+    /// The next event of `kind`, skipping others: its `id`, if it has one, and its
+    /// JSON.
+    pub async fn next_event(&mut self, wanted: &str) -> (Option<u64>, Value) {
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();
@@ -59,11 +66,8 @@ impl SseReader {
                         data.push_str(value.trim_start());
                     }
                 }
-                if kind == "message" {
-                    return (
-                        id.expect("message events carry an id"),
-                        serde_json::from_str(&data).unwrap(),
-                    );
+                if kind == wanted {
+                    return (id, serde_json::from_str(&data).unwrap());
                 }
                 continue;
             }
