@@ -6,6 +6,10 @@
 //! reports an error mid-stream, or it stops sending for `stall_timeout_ms`) is stored
 //! with what arrived so far and the metadata `{"cut": true, "cut_reason": "…"}`; when
 //! nothing arrived the reply fails and the pipeline stores a `system` message.
+//!
+//! With `handoff_tool = true` the model is offered a `handoff` function; a streamed
+//! call of it asks for a person to take the conversation over, after whatever text the
+//! model wrote first. The call's arguments are not read: its name says everything.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -25,6 +29,11 @@ use serde_json::{Map, Value, json};
 const MAX_REPLY_BYTES: usize = 64 * 1024;
 /// Longest part of an error body quoted in a failure.
 const MAX_ERROR_BODY: usize = 500;
+/// The name of the function offered to the model for asking for a person.
+const HANDOFF_TOOL: &str = "handoff";
+/// What the model is told the function does, so that it calls it when it should.
+const HANDOFF_TOOL_DESCRIPTION: &str = "Hand the conversation over to a human agent. \
+Call it when the user asks for a person, or when you cannot help them further.";
 
 /// The bot settings the engine reads.
 #[derive(Debug, Clone, Deserialize)]
@@ -37,6 +46,8 @@ struct OpenAiSettings {
     temperature: Option<f64>,
     max_tokens: Option<u32>,
     stall_timeout_ms: Option<u64>,
+    #[serde(default)]
+    handoff_tool: bool,
 }
 
 /// Talks to an OpenAI-compatible chat completions endpoint.
@@ -58,7 +69,8 @@ impl OpenAiEngine {
     /// Reads the bot's settings: `base_url` (up to and including `/v1`), `model`,
     /// and optionally `api_key_env` (the environment variable holding the API key),
     /// `system_prompt`, `history_window` (messages sent, default all the pipeline
-    /// gives), `temperature`, `max_tokens` and `stall_timeout_ms` (default 15000).
+    /// gives), `temperature`, `max_tokens`, `stall_timeout_ms` (default 15000) and
+    /// `handoff_tool` (offer the model the `handoff` function; default false).
     ///
     /// # Errors
     /// `BotError::Misconfigured` when a setting is missing or of the wrong type, the
@@ -107,6 +119,7 @@ impl BotEngine for OpenAiEngine {
             buffer: Vec::new(),
             pending: VecDeque::new(),
             text: String::new(),
+            handoff: false,
             finished: false,
         };
         stream::unfold(call, |mut call| async move {
@@ -149,6 +162,16 @@ impl Inner {
         if let Some(max_tokens) = self.settings.max_tokens {
             body["max_tokens"] = json!(max_tokens);
         }
+        if self.settings.handoff_tool {
+            body["tools"] = json!([{
+                "type": "function",
+                "function": {
+                    "name": HANDOFF_TOOL,
+                    "description": HANDOFF_TOOL_DESCRIPTION,
+                    "parameters": {"type": "object", "properties": {}},
+                },
+            }]);
+        }
         body
     }
 
@@ -190,12 +213,18 @@ struct Call {
     buffer: Vec<u8>,
     pending: VecDeque<String>,
     text: String,
+    /// Whether the model called the `handoff` function so far.
+    handoff: bool,
     finished: bool,
 }
 
 /// What one `data:` line of the event stream says.
 enum Line {
-    Delta(String),
+    /// More of the answer: text, a call of the `handoff` function, or both.
+    Delta {
+        text: String,
+        handoff: bool,
+    },
     Nothing,
     Done,
     Broken(String),
@@ -223,12 +252,16 @@ impl Call {
                 let line: Vec<u8> = self.buffer.drain(..=end).collect();
                 match parse_line(&line) {
                     Line::Nothing => {}
-                    Line::Delta(delta) => {
-                        if self.text.len() + delta.len() > MAX_REPLY_BYTES {
+                    Line::Delta { text, handoff } => {
+                        // A model calling a function it was not offered is not obeyed.
+                        self.handoff |= handoff && self.inner.settings.handoff_tool;
+                        if self.text.len() + text.len() > MAX_REPLY_BYTES {
                             return Some(self.finish(Some("the reply exceeded 64 KiB")));
                         }
-                        self.text.push_str(&delta);
-                        self.pending.push_back(delta);
+                        if !text.is_empty() {
+                            self.text.push_str(&text);
+                            self.pending.push_back(text);
+                        }
                     }
                     Line::Done => return Some(self.finish(None)),
                     Line::Broken(reason) => return Some(self.finish(Some(&reason))),
@@ -250,12 +283,20 @@ impl Call {
         }
     }
 
-    /// Ends the reply: complete, or cut short for `cut` with what arrived so far.
+    /// Ends the reply: complete, or cut short for `cut` with what arrived so far. A
+    /// call of the `handoff` function counts even when the stream broke after it.
     fn finish(&mut self, cut: Option<&str>) -> Result<ReplyChunk, BotError> {
         self.finished = true;
         self.body = None;
         let text = std::mem::take(&mut self.text);
         if text.trim().is_empty() {
+            if self.handoff {
+                // Only the handoff: the pipeline stores its notice and no empty message.
+                return Ok(ReplyChunk::Done(BotReply {
+                    handoff: true,
+                    ..BotReply::default()
+                }));
+            }
             return Err(failed(cut.unwrap_or("the model sent an empty reply")));
         }
         let metadata = match cut {
@@ -268,6 +309,7 @@ impl Call {
         Ok(ReplyChunk::Done(BotReply {
             content: text,
             metadata,
+            handoff: self.handoff,
             ..BotReply::default()
         }))
     }
@@ -300,14 +342,31 @@ fn parse_line(line: &[u8]) -> Line {
         // Usage summaries and keep-alives come without choices.
         return Line::Nothing;
     };
-    match choice
-        .get("delta")
-        .and_then(|d| d.get("content"))
+    let Some(delta) = choice.get("delta") else {
+        return Line::Nothing;
+    };
+    let text = delta
+        .get("content")
         .and_then(Value::as_str)
-    {
-        Some(content) if !content.is_empty() => Line::Delta(content.to_owned()),
-        _ => Line::Nothing,
+        .unwrap_or_default()
+        .to_owned();
+    // A call's name comes in its first `tool_calls` delta; its arguments follow in
+    // later ones, which name no function.
+    let handoff = delta
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .is_some_and(|calls| {
+            calls.iter().any(|call| {
+                call.get("function")
+                    .and_then(|f| f.get("name"))
+                    .and_then(Value::as_str)
+                    == Some(HANDOFF_TOOL)
+            })
+        });
+    if text.is_empty() && !handoff {
+        return Line::Nothing;
     }
+    Line::Delta { text, handoff }
 }
 
 #[cfg(test)]
@@ -317,12 +376,28 @@ mod tests {
     #[test]
     fn data_lines_with_content_are_deltas() {
         let line = br#"data: {"choices":[{"delta":{"content":"Hel"}}]}"#;
-        assert!(matches!(parse_line(line), Line::Delta(d) if d == "Hel"));
+        assert!(matches!(parse_line(line), Line::Delta { text, handoff: false } if text == "Hel"));
         assert!(matches!(parse_line(b"data: [DONE]\r\n"), Line::Done));
         assert!(matches!(parse_line(b": keep-alive\n"), Line::Nothing));
         assert!(matches!(parse_line(b"data: {not json\n"), Line::Broken(_)));
         let role_only = br#"data: {"choices":[{"delta":{"role":"assistant"}}]}"#;
         assert!(matches!(parse_line(role_only), Line::Nothing));
+    }
+
+    #[test]
+    fn a_streamed_call_of_the_handoff_function_is_seen_by_its_name() {
+        let named = br#"data: {"choices":[{"delta":{"content":null,"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"handoff","arguments":""}}]}}]}"#;
+        assert!(
+            matches!(parse_line(named), Line::Delta { text, handoff: true } if text.is_empty())
+        );
+        let arguments = br#"data: {"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]}}]}"#;
+        assert!(matches!(parse_line(arguments), Line::Nothing));
+        let other = br#"data: {"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"name":"weather","arguments":""}}]}}]}"#;
+        assert!(matches!(parse_line(other), Line::Nothing));
+        let both = br#"data: {"choices":[{"delta":{"content":"One moment.","tool_calls":[{"index":0,"function":{"name":"handoff"}}]}}]}"#;
+        assert!(
+            matches!(parse_line(both), Line::Delta { text, handoff: true } if text == "One moment.")
+        );
     }
 
     #[test]

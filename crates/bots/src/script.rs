@@ -13,6 +13,10 @@
 //!
 //! The greeting answers a message that matches no rule when the bot has not greeted
 //! yet in this session (tracked under [`GREETED_KEY`]); the fallback answers the rest.
+//!
+//! A rule with `handoff = true` asks for a person to take the conversation over when
+//! it answers (after its slots are filled), with its `reply` or, when it has none,
+//! with no message of its own: the handoff's notice says what happens.
 
 use std::fmt;
 use std::path::Path;
@@ -82,11 +86,13 @@ struct RawRule {
     #[serde(default)]
     keywords: Vec<String>,
     regex: Option<toml::Spanned<String>>,
-    reply: String,
+    reply: Option<String>,
     #[serde(default)]
     suggestions: Vec<String>,
     #[serde(default)]
     slots: Vec<RawSlot>,
+    #[serde(default)]
+    handoff: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,9 +117,11 @@ struct Rule {
     name: String,
     keywords: Vec<String>,
     regex: Option<Regex>,
+    /// Empty for a rule that hands off without a word.
     reply: String,
     suggestions: Vec<String>,
     slots: Vec<Slot>,
+    handoff: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -168,12 +176,24 @@ impl Script {
                     format!("rule {name} needs `keywords` or a `regex`"),
                 ));
             }
+            let reply = match rule.reply {
+                Some(reply) => reply,
+                // Handing off is an answer in itself; any other rule must say something.
+                None if rule.handoff => String::new(),
+                None => {
+                    return Err(at(
+                        Some(span),
+                        format!("rule {name} needs a `reply` (or `handoff = true`)"),
+                    ));
+                }
+            };
             rules.push(Rule {
                 name,
                 keywords,
                 regex,
-                reply: rule.reply,
+                reply,
                 suggestions: rule.suggestions,
+                handoff: rule.handoff,
                 slots: rule
                     .slots
                     .into_iter()
@@ -224,22 +244,26 @@ impl Script {
             }
             None => self.matching(text, &mut context),
         };
-        let (content, suggestions) = match rule {
+        let (content, suggestions, handoff) = match rule {
             Some(rule) => match rule.slots.iter().find(|s| !context.contains_key(&s.name)) {
                 Some(slot) => {
                     context.insert(AWAITING_KEY.to_owned(), Value::String(rule.name.clone()));
-                    (render(&slot.prompt, &context), &slot.suggestions)
+                    (render(&slot.prompt, &context), &slot.suggestions, false)
                 }
                 None => {
                     context.remove(AWAITING_KEY);
-                    (render(&rule.reply, &context), &rule.suggestions)
+                    (
+                        render(&rule.reply, &context),
+                        &rule.suggestions,
+                        rule.handoff,
+                    )
                 }
             },
             None => match &self.greeting {
                 Some(greeting) if context.get(GREETED_KEY) != Some(&Value::Bool(true)) => {
-                    (render(greeting, &context), &Vec::new())
+                    (render(greeting, &context), &Vec::new(), false)
                 }
-                _ => (render(&self.fallback, &context), &Vec::new()),
+                _ => (render(&self.fallback, &context), &Vec::new(), false),
             },
         };
         context.insert(GREETED_KEY.to_owned(), Value::Bool(true));
@@ -251,6 +275,7 @@ impl Script {
                 .map(|text| Suggestion { text: text.clone() })
                 .collect(),
             context: Some(context),
+            handoff,
             ..BotReply::default()
         }
     }
@@ -506,6 +531,61 @@ prompt = "Which topping?"
             error.message.contains("needs `keywords` or a `regex`"),
             "{error}"
         );
+        assert!(error.line.is_some(), "{error}");
+    }
+
+    #[test]
+    fn a_handoff_rule_asks_for_a_person_with_its_reply_or_alone() {
+        let script = Script::parse(
+            r#"
+fallback = "Hm?"
+
+[[rules]]
+keywords = ["human"]
+reply = "Let me find a person."
+handoff = true
+
+[[rules]]
+keywords = ["agent"]
+handoff = true
+
+[[rules]]
+keywords = ["refund"]
+reply = "A person will look at order {{order}}."
+handoff = true
+
+[[rules.slots]]
+name = "order"
+prompt = "Which order?"
+"#,
+            "handoff.toml",
+        )
+        .expect("the handoff rules parse");
+        let replies = dialogue(
+            &script,
+            &["a human please", "agent!", "refund", "42", "hello"],
+        );
+        let answers: Vec<(&str, bool)> = replies
+            .iter()
+            .map(|r| (r.content.as_str(), r.handoff))
+            .collect();
+        assert_eq!(
+            answers,
+            [
+                ("Let me find a person.", true),
+                ("", true),
+                ("Which order?", false),
+                ("A person will look at order 42.", true),
+                ("Hm?", false),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_rule_without_a_reply_must_hand_off() {
+        let source = "fallback = \"ok\"\n\n[[rules]]\nkeywords = [\"x\"]\n";
+        let error = Script::parse(source, "bad.toml").expect_err("no reply");
+        assert!(error.message.contains("needs a `reply`"), "{error}");
         assert!(error.line.is_some(), "{error}");
     }
 

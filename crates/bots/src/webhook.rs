@@ -3,7 +3,9 @@
 //!
 //! confab POSTs the conversation event as JSON, signed with HMAC-SHA256 over the raw
 //! body in `X-Confab-Signature: sha256=<hex>` when the bot has a secret, and stores
-//! the JSON reply `{content, suggestions?, attachments?, context?, metadata?}`.
+//! the JSON reply `{content, suggestions?, attachments?, context?, metadata?,
+//! handoff?}`; `"handoff": true` asks for a person to take the conversation over, and
+//! may come alone, with no content.
 //! Connection failures, timeouts and 5xx answers are retried with exponential
 //! back-off a bounded number of times; every attempt carries the same body and the
 //! same `X-Confab-Delivery` id (the user message's id), so the bot can drop repeats.
@@ -12,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use confab_domain::conversation::Metadata;
-use confab_domain::error::BotError;
+use confab_domain::error::{BotError, ValidationError};
 use confab_domain::message::{Attachment, Attachments, Message, MessageContent, Suggestion};
 use confab_domain::ports::{BotEngine, BotReply, BotRequest, ReplyChunk};
 use futures::StreamExt;
@@ -215,6 +217,8 @@ struct ReplyBody {
     attachments: Vec<AttachmentBody>,
     context: Option<Map<String, Value>>,
     metadata: Option<Value>,
+    #[serde(default)]
+    handoff: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -251,13 +255,19 @@ fn parse_reply(bytes: &[u8]) -> Result<BotReply, String> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
     let attachments = Attachments::parse(attachments).map_err(|e| e.to_string())?;
-    let content = MessageContent::parse(&body.content, &attachments).map_err(|e| e.to_string())?;
+    let content = match MessageContent::parse(&body.content, &attachments) {
+        Ok(content) => content.as_str().to_owned(),
+        // Asking for a person is an answer in itself: the handoff's notice tells the
+        // user what happens, so no text of the bot's is needed.
+        Err(ValidationError::EmptyContent) if body.handoff => String::new(),
+        Err(error) => return Err(error.to_string()),
+    };
     let metadata = match body.metadata {
         Some(value) => Metadata::parse(value).map_err(|e| e.to_string())?,
         None => Metadata::default(),
     };
     Ok(BotReply {
-        content: content.as_str().to_owned(),
+        content,
         attachments,
         suggestions: body
             .suggestions
@@ -268,7 +278,7 @@ fn parse_reply(bytes: &[u8]) -> Result<BotReply, String> {
             .collect(),
         context: body.context,
         metadata,
-        handoff: false,
+        handoff: body.handoff,
     })
 }
 
@@ -342,5 +352,25 @@ mod tests {
                 .is_err()
         );
         assert!(parse_reply(br#"{"content":"  "}"#).is_err());
+        assert!(!reply.handoff, "no handoff unless the bot asks");
+    }
+
+    #[test]
+    fn a_handoff_may_come_with_text_or_alone() {
+        let with_text = parse_reply(br#"{"content":" Let me find a person ","handoff":true}"#)
+            .expect("a valid reply");
+        assert!(with_text.handoff);
+        assert_eq!(with_text.content, "Let me find a person");
+        let alone = parse_reply(br#"{"handoff":true}"#).expect("a handoff alone is an answer");
+        assert!(alone.handoff);
+        assert_eq!(alone.content, "");
+        assert!(
+            parse_reply(br#"{"content":"","handoff":false}"#).is_err(),
+            "without a handoff, empty content is still refused"
+        );
+        assert!(
+            parse_reply(br#"{"content":"a\u0000b","handoff":true}"#).is_err(),
+            "a handoff excuses only the missing text, not invalid text"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! The `openai` engine against a fake chat completions server that streams, breaks
 //! off, sends malformed chunks, stalls and fails; each case ends in one stored
-//! message, never a hung conversation.
+//! message, never a hung conversation. A model offered the `handoff` function calls it
+//! to put the conversation in the agents' queue.
 
 use std::sync::{Arc, Mutex};
 
@@ -11,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use confab_domain::bot::EngineKind;
+use confab_domain::handoff::HandoffState;
 use confab_domain::message::Sender;
 use futures::StreamExt;
 use futures::stream;
@@ -35,6 +37,25 @@ fn chunk(text: &str) -> Bytes {
     let event =
         json!({"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]});
     Bytes::from(format!("data: {event}\n\n"))
+}
+
+/// The streamed start of a call of the `handoff` function, then its arguments, the
+/// way OpenAI sends them: the name only in the first `tool_calls` delta.
+fn handoff_call() -> Vec<Result<Bytes, std::io::Error>> {
+    [
+        json!({"choices": [{"index": 0, "delta": {"content": null, "tool_calls": [{
+            "index": 0, "id": "call_1", "type": "function",
+            "function": {"name": "handoff", "arguments": ""},
+        }]}, "finish_reason": null}]}),
+        json!({"choices": [{"index": 0, "delta": {"tool_calls": [{
+            "index": 0, "function": {"arguments": "{}"},
+        }]}, "finish_reason": null}]}),
+        json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}),
+    ]
+    .into_iter()
+    .map(|event| Ok(Bytes::from(format!("data: {event}\n\n"))))
+    .chain([Ok(Bytes::from("data: [DONE]\n\n"))])
+    .collect()
 }
 
 fn sse(parts: Vec<Result<Bytes, std::io::Error>>, then_stall: bool) -> Response {
@@ -95,6 +116,12 @@ async fn completions(
             false,
         ),
         "stalls" => sse(vec![Ok(chunk("Let me think"))], true),
+        "hands-off" => {
+            let mut parts = vec![Ok(chunk("One moment, ")), Ok(chunk("I will get a person."))];
+            parts.extend(handoff_call());
+            sse(parts, false)
+        }
+        "hands-off-silently" => sse(handoff_call(), false),
         "silent" => sse(vec![Ok(role)], true),
         "breaks-at-once" => sse(vec![Err(broken())], false),
         _ => (
@@ -113,20 +140,28 @@ async fn fake_model() -> (String, Received) {
     (format!("{}/v1", serve(router).await), received)
 }
 
+fn settings(base_url: &str, model: &str) -> Value {
+    json!({
+        "base_url": base_url,
+        "model": model,
+        "api_key_env": SECRET_VAR,
+        "system_prompt": "You are terse.",
+        "history_window": 3,
+        "temperature": 0.2,
+        "max_tokens": 64,
+        "stall_timeout_ms": 300,
+    })
+}
+
 fn chat(base_url: &str, model: &str) -> Chat {
-    Chat::with(
-        EngineKind::OpenAi,
-        json!({
-            "base_url": base_url,
-            "model": model,
-            "api_key_env": SECRET_VAR,
-            "system_prompt": "You are terse.",
-            "history_window": 3,
-            "temperature": 0.2,
-            "max_tokens": 64,
-            "stall_timeout_ms": 300,
-        }),
-    )
+    Chat::with(EngineKind::OpenAi, settings(base_url, model))
+}
+
+/// A chat whose bot offers the model the `handoff` function.
+fn chat_offering_handoff(base_url: &str, model: &str) -> Chat {
+    let mut settings = settings(base_url, model);
+    settings["handoff_tool"] = json!(true);
+    Chat::with(EngineKind::OpenAi, settings)
 }
 
 #[tokio::test]
@@ -293,4 +328,74 @@ async fn an_unreachable_model_yields_a_system_message() {
     let mut chat = chat(&format!("http://{address}/v1"), "streams");
     let reply = chat.ask("Hi").await;
     assert_eq!(reply.sender, Sender::System);
+}
+
+#[tokio::test]
+async fn a_model_calling_the_handoff_function_queues_the_conversation_after_its_text() {
+    let (base_url, received) = fake_model().await;
+    let mut chat = chat_offering_handoff(&base_url, "hands-off");
+    let reply = chat.ask("Can I talk to someone?").await;
+    assert_eq!(reply.sender, Sender::Bot);
+    assert_eq!(reply.content.as_str(), "One moment, I will get a person.");
+    assert_eq!(
+        chat.deltas_of(&reply),
+        ["One moment, ", "I will get a person."]
+    );
+    chat.settle().await;
+    assert_eq!(chat.conversation().await.handoff, HandoffState::Waiting);
+
+    let requests = received.all();
+    let (body, _) = &requests[0];
+    assert_eq!(
+        body["tools"],
+        json!([{"type": "function", "function": {
+            "name": "handoff",
+            "description": body["tools"][0]["function"]["description"],
+            "parameters": {"type": "object", "properties": {}},
+        }}])
+    );
+    assert!(
+        body["tools"][0]["function"]["description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()),
+        "the model is told what the function is for"
+    );
+
+    // While the conversation waits for a person, the model is not asked.
+    chat.send("hello?").await;
+    chat.settle().await;
+    assert_eq!(received.all().len(), 1);
+    let senders: Vec<Sender> = chat.transcript().into_iter().map(|(s, _)| s).collect();
+    assert_eq!(
+        senders,
+        [Sender::User, Sender::Bot, Sender::System, Sender::User]
+    );
+}
+
+#[tokio::test]
+async fn a_model_that_only_calls_the_handoff_function_stores_no_message_of_its_own() {
+    let (base_url, _) = fake_model().await;
+    let mut chat = chat_offering_handoff(&base_url, "hands-off-silently");
+    chat.send("A person, please").await;
+    chat.settle().await;
+    assert_eq!(
+        chat.transcript(),
+        [
+            (Sender::User, "A person, please".to_owned()),
+            (Sender::System, "Waiting for a person to join".to_owned()),
+        ]
+    );
+    assert_eq!(chat.conversation().await.handoff, HandoffState::Waiting);
+}
+
+#[tokio::test]
+async fn without_handoff_tool_the_function_is_not_offered_and_a_call_is_ignored() {
+    let (base_url, received) = fake_model().await;
+    let mut chat = chat(&base_url, "hands-off");
+    let reply = chat.ask("Can I talk to someone?").await;
+    assert_eq!(reply.content.as_str(), "One moment, I will get a person.");
+    chat.settle().await;
+    assert_eq!(chat.conversation().await.handoff, HandoffState::Bot);
+    let requests = received.all();
+    assert!(requests[0].0.get("tools").is_none(), "{:?}", requests[0].0);
 }

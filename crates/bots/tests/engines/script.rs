@@ -1,6 +1,8 @@
-//! The `script` engine loading its rules from a file.
+//! The `script` engine loading its rules from a file, and handing conversations
+//! over to people.
 
 use confab_domain::bot::EngineKind;
+use confab_domain::handoff::HandoffState;
 use confab_domain::message::Sender;
 use serde_json::json;
 
@@ -72,4 +74,58 @@ async fn a_malformed_rules_file_yields_a_system_message_and_names_the_line() {
     let reply = chat.ask("hello").await;
     assert_eq!(reply.sender, Sender::System);
     assert_eq!(reply.content.as_str(), "The bot is not available.");
+}
+
+const HANDOFF_RULES: &str = r#"
+fallback = "Pardon?"
+
+[[rules]]
+keywords = ["human", "person"]
+reply = "Let me find a person."
+handoff = true
+
+[[rules]]
+keywords = ["agent"]
+handoff = true
+"#;
+
+#[tokio::test]
+async fn a_handoff_rule_sends_its_reply_then_queues_the_conversation() {
+    let mut chat = Chat::with(EngineKind::Script, json!({ "rules": HANDOFF_RULES }));
+    assert_eq!(chat.ask("hi").await.content.as_str(), "Pardon?");
+    let reply = chat.ask("A human, please").await;
+    assert_eq!(reply.sender, Sender::Bot);
+    assert_eq!(reply.content.as_str(), "Let me find a person.");
+    chat.settle().await;
+    assert_eq!(chat.conversation().await.handoff, HandoffState::Waiting);
+
+    chat.send("anyone?").await;
+    chat.settle().await;
+    assert_eq!(
+        chat.transcript(),
+        [
+            (Sender::User, "hi".to_owned()),
+            (Sender::Bot, "Pardon?".to_owned()),
+            (Sender::User, "A human, please".to_owned()),
+            (Sender::Bot, "Let me find a person.".to_owned()),
+            (Sender::System, "Waiting for a person to join".to_owned()),
+            (Sender::User, "anyone?".to_owned()),
+        ],
+        "the bot does not answer while the conversation waits for a person"
+    );
+}
+
+#[tokio::test]
+async fn a_handoff_rule_without_a_reply_only_queues_the_conversation() {
+    let mut chat = Chat::with(EngineKind::Script, json!({ "rules": HANDOFF_RULES }));
+    chat.send("agent").await;
+    chat.settle().await;
+    assert_eq!(
+        chat.transcript(),
+        [
+            (Sender::User, "agent".to_owned()),
+            (Sender::System, "Waiting for a person to join".to_owned()),
+        ]
+    );
+    assert_eq!(chat.conversation().await.handoff, HandoffState::Waiting);
 }

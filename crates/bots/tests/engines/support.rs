@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use confab_bots::BuiltinEngines;
 use confab_domain::bot::{BotId, EngineKind};
-use confab_domain::conversation::{ConversationId, Metadata};
+use confab_domain::conversation::{Conversation, ConversationId, Metadata};
 use confab_domain::event::EventKind;
-use confab_domain::message::Message;
+use confab_domain::message::{Message, Sender};
 use confab_domain::reply::ReplySettings;
 use confab_domain::service::{ConversationService, MessageDraft, StartConversation};
 use confab_domain::testing::{TestPorts, test_bot, user};
@@ -89,6 +89,36 @@ impl Chat {
         let reply = replies.into_iter().next().expect("one reply");
         assert_eq!(reply.reply_to, Some(question.id));
         reply
+    }
+
+    /// Waits until every reply job has ended, handoffs the bots asked for included.
+    pub(crate) async fn settle(&self) {
+        assert!(
+            self.service.replies().drain(REPLY_WAIT).await,
+            "the reply jobs end in time"
+        );
+    }
+
+    /// The conversation as stored now.
+    pub(crate) async fn conversation(&self) -> Conversation {
+        let id = self.conversation.expect("a started conversation");
+        self.ports
+            .ports
+            .conversations
+            .get(id)
+            .await
+            .expect("the conversation")
+    }
+
+    /// Every stored message as its sender and text, oldest first.
+    pub(crate) fn transcript(&self) -> Vec<(Sender, String)> {
+        let id = self.conversation.expect("a started conversation");
+        self.ports
+            .store
+            .messages_of(id)
+            .into_iter()
+            .map(|m| (m.sender, m.content.as_str().to_owned()))
+            .collect()
     }
 
     /// The text of every delta published for the reply `reply`, in order.

@@ -1,5 +1,5 @@
 //! The `webhook` engine against a fake bot service that checks the signature,
-//! fails on purpose and answers late.
+//! fails on purpose, answers late and asks for a person.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use confab_domain::bot::EngineKind;
+use confab_domain::handoff::HandoffState;
 use confab_domain::message::Sender;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
@@ -92,6 +93,10 @@ async fn hook(
         }
         "slow" => answer(),
         "later" => StatusCode::NO_CONTENT.into_response(),
+        "hands-off" => {
+            Json(json!({"content": "Let me find a person", "handoff": true})).into_response()
+        }
+        "hands-off-silently" => Json(json!({"handoff": true})).into_response(),
         "refuses" => StatusCode::BAD_REQUEST.into_response(),
         _ => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
@@ -228,5 +233,49 @@ async fn a_bot_answering_with_no_content_is_left_to_answer_later() {
         .await
         .expect("the conversation");
     assert_eq!(conversation.replied_seq, question.seq);
+    assert!(!conversation.has_pending_replies());
+}
+
+#[tokio::test]
+async fn a_bot_answering_handoff_puts_the_conversation_in_the_queue_after_its_reply() {
+    let (base, bot) = fake_bot().await;
+    let mut chat = chat(format!("{base}/hooks/hands-off"), SECRET_VAR);
+    let reply = chat.ask("I want a human").await;
+    assert_eq!(reply.sender, Sender::Bot);
+    assert_eq!(reply.content.as_str(), "Let me find a person");
+    chat.settle().await;
+    assert_eq!(chat.conversation().await.handoff, HandoffState::Waiting);
+
+    // While the conversation waits for a person, the bot is not asked.
+    chat.send("hello?").await;
+    chat.settle().await;
+    assert_eq!(bot.attempts.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        chat.transcript(),
+        [
+            (Sender::User, "I want a human".to_owned()),
+            (Sender::Bot, "Let me find a person".to_owned()),
+            (Sender::System, "Waiting for a person to join".to_owned()),
+            (Sender::User, "hello?".to_owned()),
+        ]
+    );
+    assert!(!chat.conversation().await.has_pending_replies());
+}
+
+#[tokio::test]
+async fn a_bot_answering_only_handoff_stores_no_message_of_its_own() {
+    let (base, _) = fake_bot().await;
+    let mut chat = chat(format!("{base}/hooks/hands-off-silently"), SECRET_VAR);
+    chat.send("I want a human").await;
+    chat.settle().await;
+    assert_eq!(
+        chat.transcript(),
+        [
+            (Sender::User, "I want a human".to_owned()),
+            (Sender::System, "Waiting for a person to join".to_owned()),
+        ]
+    );
+    let conversation = chat.conversation().await;
+    assert_eq!(conversation.handoff, HandoffState::Waiting);
     assert!(!conversation.has_pending_replies());
 }

@@ -14,5 +14,6 @@ mod admin;
 mod config;
 mod engines;
 mod fakes;
+mod handoff;
 mod helpers;
 mod restart;
