@@ -151,6 +151,12 @@ impl ReplyPipeline {
                 if reply.handoff && reply.content.is_empty() && reply.attachments.is_empty() =>
             {
                 self.hand_over(conversation, &message).await?;
+                if let Some(context) = &reply.context {
+                    self.ports
+                        .sessions
+                        .save_context(conversation.session_id, context, self.ports.clock.now())
+                        .await?;
+                }
                 return self.ask_for_a_person(conversation).await;
             }
             Ok(Some(reply)) => (Sender::Bot, conversation.bot_id.to_string(), reply),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::conversation::{Conversation, ConversationId, ConversationPage, ListQuery, PageSize};
-use crate::error::{DomainError, ValidationError};
+use crate::error::{DomainError, RepoError, ValidationError};
 use crate::event::EventKind;
 use crate::message::{HistoryBound, HistoryCursor, HistoryPage, HistoryQuery, Message};
 use crate::ports::pages_after;
@@ -79,8 +79,10 @@ impl ConversationService {
             .await?)
     }
 
-    /// Waits up to `timeout` for the bot's reply to `message` and returns it (an empty
-    /// list when none came in time or the conversation went away).
+    /// Waits up to `timeout` for the bot's reply to `message` and returns it: an empty
+    /// list when none came in time, the conversation went away, or people answer it
+    /// (the message was sent during a handoff, or the bot handed over instead of
+    /// replying).
     pub async fn await_replies(
         &self,
         message: &Message,
@@ -105,13 +107,25 @@ impl ConversationService {
                 return Ok(replies);
             }
         }
+        // Sent while people answer: no bot reply will ever come.
+        match self.ports.conversations.get(message.conversation_id).await {
+            Ok(now) if !now.handoff.bot_answers() && now.replied_seq >= message.seq => {
+                return Ok(Vec::new());
+            }
+            Ok(_) => {}
+            Err(RepoError::NotFound) => return Ok(Vec::new()),
+            Err(error) => return Err(error.into()),
+        }
         let wait = async {
             while let Some(event) = stream.next().await {
                 match event.kind {
                     EventKind::Message(reply) if reply.reply_to == Some(message.id) => {
                         return vec![reply];
                     }
+                    // The bot handed the conversation to people instead of replying,
+                    // or people took it over meanwhile.
                     EventKind::Deleted => return Vec::new(),
+                    EventKind::Handoff(state) if !state.bot_answers() => return Vec::new(),
                     _ => {}
                 }
             }
