@@ -151,3 +151,233 @@ fn agent(caller: &Caller) -> Result<HandoffActor, DomainError> {
         Err(DomainError::Forbidden)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::bot::BotId;
+    use crate::conversation::Metadata;
+    use crate::event::EventKind;
+    use crate::handoff::{HandoffRefusal, HandoffState};
+    use crate::message::Sender;
+    use crate::ports::BotReply;
+    use crate::reply::ReplySettings;
+    use crate::service::{MessageDraft, StartConversation};
+    use crate::testing::{ScriptedEngine, TestPorts, user};
+    use crate::user::UserId;
+
+    const DRAIN: Duration = Duration::from_secs(10);
+
+    fn agent(id: &str) -> Caller {
+        Caller {
+            user_id: UserId::parse(id).expect("a valid user id"),
+            role: Role::Agent,
+        }
+    }
+
+    fn draft(text: &str) -> MessageDraft {
+        MessageDraft::parse(text, Vec::new(), None).expect("a valid draft")
+    }
+
+    fn limit() -> PageSize {
+        PageSize::clamped(10, HANDOFF_LIST_MAX)
+    }
+
+    async fn started(service: &ConversationService, first: Option<&str>) -> Conversation {
+        service
+            .start(
+                &user("ana"),
+                StartConversation {
+                    bot_id: BotId::parse("echo").expect("a valid bot id"),
+                    initial_message: first.map(draft),
+                    title: None,
+                    metadata: Metadata::default(),
+                },
+            )
+            .await
+            .expect("starting")
+            .conversation
+    }
+
+    fn setup(engine: ScriptedEngine) -> (TestPorts, ConversationService) {
+        let fakes = TestPorts::with_engine(engine);
+        fakes.seed_bot("echo");
+        let service = fakes.service(ReplySettings::default());
+        (fakes, service)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_bot_is_never_asked_about_what_the_user_sends_while_people_answer() {
+        let engine = ScriptedEngine::echo();
+        let (fakes, service) = setup(engine.clone());
+        let conversation = started(&service, None).await;
+        let ana = user("ana");
+        service
+            .request_handoff(&ana, conversation.id)
+            .await
+            .expect("asking for a person");
+        let sent = service
+            .send(&ana, conversation.id, draft("anyone?"))
+            .await
+            .expect("sending");
+        assert!(service.replies().drain(DRAIN).await);
+        assert_eq!(engine.calls(), 0);
+
+        // No reply will come, and waiting for one says so at once: on the paused
+        // clock, a wait would have moved time on by its whole timeout.
+        let before = tokio::time::Instant::now();
+        let replies = service
+            .await_replies(&sent.message, Duration::from_secs(3600))
+            .await
+            .expect("waiting");
+        assert!(replies.is_empty());
+        assert_eq!(before.elapsed(), Duration::ZERO);
+
+        let alice = agent("alice");
+        service
+            .claim(&alice, conversation.id)
+            .await
+            .expect("claiming");
+        service
+            .send(&alice, conversation.id, draft("alice here"))
+            .await
+            .expect("the agent writes");
+        service
+            .release(&alice, conversation.id)
+            .await
+            .expect("releasing");
+        let after = service
+            .send(&ana, conversation.id, draft("hello bot"))
+            .await
+            .expect("sending");
+        let replies = service
+            .await_replies(&after.message, DRAIN)
+            .await
+            .expect("waiting");
+        assert_eq!(replies[0].content.as_str(), "hello bot");
+        assert_eq!(engine.calls(), 1, "only the message after the release");
+        let senders: Vec<Sender> = fakes
+            .store
+            .messages_of(conversation.id)
+            .iter()
+            .map(|m| m.sender)
+            .collect();
+        assert_eq!(
+            senders,
+            [
+                Sender::System,
+                Sender::User,
+                Sender::System,
+                Sender::Agent,
+                Sender::System,
+                Sender::User,
+                Sender::Bot
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_first_claim_wins_and_only_its_agent_writes() {
+        let (_, service) = setup(ScriptedEngine::echo());
+        let conversation = started(&service, None).await;
+        service
+            .request_handoff(&user("ana"), conversation.id)
+            .await
+            .expect("asking");
+        let (alice, bob) = (agent("alice"), agent("bob"));
+        let refused = service.send(&alice, conversation.id, draft("early")).await;
+        assert!(
+            matches!(
+                refused,
+                Err(DomainError::Handoff(HandoffRefusal::NotHolder))
+            ),
+            "{refused:?}"
+        );
+        let held = service.claim(&alice, conversation.id).await.expect("claim");
+        assert_eq!(held.handoff, HandoffState::Agent(alice.user_id.clone()));
+        let second = service.claim(&bob, conversation.id).await;
+        assert!(
+            matches!(
+                second,
+                Err(DomainError::Handoff(HandoffRefusal::HeldByAnother))
+            ),
+            "{second:?}"
+        );
+        let again = service
+            .claim(&alice, conversation.id)
+            .await
+            .expect("a retry");
+        assert_eq!(
+            again.handoff_since, held.handoff_since,
+            "a retry changes nothing"
+        );
+        let queue = service.handoff_queue(&alice, limit()).await.expect("queue");
+        assert!(queue.is_empty());
+        let mine = service
+            .held_conversations(&alice, limit())
+            .await
+            .expect("held");
+        assert_eq!(mine[0].conversation.id, conversation.id);
+        assert!(
+            service
+                .held_conversations(&bob, limit())
+                .await
+                .expect("held")
+                .is_empty()
+        );
+        let not_allowed = service.handoff_queue(&user("ana"), limit()).await;
+        assert!(
+            matches!(not_allowed, Err(DomainError::Forbidden)),
+            "{not_allowed:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bot_that_asks_for_a_person_puts_the_conversation_in_the_queue() {
+        let engine = ScriptedEngine::replying_with(
+            Vec::<String>::new(),
+            BotReply {
+                content: "Let me find a person.".to_owned(),
+                handoff: true,
+                ..BotReply::default()
+            },
+        );
+        let (fakes, service) = setup(engine.clone());
+        let conversation = started(&service, Some("I want a human")).await;
+        assert!(service.replies().drain(DRAIN).await);
+        let now = service
+            .conversation(&user("ana"), conversation.id)
+            .await
+            .expect("reading");
+        assert_eq!(now.handoff, HandoffState::Waiting);
+        let stored = fakes.store.messages_of(conversation.id);
+        let told: Vec<(Sender, &str)> = stored
+            .iter()
+            .map(|m| (m.sender, m.content.as_str()))
+            .collect();
+        assert_eq!(
+            told,
+            [
+                (Sender::User, "I want a human"),
+                (Sender::Bot, "Let me find a person."),
+                (Sender::System, "Waiting for a person to join"),
+            ]
+        );
+        let queue = service
+            .handoff_queue(&agent("alice"), limit())
+            .await
+            .expect("the queue");
+        assert_eq!(queue[0].conversation.id, conversation.id);
+        assert_eq!(queue[0].recent.len(), 3);
+        let handoffs: Vec<EventKind> = fakes
+            .events
+            .events_of(conversation.id)
+            .into_iter()
+            .map(|e| e.kind)
+            .filter(|kind| matches!(kind, EventKind::Handoff(_)))
+            .collect();
+        assert_eq!(handoffs, [EventKind::Handoff(HandoffState::Waiting)]);
+    }
+}
