@@ -24,6 +24,7 @@ use confab_domain::message::{
 use confab_domain::ports::{
     BotRepository, ConversationRepository, MessageRepository, ReplyLeases, SessionRepository,
 };
+use confab_domain::search::SearchQuery;
 use confab_domain::session::{Session, SessionId};
 use confab_domain::testing::InMemoryStore;
 use confab_domain::testing::contract::Stores;
@@ -112,6 +113,9 @@ impl MessageRepository for AuditedStore {
     }
     async fn get(&self, c: ConversationId, id: MessageId) -> Result<Message, RepoError> {
         MessageRepository::get(&self.inner, c, id).await
+    }
+    async fn search(&self, query: &SearchQuery) -> Result<Vec<Message>, RepoError> {
+        self.inner.search(query).await
     }
 }
 

@@ -30,6 +30,8 @@
 //!   for several instances on one database.
 //! - `m20261204_000001_add_handoff`: who answers a conversation (bot, queue or
 //!   agent) and the log of handoffs for analytics.
+//! - `m20261204_000002_add_message_search`: full-text search of message contents
+//!   (FTS5 on SQLite, a GIN `tsvector` index on PostgreSQL).
 
 /// Re-exported so that callers can run [`Migrator`] without naming sea-orm-migration.
 pub use sea_orm_migration::MigratorTrait;
@@ -39,6 +41,7 @@ mod m20261125_000001_create_tables;
 mod m20261125_000006_create_management_indexes;
 mod m20261203_000001_add_reply_leases;
 mod m20261204_000001_add_handoff;
+mod m20261204_000002_add_message_search;
 
 /// Applies confab's migrations; `Migrator::up(&db, None)` brings a database to the
 /// current schema.
@@ -53,6 +56,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000006_create_management_indexes::Migration),
             Box::new(m20261203_000001_add_reply_leases::Migration),
             Box::new(m20261204_000001_add_handoff::Migration),
+            Box::new(m20261204_000002_add_message_search::Migration),
         ]
     }
 }

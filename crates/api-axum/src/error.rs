@@ -353,6 +353,7 @@ impl From<ValidationError> for ApiError {
             | ValidationError::InvalidTimestamp(_)
             | ValidationError::TimestampOutOfRange
             | ValidationError::EmptyChange
+            | ValidationError::InvalidSearch(_)
             | ValidationError::MissingTarget
             | ValidationError::NulCharacter { .. } => ErrorCode::InvalidRequest,
         };

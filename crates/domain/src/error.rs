@@ -110,6 +110,9 @@ pub enum ValidationError {
     /// A patch that changes nothing.
     #[error("nothing to change: give status, title or metadata")]
     EmptyChange,
+    /// A search query that cannot be searched for; the text says why.
+    #[error("invalid search: {0}")]
+    InvalidSearch(String),
 }
 
 /// What a repository port reports. Adapters map their own errors into these, in one

@@ -27,6 +27,7 @@ use crate::message::{
     Appended, Attachments, HistoryBound, HistoryPage, HistoryQuery, Message, MessageId, NewMessage,
     Seq, Suggestion,
 };
+use crate::search::SearchQuery;
 use crate::session::{Session, SessionId};
 use crate::timestamp::Timestamp;
 use crate::user::UserId;
@@ -173,6 +174,17 @@ pub trait MessageRepository: Send + Sync {
     /// MUST return `RepoError::NotFound` when the conversation holds no message with
     /// this id.
     async fn get(&self, conversation: ConversationId, id: MessageId) -> Result<Message, RepoError>;
+
+    /// Messages that hold every word of `query.text` (whole words, compared in
+    /// lowercase, as [`crate::search`] defines them) in the conversations of the
+    /// query's scope, bot and status, in the query's order from its cursor on: at
+    /// most `query.limit + 1` (the one more tells whether another page follows).
+    /// Newest first is by timestamp, then id, both descending, and a `Before` cursor
+    /// excludes its own message; rank order skips `Offset` results.
+    ///
+    /// # Errors
+    /// MUST NOT fail when nothing matches: that is an empty list.
+    async fn search(&self, query: &SearchQuery) -> Result<Vec<Message>, RepoError>;
 }
 
 /// Session state kept for bots.

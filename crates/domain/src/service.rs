@@ -8,6 +8,7 @@
 //! - `follow`: replay from storage then live events, without gap or duplicate.
 //! - `batch`: one action on many conversations, and a history as a stream.
 //! - `handoff`: asking for a person, the agents' queue, claiming and releasing.
+//! - `search`: full-text search over the messages a caller may see.
 //!
 //! The service reaches storage, bots and the bus through [`Ports`]
 //! and hands reply work to the [`ReplyPipeline`]; neither imports this module.
@@ -17,6 +18,7 @@ mod commands;
 mod follow;
 mod handoff;
 mod history;
+mod search;
 
 use std::sync::Arc;
 

@@ -21,6 +21,8 @@
 //! - `append`: the append rule (a guarded `UPDATE` of the conversation, then the
 //!   message), written once for both ways of storing a message.
 //! - `group_commit`: SQLite appends grouped into shared transactions by one writer.
+//! - `search`: full-text search of messages, in FTS5 on SQLite and `tsvector` on
+//!   PostgreSQL.
 //! - `entity`: the tables as SeaORM entities, private to this crate.
 //! - `rows`: explicit conversions between rows and domain values.
 //! - `sql`: SQL written by hand (`#n#` parameters), rendered for the backend.
@@ -41,6 +43,7 @@ mod leases;
 mod maintenance;
 mod messages;
 mod rows;
+mod search;
 mod sessions;
 mod sql;
 mod store;

@@ -8,6 +8,7 @@ use confab_domain::message::{
     Appended, HistoryBound, HistoryPage, HistoryQuery, Message, MessageId, NewMessage, Seq,
 };
 use confab_domain::ports::MessageRepository;
+use confab_domain::search::SearchQuery;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
@@ -84,6 +85,10 @@ impl MessageRepository for SeaOrmStore {
             return Err(why_not_advanced(&self.db, conversation).await);
         }
         Ok(())
+    }
+
+    async fn search(&self, query: &SearchQuery) -> Result<Vec<Message>, RepoError> {
+        self.search_messages(query).await
     }
 
     async fn get(&self, conversation: ConversationId, id: MessageId) -> Result<Message, RepoError> {

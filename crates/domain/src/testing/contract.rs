@@ -91,6 +91,7 @@ pub mod handoff;
 pub mod history;
 pub mod leases;
 pub mod messages;
+pub mod search;
 pub mod sessions;
 
 /// Fresh, empty stores of the adapter under test, and how to dispose of them.
@@ -243,6 +244,12 @@ macro_rules! storage_contract_tests {
                 user_messages_during_a_handoff_need_no_bot_reply,
                 conversations_in_handoff_are_listed_by_state_longest_first,
                 changing_the_handoff_of_an_unknown_conversation_is_not_found,
+            ]
+            search: [
+                search_finds_whole_words_in_any_case_newest_first,
+                search_keeps_to_its_scope_and_forgets_deleted_conversations,
+                search_filters_by_bot_and_status,
+                search_pages_walk_every_match_once_in_both_orders,
             ]
             sessions: [
                 a_session_context_round_trips,

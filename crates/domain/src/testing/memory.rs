@@ -20,6 +20,7 @@ use crate::message::{
 use crate::ports::{
     BotRepository, ConversationRepository, MessageRepository, ReplyLeases, SessionRepository,
 };
+use crate::search::{SearchCursor, SearchQuery, SearchScope};
 use crate::session::{Session, SessionId};
 use crate::timestamp::Timestamp;
 use crate::user::UserId;
@@ -436,6 +437,39 @@ impl MessageRepository for InMemoryStore {
         }
         conversation.replied_seq = seq;
         Ok(())
+    }
+
+    async fn search(&self, query: &SearchQuery) -> Result<Vec<Message>, RepoError> {
+        let state = self.lock();
+        let mut found: Vec<&Message> = state
+            .conversations
+            .values()
+            .filter(|c| match &query.scope {
+                SearchScope::User(user) => c.user_id == *user,
+                SearchScope::Everyone => true,
+            })
+            .filter(|c| query.bot_id.as_ref().is_none_or(|b| c.bot_id == *b))
+            .filter(|c| query.status.is_none_or(|s| c.status == s))
+            .flat_map(|c| state.messages.get(&c.id).map_or(&[][..], Vec::as_slice))
+            .filter(|m| query.text.matches(m.content.as_str()))
+            .collect();
+        found.sort_by_key(|m| std::cmp::Reverse((m.timestamp, m.id)));
+        let read = query.limit.get() as usize + 1;
+        let page = match query.cursor {
+            Some(SearchCursor::Before { timestamp, id }) => found
+                .into_iter()
+                .filter(|m| (m.timestamp, m.id) < (timestamp, id))
+                .take(read)
+                .collect::<Vec<_>>(),
+            Some(SearchCursor::Offset(skip)) => found
+                .into_iter()
+                .skip(usize::try_from(skip).unwrap_or(usize::MAX))
+                .take(read)
+                .collect(),
+            None => found.into_iter().take(read).collect(),
+        };
+        // Rank order: every match ranks alike here, so it is newest first too.
+        Ok(page.into_iter().cloned().collect())
     }
 
     async fn get(&self, conversation: ConversationId, id: MessageId) -> Result<Message, RepoError> {

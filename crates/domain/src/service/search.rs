@@ -1,0 +1,69 @@
+//! Full-text search for the service's callers: a user's own messages, or everyone's
+//! for an administrator; the snippets are the model's ([`crate::search::snippet`]).
+
+use crate::conversation::PageSize;
+use crate::error::{DomainError, ValidationError};
+use crate::search::{
+    SearchCursor, SearchHit, SearchOrder, SearchPage, SearchQuery, SearchScope, snippet,
+};
+use crate::user::{Caller, Role};
+
+use super::ConversationService;
+
+impl ConversationService {
+    /// One page of the messages matching `query` that the caller may see: their own
+    /// conversations', or everyone's for an administrator (whatever scope `query`
+    /// names is replaced by the caller's).
+    ///
+    /// # Errors
+    /// `Forbidden` for a bot's token; `Invalid` for a cursor of the other order.
+    pub async fn search(
+        &self,
+        caller: &Caller,
+        mut query: SearchQuery,
+    ) -> Result<SearchPage, DomainError> {
+        query.scope = match caller.role {
+            Role::Admin => SearchScope::Everyone,
+            Role::User | Role::Agent => SearchScope::User(caller.user_id.clone()),
+            Role::Bot(_) => return Err(DomainError::Forbidden),
+        };
+        let fits = matches!(
+            (query.order, query.cursor),
+            (_, None)
+                | (SearchOrder::Newest, Some(SearchCursor::Before { .. }))
+                | (SearchOrder::Rank, Some(SearchCursor::Offset(_)))
+        );
+        if !fits {
+            return Err(ValidationError::InvalidListCursor.into());
+        }
+        let limit = PageSize::clamped(query.limit.get(), SearchQuery::MAX_LIMIT);
+        query.limit = limit;
+        let mut found = self.ports.messages.search(&query).await?;
+        let more = found.len() > limit.get() as usize;
+        found.truncate(limit.get() as usize);
+        let next_cursor = match (more, query.order, found.last()) {
+            (true, SearchOrder::Newest, Some(last)) => Some(SearchCursor::Before {
+                timestamp: last.timestamp,
+                id: last.id,
+            }),
+            (true, SearchOrder::Rank, Some(_)) => {
+                let skipped = match query.cursor {
+                    Some(SearchCursor::Offset(skipped)) => skipped,
+                    _ => 0,
+                };
+                Some(SearchCursor::Offset(skipped + found.len() as u64))
+            }
+            _ => None,
+        };
+        Ok(SearchPage {
+            hits: found
+                .into_iter()
+                .map(|message| SearchHit {
+                    snippet: snippet(message.content.as_str(), &query.text),
+                    message,
+                })
+                .collect(),
+            next_cursor,
+        })
+    }
+}
