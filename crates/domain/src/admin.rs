@@ -50,11 +50,14 @@ mod tests {
     use crate::message::{
         Attachments, Message, MessageContent, MessageId, NewMessage, ReplyTo, Sender,
     };
-    use crate::ports::MessageRepository;
+    use crate::ports::{ConversationMaintenance, MessageRepository};
     use crate::reply::ReplySettings;
     use crate::service::StartConversation;
     use crate::service::{BatchAction, ConversationService};
-    use crate::testing::{ScriptedEngine, TestPorts, test_start, user};
+    use crate::testing::analytics::{
+        expected_handoff_summary, handoff_summary_query, seed_handoffs,
+    };
+    use crate::testing::{InMemoryStore, ScriptedEngine, TestPorts, test_start, user};
     use crate::timestamp::Timestamp;
     use crate::user::{Role, UserId};
 
@@ -245,7 +248,25 @@ mod tests {
                 latency_p50_ms: Some(100),
                 latency_p95_ms: Some(300),
                 failed_replies: 1,
+                messages_agent: 0,
+                handoffs: 0,
+                handoffs_claimed: 0,
+                conversations_handed_off: 0,
+                handoff_wait_p50_ms: None,
+                handoff_wait_p90_ms: None,
             }]
         );
+    }
+
+    #[tokio::test]
+    async fn the_in_memory_summary_counts_handoffs_and_agent_messages() {
+        let store = InMemoryStore::new();
+        seed_handoffs(&store).await;
+
+        let summary = store.summary(&handoff_summary_query()).await.unwrap();
+
+        assert_eq!(summary, expected_handoff_summary());
+        let shares: Vec<Option<f64>> = summary.iter().map(BucketSummary::handoff_share).collect();
+        assert_eq!(shares, vec![Some(0.75), Some(0.0), None]);
     }
 }

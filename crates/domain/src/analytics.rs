@@ -84,6 +84,14 @@ impl SummaryQuery {
 ///   Percentiles use the nearest-rank method ([`nearest_rank`]).
 /// - A *failed reply* is a system message answering a user message: the bot failed
 ///   or timed out.
+/// - A *handoff* runs from a move to the agents' queue until the conversation is back
+///   with its bot; it counts in the bucket of its request, whatever happened later,
+///   so that a day's handoffs stay that day's however long they last. Its *wait* is
+///   the time from the request to an agent's claim; like *archived*, *claimed* means
+///   claimed now, so the waits of a recent bucket still grow as agents claim its
+///   handoffs. Wait percentiles use the nearest-rank method too. The notices of the
+///   moves are `system` messages and count among them.
+/// - The *share* of conversations handed off is [`BucketSummary::handoff_share`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketSummary {
     /// The bot.
@@ -102,6 +110,8 @@ pub struct BucketSummary {
     pub messages_bot: u64,
     /// Messages from confab itself.
     pub messages_system: u64,
+    /// Messages from agents, the people who answer during a handoff.
+    pub messages_agent: u64,
     /// Users who sent a message.
     pub distinct_users: u64,
     /// Bot replies to user messages.
@@ -112,6 +122,31 @@ pub struct BucketSummary {
     pub latency_p95_ms: Option<i64>,
     /// System messages answering user messages.
     pub failed_replies: u64,
+    /// Handoffs requested in the bucket.
+    pub handoffs: u64,
+    /// Of the handoffs requested in the bucket, those an agent claimed.
+    pub handoffs_claimed: u64,
+    /// Conversations with a handoff requested in the bucket.
+    pub conversations_handed_off: u64,
+    /// Median wait from request to claim in milliseconds, when a handoff requested in
+    /// the bucket was claimed.
+    pub handoff_wait_p50_ms: Option<i64>,
+    /// 90th percentile wait from request to claim in milliseconds, when a handoff
+    /// requested in the bucket was claimed.
+    pub handoff_wait_p90_ms: Option<i64>,
+}
+
+impl BucketSummary {
+    /// The share of the bucket's active conversations that were handed off:
+    /// `conversations_handed_off / conversations_active`, `None` without active
+    /// conversations. Computed rather than stored so that adapters count only whole
+    /// numbers and cannot round differently. A request's notice is a message in the
+    /// bucket, so the share is at most 1 unless that notice's time was moved into a
+    /// later bucket to keep the history's times in order.
+    pub fn handoff_share(&self) -> Option<f64> {
+        (self.conversations_active > 0)
+            .then(|| self.conversations_handed_off as f64 / self.conversations_active as f64)
+    }
 }
 
 /// The 1-based rank of the `percentile`th percentile among `count` ascending values

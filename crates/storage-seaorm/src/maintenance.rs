@@ -5,8 +5,10 @@
 //! `BIGINT` milliseconds, so a bucket is an integer division by a literal length;
 //! `GROUP BY 1, 2` names the bucket by position, which PostgreSQL needs because a
 //! bound parameter repeated in the select list and the grouping would count as two
-//! different expressions. Percentiles read one latency per (bot, bucket) at its
+//! different expressions. Percentiles read one value per (bot, bucket) at its
 //! nearest rank with `ORDER BY … LIMIT 1 OFFSET rank - 1`, never the whole list.
+//! Handoffs are counted from the `handoffs` log, by bucket of request, so that a
+//! bucket with handoffs and no message still has its entry.
 
 use std::collections::BTreeMap;
 
@@ -77,19 +79,34 @@ impl ConversationMaintenance for SeaOrmStore {
             entry.messages_user = count(&row, 3)?;
             entry.messages_bot = count(&row, 4)?;
             entry.messages_system = count(&row, 5)?;
-            entry.distinct_users = count(&row, 6)?;
-            entry.replies = count(&row, 7)?;
-            entry.failed_replies = count(&row, 8)?;
+            entry.messages_agent = count(&row, 6)?;
+            entry.distinct_users = count(&row, 7)?;
+            entry.replies = count(&row, 8)?;
+            entry.failed_replies = count(&row, 9)?;
+        }
+        for row in self
+            .query(&handoffs_sql(query), range_values(query))
+            .await?
+        {
+            let entry = bucket_entry(&mut buckets, &row)?;
+            entry.handoffs = count(&row, 2)?;
+            entry.conversations_handed_off = count(&row, 3)?;
+            entry.handoffs_claimed = count(&row, 4)?;
         }
         let length = query.granularity.millis();
         let (from, to) = (millis(query.from), millis(query.to));
         for ((bot, start), entry) in &mut buckets {
-            if entry.replies == 0 {
-                continue;
-            }
             let range = ((*start).max(from), (*start + length).min(to));
-            entry.latency_p50_ms = self.latency_at(bot, range, entry.replies, 50).await?;
-            entry.latency_p95_ms = self.latency_at(bot, range, entry.replies, 95).await?;
+            if entry.replies > 0 {
+                let latency = Ranked::latency(bot, range, entry.replies);
+                entry.latency_p50_ms = self.value_at(&latency, 50).await?;
+                entry.latency_p95_ms = self.value_at(&latency, 95).await?;
+            }
+            if entry.handoffs_claimed > 0 {
+                let wait = Ranked::handoff_wait(bot, range, entry.handoffs_claimed);
+                entry.handoff_wait_p50_ms = self.value_at(&wait, 50).await?;
+                entry.handoff_wait_p90_ms = self.value_at(&wait, 90).await?;
+            }
         }
         Ok(buckets.into_values().collect())
     }
@@ -109,39 +126,56 @@ impl SeaOrmStore {
             .map_err(repo_error)
     }
 
-    /// The reply latency at the `percentile`th nearest rank among the `count` replies
-    /// of `bot` with `range.0 <= timestamp < range.1`.
-    async fn latency_at(
-        &self,
-        bot: &str,
-        range: (i64, i64),
-        count: u64,
-        percentile: u64,
-    ) -> Result<Option<i64>, RepoError> {
-        let offset = i64::try_from(nearest_rank(percentile, count) - 1)
-            .map_err(|_| RowError::new("message_history", "too many replies to rank"))?;
-        let sql = "SELECT r.timestamp_ms - u.timestamp_ms \
-                   FROM message_history r \
-                   JOIN message_history u ON u.id = r.reply_to \
-                   JOIN conversations c ON c.id = r.conversation_id \
-                   WHERE r.sender = 'bot' AND c.bot_id = ? AND c.last_activity_ms >= ? \
-                   AND r.timestamp_ms >= ? AND r.timestamp_ms < ? \
-                   ORDER BY 1 LIMIT 1 OFFSET ?";
-        let rows = self
-            .query(
-                sql,
-                vec![
-                    bot.into(),
-                    range.0.into(),
-                    range.0.into(),
-                    range.1.into(),
-                    offset.into(),
-                ],
-            )
-            .await?;
+    /// The value at the `percentile`th nearest rank among `ranked`'s values.
+    async fn value_at(&self, ranked: &Ranked, percentile: u64) -> Result<Option<i64>, RepoError> {
+        let offset = i64::try_from(nearest_rank(percentile, ranked.count) - 1)
+            .map_err(|_| RowError::new("analytics", "too many values to rank"))?;
+        let mut values = ranked.values.clone();
+        values.push(offset.into());
+        let rows = self.query(ranked.sql, values).await?;
         rows.first()
             .map(|row| row.try_get_by_index::<i64>(0).map_err(repo_error))
             .transpose()
+    }
+}
+
+/// The `count` values of one bot in one bucket that a percentile ranks: `sql` selects
+/// them in ascending order with `values` bound, and ends in `OFFSET ?` for the rank.
+struct Ranked {
+    sql: &'static str,
+    values: Vec<Value>,
+    count: u64,
+}
+
+impl Ranked {
+    /// The latencies of the `count` replies of `bot` with
+    /// `range.0 <= timestamp < range.1`.
+    fn latency(bot: &str, range: (i64, i64), count: u64) -> Self {
+        Self {
+            sql: "SELECT r.timestamp_ms - u.timestamp_ms \
+                  FROM message_history r \
+                  JOIN message_history u ON u.id = r.reply_to \
+                  JOIN conversations c ON c.id = r.conversation_id \
+                  WHERE r.sender = 'bot' AND c.bot_id = ? AND c.last_activity_ms >= ? \
+                  AND r.timestamp_ms >= ? AND r.timestamp_ms < ? \
+                  ORDER BY 1 LIMIT 1 OFFSET ?",
+            values: vec![bot.into(), range.0.into(), range.0.into(), range.1.into()],
+            count,
+        }
+    }
+
+    /// The waits until claimed of the `count` claimed handoffs of `bot` requested
+    /// with `range.0 <= requested_at < range.1`.
+    fn handoff_wait(bot: &str, range: (i64, i64), count: u64) -> Self {
+        Self {
+            sql: "SELECT claimed_at_ms - requested_at_ms \
+                  FROM handoffs \
+                  WHERE bot_id = ? AND claimed_at_ms IS NOT NULL \
+                  AND requested_at_ms >= ? AND requested_at_ms < ? \
+                  ORDER BY 1 LIMIT 1 OFFSET ?",
+            values: vec![bot.into(), range.0.into(), range.1.into()],
+            count,
+        }
     }
 }
 
@@ -197,8 +231,8 @@ fn started_sql(query: &SummaryQuery) -> String {
     )
 }
 
-/// Per bot and bucket: active conversations, messages by sender, distinct users,
-/// replies and failed replies.
+/// Per bot and bucket: active conversations, messages by sender (user, bot, system,
+/// agent), distinct users, replies and failed replies.
 fn messages_sql(query: &SummaryQuery) -> String {
     let length = query.granularity.millis();
     format!(
@@ -207,6 +241,7 @@ fn messages_sql(query: &SummaryQuery) -> String {
          SUM(CASE WHEN m.sender = 'user' THEN 1 ELSE 0 END), \
          SUM(CASE WHEN m.sender = 'bot' THEN 1 ELSE 0 END), \
          SUM(CASE WHEN m.sender = 'system' THEN 1 ELSE 0 END), \
+         SUM(CASE WHEN m.sender = 'agent' THEN 1 ELSE 0 END), \
          COUNT(DISTINCT CASE WHEN m.sender = 'user' THEN c.user_id END), \
          SUM(CASE WHEN m.sender = 'bot' AND m.reply_to IS NOT NULL THEN 1 ELSE 0 END), \
          SUM(CASE WHEN m.sender = 'system' AND m.reply_to IS NOT NULL THEN 1 ELSE 0 END) \
@@ -217,6 +252,21 @@ fn messages_sql(query: &SummaryQuery) -> String {
     )
 }
 
+/// Per bot and bucket of request: handoffs, the conversations they were in, and how
+/// many of them an agent claimed.
+fn handoffs_sql(query: &SummaryQuery) -> String {
+    let length = query.granularity.millis();
+    format!(
+        "SELECT bot_id, (requested_at_ms / {length}) * {length}, COUNT(*), \
+         COUNT(DISTINCT conversation_id), \
+         SUM(CASE WHEN claimed_at_ms IS NOT NULL THEN 1 ELSE 0 END) \
+         FROM handoffs \
+         WHERE requested_at_ms >= ? AND requested_at_ms < ?{bot} \
+         GROUP BY 1, 2",
+        bot = bot_filter(query, "bot_id"),
+    )
+}
+
 /// The summary of the row's (bot, bucket), created empty when new.
 fn bucket_entry<'a>(
     buckets: &'a mut BTreeMap<(String, i64), BucketSummary>,
@@ -224,7 +274,7 @@ fn bucket_entry<'a>(
 ) -> Result<&'a mut BucketSummary, RepoError> {
     let bot: String = row.try_get_by_index(0).map_err(repo_error)?;
     let start: i64 = row.try_get_by_index(1).map_err(repo_error)?;
-    let bot_id = BotId::parse(&bot).map_err(|_| RowError::new("conversations", "bad bot_id"))?;
+    let bot_id = BotId::parse(&bot).map_err(|_| RowError::new("analytics", "bad bot_id"))?;
     Ok(buckets
         .entry((bot, start))
         .or_insert_with(|| BucketSummary {
@@ -236,11 +286,17 @@ fn bucket_entry<'a>(
             messages_user: 0,
             messages_bot: 0,
             messages_system: 0,
+            messages_agent: 0,
             distinct_users: 0,
             replies: 0,
             latency_p50_ms: None,
             latency_p95_ms: None,
             failed_replies: 0,
+            handoffs: 0,
+            handoffs_claimed: 0,
+            conversations_handed_off: 0,
+            handoff_wait_p50_ms: None,
+            handoff_wait_p90_ms: None,
         }))
 }
 

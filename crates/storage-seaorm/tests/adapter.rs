@@ -1,7 +1,8 @@
 //! What the SeaORM adapter promises beyond the ports' contract: connection settings,
 //! migrations, the signing secret, the schema's cascades and its lack of a foreign key
-//! to bots, JSON that round-trips exactly, and errors instead of panics for corrupt
-//! rows and out-of-range bounds. Each test runs on SQLite and, when
+//! to bots, JSON that round-trips exactly, errors instead of panics for corrupt rows
+//! and out-of-range bounds, and an analytics summary that counts exactly as the
+//! in-memory store does. Each test runs on SQLite and, when
 //! `CONFAB_TEST_POSTGRES_URL` names a server, on PostgreSQL.
 
 // Test helpers: a failed unwrap is a failed test.
@@ -9,6 +10,7 @@
 
 use std::collections::HashSet;
 
+use confab_domain::analytics::{Granularity, SummaryQuery};
 use confab_domain::bot::BotId;
 use confab_domain::conversation::{
     Conversation, ConversationFilter, ConversationId, ListPosition, ListQuery, Metadata, PageSize,
@@ -16,10 +18,14 @@ use confab_domain::conversation::{
 use confab_domain::error::RepoError;
 use confab_domain::message::{Appended, HistoryBound, HistoryQuery, NewMessage, Seq};
 use confab_domain::ports::{
-    BotRepository, ConversationRepository, MessageRepository, SessionRepository,
+    BotRepository, ConversationMaintenance, ConversationRepository, MessageRepository,
+    SessionRepository,
 };
 use confab_domain::session::{Session, SessionId};
-use confab_domain::testing::{seed_bot_in, test_start};
+use confab_domain::testing::analytics::{
+    expected_handoff_summary, handoff_summary_query, seed_handoffs,
+};
+use confab_domain::testing::{InMemoryStore, seed_bot_in, test_start};
 use confab_domain::user::UserId;
 use confab_migrations::{Migrator, MigratorTrait};
 use confab_storage_seaorm::{DatabaseConnection, SeaOrmStore, migrate};
@@ -68,6 +74,7 @@ on_every_backend!(
     deleting_a_conversation_row_cascades_to_its_session_and_messages,
     a_bot_can_be_deleted_while_its_conversations_are_kept,
     json_with_nul_characters_round_trips,
+    the_summary_counts_handoffs_and_agent_messages_like_the_in_memory_store,
 );
 
 /// A new conversation of `ana` with the bot `alpha`, stored with its session.
@@ -444,4 +451,34 @@ async fn appends_from_two_instances_get_gap_free_unique_seqs() {
     db.drop_database()
         .await
         .expect("dropping the test database");
+}
+
+/// One data set in SQL and in memory: the summary worked out by hand, then every
+/// bot filter and granularity alike in both.
+async fn the_summary_counts_handoffs_and_agent_messages_like_the_in_memory_store(
+    db: DatabaseConnection,
+) {
+    let store = SeaOrmStore::new(db);
+    let memory = InMemoryStore::new();
+    seed_handoffs(&store).await;
+    seed_handoffs(&memory).await;
+    let query = handoff_summary_query();
+    assert_eq!(
+        store.summary(&query).await.unwrap(),
+        expected_handoff_summary()
+    );
+    for bot_id in [None, Some("echo"), Some("echo-stream"), Some("demo")] {
+        for granularity in [Granularity::Day, Granularity::Hour] {
+            let query = SummaryQuery {
+                bot_id: bot_id.map(|bot| BotId::parse(bot).unwrap()),
+                granularity,
+                ..query.clone()
+            };
+            assert_eq!(
+                store.summary(&query).await.unwrap(),
+                memory.summary(&query).await.unwrap(),
+                "{query:?}"
+            );
+        }
+    }
 }

@@ -71,8 +71,10 @@ pub(crate) struct SenderCountsBody {
     user: u64,
     /// From the bot.
     bot: u64,
-    /// From confab (e.g. failed replies).
+    /// From confab (e.g. failed replies, handoff notices).
     system: u64,
+    /// From agents, the people who answer during a handoff.
+    agent: u64,
 }
 
 /// One bot in one bucket.
@@ -102,10 +104,25 @@ pub(crate) struct BucketBody {
     latency_p95_ms: Option<i64>,
     /// Replies that failed or timed out (system messages answering a user message).
     failed_replies: u64,
+    /// Handoffs to a person requested in the bucket.
+    handoffs: u64,
+    /// Of those, the ones an agent has claimed (by now).
+    handoffs_claimed: u64,
+    /// Conversations with a handoff requested in the bucket.
+    conversations_handed_off: u64,
+    /// `conversations_handed_off / conversations_active`; absent without active
+    /// conversations.
+    handoff_share: Option<f64>,
+    /// Median time from a handoff's request to an agent's claim, in milliseconds
+    /// (nearest rank), over the bucket's claimed handoffs; absent without any.
+    handoff_wait_p50_ms: Option<i64>,
+    /// 90th percentile of that time (nearest rank); absent without claimed handoffs.
+    handoff_wait_p90_ms: Option<i64>,
 }
 
 impl BucketBody {
     fn new(summary: BucketSummary) -> Self {
+        let handoff_share = summary.handoff_share();
         Self {
             bot_id: summary.bot_id.to_string(),
             bucket_start: Timestamp::from_unix_millis(summary.bucket_start_ms)
@@ -118,12 +135,19 @@ impl BucketBody {
                 user: summary.messages_user,
                 bot: summary.messages_bot,
                 system: summary.messages_system,
+                agent: summary.messages_agent,
             },
             distinct_users: summary.distinct_users,
             replies: summary.replies,
             latency_p50_ms: summary.latency_p50_ms,
             latency_p95_ms: summary.latency_p95_ms,
             failed_replies: summary.failed_replies,
+            handoffs: summary.handoffs,
+            handoffs_claimed: summary.handoffs_claimed,
+            conversations_handed_off: summary.conversations_handed_off,
+            handoff_share,
+            handoff_wait_p50_ms: summary.handoff_wait_p50_ms,
+            handoff_wait_p90_ms: summary.handoff_wait_p90_ms,
         }
     }
 }
@@ -144,7 +168,8 @@ pub(crate) struct SummaryResponse {
 }
 
 /// Administrators: per bot and bucket, conversations started, active and archived,
-/// messages by sender, distinct users, bot reply latency p50/p95 and failed replies.
+/// messages by sender, distinct users, bot reply latency p50/p95, failed replies, and
+/// handoffs to people: how many, the share of conversations, the wait p50/p90.
 #[utoipa::path(
     get,
     path = "/analytics/summary",

@@ -614,6 +614,9 @@ impl crate::ports::ConversationMaintenance for InMemoryStore {
             users: HashSet<UserId>,
             latencies: Vec<i64>,
             failed: u64,
+            handoffs: u64,
+            handed_off: HashSet<ConversationId>,
+            waits: Vec<i64>,
         }
 
         let state = self.lock();
@@ -663,13 +666,35 @@ impl crate::ports::ConversationMaintenance for InMemoryStore {
                 }
             }
         }
+        let wanted_bot = |bot: &BotId| query.bot_id.as_ref().is_none_or(|b| bot == b);
+        for handoff in state
+            .handoffs
+            .iter()
+            .filter(|h| wanted_bot(&h.bot_id) && in_range(h.requested_at))
+        {
+            let tally = tallies
+                .entry((handoff.bot_id.clone(), bucket(handoff.requested_at)))
+                .or_default();
+            tally.handoffs += 1;
+            tally.handed_off.insert(handoff.conversation_id);
+            if let Some(claimed_at) = handoff.claimed_at {
+                tally
+                    .waits
+                    .push(claimed_at.unix_millis() - handoff.requested_at.unix_millis());
+            }
+        }
         Ok(tallies
             .into_iter()
             .map(|((bot_id, bucket_start_ms), mut tally)| {
                 tally.latencies.sort_unstable();
+                tally.waits.sort_unstable();
                 let count = tally.latencies.len() as u64;
+                let claimed = tally.waits.len() as u64;
                 let at_rank = |p: u64| {
                     (count > 0).then(|| tally.latencies[(nearest_rank(p, count) - 1) as usize])
+                };
+                let wait_at_rank = |p: u64| {
+                    (claimed > 0).then(|| tally.waits[(nearest_rank(p, claimed) - 1) as usize])
                 };
                 BucketSummary {
                     bot_id,
@@ -680,11 +705,17 @@ impl crate::ports::ConversationMaintenance for InMemoryStore {
                     messages_user: tally.by_sender[0],
                     messages_bot: tally.by_sender[1],
                     messages_system: tally.by_sender[2],
+                    messages_agent: tally.by_sender[3],
                     distinct_users: tally.users.len() as u64,
                     replies: count,
                     latency_p50_ms: at_rank(50),
                     latency_p95_ms: at_rank(95),
                     failed_replies: tally.failed,
+                    handoffs: tally.handoffs,
+                    handoffs_claimed: claimed,
+                    conversations_handed_off: tally.handed_off.len() as u64,
+                    handoff_wait_p50_ms: wait_at_rank(50),
+                    handoff_wait_p90_ms: wait_at_rank(90),
                 }
             })
             .collect())

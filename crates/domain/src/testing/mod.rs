@@ -6,6 +6,8 @@
 //! - [`fixtures`]: [`TestPorts`], [`in_memory_ports`] and helpers for bots and callers.
 //! - [`contract`]: the storage contract suite every storage adapter runs through
 //!   [`storage_contract_tests!`](crate::storage_contract_tests).
+//! - [`analytics`]: a data set with handoffs and the summary every adapter must give
+//!   for it.
 //!
 //! The mocks are mockall's, generated on the ports themselves:
 //! `confab_domain::ports::MockConversationRepository` and its siblings.
@@ -13,6 +15,7 @@
 // Test support: a failed expectation here is a failed test, so panicking is right.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod analytics;
 pub mod contract;
 pub mod fakes;
 pub mod fixtures;

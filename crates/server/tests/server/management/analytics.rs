@@ -1,7 +1,10 @@
 //! `GET /analytics/summary` on a seeded data set with chosen timestamps, against
-//! numbers worked out by hand, including reply latency percentiles (nearest rank).
+//! numbers worked out by hand, including reply latency percentiles (nearest rank),
+//! and handoffs to people with agent messages.
 
+use confab_domain::handoff::HandoffState;
 use confab_domain::message::Sender;
+use confab_domain::user::UserId;
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, admin, spawn_app, user};
@@ -9,6 +12,7 @@ use crate::management::helpers::{at, plus};
 
 crate::on_every_backend!(
     the_summary_matches_a_hand_computed_expectation,
+    the_summary_counts_handoffs_and_agent_messages,
     only_administrators_read_analytics,
 );
 
@@ -121,12 +125,18 @@ async fn the_summary_matches_a_hand_computed_expectation(backend: Backend) {
                     "conversations_started": 2,
                     "conversations_active": 2,
                     "conversations_archived": 1,
-                    "messages": { "user": 5, "bot": 4, "system": 1 },
+                    "messages": { "user": 5, "bot": 4, "system": 1, "agent": 0 },
                     "distinct_users": 2,
                     "replies": 4,
                     "latency_p50_ms": 200,
                     "latency_p95_ms": 1000,
                     "failed_replies": 1,
+                    "handoffs": 0,
+                    "handoffs_claimed": 0,
+                    "conversations_handed_off": 0,
+                    "handoff_share": 0.0,
+                    "handoff_wait_p50_ms": null,
+                    "handoff_wait_p90_ms": null,
                 },
                 {
                     "bot_id": "echo",
@@ -134,12 +144,18 @@ async fn the_summary_matches_a_hand_computed_expectation(backend: Backend) {
                     "conversations_started": 1,
                     "conversations_active": 1,
                     "conversations_archived": 0,
-                    "messages": { "user": 1, "bot": 1, "system": 0 },
+                    "messages": { "user": 1, "bot": 1, "system": 0, "agent": 0 },
                     "distinct_users": 1,
                     "replies": 1,
                     "latency_p50_ms": 400,
                     "latency_p95_ms": 400,
                     "failed_replies": 0,
+                    "handoffs": 0,
+                    "handoffs_claimed": 0,
+                    "conversations_handed_off": 0,
+                    "handoff_share": 0.0,
+                    "handoff_wait_p50_ms": null,
+                    "handoff_wait_p90_ms": null,
                 },
             ],
         })
@@ -189,6 +205,105 @@ async fn the_summary_matches_a_hand_computed_expectation(backend: Backend) {
                 Value::Null
             ),
         ]
+    );
+    app.stop().await;
+}
+
+/// Four conversations on one day: one handed off and claimed by an agent after 30 s,
+/// one still waiting, two never handed off.
+async fn the_summary_counts_handoffs_and_agent_messages(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let day = at("2026-01-01T00:00:00Z");
+    let alice = HandoffState::Agent(UserId::parse("alice").unwrap());
+
+    let claimed = app.seed_conversation("u1", "echo", plus(day, HOUR)).await;
+    app.seed_message(
+        &claimed,
+        Sender::User,
+        "a person, please",
+        plus(day, HOUR),
+        None,
+    )
+    .await;
+    app.seed_handoff(
+        &claimed,
+        HandoffState::Bot,
+        HandoffState::Waiting,
+        plus(day, HOUR + 1_000),
+    )
+    .await;
+    app.seed_handoff(
+        &claimed,
+        HandoffState::Waiting,
+        alice.clone(),
+        plus(day, HOUR + 31_000),
+    )
+    .await;
+    app.seed_message(
+        &claimed,
+        Sender::Agent,
+        "hi, alice here",
+        plus(day, HOUR + 40_000),
+        None,
+    )
+    .await;
+    app.seed_handoff(&claimed, alice, HandoffState::Bot, plus(day, HOUR + 60_000))
+        .await;
+    let waiting = app
+        .seed_conversation("u2", "echo", plus(day, 2 * HOUR))
+        .await;
+    app.seed_message(
+        &waiting,
+        Sender::User,
+        "a person, please",
+        plus(day, 2 * HOUR),
+        None,
+    )
+    .await;
+    app.seed_handoff(
+        &waiting,
+        HandoffState::Bot,
+        HandoffState::Waiting,
+        plus(day, 2 * HOUR + 1_000),
+    )
+    .await;
+    for user in ["u3", "u4"] {
+        let bot_only = app
+            .seed_conversation(user, "echo", plus(day, 3 * HOUR))
+            .await;
+        app.seed_message(&bot_only, Sender::User, "hello", plus(day, 3 * HOUR), None)
+            .await;
+    }
+
+    let response = app
+        .get(
+            &admin(),
+            "/analytics/summary?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z",
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["buckets"],
+        json!([{
+            "bot_id": "echo",
+            "bucket_start": "2026-01-01T00:00:00.000Z",
+            "conversations_started": 4,
+            "conversations_active": 4,
+            "conversations_archived": 0,
+            "messages": { "user": 4, "bot": 0, "system": 4, "agent": 1 },
+            "distinct_users": 4,
+            "replies": 0,
+            "latency_p50_ms": null,
+            "latency_p95_ms": null,
+            "failed_replies": 0,
+            "handoffs": 2,
+            "handoffs_claimed": 1,
+            "conversations_handed_off": 2,
+            "handoff_share": 0.5,
+            "handoff_wait_p50_ms": 30_000,
+            "handoff_wait_p90_ms": 30_000,
+        }])
     );
     app.stop().await;
 }

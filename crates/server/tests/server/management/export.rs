@@ -1,7 +1,10 @@
-//! Exports: a conversation as JSON Lines and CSV across several storage pages, and
-//! an administrator's export of a bot's conversations within a time range.
+//! Exports: a conversation as JSON Lines and CSV across several storage pages, an
+//! administrator's export of a bot's conversations within a time range, and a
+//! handoff's notices and agent messages in both.
 
+use confab_domain::handoff::HandoffState;
 use confab_domain::message::Sender;
+use confab_domain::user::UserId;
 use serde_json::Value;
 
 use crate::helpers::{Backend, admin, spawn_app, user};
@@ -10,6 +13,7 @@ use crate::management::helpers::{at, plus};
 crate::on_every_backend!(
     a_conversation_exports_as_json_lines_and_csv,
     administrators_export_a_bots_conversations_within_a_range,
+    agent_messages_are_exported_with_their_sender,
 );
 
 /// More than one export page (500 messages), so paging is exercised.
@@ -127,5 +131,67 @@ async fn administrators_export_a_bots_conversations_within_a_range(backend: Back
     ];
     expected.sort();
     assert_eq!(seen, expected);
+    app.stop().await;
+}
+
+async fn agent_messages_are_exported_with_their_sender(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let start = at("2026-03-01T10:00:00Z");
+    let conversation = app.seed_conversation("alice", "echo", start).await;
+    let carol = HandoffState::Agent(UserId::parse("carol").unwrap());
+    app.seed_message(&conversation, Sender::User, "a person, please", start, None)
+        .await;
+    app.seed_handoff(
+        &conversation,
+        HandoffState::Bot,
+        HandoffState::Waiting,
+        plus(start, 1),
+    )
+    .await;
+    app.seed_handoff(&conversation, HandoffState::Waiting, carol, plus(start, 2))
+        .await;
+    app.seed_message(
+        &conversation,
+        Sender::Agent,
+        "carol here",
+        plus(start, 3),
+        None,
+    )
+    .await;
+
+    let response = app
+        .get(&admin(), "/exports/conversations?bot_id=echo")
+        .await;
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.unwrap();
+    let seen: Vec<(String, String)> = body
+        .lines()
+        .map(|line| {
+            let message: Value = serde_json::from_str(line).unwrap();
+            (
+                message["sender"].as_str().unwrap().to_owned(),
+                message["content"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("user", "a person, please"),
+        ("system", "Waiting for a person to join"),
+        ("system", "carol joined"),
+        ("agent", "carol here"),
+    ];
+    assert_eq!(
+        seen,
+        expected.map(|(sender, content)| (sender.to_owned(), content.to_owned()))
+    );
+
+    let path = format!("/conversations/{}/export?format=csv", conversation.id);
+    let response = app.get(&user("alice"), &path).await;
+    assert_eq!(response.status(), 200);
+    let csv = response.text().await.unwrap();
+    assert!(
+        csv.contains(",4,2026-03-01T10:00:00.003Z,agent,agent,carol here,"),
+        "{csv}"
+    );
     app.stop().await;
 }

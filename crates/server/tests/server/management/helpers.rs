@@ -1,6 +1,6 @@
 //! The management tests' additions to the shared harness (`crate::helpers`): batch
-//! and status requests, and seeding of conversations and messages with chosen times
-//! through the storage adapter on the server's own database.
+//! and status requests, and seeding of conversations, messages and handoffs with
+//! chosen times through the storage adapter on the server's own database.
 
 #![allow(dead_code)] // Each module uses a different subset of helpers.
 
@@ -8,6 +8,7 @@ use confab_domain::bot::BotId;
 use confab_domain::conversation::{
     Conversation, ConversationChange, ConversationId, ConversationStatus, Metadata,
 };
+use confab_domain::handoff::{HandoffChange, HandoffState};
 use confab_domain::message::{
     Attachments, Message, MessageContent, MessageId, NewMessage, ReplyTo, Sender,
 };
@@ -114,6 +115,36 @@ impl TestApp {
             .await
             .unwrap()
             .into_message()
+    }
+
+    /// Moves a conversation's handoff state from `from` to `to` at `time`, with the
+    /// notice the service would store.
+    pub async fn seed_handoff(
+        &self,
+        conversation: &Conversation,
+        from: HandoffState,
+        to: HandoffState,
+        time: Timestamp,
+    ) -> Message {
+        let change = HandoffChange { from, to };
+        let notice = NewMessage {
+            id: MessageId::from_uuid(UuidV7Generator.new_id()),
+            conversation_id: conversation.id,
+            sender: Sender::System,
+            sender_id: "confab".to_owned(),
+            content: MessageContent::trusted(change.notice()),
+            attachments: Attachments::none(),
+            suggestions: Vec::new(),
+            client_message_id: None,
+            answers: None,
+            timestamp: time,
+            metadata: Metadata::default(),
+        };
+        self.store()
+            .await
+            .change_handoff(conversation.id, &change, &notice)
+            .await
+            .unwrap()
     }
 
     /// Archives a conversation in storage.
