@@ -32,10 +32,17 @@ const SQLITE_UP: [&str; 4] = [
      SELECT rowid, content, id FROM message_history",
 ];
 
-const SQLITE_DOWN: [&str; 3] = [
+/// The FTS5 table's own tables are dropped by name too: SQLite 3.51 leaves the
+/// `_content` table of a `contentless_unindexed` table behind when it drops it.
+const SQLITE_DOWN: [&str; 8] = [
     "DROP TRIGGER IF EXISTS message_search_delete",
     "DROP TRIGGER IF EXISTS message_search_insert",
     "DROP TABLE IF EXISTS message_search",
+    "DROP TABLE IF EXISTS message_search_content",
+    "DROP TABLE IF EXISTS message_search_data",
+    "DROP TABLE IF EXISTS message_search_idx",
+    "DROP TABLE IF EXISTS message_search_docsize",
+    "DROP TABLE IF EXISTS message_search_config",
 ];
 
 #[async_trait::async_trait]
