@@ -14,7 +14,9 @@ use utoipa::{Modify, OpenApi};
 use crate::dto::{SendMessageBody, StatusBody, text};
 use crate::error;
 use crate::problems;
-use crate::routes::{analytics, batch, bots, conversations, events, export, guest, handoff, meta};
+use crate::routes::{
+    analytics, batch, bots, conversations, events, export, guest, handoff, meta, search,
+};
 use crate::state::AppState;
 
 /// The name of the bearer security scheme in the document.
@@ -41,6 +43,7 @@ const BEARER: &str = "bearer";
         handoff::held,
         handoff::claim,
         handoff::release,
+        search::search,
         batch::batch,
         export::export_conversation,
         export::export_bot,

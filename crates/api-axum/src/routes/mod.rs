@@ -18,6 +18,7 @@ pub(crate) mod export;
 pub(crate) mod guest;
 pub(crate) mod handoff;
 pub(crate) mod meta;
+pub(crate) mod search;
 
 /// Every REST route, without the `/api` prefix.
 pub(crate) fn routes() -> Router<AppState> {
@@ -25,6 +26,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(batch::routes())
         .merge(conversations::routes())
         .merge(handoff::routes())
+        .merge(search::routes())
         .merge(export::routes())
         .merge(analytics::routes())
         .merge(events::routes())

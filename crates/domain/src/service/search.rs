@@ -12,20 +12,30 @@ use super::ConversationService;
 
 impl ConversationService {
     /// One page of the messages matching `query` that the caller may see: their own
-    /// conversations', or everyone's for an administrator (whatever scope `query`
-    /// names is replaced by the caller's).
+    /// conversations', everyone's for an administrator, a bot's own conversations for
+    /// its token (whatever scope `query` names is replaced by the caller's).
     ///
     /// # Errors
-    /// `Forbidden` for a bot's token; `Invalid` for a cursor of the other order.
+    /// `Invalid` for a cursor of the other order.
     pub async fn search(
         &self,
         caller: &Caller,
         mut query: SearchQuery,
     ) -> Result<SearchPage, DomainError> {
-        query.scope = match caller.role {
+        query.scope = match &caller.role {
             Role::Admin => SearchScope::Everyone,
             Role::User | Role::Agent => SearchScope::User(caller.user_id.clone()),
-            Role::Bot(_) => return Err(DomainError::Forbidden),
+            // A bot sees the conversations it serves, and nothing else.
+            Role::Bot(bot) => {
+                if query.bot_id.as_ref().is_some_and(|asked| asked != bot) {
+                    return Ok(SearchPage {
+                        hits: Vec::new(),
+                        next_cursor: None,
+                    });
+                }
+                query.bot_id = Some(bot.clone());
+                SearchScope::Everyone
+            }
         };
         let fits = matches!(
             (query.order, query.cursor),

@@ -35,6 +35,7 @@ mod helpers;
 mod management;
 mod ops;
 mod rest;
+mod search;
 mod sse;
 mod websocket;
 mod ws_fuzz;

@@ -421,6 +421,19 @@ pub fn rows() -> Vec<Row> {
         },
         Row {
             method: Method::GET,
+            path: "/search",
+            access: Access::User,
+            call: |f| Call::new(format!("/search?q={}", f.secret), 200),
+            // The victim's words find nothing of theirs for anyone else.
+            intrusions: |f| {
+                vec![intrusion(
+                    "the victim's words",
+                    Call::new(format!("/search?q={}", f.secret), 200),
+                )]
+            },
+        },
+        Row {
+            method: Method::GET,
             path: "/healthz",
             access: Access::Public,
             call: |_| Call::new("/healthz", 200),
