@@ -41,7 +41,7 @@ struct Step {
 }
 
 /// The scenarios, at sizes that take about a minute per backend on two cores.
-const STEPS: [Step; 10] = [
+const STEPS: [Step; 11] = [
     Step {
         name: "send-ws",
         args: &[
@@ -89,6 +89,10 @@ const STEPS: [Step; 10] = [
     Step {
         name: "history-1m",
         args: &["history", "--messages", "1000000", "--pages", "2000"],
+    },
+    Step {
+        name: "search-1m",
+        args: &["search", "--messages", "1000000", "--queries", "500"],
     },
     Step {
         name: "export-1k",

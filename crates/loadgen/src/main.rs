@@ -66,6 +66,17 @@ enum Scenario {
         #[arg(long, default_value_t = 1000)]
         pages: usize,
     },
+    /// Full-text searches over a conversation seeded with M messages: for a word in
+    /// one message of a thousand, and for a word in all of them.
+    Search {
+        /// The server's database, written directly to seed the conversation.
+        #[arg(long, env = "CONFAB_DATABASE_URL")]
+        database_url: String,
+        #[arg(long, default_value_t = 100_000)]
+        messages: u64,
+        #[arg(long, default_value_t = 500)]
+        queries: usize,
+    },
     /// A conversation seeded with M messages, exported as JSON Lines, and the server's
     /// peak memory while it streams.
     Export {
@@ -193,6 +204,11 @@ async fn run(api: &Api, scenario: Scenario) -> Result<Vec<Report>> {
             messages,
             pages,
         } => vec![scenarios::history(api, &database_url, messages, pages).await?],
+        Scenario::Search {
+            database_url,
+            messages,
+            queries,
+        } => scenarios::search(api, &database_url, messages, queries).await?,
         Scenario::Export {
             database_url,
             messages,

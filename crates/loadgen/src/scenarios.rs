@@ -342,6 +342,68 @@ pub async fn history(api: &Api, database_url: &str, messages: u64, pages: usize)
     .with("seed_s", seeded_in.as_secs_f64()))
 }
 
+/// Full-text search over one conversation seeded with `messages` messages (worded
+/// so that each `word<k>` is in one message of a thousand): `queries` searches for a
+/// random such word, then a 25th as many (at least 10) for a word every message
+/// holds, each the
+/// newest 20 results, as `GET /search` answers a user.
+pub async fn search(
+    api: &Api,
+    database_url: &str,
+    messages: u64,
+    queries: usize,
+) -> Result<Vec<Report>> {
+    ensure!(
+        messages >= 20_000,
+        "search needs at least 20 000 messages, so that every word fills a page"
+    );
+    let guest = api.guest().await?;
+    let conversation = api.start(&guest.token, ECHO).await?;
+    let seeding = Instant::now();
+    seed::messages_worded(
+        database_url,
+        &conversation.conversation_id,
+        &guest.user_id,
+        messages,
+        seed::Wording::Vocabulary,
+    )
+    .await?;
+    let seeded_in = seeding.elapsed();
+    let mut reports = Vec::new();
+    for (name, count, word) in [
+        ("1 in 1000 match", queries, None),
+        ("all match", (queries / 25).max(10), Some("seeded")),
+    ] {
+        let started = Instant::now();
+        let mut latencies = Vec::with_capacity(count);
+        for _ in 0..count {
+            let word = word.map_or_else(
+                || format!("word{}", rand::rng().random_range(0..1000)),
+                str::to_owned,
+            );
+            let sent = Instant::now();
+            let page = api
+                .get(&guest.token, &format!("/search?q={word}&limit=20"))
+                .await?;
+            latencies.push(sent.elapsed());
+            let got = page["results"].as_array().map_or(0, Vec::len);
+            ensure!(
+                got == 20,
+                "a search for {word} found {got} messages, not 20"
+            );
+        }
+        reports.push(
+            Report::new(
+                format!("search {messages} msgs, {name}"),
+                started.elapsed(),
+                latencies,
+            )
+            .with("seed_s", seeded_in.as_secs_f64()),
+        );
+    }
+    Ok(reports)
+}
+
 /// A user with `conversations` conversations (half with each built-in bot), listed
 /// `pages` times: 20 at a random offset, unfiltered, by bot, or by status in turn.
 pub async fn list(api: &Api, conversations: usize, pages: usize) -> Result<Report> {

@@ -9,12 +9,50 @@ use anyhow::{Context as _, Result};
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement, TransactionTrait, Value};
 use uuid::Uuid;
 
+/// How seeded messages read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wording {
+    /// `seeded message <n>`.
+    Plain,
+    /// `seeded message <n> word<n % 1000>`: each `word<k>` is in one message of a
+    /// thousand, a word as rare as a search's typical one.
+    Vocabulary,
+}
+
+impl Wording {
+    /// The SQL of the content of message `n`, in SQL both backends read alike.
+    fn content_sql(self) -> &'static str {
+        match self {
+            Self::Plain => "'seeded message ' || n",
+            Self::Vocabulary => "'seeded message ' || n || ' word' || (n % 1000)",
+        }
+    }
+}
+
 /// Appends `count` messages to the (empty) conversation `conversation_id` of `user_id`.
 pub async fn messages(
     database_url: &str,
     conversation_id: &str,
     user_id: &str,
     count: u64,
+) -> Result<()> {
+    messages_worded(
+        database_url,
+        conversation_id,
+        user_id,
+        count,
+        Wording::Plain,
+    )
+    .await
+}
+
+/// [`messages`], worded as `wording` says.
+pub async fn messages_worded(
+    database_url: &str,
+    conversation_id: &str,
+    user_id: &str,
+    count: u64,
+    wording: Wording,
 ) -> Result<()> {
     let conversation = Uuid::parse_str(conversation_id).context("a malformed conversation id")?;
     let db = Database::connect(database_url)
@@ -32,25 +70,27 @@ pub async fn messages(
     // One millisecond per message, ending a second ago.
     let base_ms = now_ms - count - 1000;
     let insert = match backend {
-        DbBackend::Postgres => {
+        DbBackend::Postgres => format!(
             "INSERT INTO message_history (id, conversation_id, seq, sender, sender_id, content, \
              attachments, suggestions, client_message_id, reply_to, timestamp_ms, metadata) \
              SELECT gen_random_uuid(), $1, n, \
                CASE WHEN n % 2 = 1 THEN 'user' ELSE 'bot' END, \
                CASE WHEN n % 2 = 1 THEN $2 ELSE 'echo' END, \
-               'seeded message ' || n, '[]', '[]', NULL, NULL, $3 + n, '{}' \
-             FROM generate_series(1, $4::bigint) AS n"
-        }
-        _ => {
+               {content}, '[]', '[]', NULL, NULL, $3 + n, '{{}}' \
+             FROM generate_series(1, $4::bigint) AS n",
+            content = wording.content_sql()
+        ),
+        _ => format!(
             "INSERT INTO message_history (id, conversation_id, seq, sender, sender_id, content, \
              attachments, suggestions, client_message_id, reply_to, timestamp_ms, metadata) \
              WITH RECURSIVE series(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM series WHERE n < $4) \
              SELECT randomblob(16), $1, n, \
                CASE WHEN n % 2 = 1 THEN 'user' ELSE 'bot' END, \
                CASE WHEN n % 2 = 1 THEN $2 ELSE 'echo' END, \
-               'seeded message ' || n, '[]', '[]', NULL, NULL, $3 + n, '{}' \
-             FROM series"
-        }
+               {content}, '[]', '[]', NULL, NULL, $3 + n, '{{}}' \
+             FROM series",
+            content = wording.content_sql()
+        ),
     };
     // Every seeded user message counts as answered, so the server does not set out
     // to answer them.
