@@ -32,6 +32,7 @@
 //!   agent) and the log of handoffs for analytics.
 //! - `m20261204_000002_add_message_search`: full-text search of message contents
 //!   (FTS5 on SQLite, a GIN `tsvector` index on PostgreSQL).
+//! - `m20261204_000004_add_feedback`: users' ratings of bot replies, on the message.
 
 /// Re-exported so that callers can run [`Migrator`] without naming sea-orm-migration.
 pub use sea_orm_migration::MigratorTrait;
@@ -42,6 +43,7 @@ mod m20261125_000006_create_management_indexes;
 mod m20261203_000001_add_reply_leases;
 mod m20261204_000001_add_handoff;
 mod m20261204_000002_add_message_search;
+mod m20261204_000004_add_feedback;
 
 /// Applies confab's migrations; `Migrator::up(&db, None)` brings a database to the
 /// current schema.
@@ -57,6 +59,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_add_reply_leases::Migration),
             Box::new(m20261204_000001_add_handoff::Migration),
             Box::new(m20261204_000002_add_message_search::Migration),
+            Box::new(m20261204_000004_add_feedback::Migration),
         ]
     }
 }

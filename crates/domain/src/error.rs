@@ -113,6 +113,15 @@ pub enum ValidationError {
     /// A search query that cannot be searched for; the text says why.
     #[error("invalid search: {0}")]
     InvalidSearch(String),
+    /// A feedback comment over the size limit.
+    #[error("comment must be at most {max} characters")]
+    InvalidComment {
+        /// The limit in characters.
+        max: usize,
+    },
+    /// Feedback on a message that is not a bot reply.
+    #[error("feedback is given on the bot's replies only")]
+    FeedbackNotOnBotReply,
 }
 
 /// What a repository port reports. Adapters map their own errors into these, in one
@@ -167,6 +176,9 @@ pub enum DomainError {
     /// No such session, or it belongs to someone else.
     #[error("session not found")]
     SessionNotFound,
+    /// No such message in the conversation.
+    #[error("message not found")]
+    MessageNotFound,
     /// No such bot.
     #[error("bot not found: {0}")]
     BotNotFound(String),
