@@ -254,6 +254,8 @@ mod tests {
                 conversations_handed_off: 0,
                 handoff_wait_p50_ms: None,
                 handoff_wait_p90_ms: None,
+                feedback_up: 0,
+                feedback_down: 0,
             }]
         );
     }

@@ -92,6 +92,9 @@ impl SummaryQuery {
 ///   handoffs. Wait percentiles use the nearest-rank method too. The notices of the
 ///   moves are `system` messages and count among them.
 /// - The *share* of conversations handed off is [`BucketSummary::handoff_share`].
+/// - *Feedback* counts the users' ratings of the bot's messages stored in the bucket,
+///   as they stand now (a rating changed later counts as its latest value); the
+///   share of them rated is [`BucketSummary::feedback_share`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketSummary {
     /// The bot.
@@ -134,6 +137,10 @@ pub struct BucketSummary {
     /// 90th percentile wait from request to claim in milliseconds, when a handoff
     /// requested in the bucket was claimed.
     pub handoff_wait_p90_ms: Option<i64>,
+    /// The bot's messages of the bucket rated up.
+    pub feedback_up: u64,
+    /// The bot's messages of the bucket rated down.
+    pub feedback_down: u64,
 }
 
 impl BucketSummary {
@@ -146,6 +153,15 @@ impl BucketSummary {
     pub fn handoff_share(&self) -> Option<f64> {
         (self.conversations_active > 0)
             .then(|| self.conversations_handed_off as f64 / self.conversations_active as f64)
+    }
+}
+
+impl BucketSummary {
+    /// The share of the bot's messages of the bucket that users rated:
+    /// `(feedback_up + feedback_down) / messages_bot`, `None` without bot messages.
+    pub fn feedback_share(&self) -> Option<f64> {
+        (self.messages_bot > 0)
+            .then(|| (self.feedback_up + self.feedback_down) as f64 / self.messages_bot as f64)
     }
 }
 

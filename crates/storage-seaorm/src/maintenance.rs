@@ -83,6 +83,8 @@ impl ConversationMaintenance for SeaOrmStore {
             entry.distinct_users = count(&row, 7)?;
             entry.replies = count(&row, 8)?;
             entry.failed_replies = count(&row, 9)?;
+            entry.feedback_up = count(&row, 10)?;
+            entry.feedback_down = count(&row, 11)?;
         }
         for row in self
             .query(&handoffs_sql(query), range_values(query))
@@ -232,7 +234,8 @@ fn started_sql(query: &SummaryQuery) -> String {
 }
 
 /// Per bot and bucket: active conversations, messages by sender (user, bot, system,
-/// agent), distinct users, replies and failed replies.
+/// agent), distinct users, replies, failed replies, and the bot's messages rated up
+/// and down.
 fn messages_sql(query: &SummaryQuery) -> String {
     let length = query.granularity.millis();
     format!(
@@ -244,7 +247,9 @@ fn messages_sql(query: &SummaryQuery) -> String {
          SUM(CASE WHEN m.sender = 'agent' THEN 1 ELSE 0 END), \
          COUNT(DISTINCT CASE WHEN m.sender = 'user' THEN c.user_id END), \
          SUM(CASE WHEN m.sender = 'bot' AND m.reply_to IS NOT NULL THEN 1 ELSE 0 END), \
-         SUM(CASE WHEN m.sender = 'system' AND m.reply_to IS NOT NULL THEN 1 ELSE 0 END) \
+         SUM(CASE WHEN m.sender = 'system' AND m.reply_to IS NOT NULL THEN 1 ELSE 0 END), \
+         SUM(CASE WHEN m.sender = 'bot' AND m.feedback_rating = 'up' THEN 1 ELSE 0 END), \
+         SUM(CASE WHEN m.sender = 'bot' AND m.feedback_rating = 'down' THEN 1 ELSE 0 END) \
          FROM message_history m JOIN conversations c ON c.id = m.conversation_id \
          WHERE c.last_activity_ms >= ? AND m.timestamp_ms >= ? AND m.timestamp_ms < ?{bot} \
          GROUP BY 1, 2",
@@ -297,6 +302,8 @@ fn bucket_entry<'a>(
             conversations_handed_off: 0,
             handoff_wait_p50_ms: None,
             handoff_wait_p90_ms: None,
+            feedback_up: 0,
+            feedback_down: 0,
         }))
 }
 

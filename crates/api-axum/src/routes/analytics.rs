@@ -118,11 +118,18 @@ pub(crate) struct BucketBody {
     handoff_wait_p50_ms: Option<i64>,
     /// 90th percentile of that time (nearest rank); absent without claimed handoffs.
     handoff_wait_p90_ms: Option<i64>,
+    /// The bot's messages of the bucket that users rated up (as rated now).
+    feedback_up: u64,
+    /// Those rated down.
+    feedback_down: u64,
+    /// `(feedback_up + feedback_down) / messages.bot`; null without bot messages.
+    feedback_share: Option<f64>,
 }
 
 impl BucketBody {
     fn new(summary: BucketSummary) -> Self {
         let handoff_share = summary.handoff_share();
+        let feedback_share = summary.feedback_share();
         Self {
             bot_id: summary.bot_id.to_string(),
             bucket_start: Timestamp::from_unix_millis(summary.bucket_start_ms)
@@ -148,6 +155,9 @@ impl BucketBody {
             handoff_share,
             handoff_wait_p50_ms: summary.handoff_wait_p50_ms,
             handoff_wait_p90_ms: summary.handoff_wait_p90_ms,
+            feedback_up: summary.feedback_up,
+            feedback_down: summary.feedback_down,
+            feedback_share,
         }
     }
 }

@@ -193,10 +193,20 @@ fn json_line(message: Message) -> Vec<u8> {
 
 /// The CSV columns, in order.
 const CSV_HEADER: &str = "conversation_id,id,seq,timestamp,sender,sender_id,content,\
-                          reply_to,client_message_id,attachments,suggestions,metadata\r\n";
+                          reply_to,client_message_id,attachments,suggestions,metadata,\
+                          feedback_rating,feedback_comment\r\n";
 
 fn csv_row(message: Message) -> Vec<u8> {
     let sender = message.sender.as_str();
+    let (rating, comment) = message.feedback.as_ref().map_or(("", String::new()), |f| {
+        (
+            f.rating.as_str(),
+            f.comment
+                .as_ref()
+                .map(|c| c.as_str().to_owned())
+                .unwrap_or_default(),
+        )
+    });
     let body = MessageBody::from(message);
     let cells = [
         body.conversation_id,
@@ -211,6 +221,8 @@ fn csv_row(message: Message) -> Vec<u8> {
         json_text(&body.attachments),
         json_text(&body.suggestions),
         body.metadata.to_string(),
+        rating.to_owned(),
+        comment,
     ];
     let mut row = cells
         .iter()

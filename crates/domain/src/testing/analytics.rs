@@ -9,7 +9,7 @@ use crate::analytics::{BucketSummary, Granularity, SummaryQuery};
 use crate::bot::BotId;
 use crate::conversation::{Conversation, ConversationId};
 use crate::handoff::{HandoffChange, HandoffState};
-use crate::message::{Message, NewMessage, Sender};
+use crate::message::{Feedback, Message, NewMessage, Rating, Sender};
 use crate::ports::{ConversationRepository, MessageRepository};
 use crate::reply::SYSTEM_SENDER_ID;
 use crate::session::{Session, SessionId};
@@ -96,8 +96,8 @@ fn agent_message(conversation: &Conversation, agent: &str, millis: i64) -> NewMe
 ///   300 s, one agent message each time;
 /// - `b` (echo): asked at 23:59 on day 1, claimed 80 s later on day 2, where its
 ///   agent message and the release fall;
-/// - `c` (echo): a bot reply after 500 ms, then a request an administrator cancels
-///   before anyone claims it;
+/// - `c` (echo): a bot reply after 500 ms, rated down, then a request an
+///   administrator cancels before anyone claims it;
 /// - `d` (echo): a user message, no handoff;
 /// - `e` (echo-stream): created the day before and with its only messages after day
 ///   2, so that its request's notice is stored then (times never go back) while the
@@ -189,7 +189,19 @@ pub async fn seed_handoffs(store: &dyn AnalyticsStore) {
 
     let c = create(store, "u3", "echo", 3 * HOUR).await;
     let asked = append(store, user_message(&c, "c", at(3 * HOUR))).await;
-    append(store, bot_reply(&c, &asked, "c", at(3 * HOUR + 500))).await;
+    let answer = append(store, bot_reply(&c, &asked, "c", at(3 * HOUR + 500))).await;
+    store
+        .set_feedback(
+            c.id,
+            answer.id,
+            Some(Feedback {
+                rating: Rating::Down,
+                comment: None,
+                at: at(3 * HOUR + SECOND / 2 + 1),
+            }),
+        )
+        .await
+        .expect("rating the reply");
     change(
         store,
         &c,
@@ -252,6 +264,8 @@ pub fn expected_handoff_summary() -> Vec<BucketSummary> {
         conversations_handed_off: 0,
         handoff_wait_p50_ms: None,
         handoff_wait_p90_ms: None,
+        feedback_up: 0,
+        feedback_down: 0,
     };
     vec![
         BucketSummary {
@@ -270,6 +284,7 @@ pub fn expected_handoff_summary() -> Vec<BucketSummary> {
             conversations_handed_off: 3,
             handoff_wait_p50_ms: Some(80 * SECOND),
             handoff_wait_p90_ms: Some(300 * SECOND),
+            feedback_down: 1,
             ..empty("echo", 0)
         },
         BucketSummary {

@@ -16,7 +16,7 @@ use crate::handoff::{HandoffChange, HandoffListing, HandoffState};
 use crate::lease::{LeaseHolder, Release};
 use crate::message::{
     Appended, Feedback, HistoryBound, HistoryPage, HistoryQuery, Message, MessageId, NewMessage,
-    Sender, Seq,
+    Rating, Sender, Seq,
 };
 use crate::ports::{
     BotRepository, ConversationRepository, MessageRepository, ReplyLeases, SessionRepository,
@@ -628,6 +628,7 @@ impl crate::ports::ConversationMaintenance for InMemoryStore {
             archived: u64,
             active: HashSet<ConversationId>,
             by_sender: [u64; 4],
+            ratings: [u64; 2],
             users: HashSet<UserId>,
             latencies: Vec<i64>,
             failed: u64,
@@ -668,6 +669,9 @@ impl crate::ports::ConversationMaintenance for InMemoryStore {
                     Sender::Agent => 3,
                 };
                 tally.by_sender[sender] += 1;
+                if let (Sender::Bot, Some(feedback)) = (message.sender, &message.feedback) {
+                    tally.ratings[usize::from(feedback.rating == Rating::Down)] += 1;
+                }
                 if message.sender == Sender::User {
                     tally.users.insert(conversation.user_id.clone());
                 }
@@ -733,6 +737,8 @@ impl crate::ports::ConversationMaintenance for InMemoryStore {
                     conversations_handed_off: tally.handed_off.len() as u64,
                     handoff_wait_p50_ms: wait_at_rank(50),
                     handoff_wait_p90_ms: wait_at_rank(90),
+                    feedback_up: tally.ratings[0],
+                    feedback_down: tally.ratings[1],
                 }
             })
             .collect())

@@ -30,6 +30,7 @@ mod bots;
 mod cluster;
 mod directline;
 mod faults;
+mod feedback;
 mod handoff;
 mod helpers;
 mod management;

@@ -13,6 +13,7 @@ use crate::management::helpers::{at, plus};
 crate::on_every_backend!(
     the_summary_matches_a_hand_computed_expectation,
     the_summary_counts_handoffs_and_agent_messages,
+    the_summary_counts_feedback_as_it_stands,
     only_administrators_read_analytics,
 );
 
@@ -137,6 +138,9 @@ async fn the_summary_matches_a_hand_computed_expectation(backend: Backend) {
                     "handoff_share": 0.0,
                     "handoff_wait_p50_ms": null,
                     "handoff_wait_p90_ms": null,
+                    "feedback_up": 0,
+                    "feedback_down": 0,
+                    "feedback_share": 0.0,
                 },
                 {
                     "bot_id": "echo",
@@ -156,6 +160,9 @@ async fn the_summary_matches_a_hand_computed_expectation(backend: Backend) {
                     "handoff_share": 0.0,
                     "handoff_wait_p50_ms": null,
                     "handoff_wait_p90_ms": null,
+                    "feedback_up": 0,
+                    "feedback_down": 0,
+                    "feedback_share": 0.0,
                 },
             ],
         })
@@ -303,7 +310,77 @@ async fn the_summary_counts_handoffs_and_agent_messages(backend: Backend) {
             "handoff_share": 0.5,
             "handoff_wait_p50_ms": 30_000,
             "handoff_wait_p90_ms": 30_000,
+            "feedback_up": 0,
+            "feedback_down": 0,
+            "feedback_share": null,
         }])
+    );
+    app.stop().await;
+}
+
+/// Two replies rated through the API, one rating changed and one taken back and
+/// given again: the summary counts each reply's feedback as it stands now.
+async fn the_summary_counts_feedback_as_it_stands(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ana = user("ana");
+    let started = app
+        .http
+        .post(app.url("/conversations/start?wait=true"))
+        .bearer_auth(&ana)
+        .json(&json!({"bot_id": "echo", "initial_message": "one"}))
+        .send()
+        .await
+        .unwrap();
+    let started: Value = started.json().await.unwrap();
+    let id = started["conversation_id"].as_str().unwrap().to_owned();
+    let first = started["replies"][0]["id"].as_str().unwrap().to_owned();
+    let sent = app
+        .send_query(&ana, &id, "?wait=true", json!({"content": "two"}))
+        .await;
+    let sent: Value = sent.json().await.unwrap();
+    let second = sent["replies"][0]["id"].as_str().unwrap().to_owned();
+    let rate = |message: String, body: Option<Value>| {
+        let request = match body {
+            Some(body) => app
+                .http
+                .put(app.url(&format!("/conversations/{id}/messages/{message}/feedback")))
+                .json(&body),
+            None => app
+                .http
+                .delete(app.url(&format!("/conversations/{id}/messages/{message}/feedback"))),
+        };
+        request.bearer_auth(&ana).send()
+    };
+    for (message, body, status) in [
+        (&first, Some(json!({"rating": "up"})), 200),
+        (
+            &first,
+            Some(json!({"rating": "down", "comment": "wrong"})),
+            200,
+        ),
+        (&second, Some(json!({"rating": "down"})), 200),
+        (&second, None, 204),
+        (&second, Some(json!({"rating": "up"})), 200),
+    ] {
+        let response = rate(message.clone(), body).await.unwrap();
+        assert_eq!(response.status(), status);
+    }
+    let summary: Value = app
+        .get(&admin(), "/analytics/summary?bot_id=echo")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let bucket = &summary["buckets"][0];
+    assert_eq!(bucket["messages"]["bot"], 2, "{summary}");
+    assert_eq!(
+        (
+            &bucket["feedback_up"],
+            &bucket["feedback_down"],
+            &bucket["feedback_share"]
+        ),
+        (&json!(1), &json!(1), &json!(1.0)),
+        "{summary}"
     );
     app.stop().await;
 }

@@ -67,11 +67,11 @@ async fn a_conversation_exports_as_json_lines_and_csv(backend: Backend) {
     assert_eq!(
         rows[0],
         "conversation_id,id,seq,timestamp,sender,sender_id,content,reply_to,\
-         client_message_id,attachments,suggestions,metadata"
+         client_message_id,attachments,suggestions,metadata,feedback_rating,feedback_comment"
     );
-    assert!(rows[1].contains(",1,2026-03-01T10:00:00.000Z,user,alice,message 0,,,[],[],{}"));
+    assert!(rows[1].contains(",1,2026-03-01T10:00:00.000Z,user,alice,message 0,,,[],[],{},,"));
     assert!(rows[8].contains(
-        ",8,2026-03-01T10:00:00.007Z,user,alice,\"say \"\"hi\"\", then\nleave\",,,[],[],{}"
+        ",8,2026-03-01T10:00:00.007Z,user,alice,\"say \"\"hi\"\", then\nleave\",,,[],[],{},,"
     ));
     assert_eq!(rows.last(), Some(&""));
 
