@@ -53,7 +53,7 @@ pub(crate) struct EventsParams {
 pub(crate) struct ServerSentEvent;
 
 /// The frame types the stream carries, and whether the event carries its own `id`.
-const EVENT_TYPES: [(&str, &str); 6] = [
+const EVENT_TYPES: [(&str, &str); 7] = [
     (
         "message",
         "A stored message: the frame of a WebSocket `message`; `id` is its seq.",
@@ -63,6 +63,10 @@ const EVENT_TYPES: [(&str, &str); 6] = [
     (
         "handoff",
         "Who answers the user changed: the bot, nobody yet (waiting) or an agent.",
+    ),
+    (
+        "feedback",
+        "The user rated a bot reply, changed the rating, or took it back.",
     ),
     (
         "status",
