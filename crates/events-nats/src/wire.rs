@@ -61,6 +61,10 @@ pub(crate) struct Envelope {
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "decoded once per event and taken apart at once; messages are most events"
+)]
 enum WireEvent {
     Message(WireMessage),
     Delta {
