@@ -215,7 +215,7 @@ pub struct SearchPage {
 /// How many words a snippet shows around the first match, on each side.
 const SNIPPET_CONTEXT_WORDS: usize = 8;
 
-/// The snippet of `content` for `text`: about [`SNIPPET_CONTEXT_WORDS`] words on each
+/// The snippet of `content` for `text`: about eight words on each
 /// side of the first match, with `…` where text was left out, and every word of the
 /// query marked. Computed here, not by a store, so that every store shows the same.
 pub fn snippet(content: &str, text: &SearchText) -> Vec<SnippetPart> {
