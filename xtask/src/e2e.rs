@@ -11,7 +11,9 @@
 //!   where the widget script serves its host page, and `confab token --bot echo`
 //!   gives the chat script a bot's token to post as the bot; then
 //!   `e2e/handoff.spec.mjs`, a user handed over to a person on the agents' page,
-//!   with two agents' tokens (`confab token --agent`) for `alice` and `bob`;
+//!   with two agents' tokens (`confab token --agent`) for `alice` and `bob`; and
+//!   `e2e/feedback-search.spec.mjs`, thumbs on bot replies in two tabs and the
+//!   search box;
 //! - one server, configured with a Direct Line secret for the `echo`, `slow` and
 //!   `demo` bots, runs `e2e/directline-node.mjs` (directlinejs in node, WebSocket and
 //!   polling) and `e2e/directline.spec.mjs` (Web Chat in Chromium).
@@ -163,7 +165,12 @@ fn on_path(tool: &str) -> bool {
 }
 
 /// The web page's scripts of `e2e/`, run in this order against one server.
-const SCRIPTS: &[&str] = &["chat.spec.mjs", "widget.spec.mjs", "handoff.spec.mjs"];
+const SCRIPTS: &[&str] = &[
+    "chat.spec.mjs",
+    "widget.spec.mjs",
+    "handoff.spec.mjs",
+    "feedback-search.spec.mjs",
+];
 
 /// Starts the release server, runs the web page's scripts against it, stops it.
 fn scenario(root: &Path, out_dir: &Path, data_dir: &Path) -> Result<()> {

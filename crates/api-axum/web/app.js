@@ -12,6 +12,11 @@
 // change, shows in a banner above the messages, and an agent's messages are signed
 // with their name.
 //
+// Each bot reply carries thumbs up and down: a click rates it (PUT …/feedback), a click
+// on the pressed one takes the rating back (DELETE); `feedback` frames keep every tab
+// of the user in step. The search box in the sidebar asks GET /search and opens a
+// result in its conversation, scrolled to the message.
+//
 // With `?embed=1&bot=ID` (the frame of widget.js) the page is one conversation with
 // one bot, kept across visits: no list, no bot picker, the conversation remembered in
 // localStorage per bot.
@@ -33,6 +38,12 @@ const AGENT_TYPING_MS = 6000;
 // browser; a `ping` every HEARTBEAT_MS must get some frame back within SILENCE_MS.
 const HEARTBEAT_MS = 25000;
 const SILENCE_MS = 10000;
+// The history page size when paging back to a message found by search (the most
+// `history` gives at once).
+const FIND_PAGE_SIZE = 100;
+const SEARCH_PAGE_SIZE = 20;
+// How long a message opened from a search result stays highlighted.
+const FOUND_MS = 4000;
 
 const $ = (id) => document.getElementById(id);
 
@@ -84,6 +95,13 @@ const ui = {
   archivedNote: $('archived-note'),
   deleteDialog: $('delete-dialog'),
   toast: $('toast'),
+  search: $('search'),
+  searchInput: $('search-input'),
+  searchPanel: $('search-panel'),
+  searchStatus: $('search-status'),
+  searchList: $('search-list'),
+  searchMore: $('search-more'),
+  searchClear: $('search-clear'),
 };
 
 const state = {
@@ -102,6 +120,10 @@ const state = {
   failedOpens: 0,
   lastTypingSent: 0,
   listRefreshTimer: null,
+  // Conversations named by search results that are in no list (archived ones, say).
+  titles: new Map(), // conversation id -> conversation
+  // The search shown in the sidebar; `generation` tells a stale answer from the latest.
+  search: { query: '', cursor: null, generation: 0 },
 };
 
 // ---------------------------------------------------------------------------
@@ -119,6 +141,7 @@ class ConversationView {
     this.hasOlder = false;
     this.loaded = false;
     this.loadingOlder = false;
+    this.olderLoad = null; // the `before` page on its way, shared by whoever asks
     this.botTyping = false;
     this.agentTyping = false;
     this.agentTypingTimer = null;
@@ -362,6 +385,9 @@ function handleFrame(frame) {
     case 'handoff':
       onHandoff(frame);
       break;
+    case 'feedback':
+      onFeedback(frame);
+      break;
     case 'status':
       if (frame.conversation_id) onStatus(frame);
       break;
@@ -416,6 +442,17 @@ function applyHandoff(view, handoff, agentId) {
   view.info.handoff_agent = handoff === 'agent' ? agentId : null;
   if (handoff !== 'agent') setAgentTyping(view, false);
   renderHandoff(view);
+}
+
+/** Another tab (or this one) rated a reply, changed the rating or took it back. */
+function onFeedback(frame) {
+  const view = state.convs.get(frame.conversation_id);
+  const message = view?.messages.get(frame.message_id);
+  if (!message) return;
+  // A frame overtaken by this tab's own later answer must not undo it.
+  const shown = message.feedback;
+  if (shown && frame.feedback && Date.parse(frame.feedback.at) < Date.parse(shown.at)) return;
+  setFeedback(view, message, frame.feedback);
 }
 
 function onDelta(delta) {
@@ -523,8 +560,127 @@ function messageNode(view, message) {
   const time = el('time', null, shortTime(message.timestamp));
   time.dateTime = message.timestamp;
   meta.append(`${senderLabel(view, message)} · `, time);
-  item.append(meta);
+  if (message.sender === 'bot') {
+    // Only a bot's replies are rated (the server refuses the rest); the thumbs sit on
+    // the line of the name and time, so they cost the log no height.
+    const foot = el('div', 'message-foot');
+    foot.append(meta, feedbackNode(view, message));
+    item.append(foot);
+  } else {
+    item.append(meta);
+  }
   return item;
+}
+
+// ---------------------------------------------------------------------------
+// Feedback on a bot reply: thumbs up and down, and a comment after a thumbs down.
+// ---------------------------------------------------------------------------
+
+const RATINGS = [
+  { rating: 'up', label: 'Good reply' },
+  { rating: 'down', label: 'Bad reply' },
+];
+
+function feedbackNode(view, message) {
+  const box = el('div', 'feedback');
+  const buttons = el('div', 'feedback-buttons');
+  buttons.setAttribute('role', 'group');
+  buttons.setAttribute('aria-label', 'Rate this reply');
+  box.append(buttons);
+  for (const { rating, label } of RATINGS) {
+    const button = el('button', 'feedback-button');
+    button.type = 'button';
+    button.dataset.rating = rating;
+    button.title = label;
+    button.setAttribute('aria-label', label);
+    button.append(thumb());
+    button.addEventListener('click', () => rate(view, message.id, rating, box));
+    buttons.append(button);
+  }
+  box.append(el('p', 'feedback-note'));
+  paintFeedback(box, message.feedback);
+  return box;
+}
+
+/** Shows `feedback` (or none) on a reply's thumbs, without replacing them: focus stays. */
+function paintFeedback(box, feedback) {
+  for (const button of box.querySelectorAll('.feedback-button')) {
+    button.setAttribute('aria-pressed', String(feedback?.rating === button.dataset.rating));
+  }
+  const note = box.querySelector('.feedback-note');
+  note.textContent = feedback?.comment ? `Your comment: ${feedback.comment}` : '';
+  note.hidden = !feedback?.comment;
+  // The comment box belongs to a thumbs down that is still there and has no comment.
+  if (feedback?.rating !== 'down' || feedback.comment) box.querySelector('.feedback-comment')?.remove();
+}
+
+function setFeedback(view, message, feedback) {
+  message.feedback = feedback ?? null;
+  if (view !== current()) return;
+  const box = ui.messages.querySelector(`li[data-id="${CSS.escape(message.id)}"] .feedback`);
+  if (box) paintFeedback(box, message.feedback);
+}
+
+function feedbackPath(view, messageId) {
+  return `/conversations/${encodeURIComponent(view.info.id)}/messages/${encodeURIComponent(messageId)}/feedback`;
+}
+
+/** A click on a thumb: rate the reply, or take the rating back when it was this one. */
+async function rate(view, messageId, rating, box) {
+  const message = view.messages.get(messageId);
+  // One change at a time per reply; the buttons stay focusable (no `disabled`).
+  if (!message || box.dataset.busy) return;
+  box.dataset.busy = 'true';
+  box.setAttribute('aria-busy', 'true');
+  try {
+    if (message.feedback?.rating === rating) {
+      await api(feedbackPath(view, messageId), { method: 'DELETE' });
+      setFeedback(view, message, null);
+    } else {
+      const stored = await api(feedbackPath(view, messageId), { method: 'PUT', body: { rating } });
+      setFeedback(view, message, stored.feedback);
+      if (rating === 'down' && box.isConnected) showCommentBox(view, message, box);
+    }
+  } catch (error) {
+    toast(`Could not save your feedback: ${error.message}`);
+  } finally {
+    delete box.dataset.busy;
+    box.removeAttribute('aria-busy');
+  }
+}
+
+/** After a thumbs down: one line to say what was wrong, sent with the same rating. */
+function showCommentBox(view, message, box) {
+  if (box.querySelector('.feedback-comment')) return;
+  const form = el('form', 'feedback-comment');
+  const input = el('input');
+  input.type = 'text';
+  input.maxLength = 1000;
+  input.placeholder = 'What was wrong? (optional)';
+  input.setAttribute('aria-label', 'What was wrong with this reply? (optional)');
+  const submit = el('button', null, 'Send');
+  submit.type = 'submit';
+  form.append(input, submit);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const comment = input.value.trim();
+    if (!comment) {
+      form.remove();
+      return;
+    }
+    try {
+      const stored = await api(feedbackPath(view, message.id), { method: 'PUT', body: { rating: 'down', comment } });
+      setFeedback(view, message, stored.feedback);
+      form.remove();
+    } catch (error) {
+      toast(`Could not send your comment: ${error.message}`);
+    }
+  });
+  input.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape') form.remove();
+  });
+  box.querySelector('.feedback-note').before(form);
+  input.focus();
 }
 
 /**
@@ -628,6 +784,26 @@ function fileCard(attachment) {
   );
   link.append(paperclip(), text);
   return link;
+}
+
+/**
+ * A thumb up, drawn rather than an emoji: not every system has an emoji font. The
+ * thumb down is the same, turned over by the style sheet.
+ */
+function thumb() {
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('width', '16');
+  svg.setAttribute('height', '16');
+  svg.setAttribute('aria-hidden', 'true');
+  const path = document.createElementNS(ns, 'path');
+  path.setAttribute('d', 'M7 10.5V20.5H3.5V10.5ZM7 10.5L11 3c1.6 0 2.6 1.1 2.4 2.7L12.9 9h5.6a2 2 0 012 2.3l-1.3 7.4a2.2 2.2 0 01-2.2 1.8H7');
+  path.setAttribute('stroke', 'currentColor');
+  path.setAttribute('stroke-width', '1.8');
+  path.setAttribute('stroke-linejoin', 'round');
+  svg.append(path);
+  return svg;
 }
 
 function paperclip() {
@@ -1020,15 +1196,23 @@ function closeConversation() {
   renderList();
 }
 
-async function loadOlder() {
+/** Loads the page before the oldest message shown; calls meanwhile share it. */
+function loadOlder(limit = PAGE_SIZE) {
   const view = current();
-  if (!view || !view.hasOlder || view.loadingOlder || view.minSeq === null) return;
+  if (!view || !view.hasOlder || view.minSeq === null) return Promise.resolve();
+  view.olderLoad ??= fetchOlder(view, limit).finally(() => {
+    view.olderLoad = null;
+  });
+  return view.olderLoad;
+}
+
+async function fetchOlder(view, limit) {
   view.loadingOlder = true;
   renderHistoryControls(view);
   const id = view.info.id;
   try {
     const page = await api(
-      `/conversations/${encodeURIComponent(id)}/history?limit=${PAGE_SIZE}&before=${view.minSeq}`,
+      `/conversations/${encodeURIComponent(id)}/history?limit=${limit}&before=${view.minSeq}`,
     );
     const scroller = ui.scroller;
     const fromBottom = scroller.scrollHeight - scroller.scrollTop;
@@ -1222,6 +1406,140 @@ async function openEmbedded() {
 }
 
 // ---------------------------------------------------------------------------
+// Search: results in the sidebar, in place of the list, until "Back to conversations".
+// ---------------------------------------------------------------------------
+
+async function runSearch(event) {
+  event.preventDefault();
+  const query = ui.searchInput.value.trim();
+  if (!query) {
+    clearSearch();
+    return;
+  }
+  state.search.query = query;
+  state.search.cursor = null;
+  ui.searchList.replaceChildren();
+  ui.sidebar.classList.add('searching');
+  ui.searchPanel.hidden = false;
+  await loadSearchPage();
+}
+
+function clearSearch() {
+  state.search = { query: '', cursor: null, generation: state.search.generation + 1 };
+  ui.searchInput.value = '';
+  ui.searchList.replaceChildren();
+  ui.searchPanel.hidden = true;
+  ui.sidebar.classList.remove('searching');
+}
+
+/** The next page of the current search (the first when there is no cursor yet). */
+async function loadSearchPage() {
+  const generation = ++state.search.generation;
+  const { query, cursor } = state.search;
+  ui.searchMore.hidden = true;
+  setSearchStatus('Searching…', false);
+  const params = new URLSearchParams({ q: query, limit: String(SEARCH_PAGE_SIZE) });
+  if (cursor) params.set('cursor', cursor);
+  try {
+    const page = await api(`/search?${params}`);
+    await rememberConversations(page.results.map((result) => result.conversation_id));
+    if (generation !== state.search.generation) return;
+    ui.searchList.append(...page.results.map(searchResultNode));
+    state.search.cursor = page.next_cursor ?? null;
+    ui.searchMore.hidden = !state.search.cursor;
+    const count = ui.searchList.childElementCount;
+    if (count === 0) setSearchStatus(`No message holds “${query}”.`, false);
+    else setSearchStatus(`${count}${state.search.cursor ? '+' : ''} ${count === 1 ? 'message' : 'messages'} found`, false);
+  } catch (error) {
+    if (generation !== state.search.generation) return;
+    // A 400 says why the query is no good ("no word to search for", …): say it as is.
+    setSearchStatus(error.status === 400 ? error.message : `Search failed: ${error.message}`, true);
+    ui.searchMore.hidden = !state.search.cursor;
+  }
+}
+
+function setSearchStatus(text, isError) {
+  ui.searchStatus.textContent = text;
+  ui.searchStatus.classList.toggle('search-error', isError);
+}
+
+/** The conversation `id` as this page knows it, or null. */
+function knownConversation(id) {
+  return state.convs.get(id)?.info ?? state.conversations.find((c) => c.id === id) ?? state.titles.get(id) ?? null;
+}
+
+/** Fetches the conversations results name that the page does not know, to title them. */
+async function rememberConversations(ids) {
+  const unknown = [...new Set(ids)].filter((id) => !knownConversation(id));
+  await Promise.all(
+    unknown.map((id) =>
+      api(`/conversations/${encodeURIComponent(id)}`)
+        .then((info) => state.titles.set(id, info))
+        .catch(() => {}),
+    ),
+  );
+}
+
+/** One result: its conversation, who wrote it and when, and the snippet. */
+function searchResultNode(result) {
+  const message = result.message;
+  const info = knownConversation(result.conversation_id);
+  const button = el('button', 'search-result');
+  button.type = 'button';
+  button.dataset.conversationId = result.conversation_id;
+  button.dataset.messageId = message.id;
+  let who = botName(message.sender_id);
+  if (message.sender === 'user') who = 'You';
+  else if (message.sender === 'agent') who = agentLabel(message.sender_id);
+  else if (message.sender === 'system') who = 'confab';
+  const snippet = el('span', 'result-snippet');
+  // Text nodes and <mark>s only: the pieces are the user's and bots' words.
+  for (const piece of result.snippet ?? []) {
+    snippet.append(piece.highlight ? el('mark', null, piece.text) : piece.text);
+  }
+  button.append(
+    el('span', 'result-title', info ? conversationTitle(info) : 'A conversation'),
+    el('span', 'result-meta', `${who} · ${shortTime(message.timestamp)}`),
+    snippet,
+  );
+  button.addEventListener('click', () => openFound(result.conversation_id, message));
+  const item = el('li');
+  item.append(button);
+  return item;
+}
+
+/**
+ * Opens a search result: its conversation, scrolled to the message, highlighted for a
+ * moment. The view pages back from the newest messages until it holds the message, so
+ * that it stays one unbroken run up to the newest, which resuming over /ws relies on.
+ */
+async function openFound(conversationId, message) {
+  await openConversation(conversationId);
+  const view = current();
+  if (!view || view.info.id !== conversationId) return;
+  for (let pages = 0; !view.messages.has(message.id) && view.hasOlder && pages < 50; pages += 1) {
+    const before = view.minSeq;
+    await loadOlder(FIND_PAGE_SIZE);
+    if (view !== current() || view.minSeq === before) break;
+  }
+  if (view !== current()) return;
+  const node = ui.messages.querySelector(`li[data-id="${CSS.escape(message.id)}"]`);
+  if (!node) {
+    toast('That message is no longer in the conversation.');
+    return;
+  }
+  node.scrollIntoView({ block: 'center' });
+  // Focus goes to the message so that a keyboard or screen reader user lands there too.
+  node.tabIndex = -1;
+  node.focus({ preventScroll: true });
+  node.classList.remove('found');
+  void node.offsetWidth; // restart the animation when the same result is opened again
+  node.classList.add('found');
+  clearTimeout(node.foundTimer);
+  node.foundTimer = setTimeout(() => node.classList.remove('found'), FOUND_MS);
+}
+
+// ---------------------------------------------------------------------------
 // Small behaviours: the drawer, the composer, typing.
 // ---------------------------------------------------------------------------
 
@@ -1275,7 +1593,23 @@ function wire() {
     if (ui.deleteDialog.returnValue === 'delete') deleteCurrent();
     else ui.deleteButton.focus();
   });
-  ui.loadOlder.addEventListener('click', loadOlder);
+  ui.loadOlder.addEventListener('click', () => loadOlder());
+  ui.search.addEventListener('submit', runSearch);
+  ui.searchInput.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape' && !ui.searchPanel.hidden) {
+      event.preventDefault();
+      clearSearch();
+    }
+  });
+  // Emptying the box (the field's own ✕ too) brings the list back.
+  ui.searchInput.addEventListener('input', () => {
+    if (!ui.searchInput.value && !ui.searchPanel.hidden) clearSearch();
+  });
+  ui.searchClear.addEventListener('click', () => {
+    clearSearch();
+    ui.searchInput.focus();
+  });
+  ui.searchMore.addEventListener('click', () => loadSearchPage());
   ui.scroller.addEventListener('scroll', () => {
     if (ui.scroller.scrollTop < 40) loadOlder();
   });
