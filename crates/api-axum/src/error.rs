@@ -42,6 +42,8 @@ pub enum ErrorCode {
     HandoffNotWaiting,
     /// 409: another agent claimed the conversation first (or moved it meanwhile).
     HandoffTaken,
+    /// 409: feedback on a message that is not a bot reply.
+    NotABotReply,
     /// 413: the body or the message content is too large.
     PayloadTooLarge,
     /// 429: too many requests; `Retry-After` says when to retry.
@@ -66,6 +68,7 @@ impl ErrorCode {
             Self::BotExists => "bot_exists",
             Self::HandoffNotWaiting => "handoff_not_waiting",
             Self::HandoffTaken => "handoff_taken",
+            Self::NotABotReply => "not_a_bot_reply",
             Self::PayloadTooLarge => "payload_too_large",
             Self::RateLimited => "rate_limited",
             Self::Internal => "internal",
@@ -85,7 +88,8 @@ impl ErrorCode {
             | Self::IdempotencyMismatch
             | Self::BotExists
             | Self::HandoffNotWaiting
-            | Self::HandoffTaken => StatusCode::CONFLICT,
+            | Self::HandoffTaken
+            | Self::NotABotReply => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -107,6 +111,7 @@ impl ErrorCode {
             Self::BotExists => "Bot exists",
             Self::HandoffNotWaiting => "Not waiting for an agent",
             Self::HandoffTaken => "Held by another agent",
+            Self::NotABotReply => "Not a bot reply",
             Self::PayloadTooLarge => "Payload too large",
             Self::RateLimited => "Rate limited",
             Self::Internal => "Internal error",
@@ -284,6 +289,10 @@ impl From<DomainError> for ApiError {
             DomainError::ConversationNotFound => Self::not_found("conversation not found"),
             DomainError::SessionNotFound => Self::not_found("session not found"),
             DomainError::MessageNotFound => Self::not_found("message not found"),
+            DomainError::NotABotReply => Self::new(
+                ErrorCode::NotABotReply,
+                "feedback is given on the bot's replies only",
+            ),
             DomainError::BotNotFound(id) => Self::not_found(format!("bot not found: {id}")),
             DomainError::BotExists(id) => {
                 Self::new(ErrorCode::BotExists, format!("bot exists already: {id}"))
@@ -356,7 +365,6 @@ impl From<ValidationError> for ApiError {
             | ValidationError::EmptyChange
             | ValidationError::InvalidSearch(_)
             | ValidationError::InvalidComment { .. }
-            | ValidationError::FeedbackNotOnBotReply
             | ValidationError::MissingTarget
             | ValidationError::NulCharacter { .. } => ErrorCode::InvalidRequest,
         };

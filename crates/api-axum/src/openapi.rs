@@ -87,6 +87,7 @@ const BEARER: &str = "bearer";
             problems::NotFound,
             problems::Conflict,
             problems::HandoffConflict,
+            problems::NotABotReply,
             problems::PayloadTooLarge,
             problems::Internal,
             problems::Unavailable,

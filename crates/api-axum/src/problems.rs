@@ -45,6 +45,12 @@ pub(crate) struct NotFound(Problem);
 #[allow(dead_code)] // Only its OpenAPI description is used.
 pub(crate) struct Conflict(Problem);
 
+/// Feedback on a message that is not the bot's (`not_a_bot_reply`).
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+#[allow(dead_code)] // Only its OpenAPI description is used.
+pub(crate) struct NotABotReply(Problem);
+
 /// Another agent claimed the conversation first (`handoff_taken`), or nobody asked
 /// for a person (`handoff_not_waiting`).
 #[derive(ToResponse)]

@@ -119,9 +119,6 @@ pub enum ValidationError {
         /// The limit in characters.
         max: usize,
     },
-    /// Feedback on a message that is not a bot reply.
-    #[error("feedback is given on the bot's replies only")]
-    FeedbackNotOnBotReply,
 }
 
 /// What a repository port reports. Adapters map their own errors into these, in one
@@ -179,6 +176,9 @@ pub enum DomainError {
     /// No such message in the conversation.
     #[error("message not found")]
     MessageNotFound,
+    /// Feedback on a message that is not the bot's: users rate what their bot said.
+    #[error("feedback is given on the bot's replies only")]
+    NotABotReply,
     /// No such bot.
     #[error("bot not found: {0}")]
     BotNotFound(String),

@@ -95,7 +95,8 @@ impl From<ApiError> for DirectLineError {
             ErrorCode::IdempotencyMismatch
             | ErrorCode::BotExists
             | ErrorCode::HandoffNotWaiting
-            | ErrorCode::HandoffTaken => "Conflict",
+            | ErrorCode::HandoffTaken
+            | ErrorCode::NotABotReply => "Conflict",
             ErrorCode::PayloadTooLarge => "MessageSizeTooBig",
             ErrorCode::RateLimited => "TooManyRequests",
             ErrorCode::Internal | ErrorCode::Unavailable => "ServiceError",

@@ -51,6 +51,7 @@ pub(crate) struct FeedbackRequest {
         (status = 200, description = "The reply, with its feedback.", body = MessageBody),
         crate::problems::ResourceErrors,
         (status = 403, response = crate::problems::Forbidden),
+        (status = 409, response = crate::problems::NotABotReply),
     )
 )]
 pub(crate) async fn rate(
@@ -84,6 +85,7 @@ pub(crate) async fn rate(
         (status = 204, description = "The reply has no feedback now."),
         crate::problems::ResourceErrors,
         (status = 403, response = crate::problems::Forbidden),
+        (status = 409, response = crate::problems::NotABotReply),
     )
 )]
 pub(crate) async fn unrate(

@@ -3,7 +3,7 @@
 //! conversation hears of each change.
 
 use crate::conversation::ConversationId;
-use crate::error::{DomainError, RepoError, ValidationError};
+use crate::error::{DomainError, RepoError};
 use crate::event::EventKind;
 use crate::message::{Feedback, FeedbackComment, Message, MessageId, Rating, Sender};
 use crate::user::Caller;
@@ -16,7 +16,7 @@ impl ConversationService {
     /// # Errors
     /// - `ConversationNotFound` / `MessageNotFound` for what the caller cannot see;
     /// - `Forbidden` for anyone but the conversation's user;
-    /// - `Invalid(FeedbackNotOnBotReply)` for a message that is not the bot's.
+    /// - `NotABotReply` for a message that is not the bot's.
     pub async fn rate(
         &self,
         caller: &Caller,
@@ -68,7 +68,7 @@ impl ConversationService {
             return Err(DomainError::Forbidden);
         }
         if message.sender != Sender::Bot {
-            return Err(ValidationError::FeedbackNotOnBotReply.into());
+            return Err(DomainError::NotABotReply);
         }
         if message.feedback.is_none() && feedback.is_none() {
             return Ok(message);

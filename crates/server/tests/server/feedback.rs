@@ -125,7 +125,7 @@ async fn feedback_is_refused_for_anything_but_the_users_own_bot_replies(backend:
     let (id, question, reply) = answered(&app, &ana).await;
     let up = || Some(json!({"rating": "up"}));
     let cases = [
-        (&ana, question.clone(), up(), 400, "invalid_request"),
+        (&ana, question.clone(), up(), 409, "not_a_bot_reply"),
         (
             &ana,
             reply.clone(),
