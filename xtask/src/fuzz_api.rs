@@ -103,12 +103,15 @@ const CONVERSATIONS: usize = 3;
 /// How often a conversation id in a path is one of those, rather than generated.
 const KNOWN_ID_PROBABILITY: f64 = 0.75;
 /// The operations on one conversation that get those ids.
-const ON_A_CONVERSATION: [&str; 5] = [
+const ON_A_CONVERSATION: [&str; 8] = [
     "GET /conversations/{id}",
     "GET /conversations/{id}/history",
     "GET /conversations/{id}/events",
     "GET /conversations/{id}/export",
     "POST /conversations/{id}/messages",
+    "POST /conversations/{id}/handoff",
+    "POST /agent/conversations/{id}/claim",
+    "POST /agent/conversations/{id}/release",
 ];
 /// The operations that archive or take away a conversation or a bot get targets of
 /// their own, always (schemathesis would otherwise also use ids it saw in answers,
