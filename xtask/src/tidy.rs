@@ -55,7 +55,7 @@ const DOMAIN_SOURCES: &str = "crates/domain/src";
 
 /// The domain's model: parsed values and the events between them. These modules may
 /// refer to one another, and to no layer.
-const DOMAIN_MODEL: [&str; 13] = [
+const DOMAIN_MODEL: [&str; 14] = [
     "analytics",
     "bot",
     "conversation",
@@ -69,6 +69,7 @@ const DOMAIN_MODEL: [&str; 13] = [
     "session",
     "timestamp",
     "user",
+    "webhook",
 ];
 
 /// The domain's layers above the model: `ports` refers only to the model, and no
