@@ -19,7 +19,7 @@ use confab_domain::error::RepoError;
 use confab_domain::handoff::{HandoffChange, HandoffListing};
 use confab_domain::lease::{LeaseHolder, Release};
 use confab_domain::message::{
-    Appended, HistoryPage, HistoryQuery, Message, MessageId, NewMessage, Seq,
+    Appended, Feedback, HistoryPage, HistoryQuery, Message, MessageId, NewMessage, Seq,
 };
 use confab_domain::ports::{
     BotRepository, ConversationRepository, MessageRepository, ReplyLeases, SessionRepository,
@@ -113,6 +113,15 @@ impl MessageRepository for AuditedStore {
     }
     async fn get(&self, c: ConversationId, id: MessageId) -> Result<Message, RepoError> {
         MessageRepository::get(&self.inner, c, id).await
+    }
+    async fn set_feedback(
+        &self,
+        c: ConversationId,
+        id: MessageId,
+        feedback: Option<Feedback>,
+    ) -> Result<Message, RepoError> {
+        self.record(format!("feedback on {id}"));
+        self.inner.set_feedback(c, id, feedback).await
     }
     async fn search(&self, query: &SearchQuery) -> Result<Vec<Message>, RepoError> {
         self.inner.search(query).await

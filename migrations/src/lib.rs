@@ -34,6 +34,7 @@
 //!   (FTS5 on SQLite, a GIN `tsvector` index on PostgreSQL).
 //! - `m20261204_000003_add_webhooks`: outgoing webhooks' subscriptions and the outbox
 //!   of their deliveries, filled by triggers in the transaction of each change.
+//! - `m20261204_000004_add_feedback`: users' ratings of bot replies, on the message.
 
 /// Re-exported so that callers can run [`Migrator`] without naming sea-orm-migration.
 pub use sea_orm_migration::MigratorTrait;
@@ -45,6 +46,7 @@ mod m20261203_000001_add_reply_leases;
 mod m20261204_000001_add_handoff;
 mod m20261204_000002_add_message_search;
 mod m20261204_000003_add_webhooks;
+mod m20261204_000004_add_feedback;
 
 /// Applies confab's migrations; `Migrator::up(&db, None)` brings a database to the
 /// current schema.
@@ -61,6 +63,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000001_add_handoff::Migration),
             Box::new(m20261204_000002_add_message_search::Migration),
             Box::new(m20261204_000003_add_webhooks::Migration),
+            Box::new(m20261204_000004_add_feedback::Migration),
         ]
     }
 }

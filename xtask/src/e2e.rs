@@ -9,7 +9,9 @@
 //! - one server runs `e2e/chat.spec.mjs`, the web page, and `e2e/widget.spec.mjs`,
 //!   the widget on another site: it lets one more port of 127.0.0.1 embed the chat,
 //!   where the widget script serves its host page, and `confab token --bot echo`
-//!   gives the chat script a bot's token to post as the bot;
+//!   gives the chat script a bot's token to post as the bot; then
+//!   `e2e/handoff.spec.mjs`, a user handed over to a person on the agents' page,
+//!   with two agents' tokens (`confab token --agent`) for `alice` and `bob`;
 //! - one server, configured with a Direct Line secret for the `echo`, `slow` and
 //!   `demo` bots, runs `e2e/directline-node.mjs` (directlinejs in node, WebSocket and
 //!   polling) and `e2e/directline.spec.mjs` (Web Chat in Chromium).
@@ -161,7 +163,7 @@ fn on_path(tool: &str) -> bool {
 }
 
 /// The web page's scripts of `e2e/`, run in this order against one server.
-const SCRIPTS: &[&str] = &["chat.spec.mjs", "widget.spec.mjs"];
+const SCRIPTS: &[&str] = &["chat.spec.mjs", "widget.spec.mjs", "handoff.spec.mjs"];
 
 /// Starts the release server, runs the web page's scripts against it, stops it.
 fn scenario(root: &Path, out_dir: &Path, data_dir: &Path) -> Result<()> {
@@ -174,10 +176,19 @@ fn scenario(root: &Path, out_dir: &Path, data_dir: &Path) -> Result<()> {
     ];
     let log_path = out_dir.join("server.log");
     let mut server = Server::start(root, data_dir, &env, &log_path)?;
-    let bot_token = bot_token(root, data_dir, &env)?;
+    let bot_token = token(
+        root,
+        data_dir,
+        &env,
+        &["--user", "e2e-bot", "--bot", "echo"],
+    )?;
+    let agent_token = token(root, data_dir, &env, &["--user", "alice", "--agent"])?;
+    let other_agent_token = token(root, data_dir, &env, &["--user", "bob", "--agent"])?;
     let script_env = [
         ("CONFAB_E2E_EMBED_PORT", embed_port.as_str()),
         ("CONFAB_E2E_BOT_TOKEN", bot_token.as_str()),
+        ("CONFAB_E2E_AGENT_TOKEN", agent_token.as_str()),
+        ("CONFAB_E2E_OTHER_AGENT_TOKEN", other_agent_token.as_str()),
     ];
     let outcome = SCRIPTS
         .iter()
@@ -277,14 +288,17 @@ fn node_script(
     Ok(())
 }
 
-/// A token of the `echo` bot from `confab token`, as an operator mints one, for the
-/// script to post a bot's Markdown and attachments.
-fn bot_token(root: &Path, dir: &Path, env: &[(&str, &str)]) -> Result<String> {
+/// A token from `confab token` with `identity` (`--user …` and a role), valid for an
+/// hour, as an operator mints one: the `echo` bot's, for the chat script to post a
+/// bot's Markdown and attachments, and agents', for the handoff script.
+fn token(root: &Path, dir: &Path, env: &[(&str, &str)], identity: &[&str]) -> Result<String> {
     let binary = target_dir(root).join("release").join("confab");
     let output = Command::new(&binary)
         .current_dir(dir)
         .envs(env.iter().copied())
-        .args(["token", "--user", "e2e-bot", "--bot", "echo", "--ttl", "1h"])
+        .arg("token")
+        .args(identity)
+        .args(["--ttl", "1h"])
         .stdin(Stdio::null())
         .output()
         .with_context(|| format!("cannot run {} token", binary.display()))?;

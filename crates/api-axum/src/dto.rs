@@ -9,7 +9,7 @@ use confab_domain::bot::Bot;
 use confab_domain::conversation::{Conversation, ConversationStatus};
 use confab_domain::error::ValidationError;
 use confab_domain::handoff::HandoffState;
-use confab_domain::message::{Attachment, Message, Sender};
+use confab_domain::message::{Attachment, Feedback, Message, Rating, Sender};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -236,6 +236,58 @@ pub struct MessageBody {
     /// Client or bot data, a JSON object.
     #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
+    /// The user's rating of a bot reply; null when none was given.
+    pub feedback: Option<FeedbackBody>,
+}
+
+/// A rating of a bot reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RatingBody {
+    /// Helpful.
+    Up,
+    /// Not helpful.
+    Down,
+}
+
+impl From<Rating> for RatingBody {
+    fn from(rating: Rating) -> Self {
+        match rating {
+            Rating::Up => Self::Up,
+            Rating::Down => Self::Down,
+        }
+    }
+}
+
+impl From<RatingBody> for Rating {
+    fn from(rating: RatingBody) -> Self {
+        match rating {
+            RatingBody::Up => Self::Up,
+            RatingBody::Down => Self::Down,
+        }
+    }
+}
+
+/// A user's feedback on a bot reply, as messages carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FeedbackBody {
+    /// Up or down.
+    pub rating: RatingBody,
+    /// Why, if the user said.
+    pub comment: Option<String>,
+    /// When it was given (or last changed).
+    #[schema(format = DateTime)]
+    pub at: String,
+}
+
+impl From<Feedback> for FeedbackBody {
+    fn from(feedback: Feedback) -> Self {
+        Self {
+            rating: feedback.rating.into(),
+            comment: feedback.comment.map(|c| c.as_str().to_owned()),
+            at: feedback.at.to_rfc3339(),
+        }
+    }
 }
 
 impl From<Message> for MessageBody {
@@ -262,6 +314,7 @@ impl From<Message> for MessageBody {
             reply_to: message.reply_to.map(|id| id.to_string()),
             timestamp: message.timestamp.to_rfc3339(),
             metadata: message.metadata.to_value(),
+            feedback: message.feedback.map(FeedbackBody::from),
         }
     }
 }

@@ -283,6 +283,7 @@ impl From<DomainError> for ApiError {
             DomainError::Invalid(invalid) => invalid.into(),
             DomainError::ConversationNotFound => Self::not_found("conversation not found"),
             DomainError::SessionNotFound => Self::not_found("session not found"),
+            DomainError::MessageNotFound => Self::not_found("message not found"),
             DomainError::BotNotFound(id) => Self::not_found(format!("bot not found: {id}")),
             DomainError::BotExists(id) => {
                 Self::new(ErrorCode::BotExists, format!("bot exists already: {id}"))
@@ -357,6 +358,8 @@ impl From<ValidationError> for ApiError {
             | ValidationError::EmptyChange
             | ValidationError::InvalidSearch(_)
             | ValidationError::InvalidWebhook(_)
+            | ValidationError::InvalidComment { .. }
+            | ValidationError::FeedbackNotOnBotReply
             | ValidationError::MissingTarget
             | ValidationError::NulCharacter { .. } => ErrorCode::InvalidRequest,
         };

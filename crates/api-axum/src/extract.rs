@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use confab_domain::bot::BotId;
 use confab_domain::conversation::ConversationId;
+use confab_domain::message::MessageId;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -144,6 +145,24 @@ impl<S: Send + Sync> FromRequestParts<S> for BotPath {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let raw = path_segment(parts, state).await?;
         BotId::parse(&raw).map(Self).map_err(ApiError::from)
+    }
+}
+
+/// The `{id}` and `{message_id}` of a path naming one message of a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessagePath(pub ConversationId, pub MessageId);
+
+impl<S: Send + Sync> FromRequestParts<S> for MessagePath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path((conversation, message)) =
+            Path::<(String, String)>::from_request_parts(parts, state)
+                .await
+                .map_err(|rejection| {
+                    ApiError::invalid_request(format!("invalid path: {}", rejection.body_text()))
+                })?;
+        Ok(Self(conversation.parse()?, message.parse()?))
     }
 }
 

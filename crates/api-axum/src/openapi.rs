@@ -15,7 +15,7 @@ use crate::dto::{SendMessageBody, StatusBody, text};
 use crate::error;
 use crate::problems;
 use crate::routes::{
-    analytics, batch, bots, conversations, events, export, guest, handoff, meta, search,
+    analytics, batch, bots, conversations, events, export, feedback, guest, handoff, meta, search,
 };
 use crate::state::AppState;
 
@@ -44,6 +44,8 @@ const BEARER: &str = "bearer";
         handoff::claim,
         handoff::release,
         search::search,
+        feedback::rate,
+        feedback::unrate,
         batch::batch,
         export::export_conversation,
         export::export_bot,

@@ -1,11 +1,13 @@
 //! The web chat at `/`: the page (`index.html`, `app.js`, `markdown.js`, `app.css`),
-//! the embeddable widget (`widget.js`) and the vendored libraries the page renders
+//! the agents' page at `/agent` (`agent.html`, `agent.js`, `agent.css`), the
+//! embeddable widget (`widget.js`) and the vendored libraries the pages render
 //! Markdown with (`vendor/`), all from `crates/api-axum/web/`, embedded in the binary
 //! at build time, so that `cargo build` alone serves the chat: no CDN, no Node, no
 //! files next to the binary.
 //!
-//! The page is a client of the public API like any other (it fetches a guest token,
-//! then uses REST and `/ws`), so these routes need no identity. The page's own files
+//! The pages are clients of the public API like any other (the chat fetches a guest
+//! token, the agents' page takes an agent's token pasted in, then both use REST and
+//! `/ws`), so these routes need no identity. The page's own files
 //! carry an `ETag` and `Cache-Control: no-cache`: a browser keeps the file but asks
 //! again on each load, and a new binary's page is seen at once without versioned file
 //! names. The vendored files do have their version in their names, so they are cached
@@ -188,6 +190,22 @@ static ASSETS: LazyLock<Vec<(&'static str, Asset)>> = LazyLock::new(|| {
             Asset::new(include_str!("../web/app.css"), CSS, Caching::Revalidate),
         ),
         (
+            "/agent",
+            Asset::new(include_str!("../web/agent.html"), HTML, Caching::Revalidate),
+        ),
+        (
+            "/agent.js",
+            Asset::new(
+                include_str!("../web/agent.js"),
+                JAVASCRIPT,
+                Caching::Revalidate,
+            ),
+        ),
+        (
+            "/agent.css",
+            Asset::new(include_str!("../web/agent.css"), CSS, Caching::Revalidate),
+        ),
+        (
             "/widget.js",
             Asset::new(
                 include_str!("../web/widget.js"),
@@ -238,8 +256,8 @@ static ASSETS: LazyLock<Vec<(&'static str, Asset)>> = LazyLock::new(|| {
     ]
 });
 
-/// The page, its script and style, the widget and the vendored libraries, without
-/// authentication.
+/// The pages, their scripts and styles, the widget and the vendored libraries,
+/// without authentication.
 pub(crate) fn routes() -> Router<AppState> {
     ASSETS.iter().fold(Router::new(), |router, (path, asset)| {
         router.route(

@@ -6,6 +6,12 @@
 // textContent, except the Markdown of bot, agent and system messages, which
 // markdown.js renders and sanitizes.
 //
+// A user may ask for a person ("Talk to a person": POST /conversations/{id}/handoff);
+// the conversation's `handoff` state (bot, waiting, agent), from the conversation
+// resource and live from `handoff` frames and the `system` notices that record each
+// change, shows in a banner above the messages, and an agent's messages are signed
+// with their name.
+//
 // With `?embed=1&bot=ID` (the frame of widget.js) the page is one conversation with
 // one bot, kept across visits: no list, no bot picker, the conversation remembered in
 // localStorage per bot.
@@ -20,6 +26,9 @@ const PAGE_SIZE = 50;
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_MAX_MS = 15000;
 const TYPING_EVERY_MS = 3000;
+// An agent's `typing` frame says they type, never that they stopped (a bot's does):
+// the indicator fades this long after the last one.
+const AGENT_TYPING_MS = 6000;
 // A socket whose peer vanished without closing (a cut network) stays "open" in the
 // browser; a `ping` every HEARTBEAT_MS must get some frame back within SILENCE_MS.
 const HEARTBEAT_MS = 25000;
@@ -58,6 +67,9 @@ const ui = {
   conversation: $('conversation'),
   title: $('conversation-title'),
   meta: $('conversation-meta'),
+  handoffBar: $('handoff-bar'),
+  handoffState: $('handoff-state'),
+  handoffButton: $('handoff-button'),
   archiveButton: $('archive-button'),
   deleteButton: $('delete-button'),
   scroller: $('log-scroller'),
@@ -108,6 +120,11 @@ class ConversationView {
     this.loaded = false;
     this.loadingOlder = false;
     this.botTyping = false;
+    this.agentTyping = false;
+    this.agentTypingTimer = null;
+    // The conversation came back from a person to its bot while shown: the banner
+    // says so until the user writes again.
+    this.backToBot = false;
   }
 
   /** Adds a stored message; false when it was already there (a replay or a retry). */
@@ -340,6 +357,10 @@ function handleFrame(frame) {
       break;
     case 'typing':
       if (frame.sender === 'bot') setBotTyping(state.convs.get(frame.conversation_id), frame.active);
+      else if (frame.sender === 'agent') setAgentTyping(state.convs.get(frame.conversation_id), frame.active);
+      break;
+    case 'handoff':
+      onHandoff(frame);
       break;
     case 'status':
       if (frame.conversation_id) onStatus(frame);
@@ -361,8 +382,40 @@ function onMessage(message) {
   if (view.add(message)) {
     renderMessage(view, message);
     if (message.sender === 'bot') setBotTyping(view, false);
+    if (message.sender === 'agent') setAgentTyping(view, false);
+    // A notice replayed after a reconnect carries the change its frame announced.
+    const handoff = handoffOfNotice(message);
+    if (handoff) applyHandoff(view, handoff, message.metadata.agent_id ?? null);
+    if (message.sender === 'user' && view.backToBot) {
+      view.backToBot = false;
+      renderHandoff(view);
+    }
     scheduleListRefresh();
   }
+}
+
+/** The handoff state a `system` notice records, or null for any other message. */
+function handoffOfNotice(message) {
+  const handoff = message.sender === 'system' ? message.metadata?.handoff : null;
+  return ['bot', 'waiting', 'agent'].includes(handoff) ? handoff : null;
+}
+
+function onHandoff(frame) {
+  const view = state.convs.get(frame.conversation_id);
+  if (view) applyHandoff(view, frame.handoff, frame.agent_id ?? null);
+  scheduleListRefresh();
+}
+
+/** Moves the view to a handoff state, from a frame, a notice or the REST answer. */
+function applyHandoff(view, handoff, agentId) {
+  const before = view.info.handoff ?? 'bot';
+  if (handoff === 'bot' && before !== 'bot') view.backToBot = true;
+  if (handoff !== 'bot') view.backToBot = false;
+  if (handoff !== before) view.info.handoff_since = new Date().toISOString();
+  view.info.handoff = handoff;
+  view.info.handoff_agent = handoff === 'agent' ? agentId : null;
+  if (handoff !== 'agent') setAgentTyping(view, false);
+  renderHandoff(view);
 }
 
 function onDelta(delta) {
@@ -427,10 +480,16 @@ function el(tag, className, text) {
   return node;
 }
 
-function senderLabel(view, sender) {
-  if (sender === 'user') return 'You';
-  if (sender === 'system') return 'confab';
+function senderLabel(view, message) {
+  if (message.sender === 'user') return 'You';
+  if (message.sender === 'system') return 'confab';
+  if (message.sender === 'agent') return agentLabel(message.sender_id);
   return botName(view.info.bot_id);
+}
+
+/** A person answering in the bot's place, by their user id. */
+function agentLabel(agentId) {
+  return `${agentId || 'A person'} (agent)`;
 }
 
 function botName(botId) {
@@ -447,6 +506,7 @@ function safeUrl(url) {
 }
 
 function messageNode(view, message) {
+  if (handoffOfNotice(message)) return noticeNode(message);
   const item = el('li', `message from-${message.sender}`);
   item.dataset.id = message.id;
   item.dataset.seq = String(message.seq);
@@ -456,14 +516,31 @@ function messageNode(view, message) {
     item.append(bubble);
     spoken = bubble.textContent;
   }
-  item.setAttribute('aria-label', `${senderLabel(view, message.sender)}: ${spoken}`);
+  item.setAttribute('aria-label', `${senderLabel(view, message)}: ${spoken}`);
   const attachments = attachmentsNode(message.attachments ?? []);
   if (attachments) item.append(attachments);
   const meta = el('p', 'message-meta');
   const time = el('time', null, shortTime(message.timestamp));
   time.dateTime = message.timestamp;
-  meta.append(`${senderLabel(view, message.sender)} · `, time);
+  meta.append(`${senderLabel(view, message)} · `, time);
   item.append(meta);
+  return item;
+}
+
+/**
+ * A handoff notice ("alice joined"): a line across the log rather than a bubble, in
+ * plain text (it names a user id, which is no Markdown).
+ */
+function noticeNode(message) {
+  const item = el('li', 'message from-system notice');
+  item.dataset.id = message.id;
+  item.dataset.seq = String(message.seq);
+  item.dataset.handoff = handoffOfNotice(message);
+  const time = el('time', null, shortTime(message.timestamp));
+  time.dateTime = message.timestamp;
+  const line = el('p', 'notice-line');
+  line.append(el('span', 'bubble', message.content), ' · ', time);
+  item.append(line);
   return item;
 }
 
@@ -735,6 +812,28 @@ function renderHeader(view) {
   ui.archiveButton.textContent = archived ? 'Unarchive' : 'Archive';
   ui.composer.hidden = archived;
   ui.archivedNote.hidden = !archived;
+  renderHandoff(view);
+}
+
+/**
+ * The handoff banner: who answers now, and the button that asks for a person, shown
+ * only while the bot answers (asking again would change nothing).
+ */
+function renderHandoff(view) {
+  if (view !== current()) return;
+  const handoff = view.info.handoff ?? 'bot';
+  let text = '';
+  if (handoff === 'waiting') {
+    text = 'Waiting for a person to join. The bot does not answer meanwhile.';
+  } else if (handoff === 'agent') {
+    text = `You are talking with ${view.info.handoff_agent || 'a person'}, a person, not the bot.`;
+  } else if (view.backToBot) {
+    text = `Back to the bot: ${botName(view.info.bot_id)} answers again.`;
+  }
+  ui.handoffBar.dataset.handoff = handoff === 'bot' && view.backToBot ? 'back' : handoff;
+  if (ui.handoffState.textContent !== text) ui.handoffState.textContent = text;
+  ui.handoffButton.hidden = handoff !== 'bot' || view.info.status === 'archived';
+  ui.handoffBar.hidden = !text && ui.handoffButton.hidden;
 }
 
 function conversationTitle(info) {
@@ -744,9 +843,24 @@ function conversationTitle(info) {
 function setBotTyping(view, active) {
   if (!view) return;
   view.botTyping = active;
+  renderTyping(view);
+}
+
+function setAgentTyping(view, active) {
+  if (!view) return;
+  clearTimeout(view.agentTypingTimer);
+  view.agentTypingTimer = active ? setTimeout(() => setAgentTyping(view, false), AGENT_TYPING_MS) : null;
+  view.agentTyping = active;
+  renderTyping(view);
+}
+
+function renderTyping(view) {
   if (view !== current()) return;
-  ui.typing.hidden = !active;
-  ui.typingText.textContent = active ? `${botName(view.info.bot_id)} is typing…` : '';
+  let who = null;
+  if (view.botTyping) who = botName(view.info.bot_id);
+  else if (view.agentTyping) who = agentLabel(view.info.handoff_agent);
+  ui.typing.hidden = !who;
+  ui.typingText.textContent = who ? `${who} is typing…` : '';
 }
 
 function renderList() {
@@ -853,6 +967,8 @@ async function openConversation(id) {
     send({ type: 'unsubscribe', conversation_id: previous.info.id });
     previous.streams.clear();
     previous.botTyping = false;
+    setAgentTyping(previous, false);
+    previous.backToBot = false;
   }
   state.currentId = id;
   history.replaceState(null, '', `#${id}`);
@@ -998,6 +1114,25 @@ async function toggleArchive() {
   }
 }
 
+/** Asks for a person to take the conversation over from its bot. */
+async function requestHandoff() {
+  const view = current();
+  if (!view) return;
+  ui.handoffButton.disabled = true;
+  try {
+    const info = await api(`/conversations/${encodeURIComponent(view.info.id)}/handoff`, { method: 'POST' });
+    // The `handoff` frame says the same, and may have come first, or even brought
+    // the next change (an agent quick to claim): this answer only moves a view that
+    // still shows the bot.
+    if ((view.info.handoff ?? 'bot') === 'bot') applyHandoff(view, info.handoff, info.handoff_agent);
+    ui.input.focus();
+  } catch (error) {
+    toast(`Could not ask for a person: ${error.message}`);
+  } finally {
+    ui.handoffButton.disabled = false;
+  }
+}
+
 function askDelete() {
   if (!current()) return;
   ui.deleteDialog.returnValue = '';
@@ -1135,6 +1270,7 @@ function wire() {
   });
   ui.archiveButton.addEventListener('click', toggleArchive);
   ui.deleteButton.addEventListener('click', askDelete);
+  ui.handoffButton.addEventListener('click', requestHandoff);
   ui.deleteDialog.addEventListener('close', () => {
     if (ui.deleteDialog.returnValue === 'delete') deleteCurrent();
     else ui.deleteButton.focus();

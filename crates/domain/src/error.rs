@@ -116,6 +116,15 @@ pub enum ValidationError {
     /// A webhook subscription that cannot be saved; the text says why.
     #[error("invalid webhook: {0}")]
     InvalidWebhook(String),
+    /// A feedback comment over the size limit.
+    #[error("comment must be at most {max} characters")]
+    InvalidComment {
+        /// The limit in characters.
+        max: usize,
+    },
+    /// Feedback on a message that is not a bot reply.
+    #[error("feedback is given on the bot's replies only")]
+    FeedbackNotOnBotReply,
 }
 
 /// What a repository port reports. Adapters map their own errors into these, in one
@@ -170,6 +179,9 @@ pub enum DomainError {
     /// No such session, or it belongs to someone else.
     #[error("session not found")]
     SessionNotFound,
+    /// No such message in the conversation.
+    #[error("message not found")]
+    MessageNotFound,
     /// No such bot.
     #[error("bot not found: {0}")]
     BotNotFound(String),

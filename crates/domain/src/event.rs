@@ -2,7 +2,7 @@
 
 use crate::conversation::{ConversationId, ConversationStatus};
 use crate::handoff::HandoffState;
-use crate::message::{Message, MessageId, Sender};
+use crate::message::{Feedback, Message, MessageId, Sender};
 use crate::session::SessionId;
 
 /// One thing that happened in a conversation.
@@ -43,6 +43,13 @@ pub enum EventKind {
     Status(ConversationStatus),
     /// The conversation was deleted.
     Deleted,
+    /// A user rated a bot reply, changed the rating, or took it back (`None`).
+    Feedback {
+        /// The rated reply.
+        message_id: MessageId,
+        /// The feedback as it now is.
+        feedback: Option<Feedback>,
+    },
     /// Who answers the user changed (see [`crate::handoff`]); the stored `system`
     /// message saying so is published as a [`EventKind::Message`] of its own.
     Handoff(HandoffState),

@@ -259,6 +259,76 @@ impl ClientMessageId {
     }
 }
 
+/// How a user rated a bot reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rating {
+    /// Helpful.
+    Up,
+    /// Not helpful.
+    Down,
+}
+
+impl Rating {
+    /// The rating's name on the wire and in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Up => "up",
+            Self::Down => "down",
+        }
+    }
+
+    /// Parses `up` or `down`.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "up" => Some(Self::Up),
+            "down" => Some(Self::Down),
+            _ => None,
+        }
+    }
+}
+
+/// What a user says with a rating: 1..=1000 characters after trimming.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedbackComment(String);
+
+impl FeedbackComment {
+    /// Longest comment, in characters.
+    pub const MAX_CHARS: usize = 1000;
+
+    /// Parses a comment; an empty one is no comment (`None`).
+    pub fn parse(value: &str) -> Result<Option<Self>, ValidationError> {
+        let trimmed = value.trim();
+        reject_nul(trimmed, "comment")?;
+        if trimmed.chars().count() > Self::MAX_CHARS {
+            return Err(ValidationError::InvalidComment {
+                max: Self::MAX_CHARS,
+            });
+        }
+        Ok((!trimmed.is_empty()).then(|| Self(trimmed.to_owned())))
+    }
+
+    /// Text read back from storage, where it was checked when it was written.
+    pub fn trusted(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A user's feedback on a bot reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Feedback {
+    /// Up or down.
+    pub rating: Rating,
+    /// Why, if the user said.
+    pub comment: Option<FeedbackComment>,
+    /// When it was given (or last changed).
+    pub at: Timestamp,
+}
+
 /// The user message a bot or system message answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplyTo {
@@ -296,6 +366,8 @@ pub struct Message {
     pub timestamp: Timestamp,
     /// Client or bot data.
     pub metadata: Metadata,
+    /// The user's rating of a bot reply, if they gave one.
+    pub feedback: Option<Feedback>,
 }
 
 /// A message to append; storage assigns its seq.
@@ -346,6 +418,7 @@ impl NewMessage {
             reply_to: self.answers.map(|r| r.message_id),
             timestamp,
             metadata: self.metadata.clone(),
+            feedback: None,
         }
     }
 }

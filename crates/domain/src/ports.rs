@@ -24,8 +24,8 @@ use crate::event::{ConversationEvent, EventKind};
 use crate::handoff::{HandoffChange, HandoffListing};
 use crate::lease::{LeaseHolder, Release};
 use crate::message::{
-    Appended, Attachments, HistoryBound, HistoryPage, HistoryQuery, Message, MessageId, NewMessage,
-    Seq, Suggestion,
+    Appended, Attachments, Feedback, HistoryBound, HistoryPage, HistoryQuery, Message, MessageId,
+    NewMessage, Seq, Suggestion,
 };
 use crate::search::SearchQuery;
 use crate::session::{Session, SessionId};
@@ -181,6 +181,19 @@ pub trait MessageRepository: Send + Sync {
     /// MUST return `RepoError::NotFound` when the conversation holds no message with
     /// this id.
     async fn get(&self, conversation: ConversationId, id: MessageId) -> Result<Message, RepoError>;
+
+    /// Sets (or, with `None`, removes) the feedback on a message of the conversation
+    /// and returns the message as it now is.
+    ///
+    /// # Errors
+    /// MUST return `RepoError::NotFound` and change nothing when the conversation
+    /// holds no message with this id.
+    async fn set_feedback(
+        &self,
+        conversation: ConversationId,
+        id: MessageId,
+        feedback: Option<Feedback>,
+    ) -> Result<Message, RepoError>;
 
     /// Messages that hold every word of `query.text` (whole words, compared in
     /// lowercase, as [`crate::search`] defines them) in the conversations of the

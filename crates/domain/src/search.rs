@@ -237,7 +237,7 @@ pub fn snippet(content: &str, text: &SearchText) -> Vec<SnippetPart> {
     }
     let is_term = |&(from, to): &(usize, usize)| {
         let word = content[from..to].to_lowercase();
-        text.terms().iter().any(|term| *term == word)
+        text.terms().contains(&word)
     };
     let first = spans.iter().position(is_term).unwrap_or(0);
     let (from_word, to_word) = (
@@ -321,7 +321,10 @@ mod tests {
         for bad in ["", "   ", "!?—", "\"*\""] {
             assert!(SearchText::parse(bad).is_err(), "{bad:?}");
         }
-        assert!(SearchText::parse("a b c d e f g h i").is_err(), "nine words");
+        assert!(
+            SearchText::parse("a b c d e f g h i").is_err(),
+            "nine words"
+        );
         assert!(SearchText::parse(&"a".repeat(65)).is_err(), "a long word");
         assert!(
             SearchText::parse(&"a ".repeat(101)).is_err(),

@@ -4,6 +4,7 @@
 //! # Layout
 //! - this file: the service, its bots and the visibility of a conversation.
 //! - `commands`: starting, sending, updating, deleting, typing.
+//! - `feedback`: rating bot replies up or down, and taking it back.
 //! - `history`: history pages, the caller's list, waiting for a message's reply.
 //! - `follow`: replay from storage then live events, without gap or duplicate.
 //! - `batch`: one action on many conversations, and a history as a stream.
@@ -15,6 +16,7 @@
 
 mod batch;
 mod commands;
+mod feedback;
 mod follow;
 mod handoff;
 mod history;

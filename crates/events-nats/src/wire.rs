@@ -13,8 +13,8 @@ use confab_domain::error::ValidationError;
 use confab_domain::event::{ConversationEvent, EventKind};
 use confab_domain::handoff::HandoffState;
 use confab_domain::message::{
-    Attachment, Attachments, ClientMessageId, Message, MessageContent, MessageId, Sender, Seq,
-    Suggestion,
+    Attachment, Attachments, ClientMessageId, Feedback, FeedbackComment, Message, MessageContent,
+    MessageId, Rating, Sender, Seq, Suggestion,
 };
 use confab_domain::session::SessionId;
 use confab_domain::timestamp::Timestamp;
@@ -81,6 +81,42 @@ enum WireEvent {
         handoff: String,
         agent_id: Option<String>,
     },
+    Feedback {
+        message_id: Uuid,
+        feedback: Option<WireFeedback>,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct WireFeedback {
+    rating: String,
+    comment: Option<String>,
+    at_ms: i64,
+}
+
+impl From<&Feedback> for WireFeedback {
+    fn from(feedback: &Feedback) -> Self {
+        Self {
+            rating: feedback.rating.as_str().to_owned(),
+            comment: feedback.comment.as_ref().map(|c| c.as_str().to_owned()),
+            at_ms: feedback.at.unix_millis(),
+        }
+    }
+}
+
+impl TryFrom<WireFeedback> for Feedback {
+    type Error = WireError;
+
+    fn try_from(feedback: WireFeedback) -> Result<Self, Self::Error> {
+        Ok(Self {
+            rating: Rating::parse(&feedback.rating).ok_or(WireError::Unknown {
+                what: "rating",
+                value: feedback.rating,
+            })?,
+            comment: feedback.comment.map(FeedbackComment::trusted),
+            at: Timestamp::from_unix_millis(feedback.at_ms)?,
+        })
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -97,6 +133,9 @@ struct WireMessage {
     reply_to: Option<Uuid>,
     timestamp_ms: i64,
     metadata: serde_json::Map<String, serde_json::Value>,
+    /// Absent in what earlier releases publish.
+    #[serde(default)]
+    feedback: Option<WireFeedback>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -198,6 +237,13 @@ impl From<&EventKind> for WireEvent {
                 handoff: state.as_str().to_owned(),
                 agent_id: state.holder().map(|agent| agent.as_str().to_owned()),
             },
+            EventKind::Feedback {
+                message_id,
+                feedback,
+            } => Self::Feedback {
+                message_id: message_id.as_uuid(),
+                feedback: feedback.as_ref().map(WireFeedback::from),
+            },
         }
     }
 }
@@ -239,6 +285,13 @@ impl TryFrom<WireEvent> for EventKind {
                     },
                 )?)
             }
+            WireEvent::Feedback {
+                message_id,
+                feedback,
+            } => Self::Feedback {
+                message_id: MessageId::from_uuid(message_id),
+                feedback: feedback.map(Feedback::try_from).transpose()?,
+            },
         })
     }
 }
@@ -272,6 +325,7 @@ impl From<&Message> for WireMessage {
             reply_to: message.reply_to.map(|id| id.as_uuid()),
             timestamp_ms: message.timestamp.unix_millis(),
             metadata: message.metadata.as_map().clone(),
+            feedback: message.feedback.as_ref().map(WireFeedback::from),
         }
     }
 }
@@ -319,6 +373,7 @@ impl TryFrom<WireMessage> for Message {
             reply_to: message.reply_to.map(MessageId::from_uuid),
             timestamp: Timestamp::from_unix_millis(message.timestamp_ms)?,
             metadata: Metadata::parse(serde_json::Value::Object(message.metadata))?,
+            feedback: message.feedback.map(Feedback::try_from).transpose()?,
         })
     }
 }
@@ -370,6 +425,11 @@ mod tests {
             timestamp: Timestamp::from_unix_millis(1_790_000_000_123).unwrap(),
             metadata: Metadata::parse(json!({"cut": true, "nested": {"n": [1, 2.5, null]}}))
                 .unwrap(),
+            feedback: Some(Feedback {
+                rating: Rating::Up,
+                comment: FeedbackComment::parse("spot on").unwrap(),
+                at: Timestamp::from_unix_millis(1_790_000_000_999).unwrap(),
+            }),
         }
     }
 
@@ -382,9 +442,18 @@ mod tests {
             metadata: Metadata::default(),
             sender: Sender::User,
             content: MessageContent::trusted("hi"),
+            feedback: None,
             ..message()
         };
         vec![
+            EventKind::Feedback {
+                message_id: bare.id,
+                feedback: message().feedback,
+            },
+            EventKind::Feedback {
+                message_id: bare.id,
+                feedback: None,
+            },
             EventKind::Message(message()),
             EventKind::Message(bare),
             EventKind::Delta {

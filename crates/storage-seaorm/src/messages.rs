@@ -5,7 +5,8 @@ use async_trait::async_trait;
 use confab_domain::conversation::ConversationId;
 use confab_domain::error::RepoError;
 use confab_domain::message::{
-    Appended, HistoryBound, HistoryPage, HistoryQuery, Message, MessageId, NewMessage, Seq,
+    Appended, Feedback, HistoryBound, HistoryPage, HistoryQuery, Message, MessageId, NewMessage,
+    Seq,
 };
 use confab_domain::ports::MessageRepository;
 use confab_domain::search::SearchQuery;
@@ -85,6 +86,35 @@ impl MessageRepository for SeaOrmStore {
             return Err(why_not_advanced(&self.db, conversation).await);
         }
         Ok(())
+    }
+
+    async fn set_feedback(
+        &self,
+        conversation: ConversationId,
+        id: MessageId,
+        feedback: Option<Feedback>,
+    ) -> Result<Message, RepoError> {
+        let (rating, comment, at) = match &feedback {
+            Some(feedback) => (
+                Some(feedback.rating.as_str()),
+                feedback.comment.as_ref().map(|c| c.as_str().to_owned()),
+                Some(millis(feedback.at)),
+            ),
+            None => (None, None, None),
+        };
+        let row = message::Entity::update_many()
+            .col_expr(message::Column::FeedbackRating, Expr::val(rating))
+            .col_expr(message::Column::FeedbackComment, Expr::val(comment))
+            .col_expr(message::Column::FeedbackAtMs, Expr::val(at))
+            .filter(message::Column::ConversationId.eq(conversation.as_uuid()))
+            .filter(message::Column::Id.eq(id.as_uuid()))
+            .exec_with_returning(&self.db)
+            .await
+            .map_err(repo_error)?
+            .into_iter()
+            .next()
+            .ok_or(RepoError::NotFound)?;
+        Ok(Message::try_from(row)?)
     }
 
     async fn search(&self, query: &SearchQuery) -> Result<Vec<Message>, RepoError> {

@@ -12,8 +12,8 @@ use confab_domain::conversation::{
 };
 use confab_domain::handoff::HandoffState;
 use confab_domain::message::{
-    Attachment, Attachments, ClientMessageId, Message, MessageContent, MessageId, NewMessage,
-    Sender, Seq, Suggestion,
+    Attachment, Attachments, ClientMessageId, Feedback, FeedbackComment, Message, MessageContent,
+    MessageId, NewMessage, Rating, Sender, Seq, Suggestion,
 };
 use confab_domain::session::{Session, SessionId};
 use confab_domain::timestamp::Timestamp;
@@ -263,7 +263,30 @@ impl TryFrom<message::Model> for Message {
             reply_to: row.reply_to.map(MessageId::from_uuid),
             timestamp: timestamp(MESSAGES, row.timestamp_ms)?,
             metadata,
+            feedback: feedback(
+                row.feedback_rating,
+                row.feedback_comment,
+                row.feedback_at_ms,
+            )?,
         })
+    }
+}
+
+/// A message's feedback from its three columns: all set, or none.
+fn feedback(
+    rating: Option<String>,
+    comment: Option<String>,
+    at_ms: Option<i64>,
+) -> Result<Option<Feedback>, RowError> {
+    match (rating, at_ms) {
+        (None, _) => Ok(None),
+        (Some(rating), Some(at_ms)) => Ok(Some(Feedback {
+            rating: Rating::parse(&rating)
+                .ok_or_else(|| RowError::new(MESSAGES, format!("feedback {rating:?}")))?,
+            comment: comment.map(FeedbackComment::trusted),
+            at: timestamp(MESSAGES, at_ms)?,
+        })),
+        (Some(_), None) => Err(RowError::new(MESSAGES, "feedback without its time")),
     }
 }
 
@@ -308,6 +331,9 @@ pub(crate) fn message_row(
         reply_to: message.answers.map(|r| r.message_id.as_uuid()),
         timestamp_ms: millis(timestamp),
         metadata: json_text(MESSAGES, message.metadata.as_map())?,
+        feedback_rating: None,
+        feedback_comment: None,
+        feedback_at_ms: None,
     })
 }
 

@@ -257,6 +257,7 @@ mod tests {
             reply_to,
             timestamp: Timestamp::new(time::OffsetDateTime::now_utc()),
             metadata: Metadata::default(),
+            feedback: None,
         }
     }
 

@@ -221,7 +221,8 @@ fn activity_set(
         EventKind::Typing { .. }
         | EventKind::Status(_)
         | EventKind::Deleted
-        | EventKind::Handoff(_) => None,
+        | EventKind::Handoff(_)
+        | EventKind::Feedback { .. } => None,
     }
 }
 

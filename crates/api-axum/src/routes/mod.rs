@@ -15,6 +15,7 @@ pub(crate) mod bots;
 pub(crate) mod conversations;
 pub(crate) mod events;
 pub(crate) mod export;
+pub(crate) mod feedback;
 pub(crate) mod guest;
 pub(crate) mod handoff;
 pub(crate) mod meta;
@@ -26,6 +27,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(batch::routes())
         .merge(conversations::routes())
         .merge(handoff::routes())
+        .merge(feedback::routes())
         .merge(search::routes())
         .merge(export::routes())
         .merge(analytics::routes())

@@ -5,7 +5,7 @@
 use confab_domain::event::{ConversationEvent, EventKind};
 use serde::{Deserialize, Serialize};
 
-use crate::dto::{AttachmentBody, MessageBody};
+use crate::dto::{AttachmentBody, FeedbackBody, MessageBody};
 
 /// Where a client frame points: the seed's `session_id`, or `conversation_id`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -118,6 +118,14 @@ pub(crate) enum ServerFrame {
         #[serde(skip_serializing_if = "Option::is_none")]
         agent_id: Option<String>,
     },
+    /// A user rated a bot reply, changed the rating, or took it back (`feedback`
+    /// null).
+    Feedback {
+        conversation_id: String,
+        session_id: String,
+        message_id: String,
+        feedback: Option<FeedbackBody>,
+    },
     /// A conversation was started.
     Started {
         conversation_id: String,
@@ -174,6 +182,15 @@ impl ServerFrame {
                 Self::conversation_status(conversation_id, session_id, status.as_str())
             }
             EventKind::Deleted => Self::conversation_status(conversation_id, session_id, "deleted"),
+            EventKind::Feedback {
+                message_id,
+                feedback,
+            } => Self::Feedback {
+                conversation_id,
+                session_id,
+                message_id: message_id.to_string(),
+                feedback: feedback.map(FeedbackBody::from),
+            },
             EventKind::Handoff(state) => Self::Handoff {
                 conversation_id,
                 session_id,
@@ -204,6 +221,7 @@ impl ServerFrame {
             Self::Delta { .. } => "delta",
             Self::Typing { .. } => "typing",
             Self::Handoff { .. } => "handoff",
+            Self::Feedback { .. } => "feedback",
             Self::Started { .. } => "started",
             Self::Subscribed { .. } => "subscribed",
             Self::Pong => "pong",

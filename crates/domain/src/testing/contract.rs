@@ -87,6 +87,7 @@ use super::memory::InMemoryStore;
 
 pub mod bots;
 pub mod conversations;
+pub mod feedback;
 pub mod handoff;
 pub mod history;
 pub mod leases;
@@ -244,6 +245,10 @@ macro_rules! storage_contract_tests {
                 user_messages_during_a_handoff_need_no_bot_reply,
                 conversations_in_handoff_are_listed_by_state_longest_first,
                 changing_the_handoff_of_an_unknown_conversation_is_not_found,
+            ]
+            feedback: [
+                feedback_is_kept_on_its_message_replaced_and_removed,
+                feedback_on_an_unknown_message_is_not_found,
             ]
             search: [
                 search_finds_whole_words_in_any_case_newest_first,

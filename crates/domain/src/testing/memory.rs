@@ -15,7 +15,8 @@ use crate::error::RepoError;
 use crate::handoff::{HandoffChange, HandoffListing, HandoffState};
 use crate::lease::{LeaseHolder, Release};
 use crate::message::{
-    Appended, HistoryBound, HistoryPage, HistoryQuery, Message, MessageId, NewMessage, Sender, Seq,
+    Appended, Feedback, HistoryBound, HistoryPage, HistoryQuery, Message, MessageId, NewMessage,
+    Sender, Seq,
 };
 use crate::ports::{
     BotRepository, ConversationRepository, MessageRepository, ReplyLeases, SessionRepository,
@@ -437,6 +438,22 @@ impl MessageRepository for InMemoryStore {
         }
         conversation.replied_seq = seq;
         Ok(())
+    }
+
+    async fn set_feedback(
+        &self,
+        conversation: ConversationId,
+        id: MessageId,
+        feedback: Option<Feedback>,
+    ) -> Result<Message, RepoError> {
+        let mut state = self.lock();
+        let message = state
+            .messages
+            .get_mut(&conversation)
+            .and_then(|messages| messages.iter_mut().find(|m| m.id == id))
+            .ok_or(RepoError::NotFound)?;
+        message.feedback = feedback;
+        Ok(message.clone())
     }
 
     async fn search(&self, query: &SearchQuery) -> Result<Vec<Message>, RepoError> {

@@ -9,8 +9,8 @@ use std::time::Duration;
 use confab_domain::conversation::{ConversationId, ConversationStatus, Metadata};
 use confab_domain::event::{ConversationEvent, EventKind};
 use confab_domain::message::{
-    Attachment, Attachments, ClientMessageId, Message, MessageContent, MessageId, Sender, Seq,
-    Suggestion,
+    Attachment, Attachments, ClientMessageId, Feedback, FeedbackComment, Message, MessageContent,
+    MessageId, Rating, Sender, Seq, Suggestion,
 };
 use confab_domain::ports::EventStream;
 use confab_domain::session::SessionId;
@@ -123,6 +123,11 @@ pub(crate) fn every_kind(conversation: ConversationId) -> Vec<ConversationEvent>
         timestamp: Timestamp::from_unix_millis(1_790_000_000_123).expect("in range"),
         metadata: Metadata::parse(serde_json::json!({"cut": true, "n": [1, 2.5]}))
             .expect("an object"),
+        feedback: Some(Feedback {
+            rating: Rating::Down,
+            comment: FeedbackComment::parse("not a cat").expect("a comment"),
+            at: Timestamp::from_unix_millis(1_790_000_000_456).expect("in range"),
+        }),
     };
     let bare = Message {
         id: MessageId::from_uuid(Uuid::now_v7()),
@@ -135,9 +140,18 @@ pub(crate) fn every_kind(conversation: ConversationId) -> Vec<ConversationEvent>
         client_message_id: None,
         reply_to: None,
         metadata: Metadata::default(),
+        feedback: None,
         ..full.clone()
     };
     [
+        EventKind::Feedback {
+            message_id: full.id,
+            feedback: full.feedback.clone(),
+        },
+        EventKind::Feedback {
+            message_id: full.id,
+            feedback: None,
+        },
         EventKind::Message(full),
         EventKind::Message(bare),
         EventKind::Delta {

@@ -23,6 +23,11 @@ pub(crate) struct Model {
     pub(crate) timestamp_ms: i64,
     #[sea_orm(column_type = "Text")]
     pub(crate) metadata: String,
+    /// The user's rating of a bot reply: `up` or `down`.
+    pub(crate) feedback_rating: Option<String>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub(crate) feedback_comment: Option<String>,
+    pub(crate) feedback_at_ms: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

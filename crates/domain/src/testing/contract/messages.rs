@@ -144,6 +144,7 @@ pub async fn an_appended_message_is_stored_with_every_field(r: Repositories) {
         reply_to: None,
         timestamp: at(10),
         metadata: sent.metadata.clone(),
+        feedback: None,
     };
     assert_eq!(question, expected, "append returned another message");
 
@@ -170,6 +171,7 @@ pub async fn an_appended_message_is_stored_with_every_field(r: Repositories) {
         reply_to: Some(question.id),
         timestamp: at(20),
         metadata: Metadata::default(),
+        feedback: None,
     };
     assert_eq!(reply, expected_reply, "append returned another reply");
 

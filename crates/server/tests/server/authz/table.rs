@@ -115,6 +115,30 @@ fn every_result_not_found(_: &Fixture, answer: &Value) {
     }
 }
 
+/// The victim's reply rated through their conversation, and through the stranger's
+/// own: both 404.
+fn feedback_intrusions(fixture: &Fixture, body: Option<Value>) -> Vec<Intrusion> {
+    [&fixture.conversation, &fixture.own_conversation]
+        .into_iter()
+        .map(|conversation| {
+            let call = Call::new(
+                format!(
+                    "/conversations/{conversation}/messages/{}/feedback",
+                    fixture.reply
+                ),
+                404,
+            );
+            intrusion(
+                "the victim's reply",
+                match &body {
+                    Some(body) => call.with_body(body.clone()),
+                    None => call,
+                },
+            )
+        })
+        .collect()
+}
+
 /// Every operation of the document, in its order.
 pub fn rows() -> Vec<Row> {
     vec![
@@ -342,6 +366,37 @@ pub fn rows() -> Vec<Row> {
                 }))
                 .collect()
             },
+        },
+        Row {
+            method: Method::PUT,
+            path: "/conversations/{id}/messages/{message_id}/feedback",
+            access: Access::User,
+            call: |f| {
+                Call::new(
+                    format!(
+                        "/conversations/{}/messages/{}/feedback",
+                        f.conversation, f.reply
+                    ),
+                    200,
+                )
+                .with_body(json!({ "rating": "up" }))
+            },
+            intrusions: |f| feedback_intrusions(f, Some(json!({ "rating": "down" }))),
+        },
+        Row {
+            method: Method::DELETE,
+            path: "/conversations/{id}/messages/{message_id}/feedback",
+            access: Access::User,
+            call: |f| {
+                Call::new(
+                    format!(
+                        "/conversations/{}/messages/{}/feedback",
+                        f.conversation, f.reply
+                    ),
+                    204,
+                )
+            },
+            intrusions: |f| feedback_intrusions(f, None),
         },
         Row {
             method: Method::POST,

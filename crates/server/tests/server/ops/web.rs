@@ -1,7 +1,8 @@
 //! The web chat's files as a browser fetches them over TCP from the real server: the
-//! page's modules, the widget, and the vendored Markdown libraries with their
-//! licenses, cached for a year under versioned names; and `web.embed_origins` read
-//! from a file under its older name `frame_ancestors` too.
+//! page's modules, the agents' page with its script and style, the widget, and the
+//! vendored Markdown libraries with their licenses, cached for a year under versioned
+//! names; and `web.embed_origins` read from a file under its older name
+//! `frame_ancestors` too.
 
 use reqwest::header;
 
@@ -52,6 +53,78 @@ async fn every_module_the_page_imports_is_served_and_the_vendored_ones_are_cache
             assert_eq!(caching, "no-cache", "{module}");
         }
     }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agents_page_its_script_and_style_are_served_with_their_types_and_the_pages_headers() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let host = app.address.to_string();
+    for (path, content_type) in [
+        ("/agent", "text/html; charset=utf-8"),
+        ("/agent.js", "text/javascript; charset=utf-8"),
+        ("/agent.css", "text/css; charset=utf-8"),
+    ] {
+        let response = app.get_public(path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        let headers = response.headers();
+        assert_eq!(headers[header::CONTENT_TYPE], content_type, "{path}");
+        assert_eq!(headers[header::CACHE_CONTROL], "no-cache", "{path}");
+        assert!(headers.contains_key(header::ETAG), "{path}");
+        let policy = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        for directive in [
+            "default-src 'self'".to_owned(),
+            "script-src 'self'".to_owned(),
+            "style-src 'self'".to_owned(),
+            format!("connect-src 'self' ws://{host} wss://{host}"),
+            "object-src 'none'".to_owned(),
+            "frame-ancestors 'none'".to_owned(),
+        ] {
+            assert!(
+                policy.split("; ").any(|d| d == directive),
+                "{path}: {directive} missing from {policy}"
+            );
+        }
+        assert!(!policy.contains("unsafe"), "{path}: {policy}");
+        assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{path}");
+        assert_eq!(headers[header::REFERRER_POLICY], "no-referrer", "{path}");
+        assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY", "{path}");
+    }
+    // The page is public; the agents' API beside it is not.
+    assert_eq!(app.get_public("/agent/queue").await.status(), 401);
+    assert_eq!(app.get_public("/agent.html").await.status(), 404);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agents_page_runs_only_its_module_has_nothing_inline_and_says_how_to_get_a_token() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let page = app.get_public("/agent").await.text().await.unwrap();
+    assert!(!page.contains("style="), "an inline style attribute");
+    assert!(!page.contains("<style"), "an inline style sheet");
+    assert_eq!(page.matches("<script").count(), 1, "an inline script");
+    assert!(page.contains("<script type=\"module\" src=\"/agent.js\"></script>"));
+    let handlers = page.split(" on").skip(1).filter(|rest| {
+        let name: String = rest.chars().take_while(char::is_ascii_lowercase).collect();
+        !name.is_empty() && rest[name.len()..].starts_with('=')
+    });
+    assert_eq!(handlers.count(), 0, "an inline event handler attribute");
+    for sheet in ["/app.css", "/agent.css"] {
+        assert!(
+            page.contains(&format!("<link rel=\"stylesheet\" href=\"{sheet}\">")),
+            "{sheet}"
+        );
+    }
+    assert!(page.contains("confab token --user NAME --agent"));
+    // Its modules are the page's own, served like the chat's.
+    let script = app.get_public("/agent.js").await.text().await.unwrap();
+    let modules = imports(&script);
+    assert_eq!(modules, ["/markdown.js"], "{modules:?}");
+    assert_eq!(app.get_public("/markdown.js").await.status(), 200);
+    assert!(
+        script.contains("sessionStorage"),
+        "the token is kept per tab"
+    );
     app.stop().await;
 }
 
