@@ -47,6 +47,7 @@ mod m20261204_000001_add_handoff;
 mod m20261204_000002_add_message_search;
 mod m20261204_000003_add_webhooks;
 mod m20261204_000004_add_feedback;
+mod m20261204_000005_add_feedback_webhooks;
 
 /// Applies confab's migrations; `Migrator::up(&db, None)` brings a database to the
 /// current schema.
@@ -64,6 +65,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000002_add_message_search::Migration),
             Box::new(m20261204_000003_add_webhooks::Migration),
             Box::new(m20261204_000004_add_feedback::Migration),
+            Box::new(m20261204_000005_add_feedback_webhooks::Migration),
         ]
     }
 }

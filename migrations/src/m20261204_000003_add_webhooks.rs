@@ -57,7 +57,7 @@ enum WebhookDeliveries {
 }
 
 /// A version 4 UUID as a 16-byte blob, from SQLite's own random source.
-const SQLITE_UUID: &str = "unhex(substr(hex(randomblob(6)), 1, 12) || '4' \
+pub(crate) const SQLITE_UUID: &str = "unhex(substr(hex(randomblob(6)), 1, 12) || '4' \
     || substr(hex(randomblob(2)), 1, 3) || substr('89AB', 1 + (random() & 3), 1) \
     || substr(hex(randomblob(8)), 1, 15))";
 
@@ -76,7 +76,7 @@ fn sqlite_conversation_json(row: &str) -> String {
     )
 }
 
-const SQLITE_MESSAGE_JSON: &str = "json_object('id', hex(new.id), \
+pub(crate) const SQLITE_MESSAGE_JSON: &str = "json_object('id', hex(new.id), \
     'conversation_id', hex(new.conversation_id), 'seq', new.seq, 'sender', new.sender, \
     'sender_id', new.sender_id, 'content', new.content, 'attachments', new.attachments, \
     'suggestions', new.suggestions, 'client_message_id', new.client_message_id, \
@@ -85,7 +85,7 @@ const SQLITE_MESSAGE_JSON: &str = "json_object('id', hex(new.id), \
 
 /// One SQLite trigger: on `event` of the table, when `when` holds and a subscription
 /// exists, a delivery of `kind` (an SQL expression) for each subscription wanting it.
-fn sqlite_trigger(
+pub(crate) fn sqlite_trigger(
     name: &str,
     event: &str,
     when: &str,
@@ -166,7 +166,7 @@ const SQLITE_DOWN: [&str; 5] = [
 /// One function for every trigger: which event it is follows from the table, the
 /// operation and the trigger's argument. `row_to_json` keeps the columns' names, as
 /// the SQLite triggers spell them.
-const POSTGRES_FUNCTION: &str = "\
+pub(crate) const POSTGRES_FUNCTION: &str = "\
 CREATE FUNCTION confab_webhook_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     kind text;

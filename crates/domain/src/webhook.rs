@@ -40,18 +40,21 @@ pub enum EventType {
     ConversationUnarchived,
     /// A conversation and its messages were erased (by its user, an admin or retention).
     ConversationDeleted,
+    /// A user rated a bot reply, or changed their rating (not when they removed it).
+    FeedbackCreated,
     /// A conversation moved between its bot, the agents' queue and an agent.
     HandoffChanged,
 }
 
 impl EventType {
     /// Every event a subscription may ask for, with its wire name.
-    pub const ALL: [(Self, &'static str); 6] = [
+    pub const ALL: [(Self, &'static str); 7] = [
         (Self::ConversationStarted, "conversation.started"),
         (Self::MessageCreated, "message.created"),
         (Self::ConversationArchived, "conversation.archived"),
         (Self::ConversationUnarchived, "conversation.unarchived"),
         (Self::ConversationDeleted, "conversation.deleted"),
+        (Self::FeedbackCreated, "feedback.created"),
         (Self::HandoffChanged, "handoff.changed"),
     ];
 
@@ -273,7 +276,8 @@ pub struct Delivery {
 /// What a delivery says happened: the record as it was right after the change.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventData {
-    /// The stored message (`message.created`).
+    /// The stored message (`message.created`), with its feedback
+    /// (`feedback.created`).
     Message(Box<Message>),
     /// The conversation after the change, or as it was when deleted.
     Conversation(Box<Conversation>),

@@ -164,6 +164,13 @@ struct MessageSnapshot {
     reply_to: Option<Uuid>,
     timestamp_ms: i64,
     metadata: String,
+    // Absent from snapshots written before the feedback columns existed.
+    #[serde(default)]
+    feedback_rating: Option<String>,
+    #[serde(default)]
+    feedback_comment: Option<String>,
+    #[serde(default)]
+    feedback_at_ms: Option<i64>,
 }
 
 /// A conversation row as the outbox trigger copied it.
@@ -192,7 +199,10 @@ struct ConversationSnapshot {
 
 /// The event's record from its snapshot, through the same row mapping as reads.
 fn event_data(event: EventType, data: &str) -> Result<EventData, RepoError> {
-    if event == EventType::MessageCreated {
+    if matches!(
+        event,
+        EventType::MessageCreated | EventType::FeedbackCreated
+    ) {
         let s: MessageSnapshot =
             serde_json::from_str(data).map_err(|e| row_error(DELIVERIES, e))?;
         let row = message::Model {
@@ -208,6 +218,9 @@ fn event_data(event: EventType, data: &str) -> Result<EventData, RepoError> {
             reply_to: s.reply_to,
             timestamp_ms: s.timestamp_ms,
             metadata: s.metadata,
+            feedback_rating: s.feedback_rating,
+            feedback_comment: s.feedback_comment,
+            feedback_at_ms: s.feedback_at_ms,
         };
         return Ok(EventData::Message(Box::new(Message::try_from(row)?)));
     }

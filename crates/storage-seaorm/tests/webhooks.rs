@@ -13,7 +13,7 @@ use confab_domain::conversation::{
 };
 use confab_domain::handoff::{HandoffChange, HandoffState};
 use confab_domain::lease::LeaseHolder;
-use confab_domain::message::{Message, NewMessage, Sender};
+use confab_domain::message::{Feedback, FeedbackComment, Message, NewMessage, Rating, Sender};
 use confab_domain::ports::{
     ConversationRepository, MessageRepository, WebhookOutbox, WebhookRepository,
 };
@@ -66,6 +66,7 @@ on_every_backend!(
     a_conversation_s_next_event_waits_for_the_previous_one,
     a_claimed_delivery_is_not_claimed_again_until_its_claim_runs_out,
     a_failed_delivery_can_be_redelivered_with_the_same_id,
+    feedback_given_or_changed_is_recorded_but_not_its_removal,
 );
 
 fn at(millis: i64) -> Timestamp {
@@ -403,4 +404,52 @@ async fn a_failed_delivery_can_be_redelivered_with_the_same_id(db: DatabaseConne
             .await,
         Err(confab_domain::error::RepoError::NotFound)
     ));
+}
+
+async fn feedback_given_or_changed_is_recorded_but_not_its_removal(db: DatabaseConnection) {
+    let store = SeaOrmStore::new(db);
+    subscribe(&store, &["message.created", "feedback.created"]).await;
+    let conversation = start(&store).await;
+    let reply = send(&store, &conversation, "an answer").await;
+    let given = Feedback {
+        rating: Rating::Down,
+        comment: FeedbackComment::parse("wrong city").unwrap(),
+        at: at(test_start().unix_millis() + 5_000),
+    };
+    let changed = Feedback {
+        rating: Rating::Up,
+        comment: None,
+        at: at(test_start().unix_millis() + 6_000),
+    };
+    for feedback in [
+        Some(given.clone()),
+        Some(given.clone()),
+        Some(changed.clone()),
+        None,
+    ] {
+        store
+            .set_feedback(conversation.id, reply.id, feedback)
+            .await
+            .unwrap();
+    }
+    let sent = drain(&store).await;
+    let feedback: Vec<Option<Feedback>> = sent
+        .iter()
+        .map(|(event, data)| {
+            let EventData::Message(message) = data else {
+                panic!("{event:?} carries the message");
+            };
+            message.feedback.clone()
+        })
+        .collect();
+    // The same feedback twice changes nothing; its removal is no feedback given.
+    assert_eq!(
+        sent.iter().map(|(event, _)| *event).collect::<Vec<_>>(),
+        [
+            EventType::MessageCreated,
+            EventType::FeedbackCreated,
+            EventType::FeedbackCreated,
+        ]
+    );
+    assert_eq!(feedback, [None, Some(given), Some(changed)]);
 }
