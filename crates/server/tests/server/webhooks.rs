@@ -232,18 +232,28 @@ async fn a_receiver_sees_every_event_of_a_conversation_in_order_and_signed(backe
     assert_eq!(bodies[4]["data"]["status"], "archived");
     assert_eq!(bodies[6]["data"]["id"], conversation.as_str());
 
-    // The list shows them delivered.
-    let listed = client
-        .get(
-            &admin(),
-            &format!("/webhooks/{webhook}/deliveries?state=delivered"),
-        )
-        .await;
-    assert_eq!(listed.status(), 200);
-    let listed: Value = listed.json().await.unwrap();
-    assert_eq!(
-        listed["deliveries"].as_array().unwrap().len(),
-        SCRIPTED.len()
+    // The list shows them delivered, once the last outcome (recorded after the
+    // receiver answered) is in.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let path = format!("/webhooks/{webhook}/deliveries?state=delivered");
+        let listed = client.get(&admin(), &path).await;
+        assert_eq!(listed.status(), 200);
+        let listed: Value = listed.json().await.unwrap();
+        let delivered = listed["deliveries"].as_array().unwrap().len();
+        if delivered == SCRIPTED.len() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{delivered} recorded as delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let metrics = app.get_public("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("confab_webhook_attempts_total{outcome=\"delivered\"}"),
+        "{metrics}"
     );
     app.stop().await;
 }
