@@ -32,6 +32,8 @@
 //!   agent) and the log of handoffs for analytics.
 //! - `m20261204_000002_add_message_search`: full-text search of message contents
 //!   (FTS5 on SQLite, a GIN `tsvector` index on PostgreSQL).
+//! - `m20261204_000003_add_webhooks`: outgoing webhooks' subscriptions and the outbox
+//!   of their deliveries, filled by triggers in the transaction of each change.
 //! - `m20261204_000004_add_feedback`: users' ratings of bot replies, on the message.
 
 /// Re-exported so that callers can run [`Migrator`] without naming sea-orm-migration.
@@ -43,7 +45,9 @@ mod m20261125_000006_create_management_indexes;
 mod m20261203_000001_add_reply_leases;
 mod m20261204_000001_add_handoff;
 mod m20261204_000002_add_message_search;
+mod m20261204_000003_add_webhooks;
 mod m20261204_000004_add_feedback;
+mod m20261204_000005_add_feedback_webhooks;
 
 /// Applies confab's migrations; `Migrator::up(&db, None)` brings a database to the
 /// current schema.
@@ -59,7 +63,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_add_reply_leases::Migration),
             Box::new(m20261204_000001_add_handoff::Migration),
             Box::new(m20261204_000002_add_message_search::Migration),
+            Box::new(m20261204_000003_add_webhooks::Migration),
             Box::new(m20261204_000004_add_feedback::Migration),
+            Box::new(m20261204_000005_add_feedback_webhooks::Migration),
         ]
     }
 }

@@ -11,7 +11,7 @@
 //! - The layers of `confab-domain` (docs/architecture.md, the domain's layers), read
 //!   from the `crate::` paths of each module's code (comments and `#[cfg(test)]`
 //!   modules aside): the model refers to no layer, `ports` refers only to the model,
-//!   and the layers `ports`, `service`, `reply` and `admin` refer to one another
+//!   and the layers `ports`, `service`, `reply`, `admin` and `webhooks` refer to one another
 //!   without a cycle.
 //! - The top-level modules of the adapter crates in [`ACYCLIC_CRATES`] refer to one
 //!   another without a cycle, read the same way: a module that needs another's
@@ -55,7 +55,7 @@ const DOMAIN_SOURCES: &str = "crates/domain/src";
 
 /// The domain's model: parsed values and the events between them. These modules may
 /// refer to one another, and to no layer.
-const DOMAIN_MODEL: [&str; 13] = [
+const DOMAIN_MODEL: [&str; 14] = [
     "analytics",
     "bot",
     "conversation",
@@ -69,11 +69,12 @@ const DOMAIN_MODEL: [&str; 13] = [
     "session",
     "timestamp",
     "user",
+    "webhook",
 ];
 
 /// The domain's layers above the model: `ports` refers only to the model, and no
 /// two layers refer to each other in a circle.
-const DOMAIN_LAYERS: [&str; 4] = ["ports", "service", "reply", "admin"];
+const DOMAIN_LAYERS: [&str; 5] = ["ports", "service", "reply", "admin", "webhooks"];
 
 /// Source folders of the crates around the domain, whose top-level modules must not
 /// refer to one another in a circle (the domain has its own, stricter rule).

@@ -306,6 +306,8 @@ impl From<DomainError> for ApiError {
                 "client_message_id was already used with different content",
             ),
             DomainError::Forbidden => Self::forbidden("not allowed"),
+            DomainError::WebhookNotFound => Self::not_found("webhook not found"),
+            DomainError::DeliveryNotFound => Self::not_found("delivery not found"),
             DomainError::Handoff(refusal) => {
                 let code = match refusal {
                     HandoffRefusal::NotWaiting => ErrorCode::HandoffNotWaiting,
@@ -364,6 +366,7 @@ impl From<ValidationError> for ApiError {
             | ValidationError::TimestampOutOfRange
             | ValidationError::EmptyChange
             | ValidationError::InvalidSearch(_)
+            | ValidationError::InvalidWebhook(_)
             | ValidationError::InvalidComment { .. }
             | ValidationError::MissingTarget
             | ValidationError::NulCharacter { .. } => ErrorCode::InvalidRequest,

@@ -10,6 +10,7 @@ use axum::http::request::Parts;
 use confab_domain::bot::BotId;
 use confab_domain::conversation::ConversationId;
 use confab_domain::message::MessageId;
+use confab_domain::webhook::{DeliveryId, WebhookId};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -173,4 +174,34 @@ async fn path_segment<S: Send + Sync>(parts: &mut Parts, state: &S) -> Result<St
         .map_err(|rejection| {
             ApiError::invalid_request(format!("invalid path: {}", rejection.body_text()))
         })
+}
+
+/// The `{id}` of a webhook path, parsed as a webhook id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebhookPath(pub WebhookId);
+
+impl<S: Send + Sync> FromRequestParts<S> for WebhookPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let raw = path_segment(parts, state).await?;
+        raw.parse::<WebhookId>().map(Self).map_err(ApiError::from)
+    }
+}
+
+/// The `{id}` and `{delivery_id}` of a path naming one delivery of a webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryPath(pub WebhookId, pub DeliveryId);
+
+impl<S: Send + Sync> FromRequestParts<S> for DeliveryPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path((webhook, delivery)) = Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| {
+                ApiError::invalid_request(format!("invalid path: {}", rejection.body_text()))
+            })?;
+        Ok(Self(webhook.parse()?, delivery.parse()?))
+    }
 }

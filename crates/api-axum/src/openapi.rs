@@ -16,6 +16,7 @@ use crate::error;
 use crate::problems;
 use crate::routes::{
     analytics, batch, bots, conversations, events, export, feedback, guest, handoff, meta, search,
+    webhooks,
 };
 use crate::state::AppState;
 
@@ -56,6 +57,13 @@ const BEARER: &str = "bearer";
         bots::create_bot,
         bots::update_bot,
         bots::delete_bot,
+        webhooks::list_webhooks,
+        webhooks::create_webhook,
+        webhooks::get_webhook,
+        webhooks::update_webhook,
+        webhooks::delete_webhook,
+        webhooks::deliveries,
+        webhooks::redeliver,
         guest::guest,
         meta::healthz,
         openapi_json,
@@ -77,6 +85,7 @@ const BEARER: &str = "bearer";
             text::UpdateConversationRequest,
             crate::dto::UpdateConversationBody,
             bots::EngineKindBody,
+            webhooks::EventTypeBody,
             export::ExportFormat,
             events::ServerSentEvent,
         ),
@@ -99,6 +108,7 @@ const BEARER: &str = "bearer";
         (name = "handoff", description = "People taking conversations over from bots: asking for one, the agents' queue, claiming and releasing."),
         (name = "admin", description = "Administrators: exports across conversations and analytics."),
         (name = "bots", description = "The bots users can talk to, and their registry (administrators)."),
+        (name = "webhooks", description = "Outgoing webhooks (administrators): subscriptions to events, and their deliveries."),
         (name = "auth", description = "Tokens for guests."),
         (name = "meta", description = "Health, readiness, metrics and this document."),
     )

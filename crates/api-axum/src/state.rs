@@ -8,6 +8,7 @@ use axum::extract::FromRef;
 use confab_domain::admin::AdminService;
 use confab_domain::admin::BotAdmin;
 use confab_domain::service::ConversationService;
+use confab_domain::webhooks::WebhookAdmin;
 
 use crate::auth::Auth;
 use crate::config::ApiConfig;
@@ -23,6 +24,8 @@ pub struct AppState {
     pub admin: Arc<AdminService>,
     /// The bot registry's changes (administrators).
     pub bot_admin: Arc<BotAdmin>,
+    /// The webhook subscriptions and their deliveries (administrators).
+    pub webhooks: Arc<WebhookAdmin>,
     /// Token issuing and verification.
     pub auth: Arc<Auth>,
     /// Send rate and sockets per user.

@@ -113,6 +113,9 @@ pub enum ValidationError {
     /// A search query that cannot be searched for; the text says why.
     #[error("invalid search: {0}")]
     InvalidSearch(String),
+    /// A webhook subscription that cannot be saved; the text says why.
+    #[error("invalid webhook: {0}")]
+    InvalidWebhook(String),
     /// A feedback comment over the size limit.
     #[error("comment must be at most {max} characters")]
     InvalidComment {
@@ -204,6 +207,12 @@ pub enum DomainError {
     /// The event bus failed.
     #[error("event bus failure")]
     Events(#[source] EventBusError),
+    /// No webhook subscription with this id.
+    #[error("webhook not found")]
+    WebhookNotFound,
+    /// No delivery with this id for this subscription.
+    #[error("delivery not found")]
+    DeliveryNotFound,
 }
 
 impl From<RepoError> for DomainError {

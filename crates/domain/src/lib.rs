@@ -21,6 +21,8 @@
 //! - [`reply`]: the pipeline that asks bot engines for replies, in order, once.
 //! - [`admin`]: the administrator's use cases: [`AdminService`](admin::AdminService)
 //!   (selections, exports, analytics, retention) and [`BotAdmin`](admin::BotAdmin).
+//! - [`webhook`] (model) and [`webhooks`] (a layer beside `admin`): outgoing event
+//!   webhooks, their subscriptions' use cases and the dispatcher that delivers them.
 //! - `testing` (feature `test-util`): fakes, mocks and the storage contract suite.
 //!
 //! The layers import downwards only: `admin` → `service` → `reply` → `ports` → the
@@ -81,6 +83,8 @@ pub mod service;
 pub mod session;
 pub mod timestamp;
 pub mod user;
+pub mod webhook;
+pub mod webhooks;
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;

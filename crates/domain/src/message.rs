@@ -180,7 +180,7 @@ pub(crate) fn reject_nul(text: &str, field: &'static str) -> Result<(), Validati
     }
 }
 
-fn is_http_url(url: &str) -> bool {
+pub(crate) fn is_http_url(url: &str) -> bool {
     let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
     let rest = if lower.starts_with("https://") {
         &url[8..]

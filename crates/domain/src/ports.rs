@@ -32,6 +32,13 @@ use crate::session::{Session, SessionId};
 use crate::timestamp::Timestamp;
 use crate::user::UserId;
 
+mod webhooks;
+#[cfg(any(test, feature = "test-util"))]
+pub use webhooks::{MockSecretSource, MockWebhookOutbox, MockWebhookRepository, MockWebhookSender};
+pub use webhooks::{
+    SecretSource, WebhookOutbox, WebhookRepository, WebhookSendError, WebhookSender,
+};
+
 /// Conversations and their sessions, stored together.
 #[cfg_attr(any(test, feature = "test-util"), mockall::automock)]
 #[async_trait]

@@ -56,6 +56,8 @@ pub struct Config {
     pub ws: WsSettings,
     /// Archiving and deleting idle conversations; off by default.
     pub retention: RetentionSettings,
+    /// Sending outgoing webhooks (`[webhooks]`).
+    pub webhooks: WebhookSettings,
     /// Request limits: rate, sockets, time, origins.
     pub limits: Limits,
     /// Logging.
@@ -85,6 +87,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(10),
             ws: WsSettings::default(),
             retention: RetentionSettings::default(),
+            webhooks: WebhookSettings::default(),
             limits: Limits::default(),
             log: LogSettings::default(),
             events: EventSettings::default(),
@@ -371,6 +374,91 @@ impl Default for RetentionSettings {
             delete_after: None,
             sweep_interval: Duration::from_secs(60 * 60),
         }
+    }
+}
+
+/// How outgoing webhooks are sent (`[webhooks]` in `confab.toml`). Subscriptions
+/// themselves are data, managed through `/webhooks`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Attempts before a delivery is marked failed.
+    pub max_attempts: u32,
+    /// The wait after a first failed attempt; it doubles with each further failure.
+    #[serde(with = "humantime_serde")]
+    pub initial_backoff: Duration,
+    /// The longest wait between two attempts.
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+    /// How long one attempt may take, connecting included.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Attempts in flight at once, per instance.
+    pub concurrency: u32,
+    /// How often to look for deliveries due when there was nothing to send.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// How long an instance holds a delivery it is sending: longer than `timeout`;
+    /// after a crash, its deliveries are sent again once this runs out.
+    #[serde(with = "humantime_serde")]
+    pub claim: Duration,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        let dispatch = confab_domain::webhooks::DispatchSettings::default();
+        Self {
+            max_attempts: dispatch.retry.max_attempts,
+            initial_backoff: dispatch.retry.initial_backoff,
+            max_backoff: dispatch.retry.max_backoff,
+            timeout: Duration::from_secs(10),
+            concurrency: dispatch.concurrency,
+            poll_interval: dispatch.poll_interval,
+            claim: dispatch.claim,
+        }
+    }
+}
+
+impl WebhookSettings {
+    /// The dispatcher's settings.
+    ///
+    /// # Errors
+    /// Settings that cannot work, naming the key.
+    pub fn dispatch(&self) -> anyhow::Result<confab_domain::webhooks::DispatchSettings> {
+        if self.max_attempts == 0 {
+            anyhow::bail!("invalid configuration key `webhooks.max_attempts`: must be at least 1");
+        }
+        if self.concurrency == 0 {
+            anyhow::bail!("invalid configuration key `webhooks.concurrency`: must be at least 1");
+        }
+        if self.timeout.is_zero() || self.poll_interval.is_zero() {
+            anyhow::bail!(
+                "invalid configuration keys `webhooks.timeout` and `webhooks.poll_interval`: \
+                 must be more than 0s"
+            );
+        }
+        if self.claim <= self.timeout {
+            anyhow::bail!(
+                "invalid configuration key `webhooks.claim`: must be longer than \
+                 `webhooks.timeout`, or another instance may send a delivery still in flight"
+            );
+        }
+        if self.max_backoff < self.initial_backoff {
+            anyhow::bail!(
+                "invalid configuration key `webhooks.max_backoff`: must be at least \
+                 `webhooks.initial_backoff`"
+            );
+        }
+        Ok(confab_domain::webhooks::DispatchSettings {
+            retry: confab_domain::webhook::RetryPolicy {
+                max_attempts: self.max_attempts,
+                initial_backoff: self.initial_backoff,
+                max_backoff: self.max_backoff,
+            },
+            concurrency: self.concurrency,
+            claim: self.claim,
+            poll_interval: self.poll_interval,
+        })
     }
 }
 

@@ -17,6 +17,7 @@ pub mod config;
 pub mod metering;
 pub mod monitoring;
 pub mod startup;
+pub mod webhooks;
 
 pub use config::Config;
 pub use startup::App;

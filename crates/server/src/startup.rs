@@ -17,9 +17,13 @@ use confab_bots::declaration::BotDeclaration;
 use confab_domain::admin::BotAdmin;
 use confab_domain::admin::{AdminService, RetentionPolicy};
 use confab_domain::error::RepoError;
-use confab_domain::ports::{BotRepository, Clock, Ports, SystemClock, UuidV7Generator};
+use confab_domain::lease::LeaseHolder;
+use confab_domain::ports::{
+    BotRepository, Clock, IdGenerator as _, Ports, SecretSource, SystemClock, UuidV7Generator,
+};
 use confab_domain::reply::ReplySettings;
 use confab_domain::service::ConversationService;
+use confab_domain::webhooks::{WebhookAdmin, WebhookDispatcher};
 use confab_storage_seaorm::{DatabaseConnection, SeaOrmStore};
 use rand::Rng as _;
 use tokio::net::TcpListener;
@@ -28,6 +32,7 @@ use crate::cluster::Topology;
 use crate::config::Config;
 use crate::metering::{MeteredEngines, MeteredEventBus};
 use crate::monitoring::ServerReadiness;
+use crate::webhooks::{EnvSecrets, HttpWebhookSender, MeteredOutbox};
 
 /// A built server, bound to its port, not yet serving.
 pub struct App {
@@ -36,6 +41,7 @@ pub struct App {
     service: Arc<ConversationService>,
     admin: Arc<AdminService>,
     store: Arc<SeaOrmStore>,
+    webhooks: WebhookDispatcher,
     topology: Topology,
     config: Config,
     shutdown: ShutdownTrigger,
@@ -96,12 +102,31 @@ impl App {
             auth.clone(),
         );
         let bot_admin = Arc::new(BotAdmin::new(service.clone(), store.clone()));
+        let secrets: Arc<dyn SecretSource> = Arc::new(EnvSecrets);
+        let webhook_admin = Arc::new(WebhookAdmin::new(
+            store.clone(),
+            secrets.clone(),
+            Arc::new(SystemClock),
+            Arc::new(UuidV7Generator),
+        ));
+        let webhooks = WebhookDispatcher::new(
+            Arc::new(MeteredOutbox::new(store.clone())),
+            Arc::new(HttpWebhookSender::new(config.webhooks.timeout)?),
+            secrets,
+            Arc::new(SystemClock),
+            // This process, as the holder of its claims: a restarted instance is a
+            // new holder and takes its predecessor's deliveries once their claims run
+            // out.
+            LeaseHolder::from_uuid(UuidV7Generator.new_id()),
+            config.webhooks.dispatch()?,
+        );
         let admin = Arc::new(AdminService::new(service.clone(), store.clone()));
         let (shutdown_signal, shutdown) = Shutdown::new();
         let state = AppState {
             service: service.clone(),
             admin: admin.clone(),
             bot_admin: bot_admin.clone(),
+            webhooks: webhook_admin,
             auth,
             limiter,
             shutdown: shutdown_signal,
@@ -143,6 +168,7 @@ impl App {
             service,
             admin,
             store,
+            webhooks,
             topology,
             config,
             shutdown,
@@ -233,6 +259,10 @@ impl App {
                     .await;
             })
         };
+        let (stop_webhooks, webhooks_stopped) = tokio::sync::oneshot::channel::<()>();
+        let webhooks = tokio::spawn(self.webhooks.run(async move {
+            let _ = webhooks_stopped.await;
+        }));
         let grace = self.config.shutdown_grace;
         let (stopping, mut stopped) = tokio::sync::watch::channel(false);
         // Without TCP_NODELAY a frame written right after another (a message after
@@ -279,6 +309,12 @@ impl App {
         let _ = stop_retention.send(());
         if let Err(error) = retention.await {
             tracing::warn!(%error, "the retention task failed");
+        }
+        // Attempts in flight end within the webhook timeout; what they leave pending
+        // is sent at the next start.
+        let _ = stop_webhooks.send(());
+        if let Err(error) = webhooks.await {
+            tracing::warn!(%error, "the webhook task failed");
         }
         if !self
             .service

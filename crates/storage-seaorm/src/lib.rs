@@ -23,6 +23,9 @@
 //! - `group_commit`: SQLite appends grouped into shared transactions by one writer.
 //! - `search`: full-text search of messages, in FTS5 on SQLite and `tsvector` on
 //!   PostgreSQL.
+//! - `webhooks`: `WebhookRepository` and `WebhookOutbox` on [`SeaOrmStore`]: the
+//!   subscriptions, and the deliveries that the migration's triggers record in the
+//!   transaction of each change, claimed by one dispatcher at a time.
 //! - `entity`: the tables as SeaORM entities, private to this crate.
 //! - `rows`: explicit conversions between rows and domain values.
 //! - `sql`: SQL written by hand (`#n#` parameters), rendered for the backend.
@@ -47,6 +50,7 @@ mod search;
 mod sessions;
 mod sql;
 mod store;
+mod webhooks;
 
 #[cfg(feature = "test-util")]
 pub mod testing;

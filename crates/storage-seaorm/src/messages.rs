@@ -11,7 +11,10 @@ use confab_domain::message::{
 use confab_domain::ports::MessageRepository;
 use confab_domain::search::SearchQuery;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Statement, TransactionTrait,
+};
 
 use crate::append::{append_alone, why_not_advanced};
 use crate::entity::{conversation, message};
@@ -102,18 +105,33 @@ impl MessageRepository for SeaOrmStore {
             ),
             None => (None, None, None),
         };
+        let txn = self.db.begin().await.map_err(repo_error)?;
+        // The `feedback.created` webhook trigger draws its delivery's place in the
+        // outbox inside this update; taking the conversation's row lock first, as
+        // every other change of a conversation does, makes that place its commit
+        // order among the conversation's events. SQLite's one writer does as much.
+        if txn.get_database_backend() == DbBackend::Postgres {
+            txn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT id FROM conversations WHERE id = $1 FOR UPDATE",
+                [conversation.as_uuid().into()],
+            ))
+            .await
+            .map_err(repo_error)?;
+        }
         let row = message::Entity::update_many()
             .col_expr(message::Column::FeedbackRating, Expr::val(rating))
             .col_expr(message::Column::FeedbackComment, Expr::val(comment))
             .col_expr(message::Column::FeedbackAtMs, Expr::val(at))
             .filter(message::Column::ConversationId.eq(conversation.as_uuid()))
             .filter(message::Column::Id.eq(id.as_uuid()))
-            .exec_with_returning(&self.db)
+            .exec_with_returning(&txn)
             .await
             .map_err(repo_error)?
             .into_iter()
             .next()
             .ok_or(RepoError::NotFound)?;
+        txn.commit().await.map_err(repo_error)?;
         Ok(Message::try_from(row)?)
     }
 

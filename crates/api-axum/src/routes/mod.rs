@@ -20,6 +20,7 @@ pub(crate) mod guest;
 pub(crate) mod handoff;
 pub(crate) mod meta;
 pub(crate) mod search;
+pub(crate) mod webhooks;
 
 /// Every REST route, without the `/api` prefix.
 pub(crate) fn routes() -> Router<AppState> {
@@ -33,6 +34,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(analytics::routes())
         .merge(events::routes())
         .merge(bots::routes())
+        .merge(webhooks::routes())
         .merge(guest::routes())
         .merge(meta::routes())
 }

@@ -14,10 +14,12 @@ use confab_api_axum::shutdown::{Shutdown, ShutdownTrigger};
 use confab_api_axum::{ApiConfig, AppState, Auth, router};
 use confab_domain::admin::AdminService;
 use confab_domain::admin::BotAdmin;
+use confab_domain::ports::{MockSecretSource, MockWebhookRepository};
 use confab_domain::reply::ReplySettings;
 use confab_domain::service::ConversationService;
 use confab_domain::testing::{ScriptedEngine, TestPorts};
 use confab_domain::user::{Role, UserId};
+use confab_domain::webhooks::WebhookAdmin;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
@@ -125,6 +127,14 @@ pub fn state_over(
     let state = AppState {
         admin: Arc::new(AdminService::new(Arc::clone(&service), maintenance.clone())),
         bot_admin: Arc::new(BotAdmin::new(Arc::clone(&service), maintenance)),
+        // The in-memory store keeps no webhooks; their routes are tested in the
+        // server's tests, on real storage. A call here fails the test loudly.
+        webhooks: Arc::new(WebhookAdmin::new(
+            Arc::new(MockWebhookRepository::new()),
+            Arc::new(MockSecretSource::new()),
+            ports.ports.clock.clone(),
+            ports.ports.ids.clone(),
+        )),
         service,
         auth,
         limiter,

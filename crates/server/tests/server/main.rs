@@ -18,6 +18,8 @@
 //! - `management`: batch actions, exports, analytics and retention.
 //! - `ops`: configuration, the CLI, metrics, readiness, limits and shutdown.
 //! - `ws_fuzz`: a property test sending arbitrary frames to `/ws` (10 000 cases).
+//! - `webhooks`: outgoing webhooks to a receiver on 127.0.0.1, and every event
+//!   arriving after a receiver outage and a kill -9.
 //! - `authz`: authorization on every operation of the OpenAPI document, from a table
 //!   that must cover it, and on `/ws`.
 
@@ -38,5 +40,6 @@ mod ops;
 mod rest;
 mod search;
 mod sse;
+mod webhooks;
 mod websocket;
 mod ws_fuzz;

@@ -82,6 +82,10 @@ pub struct Fixture {
     /// An administrator.
     pub admin: Claimant,
     pub admin_token: String,
+    /// A webhook subscription, the only one (the fixture replaces the last one's),
+    /// and the delivery of the victim's `conversation.started` to it.
+    pub webhook: String,
+    pub delivery: String,
 }
 
 /// Makes each fixture's names unique within a server.
@@ -107,6 +111,8 @@ impl Fixture {
         )
         .await;
         assert_eq!(created.status, 201, "bot created: {}", created.text);
+
+        let webhook = subscribe(app, &admin_token).await;
 
         let secret = format!("victim-secret-{n}");
         let started = call(
@@ -141,6 +147,7 @@ impl Fixture {
         .await;
         assert_eq!(own.status, 201, "attacker starts: {}", own.text);
         let own = own.json();
+        let delivery = first_delivery(app, &admin_token, &webhook).await;
 
         Self {
             victim,
@@ -163,6 +170,8 @@ impl Fixture {
                 admin: true,
             },
             admin_token,
+            webhook,
+            delivery,
         }
     }
 
@@ -201,6 +210,44 @@ impl Fixture {
         }
         picture
     }
+}
+
+/// Replaces every webhook subscription with one for `conversation.started`, so that
+/// the fixtures of a run do not pile up subscriptions that each event fans out to.
+/// Its secret's variable is `PATH`, set in every test process; nothing listens at
+/// its URL, and nothing here needs its deliveries to arrive.
+async fn subscribe(app: &TestApp, admin_token: &str) -> String {
+    let admin = Credential::bearer("admin", admin_token);
+    let listed = call(app, "", Method::GET, &Call::new("/webhooks", 200), &admin).await;
+    assert_eq!(listed.status, 200, "webhooks listed: {}", listed.text);
+    for webhook in listed.json()["webhooks"].as_array().into_iter().flatten() {
+        let path = format!("/webhooks/{}", text(&webhook["id"]));
+        let deleted = call(app, "", Method::DELETE, &Call::new(path, 204), &admin).await;
+        assert_eq!(deleted.status, 204, "webhook deleted: {}", deleted.text);
+    }
+    let created = call(
+        app,
+        "",
+        Method::POST,
+        &Call::new("/webhooks", 201).with_body(json!({
+            "url": "http://127.0.0.1:9/authz",
+            "events": ["conversation.started"],
+            "secret_env": "PATH",
+        })),
+        &admin,
+    )
+    .await;
+    assert_eq!(created.status, 201, "webhook created: {}", created.text);
+    text(&created.json()["id"])
+}
+
+/// The id of a delivery of `webhook`.
+async fn first_delivery(app: &TestApp, admin_token: &str, webhook: &str) -> String {
+    let admin = Credential::bearer("admin", admin_token);
+    let path = format!("/webhooks/{webhook}/deliveries");
+    let listed = call(app, "", Method::GET, &Call::new(path, 200), &admin).await;
+    assert_eq!(listed.status, 200, "deliveries listed: {}", listed.text);
+    text(&listed.json()["deliveries"][0]["id"])
 }
 
 fn text(value: &Value) -> String {

@@ -242,6 +242,72 @@ pub fn rows() -> Vec<Row> {
         },
         Row {
             method: Method::GET,
+            path: "/webhooks",
+            access: Access::Admin,
+            call: |_| Call::new("/webhooks", 200),
+            intrusions: none,
+        },
+        Row {
+            method: Method::POST,
+            path: "/webhooks",
+            access: Access::Admin,
+            call: |_| {
+                Call::new("/webhooks", 201).with_body(json!({
+                    "url": "http://127.0.0.1:9/authz",
+                    "events": ["message.created"],
+                    "secret_env": "PATH",
+                }))
+            },
+            intrusions: none,
+        },
+        Row {
+            method: Method::GET,
+            path: "/webhooks/{id}",
+            access: Access::Admin,
+            call: |f| Call::new(format!("/webhooks/{}", f.webhook), 200),
+            intrusions: none,
+        },
+        Row {
+            method: Method::PATCH,
+            path: "/webhooks/{id}",
+            access: Access::Admin,
+            call: |f| {
+                Call::new(format!("/webhooks/{}", f.webhook), 200)
+                    .with_body(json!({ "description": "changed" }))
+            },
+            intrusions: none,
+        },
+        Row {
+            method: Method::DELETE,
+            path: "/webhooks/{id}",
+            access: Access::Admin,
+            call: |f| Call::new(format!("/webhooks/{}", f.webhook), 204),
+            intrusions: none,
+        },
+        Row {
+            method: Method::GET,
+            path: "/webhooks/{id}/deliveries",
+            access: Access::Admin,
+            call: |f| Call::new(format!("/webhooks/{}/deliveries", f.webhook), 200),
+            intrusions: none,
+        },
+        Row {
+            method: Method::POST,
+            path: "/webhooks/{id}/deliveries/{delivery_id}/redeliver",
+            access: Access::Admin,
+            call: |f| {
+                Call::new(
+                    format!(
+                        "/webhooks/{}/deliveries/{}/redeliver",
+                        f.webhook, f.delivery
+                    ),
+                    200,
+                )
+            },
+            intrusions: none,
+        },
+        Row {
+            method: Method::GET,
             path: "/conversations",
             access: Access::User,
             call: |_| Call::new("/conversations?limit=100", 200),
