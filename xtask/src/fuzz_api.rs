@@ -125,6 +125,29 @@ const DESTRUCTIVE: [(&str, &str); 4] = [
 ];
 /// How many of each of those.
 const SPARES: usize = 2;
+/// The operations on one webhook subscription, which get subscriptions made before
+/// the runs (schemathesis cannot make one itself: `secret_env` must name a variable
+/// the server has), `DELETE` its own spares.
+const ON_A_WEBHOOK: [(&str, &str); 5] = [
+    ("GET /webhooks/{id}", "webhooks"),
+    ("PATCH /webhooks/{id}", "webhooks"),
+    ("GET /webhooks/{id}/deliveries", "webhooks"),
+    (
+        "POST /webhooks/{id}/deliveries/{delivery_id}/redeliver",
+        "webhooks",
+    ),
+    ("DELETE /webhooks/{id}", "webhooks_to_delete"),
+];
+/// The operations on one bot reply, which get replies in the runs' own conversations
+/// (a conversation and a reply named apart may not belong together: a 404, as often
+/// as not).
+const ON_A_REPLY: [&str; 2] = [
+    "PUT /conversations/{id}/messages/{message_id}/feedback",
+    "DELETE /conversations/{id}/messages/{message_id}/feedback",
+];
+/// The receiver of those subscriptions: the discard port, where nobody listens, so
+/// that their deliveries fail and wait to be redelivered.
+const NOWHERE: &str = "http://127.0.0.1:9/fuzz";
 /// The users the two tokens name.
 const USERS: [(&str, bool); 2] = [("fuzz-user", false), ("fuzz-admin", true)];
 /// Every warning schemathesis 4.32 gives by default; each fails a run.
@@ -170,6 +193,10 @@ pub(crate) fn run(sh: &Shell) -> Result<()> {
         ("CONFAB_DATABASE_URL", database.as_str()),
         ("CONFAB_JWT_SECRET", secret.as_str()),
         ("CONFAB_WAIT_TIMEOUT", WAIT_TIMEOUT),
+        // Webhooks are registered with whatever URLs schemathesis makes up: their
+        // deliveries must never leave this machine, so the dispatcher looks for due
+        // ones at start only, when there are none.
+        ("CONFAB_WEBHOOKS__POLL_INTERVAL", "24h"),
     ];
 
     let log_path = out_dir.join("server.log");
@@ -188,6 +215,18 @@ pub(crate) fn run(sh: &Shell) -> Result<()> {
             .collect::<Result<Vec<_>>>()
     };
     let (bots_to_change, bots_to_delete) = (bots("change")?, bots("delete")?);
+    // Subscriptions with a delivery each (the start of a conversation after them).
+    let webhooks = (0..SPARES)
+        .map(|_| create_webhook(address, admin_token))
+        .collect::<Result<Vec<_>>>()?;
+    let webhooks_to_delete = (0..SPARES)
+        .map(|_| create_webhook(address, admin_token))
+        .collect::<Result<Vec<_>>>()?;
+    start_conversation(address, admin_token)?;
+    let deliveries = webhooks
+        .iter()
+        .map(|webhook| first_delivery(address, admin_token, webhook))
+        .collect::<Result<Vec<_>>>()?;
 
     let mut summaries = Vec::new();
     for ((user, admin), token) in USERS.into_iter().zip(&tokens) {
@@ -197,12 +236,21 @@ pub(crate) fn run(sh: &Shell) -> Result<()> {
                 .collect::<Result<Vec<_>>>()
                 .with_context(|| format!("cannot start the conversations of {user}"))
         };
+        let answered = (0..SPARES)
+            .map(|_| answered_conversation(address, token))
+            .collect::<Result<Vec<_>>>()
+            .with_context(|| format!("cannot start the answered conversations of {user}"))?;
         let targets = Targets {
+            answered_conversations: answered.iter().map(|(id, _)| id.clone()).collect(),
+            replies: answered.into_iter().map(|(_, reply)| reply).collect(),
             conversations: conversations(CONVERSATIONS)?,
             conversations_to_change: conversations(SPARES)?,
             conversations_to_delete: conversations(SPARES)?,
             bots_to_change: bots_to_change.clone(),
             bots_to_delete: bots_to_delete.clone(),
+            webhooks: webhooks.clone(),
+            webhooks_to_delete: webhooks_to_delete.clone(),
+            deliveries: deliveries.clone(),
         };
         let config = out_dir.join(format!("{user}.toml"));
         fs::write(&config, config_for(admin, &targets))
@@ -376,17 +424,29 @@ struct Targets {
     conversations_to_delete: Vec<String>,
     bots_to_change: Vec<String>,
     bots_to_delete: Vec<String>,
+    /// For [`ON_A_REPLY`]: conversations with a bot reply each, and the replies.
+    answered_conversations: Vec<String>,
+    replies: Vec<String>,
+    /// For [`ON_A_WEBHOOK`], and the deliveries of the first ones.
+    webhooks: Vec<String>,
+    webhooks_to_delete: Vec<String>,
+    deliveries: Vec<String>,
 }
 
 impl Targets {
     /// Each dictionary's name and ids.
-    fn dictionaries(&self) -> [(&'static str, &[String]); 5] {
+    fn dictionaries(&self) -> [(&'static str, &[String]); 10] {
         [
+            ("answered_conversations", &self.answered_conversations),
+            ("replies", &self.replies),
             ("conversations", &self.conversations),
             ("conversations_to_change", &self.conversations_to_change),
             ("conversations_to_delete", &self.conversations_to_delete),
             ("bots_to_change", &self.bots_to_change),
             ("bots_to_delete", &self.bots_to_delete),
+            ("webhooks", &self.webhooks),
+            ("webhooks_to_delete", &self.webhooks_to_delete),
+            ("deliveries", &self.deliveries),
         ]
     }
 }
@@ -438,11 +498,37 @@ fn config_for(admin: bool, targets: &Targets) -> String {
                 .iter()
                 .map(|(operation, dictionary)| (*operation, *dictionary, 1.0)),
         );
+    let bindings = bindings
+        .chain(
+            ON_A_WEBHOOK
+                .iter()
+                .map(|(operation, dictionary)| (*operation, *dictionary, KNOWN_ID_PROBABILITY)),
+        )
+        .chain(
+            ON_A_REPLY
+                .iter()
+                .map(|operation| (*operation, "answered_conversations", KNOWN_ID_PROBABILITY)),
+        );
     for (operation, dictionary, probability) in bindings {
+        // A delivery is named together with its subscription, a reply with its
+        // conversation.
+        let second = [
+            ("{delivery_id}", "delivery_id", "deliveries"),
+            ("{message_id}", "message_id", "replies"),
+        ]
+        .into_iter()
+        .find(|(placeholder, _, _)| operation.contains(placeholder));
+        let delivery = match second {
+            Some((_, parameter, values)) => format!(
+                ", \"path.{parameter}\" = {{ dictionary = \"{values}\", \
+                 probability = {probability:.2} }}"
+            ),
+            None => String::new(),
+        };
         config.push_str(&format!(
             "\n[[operations]]\ninclude-name = \"{operation}\"\n\
              parameters = {{ \"path.id\" = {{ dictionary = \"{dictionary}\", \
-             probability = {probability:.2} }} }}\n"
+             probability = {probability:.2} }}{delivery} }}\n"
         ));
         if probability >= 1.0 {
             // Nor ids seen in answers (`echo` in `GET /bots`, a conversation in a list).
@@ -468,6 +554,51 @@ fn start_conversation(address: SocketAddr, token: &str) -> Result<String> {
     created(&answer, "conversation_id")
 }
 
+/// Starts a conversation with the echo bot as the token's user and waits for the
+/// bot's reply; returns the conversation's id and the reply's.
+fn answered_conversation(address: SocketAddr, token: &str) -> Result<(String, String)> {
+    let body = r#"{"bot_id":"echo","title":"fuzz-api","initial_message":"Rate me"}"#;
+    let answer = post(address, token, "/conversations/start?wait=true", body)?;
+    let conversation = created(&answer, "conversation_id")?;
+    let (_, body) = answer
+        .split_once("\r\n\r\n")
+        .context("an answer without a body")?;
+    let started: serde_json::Value = serde_json::from_str(body).context("not JSON")?;
+    let reply = started["replies"][0]["id"]
+        .as_str()
+        .with_context(|| format!("no reply in {body}"))?;
+    Ok((conversation, reply.to_owned()))
+}
+
+/// Subscribes [`NOWHERE`] to every conversation's start with an administrator's
+/// token; returns the subscription's id.
+fn create_webhook(address: SocketAddr, token: &str) -> Result<String> {
+    // `PATH` is set in every server's environment: the secret only needs to exist.
+    let body = format!(
+        r#"{{"url":"{NOWHERE}","events":["conversation.started"],"secret_env":"PATH","description":"fuzz-api"}}"#
+    );
+    let answer = post(address, token, "/webhooks", &body)?;
+    created(&answer, "id")
+}
+
+/// The id of the first delivery of subscription `webhook`, once the outbox holds it.
+fn first_delivery(address: SocketAddr, token: &str, webhook: &str) -> Result<String> {
+    let path = format!("/webhooks/{webhook}/deliveries");
+    let answer = request(address, token, "GET", &path, "")?;
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .context("an answer without a body")?;
+    ensure!(
+        head.starts_with("HTTP/1.1 200"),
+        "GET {path} answered {head}"
+    );
+    let listed: serde_json::Value = serde_json::from_str(body).context("not JSON")?;
+    let id = listed["deliveries"][0]["id"]
+        .as_str()
+        .with_context(|| format!("no delivery in {body}"))?;
+    Ok(id.to_owned())
+}
+
 /// Creates an echo bot called `id` with an administrator's token; returns its id.
 fn create_bot(address: SocketAddr, token: &str, id: &str) -> Result<String> {
     let body = format!(r#"{{"id":"{id}","name":"Spare {id}","kind":"echo"}}"#);
@@ -478,12 +609,24 @@ fn create_bot(address: SocketAddr, token: &str, id: &str) -> Result<String> {
 /// One `POST` of a JSON body with a bearer token, as plain HTTP/1.1; returns the
 /// whole answer.
 fn post(address: SocketAddr, token: &str, path: &str, body: &str) -> Result<String> {
+    request(address, token, "POST", path, body)
+}
+
+/// One request with a bearer token and a JSON body (maybe empty), as plain HTTP/1.1;
+/// returns the whole answer.
+fn request(
+    address: SocketAddr,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<String> {
     let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.set_write_timeout(Some(Duration::from_secs(10)))?;
     write!(
         stream,
-        "POST {path} HTTP/1.1\r\nHost: {address}\r\n\
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\n\
          Authorization: Bearer {token}\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
@@ -491,7 +634,7 @@ fn post(address: SocketAddr, token: &str, path: &str, body: &str) -> Result<Stri
     let mut answer = String::new();
     stream
         .read_to_string(&mut answer)
-        .with_context(|| format!("no answer to POST {path}"))?;
+        .with_context(|| format!("no answer to {method} {path}"))?;
     Ok(answer)
 }
 

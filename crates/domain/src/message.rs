@@ -189,8 +189,28 @@ pub(crate) fn is_http_url(url: &str) -> bool {
     } else {
         return false;
     };
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    !host.is_empty() && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    !host.is_empty()
+        && brackets_hold_an_ipv6_address(host)
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// Whether a URL's host (with its port) uses brackets only as an IPv6 literal does:
+/// `[::1]` or `[::1]:8080`, and otherwise not at all. URL parsers refuse anything else
+/// (Python's `urlsplit` raises on a lone `[`), so a URL confab stores and hands back
+/// must not hold one.
+fn brackets_hold_an_ipv6_address(host: &str) -> bool {
+    match host.strip_prefix('[') {
+        Some(bracketed) => bracketed.split_once(']').is_some_and(|(address, after)| {
+            address.parse::<std::net::Ipv6Addr>().is_ok()
+                && (after.is_empty()
+                    || after
+                        .strip_prefix(':')
+                        .is_some_and(|port| port.bytes().all(|b| b.is_ascii_digit())))
+        }),
+        None => !host.contains(['[', ']']),
+    }
 }
 
 /// A message's attachments: at most 10.
@@ -580,6 +600,10 @@ mod tests {
             "https://",
             "/relative",
             "http://a b",
+            "http://[::1/a",
+            "http://[nope]/a",
+            "http://ex]ample.com/",
+            "http://[::1]x/",
         ] {
             assert!(
                 Attachment::parse("file", bad, None, None, None).is_err(),
@@ -587,6 +611,16 @@ mod tests {
             );
         }
         assert!(Attachment::parse("file", "HTTP://example.com/a", None, None, None).is_ok());
+        for good in [
+            "http://[::1]/a",
+            "http://[::1]:8080/a",
+            "https://u@[2001:db8::1]:1/",
+        ] {
+            assert!(
+                Attachment::parse("file", good, None, None, None).is_ok(),
+                "{good} refused"
+            );
+        }
     }
 
     #[test]

@@ -65,11 +65,12 @@ pub(crate) const VISIBLE_TEXT_PATTERN: &str =
 /// A message seq: digits (leading zeros allowed) of a number below 10^19.
 pub(crate) const SEQ_PATTERN: &str = "^0*[0-9]{1,19}$";
 /// An absolute http(s) URL as the model accepts it: a non-empty host, and neither
-/// whitespace nor control characters anywhere.
+/// whitespace nor control characters anywhere; and no brackets, which the model takes
+/// only around an IPv6 address (that form is left out here rather than spelled out).
 pub(crate) const HTTP_URL_PATTERN: &str = concat!(
-    "^[hH][tT][tT][pP][sS]?://[^/?#",
+    "^[hH][tT][tT][pP][sS]?://[^/?#\\[\\]",
     ws!(),
-    r"\u0000-\u001f\u007f-\u009f][^",
+    r"\u0000-\u001f\u007f-\u009f][^\[\]",
     ws!(),
     r"\u0000-\u001f\u007f-\u009f]*$"
 );
