@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use crate::conversation::{Conversation, ConversationId};
+use crate::error::RepoError;
 use crate::handoff::{HandoffChange, HandoffListing, HandoffState};
 use crate::message::{Message, NewMessage, Sender, Seq};
 use crate::reply::SYSTEM_SENDER_ID;
@@ -37,6 +38,19 @@ async fn change(
     to: HandoffState,
     timestamp: Timestamp,
 ) -> Message {
+    attempt(r, conversation, from, to, timestamp)
+        .await
+        .expect("changing the handoff state")
+}
+
+/// A move from `from` to `to` at `timestamp`, with its notice, as storage answers it.
+async fn attempt(
+    r: &Repositories,
+    conversation: &Conversation,
+    from: HandoffState,
+    to: HandoffState,
+    timestamp: Timestamp,
+) -> Result<Message, RepoError> {
     r.conversations
         .change_handoff(
             conversation.id,
@@ -44,7 +58,6 @@ async fn change(
             &notice(conversation, timestamp),
         )
         .await
-        .expect("changing the handoff state")
 }
 
 /// Each change stores the new state, its time (cleared back with the bot) and its
@@ -106,29 +119,23 @@ pub async fn a_handoff_change_from_a_stale_state_conflicts_and_changes_nothing(r
         at(1_000),
     )
     .await;
-    let stale = r
-        .conversations
-        .change_handoff(
-            conversation.id,
-            &HandoffChange {
-                from: HandoffState::Bot,
-                to: HandoffState::Waiting,
-            },
-            &notice(&conversation, at(2_000)),
-        )
-        .await;
+    let stale = attempt(
+        &r,
+        &conversation,
+        HandoffState::Bot,
+        HandoffState::Waiting,
+        at(2_000),
+    )
+    .await;
     assert_conflict(stale, "a change from bot while waiting");
-    let held_by_another = r
-        .conversations
-        .change_handoff(
-            conversation.id,
-            &HandoffChange {
-                from: agent("bob"),
-                to: HandoffState::Bot,
-            },
-            &notice(&conversation, at(2_000)),
-        )
-        .await;
+    let held_by_another = attempt(
+        &r,
+        &conversation,
+        agent("bob"),
+        HandoffState::Bot,
+        at(2_000),
+    )
+    .await;
     assert_conflict(
         held_by_another,
         "a release of a conversation bob does not hold",
@@ -157,17 +164,14 @@ pub async fn concurrent_claims_of_a_waiting_conversation_have_one_winner(r: Repo
             let (r, conversation) = (Arc::clone(&r), conversation.clone());
             tokio::spawn(async move {
                 let to = agent(&format!("agent-{n}"));
-                let claimed = r
-                    .conversations
-                    .change_handoff(
-                        conversation.id,
-                        &HandoffChange {
-                            from: HandoffState::Waiting,
-                            to: to.clone(),
-                        },
-                        &notice(&conversation, at(2_000)),
-                    )
-                    .await;
+                let claimed = attempt(
+                    &r,
+                    &conversation,
+                    HandoffState::Waiting,
+                    to.clone(),
+                    at(2_000),
+                )
+                .await;
                 claimed.is_ok().then_some(to)
             })
         })
@@ -294,16 +298,13 @@ pub async fn changing_the_handoff_of_an_unknown_conversation_is_not_found(r: Rep
         .delete(conversation.id)
         .await
         .expect("deleting");
-    let missing = r
-        .conversations
-        .change_handoff(
-            conversation.id,
-            &HandoffChange {
-                from: HandoffState::Bot,
-                to: HandoffState::Waiting,
-            },
-            &notice(&conversation, at(1_000)),
-        )
-        .await;
+    let missing = attempt(
+        &r,
+        &conversation,
+        HandoffState::Bot,
+        HandoffState::Waiting,
+        at(1_000),
+    )
+    .await;
     assert_not_found(missing, "a handoff of a deleted conversation");
 }
