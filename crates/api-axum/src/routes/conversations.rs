@@ -370,12 +370,16 @@ fn client_message_id<'a>(
     }
 }
 
-fn page_size(limit: Option<u64>, default: PageSize, max: u32) -> Result<PageSize, ValidationError> {
+pub(crate) fn page_size(
+    limit: Option<u64>,
+    default: PageSize,
+    max: u32,
+) -> Result<PageSize, ValidationError> {
     limit.map_or(Ok(default), |limit| PageSize::parse(limit, max))
 }
 
 /// The name of a bot, or `None` when it has been removed since.
-async fn bot_name(state: &AppState, bot: &BotId) -> Result<Option<String>, ApiError> {
+pub(crate) async fn bot_name(state: &AppState, bot: &BotId) -> Result<Option<String>, ApiError> {
     match state.service.bot(bot).await {
         Ok(bot) => Ok(Some(bot.name.as_str().to_owned())),
         Err(DomainError::BotNotFound(_)) => Ok(None),
@@ -383,7 +387,7 @@ async fn bot_name(state: &AppState, bot: &BotId) -> Result<Option<String>, ApiEr
     }
 }
 
-async fn bot_names(state: &AppState) -> Result<HashMap<String, String>, ApiError> {
+pub(crate) async fn bot_names(state: &AppState) -> Result<HashMap<String, String>, ApiError> {
     Ok(state
         .service
         .bots()

@@ -8,7 +8,6 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use confab_domain::conversation::{Conversation, PageSize};
-use confab_domain::error::DomainError;
 use confab_domain::service::{HANDOFF_LIST_MAX, HandoffEntry};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -17,6 +16,7 @@ use crate::auth::Authenticated;
 use crate::dto::{ConversationBody, MessageBody};
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, ConversationPath};
+use crate::routes::conversations::{bot_name, bot_names, page_size};
 use crate::state::AppState;
 
 /// How many conversations a listing holds unless `limit` says otherwise.
@@ -177,22 +177,15 @@ pub(crate) async fn release(
 }
 
 fn limit(params: HandoffListParams) -> Result<PageSize, ApiError> {
-    Ok(match params.limit {
-        Some(limit) => PageSize::parse(limit, HANDOFF_LIST_MAX)?,
-        None => PageSize::clamped(DEFAULT_LIMIT, HANDOFF_LIST_MAX),
-    })
+    let default = PageSize::clamped(DEFAULT_LIMIT, HANDOFF_LIST_MAX);
+    Ok(page_size(params.limit, default, HANDOFF_LIST_MAX)?)
 }
 
 async fn conversation_body(
     state: &AppState,
     conversation: Conversation,
 ) -> Result<Json<ConversationBody>, ApiError> {
-    let name = match state.service.bot(&conversation.bot_id).await {
-        Ok(bot) => Some(bot.name.as_str().to_owned()),
-        // Removed since the conversation began: the wire says so with a null name.
-        Err(DomainError::BotNotFound(_)) => None,
-        Err(other) => return Err(other.into()),
-    };
+    let name = bot_name(state, &conversation.bot_id).await?;
     Ok(Json(ConversationBody::new(conversation, name)))
 }
 
@@ -200,16 +193,10 @@ async fn list_response(
     state: &AppState,
     entries: Vec<HandoffEntry>,
 ) -> Result<Json<HandoffListResponse>, ApiError> {
-    let names: HashMap<String, String> = if entries.is_empty() {
+    let names = if entries.is_empty() {
         HashMap::new()
     } else {
-        state
-            .service
-            .bots()
-            .await?
-            .into_iter()
-            .map(|bot| (bot.id.to_string(), bot.name.as_str().to_owned()))
-            .collect()
+        bot_names(state).await?
     };
     Ok(Json(HandoffListResponse {
         conversations: entries

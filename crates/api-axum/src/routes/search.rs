@@ -17,6 +17,7 @@ use crate::auth::Authenticated;
 use crate::dto::{MessageBody, StatusBody};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
+use crate::routes::conversations::page_size;
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -125,10 +126,11 @@ pub(crate) async fn search(
             .as_deref()
             .map(SearchCursor::decode)
             .transpose()?,
-        limit: match params.limit {
-            Some(limit) => PageSize::parse(limit, SearchQuery::MAX_LIMIT)?,
-            None => PageSize::clamped(SearchQuery::DEFAULT_LIMIT, SearchQuery::MAX_LIMIT),
-        },
+        limit: page_size(
+            params.limit,
+            PageSize::clamped(SearchQuery::DEFAULT_LIMIT, SearchQuery::MAX_LIMIT),
+            SearchQuery::MAX_LIMIT,
+        )?,
     };
     let page = state.service.search(&caller, query).await?;
     Ok(Json(SearchResponse {

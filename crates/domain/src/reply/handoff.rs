@@ -57,12 +57,11 @@ pub(crate) async fn move_handoff(
             .await
         {
             Ok(stored) => {
-                let now = Conversation {
+                let mut now = Conversation {
                     handoff: change.to.clone(),
                     handoff_since: (!change.to.bot_answers()).then_some(stored.timestamp),
                     ..conversation
                 };
-                let mut now = now;
                 now.record(&stored);
                 publish(&*ports.events, &now, EventKind::Message(stored)).await;
                 publish(&*ports.events, &now, EventKind::Handoff(change.to)).await;
