@@ -116,6 +116,17 @@ impl BotEngine for MeteredEngine {
             outcome: None,
         })
     }
+
+    // What the engine reads decides what the pipeline reads from storage for it: a
+    // wrapper that answered the trait's defaults (`true`) would make an echo reply
+    // read the session and the history window it never uses.
+    fn reads_history(&self) -> bool {
+        self.inner.reads_history()
+    }
+
+    fn reads_session(&self) -> bool {
+        self.inner.reads_session()
+    }
 }
 
 /// A reply stream that records its outcome once: when it finishes, fails or ends, or
@@ -166,5 +177,57 @@ impl Stream for MeteredReply {
 impl Drop for MeteredReply {
     fn drop(&mut self) {
         self.record("abandoned");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use confab_domain::bot::{BotId, BotName, EngineKind, EngineSpec};
+    use confab_domain::ports::BotRequest;
+    use confab_domain::timestamp::Timestamp;
+
+    use super::*;
+
+    /// An engine that reads neither its history nor its session.
+    struct Frugal;
+
+    impl BotEngine for Frugal {
+        fn reply(&self, _: BotRequest) -> BoxStream<'static, Result<ReplyChunk, BotError>> {
+            Box::pin(futures::stream::empty())
+        }
+
+        fn reads_history(&self) -> bool {
+            false
+        }
+
+        fn reads_session(&self) -> bool {
+            false
+        }
+    }
+
+    struct OneEngine;
+
+    impl EngineRegistry for OneEngine {
+        fn engine_for(&self, _: &Bot) -> Result<Arc<dyn BotEngine>, BotError> {
+            Ok(Arc::new(Frugal))
+        }
+    }
+
+    #[test]
+    fn a_metered_engine_reads_what_its_engine_reads() {
+        let at = Timestamp::from_unix_millis(0).expect("time");
+        let bot = Bot {
+            id: BotId::parse("echo").expect("bot id"),
+            name: BotName::parse("Echo").expect("bot name"),
+            description: String::new(),
+            engine: EngineSpec::of(EngineKind::Echo),
+            created_at: at,
+            updated_at: at,
+        };
+        let engine = MeteredEngines::new(Arc::new(OneEngine))
+            .engine_for(&bot)
+            .expect("engine");
+        assert!(!engine.reads_history());
+        assert!(!engine.reads_session());
     }
 }
