@@ -26,31 +26,55 @@ use crate::error::{RowError, repo_error};
 use crate::rows::{message_row, millis, seq_value};
 use crate::sql::statement;
 
-/// The conversation's side of an append, with its parameters as `#n#` (numbers of
-/// [`parameters`]):
+/// The `SET` of the conversation's side of an append (the text before its `WHERE`),
+/// with its parameters as `#n#` (numbers of [`parameters`]):
 /// - `last_seq` and `message_count` up by one;
 /// - `last_activity` to the message's time, never below the previous message's (SET
 ///   expressions read the row as it was, so `last_seq` and `last_activity_ms` there
 ///   are the previous message's);
 /// - `last_message` to its preview;
 /// - `last_user_seq` for a user message;
-/// - `replied_seq` for a reply, and only while that reply is still pending, and for
-///   a user message stored while people answer (`handoff` other than `bot`): the
-///   bot must never answer that one;
-/// - nothing at all when the `client_message_id` was stored before.
+/// - `replied_seq` for a reply, and for a user message stored while people answer
+///   (`handoff` other than `bot`): the bot must never answer that one.
+macro_rules! advance_set_sql {
+    () => {
+        "UPDATE conversations SET last_seq = last_seq + 1, \
+         message_count = message_count + 1, \
+         last_activity_ms = CASE WHEN last_seq > 0 AND last_activity_ms > #1# \
+         THEN last_activity_ms ELSE #1# END, \
+         last_message = #2#, \
+         last_user_seq = CASE WHEN #3# THEN last_seq + 1 ELSE last_user_seq END, \
+         replied_seq = CASE WHEN #3# AND handoff <> 'bot' THEN last_seq + 1 \
+         ELSE COALESCE(#4#, replied_seq) END"
+    };
+}
+
+/// The guard of the conversation's side of an append that a batch keeps: a reply
+/// moves the conversation only while the message it answers is still pending.
+macro_rules! reply_pending_sql {
+    () => {
+        "(#4# IS NULL OR replied_seq < #4#)"
+    };
+}
+
+/// The `SET` of an append's `UPDATE` of its conversation, as `advance_set_sql!` gives it.
+pub(crate) const ADVANCE_SET_SQL: &str = advance_set_sql!();
+
+/// The guard that a reply's answer is still pending, as `reply_pending_sql!` gives it.
+pub(crate) const REPLY_PENDING_SQL: &str = reply_pending_sql!();
+
+/// The conversation's side of an append: [`ADVANCE_SET_SQL`] for the conversation
+/// `#5#`, guarded by [`REPLY_PENDING_SQL`] and by the `client_message_id` `#6#` not
+/// having been stored before (nothing changes then).
 ///
 /// Callers add the `RETURNING` clause they need.
-pub(crate) const ADVANCE_SQL: &str = "\
-UPDATE conversations SET last_seq = last_seq + 1, message_count = message_count + 1, \
-last_activity_ms = CASE WHEN last_seq > 0 AND last_activity_ms > #1# \
-THEN last_activity_ms ELSE #1# END, \
-last_message = #2#, \
-last_user_seq = CASE WHEN #3# THEN last_seq + 1 ELSE last_user_seq END, \
-replied_seq = CASE WHEN #3# AND handoff <> 'bot' THEN last_seq + 1 \
-ELSE COALESCE(#4#, replied_seq) END \
-WHERE id = #5# AND (#4# IS NULL OR replied_seq < #4#) \
-AND (#6# IS NULL OR NOT EXISTS (SELECT 1 FROM message_history \
-WHERE conversation_id = #5# AND client_message_id = #6#))";
+pub(crate) const ADVANCE_SQL: &str = concat!(
+    advance_set_sql!(),
+    " WHERE id = #5# AND ",
+    reply_pending_sql!(),
+    " AND (#6# IS NULL OR NOT EXISTS (SELECT 1 FROM message_history \
+     WHERE conversation_id = #5# AND client_message_id = #6#))"
+);
 
 /// How many parameters [`parameters`] gives.
 pub(crate) const PARAMETERS: usize = 14;

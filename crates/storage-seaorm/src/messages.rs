@@ -16,7 +16,7 @@ use sea_orm::{
     Statement, TransactionTrait,
 };
 
-use crate::append::{append_alone, why_not_advanced};
+use crate::append::why_not_advanced;
 use crate::entity::{conversation, message};
 use crate::error::repo_error;
 use crate::rows::{millis, seq_value};
@@ -25,13 +25,8 @@ use crate::store::SeaOrmStore;
 #[async_trait]
 impl MessageRepository for SeaOrmStore {
     async fn append(&self, new: &NewMessage) -> Result<Appended, RepoError> {
-        // SQLite has one writer at a time: appends are grouped into shared
-        // transactions there (see `group_commit`).
-        if self.db.get_database_backend() == DbBackend::Sqlite {
-            self.appends.append(&self.db, new).await
-        } else {
-            append_alone(&self.db, new).await
-        }
+        // Appends waiting at the same moment are stored together (`group_commit`).
+        self.appends.append(&self.db, new).await
     }
 
     async fn history(

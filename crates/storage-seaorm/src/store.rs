@@ -24,7 +24,7 @@ const JWT_SECRET: &str = "jwt_secret";
 #[derive(Debug, Clone)]
 pub struct SeaOrmStore {
     pub(crate) db: DatabaseConnection,
-    /// Appends waiting for the SQLite group-commit writer (`group_commit`).
+    /// Appends waiting for a group-commit writer (`group_commit`).
     pub(crate) appends: Arc<AppendQueue>,
     /// Bots as last read (`bot_cache`).
     pub(crate) bots: Arc<BotCache>,

@@ -1,47 +1,52 @@
-//! Group commit of message appends on SQLite: one writer takes every append waiting at
-//! that moment and stores them in one transaction.
+//! Group commit of message appends: writers take the appends waiting at that moment and
+//! store them together, one transaction (SQLite) or one statement (PostgreSQL) for many.
 //!
-//! SQLite has one write lock per file. With one transaction per append, concurrent
-//! appends queue on that lock inside SQLite's busy handler, which sleeps in steps of
-//! milliseconds, and each pays its own `BEGIN`/`COMMIT`. Here appends queue in memory
-//! instead: the first caller to find no writer running starts one (a spawned task, so
-//! a caller that gives up cannot abandon a batch half way), the writer drains the queue
-//! batch by batch, and each caller gets its result only once its batch has committed.
+//! Appends queue in memory: a caller that finds fewer writers running than its backend
+//! allows starts one (a spawned task, so a caller that gives up cannot abandon a batch
+//! half way), writers drain the queue batch by batch, and each caller gets its result
+//! only once its batch has committed. An append whose `client_message_id` was seen
+//! before, or whose reply was stored before, changes nothing (its `UPDATE` is guarded)
+//! and is sorted out after the commit, so no statement of a batch is expected to fail;
+//! should one fail anyway, each append of the batch is retried on its own, so one bad
+//! append never fails the others.
 //!
-//! Within a batch the appends run in arrival order, each exactly as
-//! [`MessageRepository::append`](confab_domain::ports::MessageRepository::append)
-//! would alone: seqs stay gap-free per conversation because each append's `UPDATE`
-//! reads the counter its predecessor in the same transaction wrote. An append whose
-//! `client_message_id` was seen before, or whose reply was stored before, changes
-//! nothing (its `UPDATE` is guarded) and is sorted out after the commit, so no
-//! statement of a batch is expected to fail; should one fail anyway, the batch is
-//! rolled back and each of its appends is retried in a transaction of its own, so one
-//! bad append never fails the others. PostgreSQL is not batched: its row locks let
-//! appends to different conversations commit side by side, and it groups WAL flushes
-//! itself.
+//! - **SQLite** ([`sqlite`]) has one write lock per file. With one transaction per
+//!   append, concurrent appends queue on that lock inside SQLite's busy handler, which
+//!   sleeps in steps of milliseconds, and each pays its own `BEGIN`/`COMMIT`. One writer
+//!   runs every append waiting, in arrival order, in one `BEGIN IMMEDIATE`
+//!   transaction: seqs stay gap-free because each append's `UPDATE` reads the counter
+//!   its predecessor in the same transaction wrote.
+//! - **PostgreSQL** ([`postgres`]) locks rows, not the file, but each statement and
+//!   each commit has a cost of its own (a round trip, a snapshot, a WAL flush). A few
+//!   writers each store a batch in one statement, each on a connection of its own.
+//!   A batch holds at most one append per conversation, and a conversation with an
+//!   append in flight is left to the writer that has it: a conversation's appends are
+//!   stored one after the other, in arrival order, like the lone append they replace.
 
-use std::mem;
-use std::sync::{Arc, Mutex};
+mod postgres;
+mod sqlite;
 
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use confab_domain::conversation::ConversationId;
 use confab_domain::error::RepoError;
-use confab_domain::message::{Appended, Message, NewMessage};
-use sea_orm::sqlx::query::Query;
-use sea_orm::sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection};
-use sea_orm::sqlx::{self, Row};
-use sea_orm::{DatabaseConnection, DbBackend, Value};
+use confab_domain::message::{Appended, NewMessage};
+use sea_orm::{DatabaseConnection, DbBackend};
 use tokio::sync::oneshot;
 
-use crate::append::{
-    ADVANCE_SQL, INSERT_ADVANCED_SQL, advanced, append_alone, not_advanced, parameters,
-};
-use crate::error::{RowError, sqlx_error};
-use crate::sql::render;
+use crate::append::{append_alone, not_advanced};
 
-/// Appends taken into one transaction at most. Bounds how long the write lock is held
-/// and how long the first append of a batch waits for the last.
+/// Appends taken into one batch at most. Bounds how long a lock is held and how long
+/// the first append of a batch waits for the last.
 const MAX_BATCH: usize = 256;
 
-/// The appends waiting for the writer, and whether a writer runs.
+/// How many PostgreSQL writers run at once: enough that one batch is prepared and
+/// answered while another is stored, and that appends to other conversations do not
+/// wait for a slow one; each holds a pooled connection while it writes.
+const POSTGRES_WRITERS: usize = 4;
+
+/// The appends waiting for a writer, and the writers at work.
 #[derive(Default)]
 pub(crate) struct AppendQueue {
     state: Mutex<QueueState>,
@@ -49,8 +54,10 @@ pub(crate) struct AppendQueue {
 
 #[derive(Default)]
 struct QueueState {
-    pending: Vec<Pending>,
-    writing: bool,
+    pending: VecDeque<Pending>,
+    writers: usize,
+    /// Conversations with an append in a PostgreSQL batch being stored.
+    in_flight: HashSet<ConversationId>,
 }
 
 struct Pending {
@@ -65,21 +72,25 @@ impl std::fmt::Debug for AppendQueue {
 }
 
 impl AppendQueue {
-    /// Appends `new` to `db` through the writer; resolves once its batch has
-    /// committed.
+    /// Appends `new` to `db` through a writer; resolves once its batch has committed.
     pub(crate) async fn append(
         self: &Arc<Self>,
         db: &DatabaseConnection,
         new: &NewMessage,
     ) -> Result<Appended, RepoError> {
+        let backend = db.get_database_backend();
         let (done, result) = oneshot::channel();
         let start_writer = {
             let mut state = self.lock();
-            state.pending.push(Pending {
+            state.pending.push_back(Pending {
                 message: new.clone(),
                 done,
             });
-            !mem::replace(&mut state.writing, true)
+            let start = state.writers < max_writers(backend);
+            if start {
+                state.writers += 1;
+            }
+            start
         };
         if start_writer {
             tokio::spawn(Arc::clone(self).write_batches(db.clone()));
@@ -89,30 +100,52 @@ impl AppendQueue {
             .map_err(|_| RepoError::Internal("the append writer stopped before answering".into()))?
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
-        // The critical sections only move vectors and flags, so a poisoned lock still
-        // guards consistent state.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        // The critical sections only move queue entries, sets and counters, so a
+        // poisoned lock still guards consistent state.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The writer: commits batches until the queue is empty, then stops.
+    /// A writer: commits batches until it finds nothing it may take, then stops.
     async fn write_batches(self: Arc<Self>, db: DatabaseConnection) {
-        // Should this task ever panic, the next append starts a new writer.
-        let _reset = ResetWriting(Arc::clone(&self));
+        let backend = db.get_database_backend();
+        // Should this task ever panic, the next append starts a new writer, and the
+        // conversations of its batch are free again.
+        let mut writer = Writer {
+            queue: Arc::clone(&self),
+            taken: Vec::new(),
+            stopped: false,
+        };
         loop {
-            let batch: Vec<Pending> = {
+            let batch = {
                 let mut state = self.lock();
-                if state.pending.is_empty() {
-                    state.writing = false;
+                writer.release(&mut state);
+                let batch = state.take(backend);
+                if batch.is_empty() {
+                    state.writers -= 1;
+                    writer.stopped = true;
                     return;
                 }
-                let take = state.pending.len().min(MAX_BATCH);
-                state.pending.drain(..take).collect()
+                if backend == DbBackend::Postgres {
+                    writer.taken = batch.iter().map(|p| p.message.conversation_id).collect();
+                }
+                batch
             };
+            if backend == DbBackend::Postgres && batch.len() == 1 {
+                // Nothing to share: the lone append's own statement is the cheaper
+                // one to plan and to run.
+                for pending in batch {
+                    let result = append_alone(&db, &pending.message).await;
+                    let _ = pending.done.send(result);
+                }
+                continue;
+            }
             let messages: Vec<&NewMessage> = batch.iter().map(|p| &p.message).collect();
-            match commit_batch(&db, &messages).await {
+            let committed = match backend {
+                DbBackend::Postgres => postgres::commit_batch(&db, &messages).await,
+                _ => sqlite::commit_batch(&db, &messages).await,
+            };
+            match committed {
                 Ok(steps) => {
                     for (pending, stored) in batch.into_iter().zip(steps) {
                         let result = match stored {
@@ -135,164 +168,62 @@ impl AppendQueue {
     }
 }
 
-/// Runs every append of the batch in one write transaction and commits it.
-async fn commit_batch(
-    db: &DatabaseConnection,
-    batch: &[&NewMessage],
-) -> Result<Vec<Option<Message>>, RepoError> {
-    // A connection of the pool's own, held for the whole transaction: `BEGIN` and
-    // `COMMIT` travel inside the chunks' queries (one round trip for a batch of up
-    // to 32), so a failure half way may leave the transaction open on it. Such a
-    // connection is closed rather than returned, which rolls the transaction
-    // back; failures are rare (the appends are then retried one by one).
-    let mut connection = db
-        .get_sqlite_connection_pool()
-        .acquire()
-        .await
-        .map_err(sqlx_error)?;
-    let applied = apply(&mut connection, batch).await;
-    if applied.is_err() {
-        let _ = connection.close().await;
-    }
-    applied
-}
-
-/// Chunk sizes of a batch, largest first. Each chunk is one multi-statement query, and
-/// keeping to a few sizes keeps to a few SQL texts, each prepared once per connection.
-const CHUNK_SIZES: [usize; 6] = [32, 16, 8, 4, 2, 1];
-
-/// Runs the batch as a few multi-statement queries: sqlx runs SQLite on a thread of
-/// its own per connection, and each query sent there costs two thread hand-offs,
-/// which cost more than the statements themselves (docs/benchmarks.md). Per append:
-///
-/// 1. the `UPDATE` of the conversation every append makes ([`ADVANCE_SQL`]),
-///    `RETURNING` the append's index in its chunk with the new `last_seq` and
-///    `last_activity_ms`;
-/// 2. an `INSERT … SELECT` of the message that takes its seq and timestamp from the
-///    row just updated, and inserts nothing when the update changed no row.
-///
-/// Every append has the same SQL whatever its sender, reply or client id: those are
-/// parameters. An append whose index comes back was stored; the others (`None`: the
-/// conversation is gone, the reply was stored before, or the `client_message_id` was
-/// seen before) are sorted out after the commit.
-async fn apply(
-    connection: &mut SqliteConnection,
-    batch: &[&NewMessage],
-) -> Result<Vec<Option<Message>>, RepoError> {
-    let mut returned: Vec<Option<(i64, i64)>> = vec![None; batch.len()];
-    let mut offset = 0;
-    while offset < batch.len() {
-        let left = batch.len() - offset;
-        let size = CHUNK_SIZES
-            .into_iter()
-            .find(|size| *size <= left)
-            .unwrap_or(1);
-        let chunk = &batch[offset..offset + size];
-        let (sql, values) = chunk_statement(chunk, offset == 0, offset + size == batch.len())?;
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for value in values {
-            query = bind(query, value)?;
+impl QueueState {
+    /// The next batch for a writer of `backend`: on SQLite the oldest appends; on
+    /// PostgreSQL the oldest append of each conversation that no writer holds, which
+    /// it marks as held.
+    fn take(&mut self, backend: DbBackend) -> Vec<Pending> {
+        if backend != DbBackend::Postgres {
+            let take = self.pending.len().min(MAX_BATCH);
+            return self.pending.drain(..take).collect();
         }
-        let rows = query
-            .fetch_all(&mut *connection)
-            .await
-            .map_err(sqlx_error)?;
-        for row in rows {
-            let index: i64 = row.try_get(0).map_err(sqlx_error)?;
-            let last_seq: i64 = row.try_get(1).map_err(sqlx_error)?;
-            let last_activity_ms: i64 = row.try_get(2).map_err(sqlx_error)?;
-            let slot = usize::try_from(index)
-                .ok()
-                .filter(|index| *index < size)
-                .and_then(|index| returned.get_mut(offset + index))
-                .ok_or_else(|| RowError::new("conversations", "unknown batch index returned"))?;
-            *slot = Some((last_seq, last_activity_ms));
+        let mut batch = Vec::new();
+        let mut left = VecDeque::with_capacity(self.pending.len());
+        for pending in self.pending.drain(..) {
+            if batch.len() < MAX_BATCH && self.in_flight.insert(pending.message.conversation_id) {
+                batch.push(pending);
+            } else {
+                left.push_back(pending);
+            }
         }
-        offset += size;
+        self.pending = left;
+        batch
     }
-    batch
-        .iter()
-        .zip(returned)
-        .map(|(new, returned)| {
-            let Some((last_seq, last_activity_ms)) = returned else {
-                return Ok(None);
-            };
-            let (seq, timestamp) = advanced(last_seq, last_activity_ms)?;
-            Ok(Some(new.stored(seq, timestamp)))
-        })
-        .collect()
 }
 
-/// One query for the appends of `chunk`, beginning the transaction if it is the
-/// batch's `first` chunk and committing it if it is the `last`. Its text depends on
-/// those and the chunk's size alone.
-///
-fn chunk_statement(
-    chunk: &[&NewMessage],
-    first: bool,
-    last: bool,
-) -> Result<(String, Vec<Value>), RepoError> {
-    let mut sql = String::new();
-    if first {
-        // The write lock at once: a transaction that read first and wrote later could
-        // fail with `SQLITE_BUSY` without waiting for the busy timeout.
-        sql.push_str("BEGIN IMMEDIATE;\n");
+fn max_writers(backend: DbBackend) -> usize {
+    match backend {
+        DbBackend::Postgres => POSTGRES_WRITERS,
+        _ => 1,
     }
-    let mut values: Vec<Value> = Vec::new();
-    for (index, new) in chunk.iter().enumerate() {
-        let parameters = parameters(new)?;
-        let statements = format!(
-            "{ADVANCE_SQL} RETURNING {index}, last_seq, last_activity_ms;\n\
-             {INSERT_ADVANCED_SQL}conversations WHERE id = #5# AND changes() = 1;\n"
-        );
-        render(
-            &statements,
-            &parameters,
-            DbBackend::Sqlite,
-            &mut sql,
-            &mut values,
-        )?;
-    }
-    if last {
-        sql.push_str("COMMIT;\n");
-    }
-    Ok((sql, values))
 }
 
-/// Binds one value of [`parameters`] to `query`.
-fn bind<'q>(
-    query: Query<'q, Sqlite, SqliteArguments>,
-    value: Value,
-) -> Result<Query<'q, Sqlite, SqliteArguments>, RepoError> {
-    Ok(match value {
-        Value::BigInt(value) => query.bind(value),
-        Value::Bool(value) => query.bind(value),
-        Value::String(value) => query.bind(value),
-        Value::Uuid(value) => query.bind(value),
-        other => {
-            return Err(RepoError::Internal(
-                format!("no binding for {other:?} in a group commit").into(),
-            ));
+/// A running writer's hold on the queue: the conversations of the batch it stores, given
+/// back before it takes the next. Dropped by a panic, it gives them back and counts the
+/// writer out, so that a panic cannot leave appends waiting for a writer that is gone.
+struct Writer {
+    queue: Arc<AppendQueue>,
+    taken: Vec<ConversationId>,
+    stopped: bool,
+}
+
+impl Writer {
+    fn release(&mut self, state: &mut QueueState) {
+        for conversation in self.taken.drain(..) {
+            state.in_flight.remove(&conversation);
         }
-    })
+    }
 }
 
-/// Marks the writer stopped when its task panics, so that a panic cannot leave
-/// appends waiting for a writer that is gone. (A writer that ends normally clears the
-/// flag itself, under the same lock it found the queue empty with.)
-struct ResetWriting(Arc<AppendQueue>);
-
-impl Drop for ResetWriting {
+impl Drop for Writer {
     fn drop(&mut self) {
-        if !std::thread::panicking() {
+        if self.stopped {
             return;
         }
-        let mut state = self
-            .0
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        state.writing = false;
+        let queue = Arc::clone(&self.queue);
+        let mut state = queue.lock();
+        self.release(&mut state);
+        state.writers -= 1;
     }
 }
 
@@ -303,7 +234,7 @@ mod tests {
     use confab_domain::bot::{Bot, BotId, BotName, EngineKind, EngineSpec};
     use confab_domain::conversation::{Conversation, ConversationId, Metadata};
     use confab_domain::message::{
-        Attachments, ClientMessageId, MessageContent, MessageId, Sender, Seq,
+        Attachments, ClientMessageId, Message, MessageContent, MessageId, Sender, Seq,
     };
     use confab_domain::ports::{BotRepository, ConversationRepository, MessageRepository};
     use confab_domain::session::{Session, SessionId};
@@ -313,7 +244,7 @@ mod tests {
 
     use super::*;
     use crate::SeaOrmStore;
-    use crate::testing::sqlite_temp;
+    use crate::testing::{postgres_temp, postgres_url, sqlite_temp};
 
     fn now() -> Timestamp {
         Timestamp::from_unix_millis(1_764_000_000_000).expect("valid time")
@@ -380,10 +311,9 @@ mod tests {
         results
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn appends_sharing_a_client_message_id_store_one_message_and_return_it_to_all() {
-        let db = sqlite_temp().await.expect("database");
-        let store = db.store();
+    async fn appends_sharing_a_client_message_id_store_one_message_and_return_it_to_all(
+        store: SeaOrmStore,
+    ) {
         let conversation = conversation(&store).await;
         let same = (0..20)
             .map(|_| message(conversation.id, Some("same")))
@@ -409,10 +339,9 @@ mod tests {
         assert_eq!(reloaded.last_seq, Seq::new(1));
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn two_replies_to_one_message_in_one_batch_store_one_and_the_other_conflicts() {
-        let db = sqlite_temp().await.expect("database");
-        let store = db.store();
+    async fn two_replies_to_one_message_in_one_batch_store_one_and_the_other_conflicts(
+        store: SeaOrmStore,
+    ) {
         let conversation = conversation(&store).await;
         let question = store
             .append(&message(conversation.id, None))
@@ -472,10 +401,9 @@ mod tests {
         assert_eq!(history.messages[1], stored[0], "stored as returned");
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_batch_that_fails_half_way_is_retried_append_by_append_and_the_store_goes_on() {
-        let db = sqlite_temp().await.expect("database");
-        let store = db.store();
+    async fn a_batch_that_fails_half_way_is_retried_append_by_append_and_the_store_goes_on(
+        store: SeaOrmStore,
+    ) {
         let conversation = conversation(&store).await;
         let mut messages: Vec<NewMessage> =
             (0..20).map(|_| message(conversation.id, None)).collect();
@@ -499,10 +427,9 @@ mod tests {
         assert_eq!(after.into_message().seq, Seq::new(21));
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn an_append_to_a_missing_conversation_fails_alone_and_the_others_get_gap_free_seqs() {
-        let db = sqlite_temp().await.expect("database");
-        let store = db.store();
+    async fn an_append_to_a_missing_conversation_fails_alone_and_the_others_get_gap_free_seqs(
+        store: SeaOrmStore,
+    ) {
         let conversation = conversation(&store).await;
         let missing = ConversationId::from_uuid(uuid::Uuid::now_v7());
         let mut messages: Vec<NewMessage> =
@@ -522,4 +449,133 @@ mod tests {
         assert_eq!(not_found, 1);
         assert_eq!(seqs, (1..=30).collect::<Vec<u64>>());
     }
+
+    async fn appends_to_many_conversations_at_once_get_gap_free_seqs_in_each(store: SeaOrmStore) {
+        let mut conversations = Vec::new();
+        for _ in 0..12 {
+            conversations.push(conversation(&store).await.id);
+        }
+        let messages = (0..15)
+            .flat_map(|_| conversations.iter().map(|id| message(*id, None)))
+            .collect();
+        let results = append_together(&store, messages).await;
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        for id in conversations {
+            let reloaded = ConversationRepository::get(&store, id)
+                .await
+                .expect("conversation");
+            assert_eq!(
+                (reloaded.last_seq, reloaded.message_count),
+                (Seq::new(15), 15)
+            );
+        }
+    }
+
+    async fn a_duplicate_message_id_across_conversations_fails_alone(store: SeaOrmStore) {
+        let first = conversation(&store).await.id;
+        let second = conversation(&store).await.id;
+        let mut messages: Vec<NewMessage> = (0..10)
+            .flat_map(|_| [message(first, None), message(second, None)])
+            .collect();
+        let mut twin = messages[4].clone();
+        twin.conversation_id = if twin.conversation_id == first {
+            second
+        } else {
+            first
+        };
+        messages.insert(5, twin);
+        let results = append_together(&store, messages).await;
+        let stored = results
+            .iter()
+            .filter(|r| matches!(r, Ok(Appended::Stored(_))))
+            .count();
+        let refused = results.iter().filter(|r| r.is_err()).count();
+        assert_eq!((stored, refused), (20, 1), "{results:?}");
+        for id in [first, second] {
+            let after = store
+                .append(&message(id, None))
+                .await
+                .expect("the store still appends");
+            let reloaded = ConversationRepository::get(&store, id)
+                .await
+                .expect("conversation");
+            assert_eq!(after.into_message().seq, reloaded.last_seq);
+        }
+    }
+
+    /// Two stores on one database, as two instances are: their writers batch the same
+    /// conversations at the same time.
+    async fn two_stores_appending_to_the_same_conversations_keep_seqs_gap_free(store: SeaOrmStore) {
+        let other = SeaOrmStore::new(store.db.clone());
+        let mut conversations = Vec::new();
+        for _ in 0..6 {
+            conversations.push(conversation(&store).await.id);
+        }
+        let tasks: Vec<_> = (0..20)
+            .flat_map(|round| conversations.iter().map(move |id| (round, *id)))
+            .map(|(round, id)| {
+                let store = if round % 2 == 0 {
+                    store.clone()
+                } else {
+                    other.clone()
+                };
+                tokio::spawn(async move { store.append(&message(id, None)).await })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("append task").expect("append succeeds");
+        }
+        for id in conversations {
+            let history = store
+                .history(
+                    id,
+                    &confab_domain::message::HistoryQuery {
+                        before: None,
+                        after: None,
+                        limit: confab_domain::conversation::PageSize::parse(50, 100)
+                            .expect("page size"),
+                    },
+                )
+                .await
+                .expect("history");
+            let seqs: Vec<u64> = history.messages.iter().map(|m| m.seq.get()).collect();
+            assert_eq!(seqs, (1..=20).collect::<Vec<u64>>());
+        }
+    }
+
+    /// Each check above, as a test on SQLite and one on PostgreSQL.
+    macro_rules! on_both_backends {
+        ($($check:ident),* $(,)?) => {
+            mod on_sqlite {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $check() {
+                        let db = super::sqlite_temp().await.expect("database");
+                        super::$check(db.store()).await;
+                    }
+                )*
+            }
+            mod on_postgres {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $check() {
+                        let admin = super::postgres_url().expect("CONFAB_TEST_POSTGRES_URL is set");
+                        let db = super::postgres_temp(&admin).await.expect("database");
+                        super::$check(db.store()).await;
+                        db.drop_database().await.expect("database dropped");
+                    }
+                )*
+            }
+        };
+    }
+
+    on_both_backends!(
+        appends_sharing_a_client_message_id_store_one_message_and_return_it_to_all,
+        two_replies_to_one_message_in_one_batch_store_one_and_the_other_conflicts,
+        a_batch_that_fails_half_way_is_retried_append_by_append_and_the_store_goes_on,
+        an_append_to_a_missing_conversation_fails_alone_and_the_others_get_gap_free_seqs,
+        appends_to_many_conversations_at_once_get_gap_free_seqs_in_each,
+        a_duplicate_message_id_across_conversations_fails_alone,
+        two_stores_appending_to_the_same_conversations_keep_seqs_gap_free,
+    );
 }
