@@ -4,7 +4,7 @@
 //! The backend is chosen at run time by the URL's scheme. Every query is written once
 //! and runs unchanged on both backends: with SeaORM's builders, except the analytics
 //! aggregates of `maintenance` and the append rule of `append`, plain SQL that SQLite
-//! and PostgreSQL read alike. Only SQLite's group commit adds SQL of SQLite's own. The
+//! and PostgreSQL read alike. Only the group commit adds SQL of each backend's own. The
 //! schema comes from `confab_migrations`.
 //!
 //! # Layout
@@ -20,7 +20,9 @@
 //!   users and the analytics summary as SQL aggregates.
 //! - `append`: the append rule (a guarded `UPDATE` of the conversation, then the
 //!   message), written once for both ways of storing a message.
-//! - `group_commit`: SQLite appends grouped into shared transactions by one writer.
+//! - `group_commit`: appends waiting at the same moment stored together: in one
+//!   transaction by one writer on SQLite, in one statement per batch by a few writers
+//!   on PostgreSQL.
 //! - `search`: full-text search of messages, in FTS5 on SQLite and `tsvector` on
 //!   PostgreSQL.
 //! - `webhooks`: `WebhookRepository` and `WebhookOutbox` on [`SeaOrmStore`]: the
