@@ -2,12 +2,13 @@
 //! at `--url`, printing a table and optionally writing the reports as JSON.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use confab_loadgen::client::Api;
 use confab_loadgen::cluster::{self, Cluster};
+use confab_loadgen::cpu::CpuSample;
 use confab_loadgen::report::{Report, table};
 use confab_loadgen::{floor, scenarios};
 
@@ -24,6 +25,11 @@ struct Cli {
     /// Give up on the scenario after this many seconds.
     #[arg(long, global = true, default_value_t = 600)]
     time_limit: u64,
+    /// The server's process id: the send and round-trip scenarios then also report
+    /// the CPU time it and PostgreSQL spent per operation, a figure that other work
+    /// on a shared machine moves far less than throughput.
+    #[arg(long, global = true)]
+    cpu_of: Option<u32>,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -162,7 +168,7 @@ enum Scenario {
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     let api = Api::new(&cli.url)?;
-    let run = run(&api, cli.scenario);
+    let run = measured(&api, cli.scenario, cli.cpu_of);
     let reports = tokio::time::timeout(Duration::from_secs(cli.time_limit), run)
         .await
         .context("the scenario ran past --time-limit")??;
@@ -179,6 +185,34 @@ async fn main() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Runs `scenario`; with `cpu_of`, a send or round trip also reports the CPU time per
+/// operation of that server and of PostgreSQL (`server_cpu_us_per_op`,
+/// `postgres_cpu_us_per_op`). Other scenarios seed data first, which would count too.
+async fn measured(api: &Api, scenario: Scenario, cpu_of: Option<u32>) -> Result<Vec<Report>> {
+    let server = match (&scenario, cpu_of) {
+        (Scenario::Send { .. } | Scenario::Roundtrip { .. }, Some(pid)) => pid,
+        _ => return run(api, scenario).await,
+    };
+    let before = CpuSample::now(&[server])?;
+    let started = Instant::now();
+    let reports = run(api, scenario).await?;
+    let span = started.elapsed().as_secs_f64();
+    let used = before.until(&CpuSample::now(&[server])?);
+    Ok(reports
+        .into_iter()
+        .map(|report| {
+            let per_op = |group: &str| {
+                let cores = used.groups.get(group).copied().unwrap_or(0.0);
+                (cores * span * 1e6 / report.operations.max(1) as f64).round()
+            };
+            let (server, postgres) = (per_op("confab"), per_op("postgres"));
+            report
+                .with("server_cpu_us_per_op", server)
+                .with("postgres_cpu_us_per_op", postgres)
+        })
+        .collect())
 }
 
 async fn run(api: &Api, scenario: Scenario) -> Result<Vec<Report>> {
