@@ -11,7 +11,10 @@
 //!
 //! - `sqlite`: walks the matches in the index's rowid order in growing chunks, and
 //!   stops once the messages newer than its page have all been checked.
+//! - `postgres`: filters the newest messages of the conversations searched, and
+//!   falls back to the full sort when too few of them match.
 
+mod postgres;
 mod sqlite;
 
 use confab_domain::error::RepoError;
@@ -37,8 +40,13 @@ impl SeaOrmStore {
             .saturating_add(1);
         let newest_first = query.order == SearchOrder::Newest
             && !matches!(query.cursor, Some(SearchCursor::Offset(_)));
-        let rows = if !newest_first || self.db.get_database_backend() == DbBackend::Postgres {
+        let rows = if !newest_first {
             self.every_match(query).await?
+        } else if self.db.get_database_backend() == DbBackend::Postgres {
+            match self.newest_postgres(query, wanted).await? {
+                Some(rows) => rows,
+                None => self.every_match(query).await?,
+            }
         } else {
             self.newest_sqlite(query, wanted).await?
         };
