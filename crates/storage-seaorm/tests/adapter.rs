@@ -21,11 +21,13 @@ use confab_domain::ports::{
     BotRepository, ConversationMaintenance, ConversationRepository, MessageRepository,
     SessionRepository,
 };
+use confab_domain::search::{SearchOrder, SearchQuery, SearchScope, SearchText};
 use confab_domain::session::{Session, SessionId};
 use confab_domain::testing::analytics::{
     expected_handoff_summary, handoff_summary_query, seed_handoffs,
 };
 use confab_domain::testing::{InMemoryStore, seed_bot_in, test_start};
+use confab_domain::timestamp::Timestamp;
 use confab_domain::user::UserId;
 use confab_migrations::{Migrator, MigratorTrait};
 use confab_storage_seaorm::{DatabaseConnection, SeaOrmStore, migrate};
@@ -353,6 +355,62 @@ async fn sqlite_is_built_with_the_query_planner_stability_guarantee() {
         used, 1,
         "LIBSQLITE3_FLAGS from .cargo/config.toml was not applied"
     );
+}
+
+/// A message whose entry in the search index is not under its own rowid, as a
+/// `VACUUM` that renumbers `message_history` leaves it, is still found in its place:
+/// the index's order is never taken for the order of time. Here the newest message's
+/// entry is moved below every other one, where a walk by rowid meets it last.
+#[tokio::test]
+async fn sqlite_search_finds_a_message_indexed_under_another_rowid() {
+    let temp = confab_storage_seaorm::testing::sqlite_temp().await.unwrap();
+    let store = temp.store();
+    let (conversation, _) = conversation(&store).await;
+    let mut stored = Vec::new();
+    for n in 0..200 {
+        let at = Timestamp::from_unix_millis(test_start().unix_millis() + n).unwrap();
+        let message =
+            confab_domain::testing::user_message(&conversation, &format!("pizza {n}"), at);
+        match store.append(&message).await.unwrap() {
+            Appended::Stored(message) => stored.push(message.id),
+            other => panic!("expected the message to be stored, got {other:?}"),
+        }
+    }
+    let newest = stored.last().unwrap().as_uuid();
+    let db = temp.connection();
+    execute_with_id(
+        db,
+        "DELETE FROM message_search \
+         WHERE rowid = (SELECT rowid FROM message_history WHERE id = $1)",
+        newest,
+    )
+    .await;
+    execute_with_id(
+        db,
+        "INSERT INTO message_search (rowid, content, message_id) \
+         SELECT -1, content, id FROM message_history WHERE id = $1",
+        newest,
+    )
+    .await;
+    stored.reverse();
+    for limit in [1, 20] {
+        let query = SearchQuery {
+            text: SearchText::parse("pizza").unwrap(),
+            scope: SearchScope::User(conversation.user_id.clone()),
+            bot_id: None,
+            status: None,
+            order: SearchOrder::Newest,
+            cursor: None,
+            limit: PageSize::clamped(limit, SearchQuery::MAX_LIMIT),
+        };
+        let found: Vec<_> = MessageRepository::search(&store, &query)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|message| message.id)
+            .collect();
+        assert_eq!(found, stored[..limit as usize + 1], "limit {limit}");
+    }
 }
 
 /// An in-memory database lives only while a connection holds it: the schema that

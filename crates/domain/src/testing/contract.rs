@@ -255,6 +255,7 @@ macro_rules! storage_contract_tests {
                 search_keeps_to_its_scope_and_forgets_deleted_conversations,
                 search_filters_by_bot_and_status,
                 search_pages_walk_every_match_once_in_both_orders,
+                search_finds_the_newest_matches_whatever_order_they_were_stored_in,
             ]
             sessions: [
                 a_session_context_round_trips,

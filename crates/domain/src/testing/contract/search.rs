@@ -1,8 +1,9 @@
 //! Contract checks of [`MessageRepository::search`](crate::ports::MessageRepository::search):
 //! whole words in any case, every word of the query, one user's conversations only
-//! (or everyone's), the bot and status filters, deleted conversations gone, and
-//! paging in both orders. Every store answers the same data set with the same
-//! messages, so SQLite, PostgreSQL and the in-memory store agree.
+//! (or everyone's), the bot and status filters, deleted conversations gone, paging
+//! in both orders, and newest first by time even where messages were stored in
+//! another order. Every store answers the same data set with the same messages, so
+//! SQLite, PostgreSQL and the in-memory store agree.
 
 use std::collections::BTreeSet;
 
@@ -188,4 +189,120 @@ pub async fn search_pages_walk_every_match_once_in_both_orders(r: Repositories) 
     }
     let all: BTreeSet<MessageId> = expected.anas_pizza.iter().copied().collect();
     assert_eq!(ranked, all, "rank order visits every match once");
+}
+
+/// Newest first means by time whatever order messages were stored in: a store that
+/// reads its index in the order of storage must not take it for the order of time.
+/// Ana's conversation with the newest messages is stored first, then one with the
+/// oldest, then one in between; Bo's next, with times among Ana's newest; Cy's few
+/// newest before everything, and his many older ones after everything. Times are
+/// shared by several messages, words are spread unevenly (`anchovies` only among the
+/// oldest), and every page is checked, as well as the walk through all of them.
+pub async fn search_finds_the_newest_matches_whatever_order_they_were_stored_in(r: Repositories) {
+    let newest = create(&r, "ana", "alpha", at(0)).await;
+    let oldest = create(&r, "ana", "beta", at(0)).await;
+    let between = create(&r, "ana", "alpha", at(0)).await;
+    let bos = create(&r, "bo", "alpha", at(0)).await;
+    let cys_newest = create(&r, "cy", "alpha", at(0)).await;
+    let cys_older = create(&r, "cy", "alpha", at(0)).await;
+    // Each message with its conversation's user and bot.
+    let mut stored: Vec<(&str, &str, Message)> = Vec::new();
+    for (conversation, count, time) in [
+        (&cys_newest, 10, (|n| 3_000_000 + n * 10) as fn(i64) -> i64),
+        (&newest, 150, |n| 2_000_000 + n / 3 * 10),
+        (&oldest, 150, |n| n / 3 * 10),
+        (&between, 150, |n| 1_000_000 + n / 2 * 15),
+        (&bos, 30, |n| 2_000_000 + n * 10),
+        (&cys_older, 200, |n| 2_500_000 + n * 10),
+    ] {
+        for n in 0..count {
+            let text = match n % 10 {
+                0 if conversation.id == oldest.id => "pizza with anchovies",
+                0 => "pizza with olives",
+                n if n % 2 == 0 => "pizza",
+                _ => "salad",
+            };
+            let message = append(&r, &user_message(conversation, text, at(time(n)))).await;
+            stored.push((
+                conversation.user_id.as_str(),
+                conversation.bot_id.as_str(),
+                message,
+            ));
+        }
+    }
+    let expected = |query: &SearchQuery| {
+        let mut matches: Vec<&Message> = stored
+            .iter()
+            .filter(|(user, bot, message)| {
+                let in_scope = match &query.scope {
+                    SearchScope::User(wanted) => wanted.as_str() == *user,
+                    SearchScope::Everyone => true,
+                };
+                in_scope
+                    && query
+                        .bot_id
+                        .as_ref()
+                        .is_none_or(|wanted| wanted.as_str() == *bot)
+                    && query.text.matches(message.content.as_str())
+            })
+            .map(|(_, _, message)| message)
+            .collect();
+        matches.sort_by_key(|message| std::cmp::Reverse((message.timestamp, message.id)));
+        matches
+            .into_iter()
+            .map(|message| message.id)
+            .collect::<Vec<_>>()
+    };
+    let scopes = [
+        SearchScope::User(user_id("ana")),
+        SearchScope::User(user_id("bo")),
+        SearchScope::User(user_id("cy")),
+        SearchScope::Everyone,
+    ];
+    for scope in scopes {
+        for words in ["pizza", "salad", "olives", "pizza olives", "anchovies"] {
+            for bot in [None, Some(bot_id("beta"))] {
+                let everything = SearchQuery {
+                    bot_id: bot,
+                    ..query(words, scope.clone())
+                };
+                let all = expected(&everything);
+                for limit in [1, 20, SearchQuery::MAX_LIMIT] {
+                    let first = SearchQuery {
+                        limit: PageSize::clamped(limit, SearchQuery::MAX_LIMIT),
+                        ..everything.clone()
+                    };
+                    let wanted = all.len().min(limit as usize + 1);
+                    assert_eq!(
+                        ids(&r, &first).await,
+                        all[..wanted],
+                        "{words:?} in {scope:?}, bot {:?}, limit {limit}",
+                        first.bot_id
+                    );
+                }
+                let mut walked = Vec::new();
+                let mut cursor = None;
+                loop {
+                    let page = found(
+                        &r,
+                        &SearchQuery {
+                            cursor,
+                            limit: PageSize::clamped(20, SearchQuery::MAX_LIMIT),
+                            ..everything.clone()
+                        },
+                    )
+                    .await;
+                    walked.extend(page.iter().take(20).map(|m| m.id));
+                    let Some(last) = page.get(19).filter(|_| page.len() > 20) else {
+                        break;
+                    };
+                    cursor = Some(SearchCursor::Before {
+                        timestamp: last.timestamp,
+                        id: last.id,
+                    });
+                }
+                assert_eq!(walked, all, "{words:?} in {scope:?}, every page");
+            }
+        }
+    }
 }
