@@ -187,12 +187,21 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-/// Runs `scenario`; with `cpu_of`, a send or round trip also reports the CPU time per
-/// operation of that server and of PostgreSQL (`server_cpu_us_per_op`,
-/// `postgres_cpu_us_per_op`). Other scenarios seed data first, which would count too.
+/// Runs `scenario`; with `cpu_of`, a send or a round trip without background load also
+/// reports the CPU time per operation of that server and of PostgreSQL
+/// (`server_cpu_us_per_op`, `postgres_cpu_us_per_op`). Other scenarios seed data
+/// first, which would count too.
 async fn measured(api: &Api, scenario: Scenario, cpu_of: Option<u32>) -> Result<Vec<Report>> {
     let server = match (&scenario, cpu_of) {
-        (Scenario::Send { .. } | Scenario::Roundtrip { .. }, Some(pid)) => pid,
+        // With background load the CPU would be the background's as much as the
+        // round trips'.
+        (
+            Scenario::Send { .. }
+            | Scenario::Roundtrip {
+                background_rate: 0, ..
+            },
+            Some(pid),
+        ) => pid,
         _ => return run(api, scenario).await,
     };
     let before = CpuSample::now(&[server])?;
