@@ -291,6 +291,20 @@ mod tests {
         }
     }
 
+    /// The conversation's first 50 messages.
+    async fn first_page(store: &SeaOrmStore, conversation: ConversationId) -> Vec<Message> {
+        let query = confab_domain::message::HistoryQuery {
+            before: None,
+            after: None,
+            limit: confab_domain::conversation::PageSize::parse(50, 100).expect("page size"),
+        };
+        store
+            .history(conversation, &query)
+            .await
+            .expect("history")
+            .messages
+    }
+
     /// Appends every message at once from tasks of their own, so that they queue
     /// together and share batches.
     async fn append_together(
@@ -385,20 +399,9 @@ mod tests {
             ),
             (Seq::new(2), question.seq, 2)
         );
-        let history = store
-            .history(
-                conversation.id,
-                &confab_domain::message::HistoryQuery {
-                    before: None,
-                    after: None,
-                    limit: confab_domain::conversation::PageSize::parse(50, 100)
-                        .expect("page size"),
-                },
-            )
-            .await
-            .expect("history");
-        assert_eq!(history.messages.len(), 2);
-        assert_eq!(history.messages[1], stored[0], "stored as returned");
+        let history = first_page(&store, conversation.id).await;
+        assert_eq!(history.len(), 2);
+        assert_eq!(history[1], stored[0], "stored as returned");
     }
 
     async fn a_batch_that_fails_half_way_is_retried_append_by_append_and_the_store_goes_on(
@@ -526,19 +529,8 @@ mod tests {
             task.await.expect("append task").expect("append succeeds");
         }
         for id in conversations {
-            let history = store
-                .history(
-                    id,
-                    &confab_domain::message::HistoryQuery {
-                        before: None,
-                        after: None,
-                        limit: confab_domain::conversation::PageSize::parse(50, 100)
-                            .expect("page size"),
-                    },
-                )
-                .await
-                .expect("history");
-            let seqs: Vec<u64> = history.messages.iter().map(|m| m.seq.get()).collect();
+            let history = first_page(&store, id).await;
+            let seqs: Vec<u64> = history.iter().map(|m| m.seq.get()).collect();
             assert_eq!(seqs, (1..=20).collect::<Vec<u64>>());
         }
     }
