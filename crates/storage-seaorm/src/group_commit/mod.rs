@@ -157,6 +157,18 @@ impl AppendQueue {
                         let _ = pending.done.send(result);
                     }
                 }
+                // The database cannot be reached: retrying one by one would make each
+                // append of the batch wait out the pool's timeout in turn, and the
+                // queue behind them with it. Each caller hears at once, as it would
+                // alone; nothing was acknowledged.
+                Err(RepoError::Unavailable(cause)) => {
+                    let cause = cause.to_string();
+                    for pending in batch {
+                        let _ = pending
+                            .done
+                            .send(Err(RepoError::Unavailable(cause.clone().into())));
+                    }
+                }
                 Err(_) => {
                     for pending in batch {
                         let result = append_alone(&db, &pending.message).await;
