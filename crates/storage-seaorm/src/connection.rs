@@ -29,6 +29,13 @@ const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The PostgreSQL advisory lock that serialises migrations: "confab" in ASCII.
 const MIGRATION_LOCK_KEY: i64 = 0x636f_6e66_6162;
 
+/// The WAL size, in pages, at which a committing SQLite connection checkpoints it
+/// itself: a backstop, as the group-commit writer has it checkpointed in the background
+/// while appends come (`group_commit`), off the commits' path. Ten times SQLite's
+/// default, so that only writes without appends (management, a server without
+/// messages) reach it; 40 MB of WAL at most.
+const WAL_AUTOCHECKPOINT_PAGES: &str = "10000";
+
 /// Pooled SQLite connections. WAL lets readers run beside the one writer, so a few
 /// connections keep history reads from queueing behind appends.
 const SQLITE_POOL_SIZE: u32 = 8;
@@ -93,6 +100,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, RepoError> {
                 .foreign_keys(true)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
         });
     }
     if !url.starts_with("sqlite:") {

@@ -28,6 +28,7 @@ mod sqlite;
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use confab_domain::conversation::ConversationId;
 use confab_domain::error::RepoError;
@@ -46,6 +47,11 @@ const MAX_BATCH: usize = 256;
 /// wait for a slow one; each holds a pooled connection while it writes.
 const POSTGRES_WRITERS: usize = 4;
 
+/// How often the WAL of SQLite is checkpointed while appends commit: often enough
+/// that the WAL stays a few megabytes (readers look pages up in it), rarely enough
+/// that a page many commits change is copied back once for all of them.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
 /// The appends waiting for a writer, and the writers at work.
 #[derive(Default)]
 pub(crate) struct AppendQueue {
@@ -58,6 +64,10 @@ struct QueueState {
     writers: usize,
     /// Conversations with an append in a PostgreSQL batch being stored.
     in_flight: HashSet<ConversationId>,
+    /// SQLite: whether the background checkpoint runs, and whether a batch committed
+    /// since its last checkpoint started.
+    checkpointing: bool,
+    committed_since_checkpoint: bool,
 }
 
 struct Pending {
@@ -147,6 +157,9 @@ impl AppendQueue {
             };
             match committed {
                 Ok(steps) => {
+                    if backend == DbBackend::Sqlite {
+                        self.checkpoint_soon(&db);
+                    }
                     for (pending, stored) in batch.into_iter().zip(steps) {
                         let result = match stored {
                             Some(message) => Ok(Appended::Stored(message)),
@@ -177,6 +190,40 @@ impl AppendQueue {
                 }
             }
         }
+    }
+}
+
+impl AppendQueue {
+    /// Has the WAL's committed pages copied back into the database file in the
+    /// background, on a task and a connection of its own: every [`CHECKPOINT_EVERY`]
+    /// while commits come, and once more after the last. SQLite would otherwise
+    /// checkpoint inside the commit that crosses its threshold, and every append of
+    /// that batch would wait for the copy and its `fsync`. A passive checkpoint does
+    /// not block the writer, and one that fails leaves the pages for the next one (or
+    /// for SQLite's own threshold, which `connect` keeps as a backstop).
+    fn checkpoint_soon(self: &Arc<Self>, db: &DatabaseConnection) {
+        {
+            let mut state = self.lock();
+            state.committed_since_checkpoint = true;
+            if state.checkpointing {
+                return;
+            }
+            state.checkpointing = true;
+        }
+        let queue = Arc::clone(self);
+        let db = db.clone();
+        tokio::spawn(async move {
+            loop {
+                queue.lock().committed_since_checkpoint = false;
+                let _ = sqlite::checkpoint(&db).await;
+                tokio::time::sleep(CHECKPOINT_EVERY).await;
+                let mut state = queue.lock();
+                if !state.committed_since_checkpoint {
+                    state.checkpointing = false;
+                    return;
+                }
+            }
+        });
     }
 }
 
@@ -582,4 +629,53 @@ mod tests {
         a_duplicate_message_id_across_conversations_fails_alone,
         two_stores_appending_to_the_same_conversations_keep_seqs_gap_free,
     );
+
+    /// SQLite's own checkpoint would wait for 10 000 pages of WAL; twenty appends reach
+    /// the database file only if the writer has the WAL checkpointed in the background.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_appends_reach_the_database_file_through_a_background_checkpoint() {
+        let db = sqlite_temp().await.expect("database");
+        let store = db.store();
+        let id = conversation(&store).await.id;
+        let messages = (0..20).map(|_| message(id, None)).collect();
+        let results = append_together(&store, messages).await;
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+
+        let file = db
+            .url()
+            .trim_start_matches("sqlite://")
+            .trim_end_matches("?mode=rwc")
+            .to_owned();
+        // The file alone, without its WAL, holds only what was checkpointed.
+        let copy = format!("{file}.checkpointed");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            std::fs::copy(&file, &copy).expect("database file copied");
+            let reader = crate::connect(&format!("sqlite://{copy}?mode=rw"))
+                .await
+                .expect("copy opened");
+            // Before the first checkpoint the file has not even the tables.
+            let query = confab_domain::message::HistoryQuery {
+                before: None,
+                after: None,
+                limit: confab_domain::conversation::PageSize::parse(50, 100).expect("page size"),
+            };
+            let stored = SeaOrmStore::new(reader.clone())
+                .history(id, &query)
+                .await
+                .map_or(0, |page| page.messages.len());
+            reader.close().await.expect("copy closed");
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{copy}{suffix}"));
+            }
+            if stored == 20 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the database file holds {stored} of 20 messages"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }

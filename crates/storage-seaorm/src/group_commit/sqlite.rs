@@ -34,6 +34,21 @@ pub(super) async fn commit_batch(
     applied
 }
 
+/// Checkpoints the WAL without waiting for readers or the writer (`PASSIVE`): it copies
+/// back what it can, and what a reader still needs stays for the next checkpoint.
+pub(super) async fn checkpoint(db: &DatabaseConnection) -> Result<(), RepoError> {
+    let mut connection = db
+        .get_sqlite_connection_pool()
+        .acquire()
+        .await
+        .map_err(sqlx_error)?;
+    sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        .execute(&mut *connection)
+        .await
+        .map_err(sqlx_error)?;
+    Ok(())
+}
+
 /// Chunk sizes of a batch, largest first. Each chunk is one multi-statement query, and
 /// keeping to a few sizes keeps to a few SQL texts, each prepared once per connection.
 const CHUNK_SIZES: [usize; 6] = [32, 16, 8, 4, 2, 1];
