@@ -35,6 +35,9 @@
 //! - `m20261204_000003_add_webhooks`: outgoing webhooks' subscriptions and the outbox
 //!   of their deliveries, filled by triggers in the transaction of each change.
 //! - `m20261204_000004_add_feedback`: users' ratings of bot replies, on the message.
+//! - `m20261204_000005_add_feedback_webhooks`: `feedback.created` webhooks.
+//! - `m20261204_000006_drop_activity_indexes`: two of `m20261125_000006`'s indexes on
+//!   `conversations`, which every message rewrote, go.
 
 /// Re-exported so that callers can run [`Migrator`] without naming sea-orm-migration.
 pub use sea_orm_migration::MigratorTrait;
@@ -48,6 +51,7 @@ mod m20261204_000002_add_message_search;
 mod m20261204_000003_add_webhooks;
 mod m20261204_000004_add_feedback;
 mod m20261204_000005_add_feedback_webhooks;
+mod m20261204_000006_drop_activity_indexes;
 
 /// Applies confab's migrations; `Migrator::up(&db, None)` brings a database to the
 /// current schema.
@@ -66,6 +70,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000003_add_webhooks::Migration),
             Box::new(m20261204_000004_add_feedback::Migration),
             Box::new(m20261204_000005_add_feedback_webhooks::Migration),
+            Box::new(m20261204_000006_drop_activity_indexes::Migration),
         ]
     }
 }
