@@ -145,7 +145,7 @@ mod tests {
         Metadata, PageSize, Title,
     };
     use crate::error::ValidationError;
-    use crate::message::{Attachment, HistoryCursor, MessageId, Sender, Seq};
+    use crate::message::{Attachment, HistoryCursor, HistoryPage, MessageId, Sender, Seq};
     use crate::ports::{MockConversationRepository, MockMessageRepository};
     use crate::testing::{ScriptedEngine, TestPorts, user};
 
@@ -192,6 +192,14 @@ mod tests {
     fn appends_nothing() -> Arc<MockMessageRepository> {
         let mut messages = MockMessageRepository::new();
         messages.expect_append().never();
+        // A history page is read beside the visibility check, and dropped when the
+        // check fails.
+        messages.expect_history().returning(|_, _| {
+            Ok(HistoryPage {
+                messages: Vec::new(),
+                has_more: false,
+            })
+        });
         Arc::new(messages)
     }
 

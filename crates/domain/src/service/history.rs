@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 
-use crate::conversation::{Conversation, ConversationId, ConversationPage, ListQuery, PageSize};
+use crate::conversation::{ConversationId, ConversationPage, ListQuery, PageSize};
 use crate::error::{DomainError, RepoError, ValidationError};
 use crate::event::EventKind;
 use crate::message::{HistoryBound, HistoryCursor, HistoryPage, HistoryQuery, Message};
@@ -34,18 +34,34 @@ impl ConversationService {
         conversation_id: ConversationId,
         request: HistoryRequest,
     ) -> Result<HistoryPage, DomainError> {
-        let conversation = self.conversation(caller, conversation_id).await?;
+        // The page is read beside the check that the caller may see the conversation,
+        // not after it: a page costs one storage round trip instead of two in a row.
+        // Nothing of the page leaves here unless the check passes, and its failure is
+        // the one reported.
+        let (visible, page) = futures::join!(
+            self.conversation(caller, conversation_id),
+            self.page(conversation_id, request)
+        );
+        visible?;
+        page
+    }
+
+    async fn page(
+        &self,
+        conversation: ConversationId,
+        request: HistoryRequest,
+    ) -> Result<HistoryPage, DomainError> {
         let query = HistoryQuery {
-            before: self.bound(&conversation, request.before).await?,
-            after: self.bound(&conversation, request.after).await?,
+            before: self.bound(conversation, request.before).await?,
+            after: self.bound(conversation, request.after).await?,
             limit: request.limit,
         };
-        Ok(self.ports.messages.history(conversation.id, &query).await?)
+        Ok(self.ports.messages.history(conversation, &query).await?)
     }
 
     async fn bound(
         &self,
-        conversation: &Conversation,
+        conversation: ConversationId,
         cursor: Option<HistoryCursor>,
     ) -> Result<Option<HistoryBound>, DomainError> {
         Ok(match cursor {
@@ -56,7 +72,7 @@ impl ConversationService {
                 let message =
                     self.ports
                         .messages
-                        .get(conversation.id, id)
+                        .get(conversation, id)
                         .await
                         .map_err(not_found_as(DomainError::Invalid(
                             ValidationError::UnknownCursorMessage(id.to_string()),
