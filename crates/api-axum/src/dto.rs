@@ -282,9 +282,15 @@ pub struct FeedbackBody {
 
 impl From<Feedback> for FeedbackBody {
     fn from(feedback: Feedback) -> Self {
+        Self::from(&feedback)
+    }
+}
+
+impl From<&Feedback> for FeedbackBody {
+    fn from(feedback: &Feedback) -> Self {
         Self {
             rating: feedback.rating.into(),
-            comment: feedback.comment.map(|c| c.as_str().to_owned()),
+            comment: feedback.comment.as_ref().map(|c| c.as_str().to_owned()),
             at: feedback.at.to_rfc3339(),
         }
     }
@@ -292,12 +298,20 @@ impl From<Feedback> for FeedbackBody {
 
 impl From<Message> for MessageBody {
     fn from(message: Message) -> Self {
+        Self::from(&message)
+    }
+}
+
+/// From a borrowed message, such as the one in an event the bus shares among its
+/// followers: the body's fields are text of their own either way.
+impl From<&Message> for MessageBody {
+    fn from(message: &Message) -> Self {
         Self {
             id: message.id.to_string(),
             conversation_id: message.conversation_id.to_string(),
             seq: message.seq.get(),
             sender: message.sender.into(),
-            sender_id: message.sender_id,
+            sender_id: message.sender_id.clone(),
             content: message.content.as_str().to_owned(),
             attachments: message
                 .attachments
@@ -307,14 +321,19 @@ impl From<Message> for MessageBody {
                 .collect(),
             suggestions: message
                 .suggestions
-                .into_iter()
-                .map(|s| SuggestionBody { text: s.text })
+                .iter()
+                .map(|s| SuggestionBody {
+                    text: s.text.clone(),
+                })
                 .collect(),
-            client_message_id: message.client_message_id.map(|id| id.as_str().to_owned()),
+            client_message_id: message
+                .client_message_id
+                .as_ref()
+                .map(|id| id.as_str().to_owned()),
             reply_to: message.reply_to.map(|id| id.to_string()),
             timestamp: message.timestamp.to_rfc3339(),
             metadata: message.metadata.to_value(),
-            feedback: message.feedback.map(FeedbackBody::from),
+            feedback: message.feedback.as_ref().map(FeedbackBody::from),
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::conversation::{
     ListQuery, PageSize,
 };
 use crate::error::{BotError, EventBusError, RepoError};
-use crate::event::{ConversationEvent, EventKind};
+use crate::event::{ConversationEvent, EventKind, SharedEvent};
 use crate::handoff::{HandoffChange, HandoffListing};
 use crate::lease::{LeaseHolder, Release};
 use crate::message::{
@@ -402,8 +402,9 @@ pub trait EngineRegistry: Send + Sync {
     fn engine_for(&self, bot: &Bot) -> Result<Arc<dyn BotEngine>, BotError>;
 }
 
-/// A stream of the events of one conversation.
-pub type EventStream = BoxStream<'static, ConversationEvent>;
+/// A stream of the events of one conversation. Every subscriber of the conversation
+/// receives the same [`SharedEvent`]s, not copies of them.
+pub type EventStream = BoxStream<'static, SharedEvent>;
 
 /// Carries conversation events to every subscriber, on this instance or others.
 #[async_trait]

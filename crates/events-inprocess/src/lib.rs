@@ -1,6 +1,10 @@
 //! The in-process event bus: [`InProcessEventBus`] carries conversation events to the
 //! subscribers of one server instance. Several instances need a shared bus instead
 //! (NATS); this one is the default for a single instance.
+//!
+//! An event is wrapped once, when published, in a [`SharedEvent`]: the broadcast
+//! channel clones it for each subscriber, which for a shared event is a reference
+//! count, not a copy of the message it carries.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -8,7 +12,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use confab_domain::conversation::ConversationId;
 use confab_domain::error::EventBusError;
-use confab_domain::event::ConversationEvent;
+use confab_domain::event::{ConversationEvent, SharedEvent};
 use confab_domain::ports::{EventBus, EventStream};
 use futures::StreamExt;
 use tokio::sync::broadcast;
@@ -22,7 +26,7 @@ use tokio::sync::broadcast;
 pub struct InProcessEventBus {
     capacity: usize,
     /// A std mutex: held only for a map operation, never across an await.
-    channels: Mutex<HashMap<ConversationId, broadcast::Sender<ConversationEvent>>>,
+    channels: Mutex<HashMap<ConversationId, broadcast::Sender<SharedEvent>>>,
 }
 
 impl InProcessEventBus {
@@ -49,7 +53,7 @@ impl EventBus for InProcessEventBus {
             let conversation = event.conversation_id;
             // An error means every receiver is gone: forget the channel so that
             // conversations nobody watches cost nothing.
-            if sender.send(event).is_err() {
+            if sender.send(SharedEvent::new(event)).is_err() {
                 channels.remove(&conversation);
             }
         }
@@ -105,9 +109,20 @@ mod tests {
         let mut unrelated = bus.subscribe(other).await.unwrap();
         bus.publish(status_event(conversation)).await.unwrap();
         bus.publish(status_event(other)).await.unwrap();
-        assert_eq!(first.next().await.unwrap(), status_event(conversation));
-        assert_eq!(second.next().await.unwrap(), status_event(conversation));
-        assert_eq!(unrelated.next().await.unwrap(), status_event(other));
+        assert_eq!(*first.next().await.unwrap(), status_event(conversation));
+        assert_eq!(*second.next().await.unwrap(), status_event(conversation));
+        assert_eq!(*unrelated.next().await.unwrap(), status_event(other));
+    }
+
+    #[tokio::test]
+    async fn subscribers_of_a_conversation_share_one_event_rather_than_copies() {
+        let bus = InProcessEventBus::default();
+        let conversation = ConversationId::from_uuid(Uuid::now_v7());
+        let mut first = bus.subscribe(conversation).await.unwrap();
+        let mut second = bus.subscribe(conversation).await.unwrap();
+        bus.publish(status_event(conversation)).await.unwrap();
+        let (first, second) = (first.next().await.unwrap(), second.next().await.unwrap());
+        assert!(first.ptr_eq(&second));
     }
 
     #[tokio::test]

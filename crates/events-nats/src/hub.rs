@@ -1,6 +1,7 @@
 //! The local side of the bus: one NATS subscription per followed conversation, decoded
-//! once and fanned out to this instance's subscribers through a broadcast channel, and
-//! what the connection's events do to those subscriptions.
+//! once and fanned out to this instance's subscribers through a broadcast channel (as
+//! one [`SharedEvent`] that they all hold, not a copy each), and what the connection's
+//! events do to those subscriptions.
 //!
 //! Every local stream ends, never skips: when its subscriber lags, when the last
 //! NATS connection came back after an outage (events published meanwhile are gone),
@@ -13,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use async_nats::{Event, Subscriber};
 use confab_domain::conversation::ConversationId;
-use confab_domain::event::ConversationEvent;
+use confab_domain::event::{ConversationEvent, SharedEvent};
 use confab_domain::ports::EventStream;
 use futures::StreamExt;
 use tokio::sync::{broadcast, watch};
@@ -47,7 +48,7 @@ struct Entry {
     /// Tells this entry from a later one of the same conversation, so that a stale
     /// release or forwarder never removes its successor.
     id: u64,
-    sender: broadcast::Sender<ConversationEvent>,
+    sender: broadcast::Sender<SharedEvent>,
     /// Whether the server is known to have taken the NATS subscription.
     confirmed: bool,
     forwarder: AbortHandle,
@@ -63,7 +64,7 @@ impl Drop for Entry {
 
 /// A local subscriber's place in an entry.
 pub(crate) struct Joined {
-    receiver: broadcast::Receiver<ConversationEvent>,
+    receiver: broadcast::Receiver<SharedEvent>,
     ticket: Ticket,
     /// Whether the subscriber must make sure the server took the NATS subscription
     /// before it relies on the stream.
@@ -95,7 +96,7 @@ impl Drop for Ticket {
 /// A local stream's state. Fields drop in order: the receiver goes before the ticket
 /// counts the receivers left.
 struct Local {
-    receiver: broadcast::Receiver<ConversationEvent>,
+    receiver: broadcast::Receiver<SharedEvent>,
     _ticket: Ticket,
 }
 
@@ -309,7 +310,7 @@ async fn forward(
     conversation: ConversationId,
     id: u64,
     mut subscriber: Subscriber,
-    sender: broadcast::Sender<ConversationEvent>,
+    sender: broadcast::Sender<SharedEvent>,
 ) {
     while let Some(message) = subscriber.next().await {
         let Some(event) = receive(conversation, &message.payload) else {
@@ -317,7 +318,7 @@ async fn forward(
         };
         // An error means no receiver right now: the last one's ticket removes the
         // entry (and aborts this task), and a subscriber joining meanwhile keeps it.
-        sender.send(event).ok();
+        sender.send(SharedEvent::new(event)).ok();
     }
     // The client closed the subscription: end the local streams rather than leave them
     // waiting on a subscription that will never deliver.
@@ -449,7 +450,9 @@ mod tests {
             needs_confirmation: false,
         };
         for _ in 0..5 {
-            sender.send(deleted(conversation)).unwrap();
+            sender
+                .send(SharedEvent::new(deleted(conversation)))
+                .unwrap();
         }
         let mut stream = stream(joined);
         // Polled once, on this thread, so inside the recorder's scope.

@@ -5,6 +5,7 @@
 //! - [`client`]: the few API calls the scenarios make.
 //! - [`scenarios`]: `send` (REST and WebSocket), `roundtrip`, `history`, `list`,
 //!   `sockets`.
+//! - [`fanout`]: several sockets of one user following one conversation.
 //! - [`cluster`]: the scale-out scenarios, over several instances sharing PostgreSQL
 //!   and NATS.
 //! - [`cpu`]: how many cores the machine and the servers used during a measurement.
@@ -18,6 +19,7 @@
 pub mod client;
 pub mod cluster;
 pub mod cpu;
+pub mod fanout;
 pub mod floor;
 pub mod report;
 pub mod scenarios;

@@ -10,7 +10,7 @@ use confab_loadgen::client::Api;
 use confab_loadgen::cluster::{self, Cluster};
 use confab_loadgen::cpu::CpuSample;
 use confab_loadgen::report::{Report, table};
-use confab_loadgen::{floor, scenarios};
+use confab_loadgen::{fanout, floor, scenarios};
 
 /// Load generator for confab: throughput and latency over HTTP and WebSocket.
 #[derive(Debug, Parser)]
@@ -25,9 +25,10 @@ struct Cli {
     /// Give up on the scenario after this many seconds.
     #[arg(long, global = true, default_value_t = 600)]
     time_limit: u64,
-    /// The server's process id: the send and round-trip scenarios then also report
-    /// the CPU time it and PostgreSQL spent per operation, a figure that other work
-    /// on a shared machine moves far less than throughput.
+    /// The server's process id: the send, round-trip and fan-out scenarios then also
+    /// report the CPU time it and PostgreSQL spent per operation (and per frame for
+    /// fan-out), a figure that other work on a shared machine moves far less than
+    /// throughput.
     #[arg(long, global = true)]
     cpu_of: Option<u32>,
     #[command(subcommand)]
@@ -61,6 +62,21 @@ enum Scenario {
         /// Messages per second other sockets send meanwhile.
         #[arg(long, default_value_t = 0)]
         background_rate: u32,
+    },
+    /// K sockets of one user follow one conversation with the echo bot while the
+    /// first sends M messages: the cost of each event going out to every socket.
+    Fanout {
+        #[arg(long, default_value_t = 8)]
+        sockets: usize,
+        #[arg(long, default_value_t = 1000)]
+        messages: usize,
+        /// Unacknowledged messages the sending socket keeps in flight.
+        #[arg(long, default_value_t = 8)]
+        window: usize,
+        /// Bytes added to each message's text (the echo's replies repeat it); the
+        /// server takes up to 16 KiB.
+        #[arg(long, default_value_t = 0)]
+        content_bytes: usize,
     },
     /// Random 50-message pages of a conversation seeded with M messages.
     History {
@@ -187,16 +203,18 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-/// Runs `scenario`; with `cpu_of`, a send or a round trip without background load also
-/// reports the CPU time per operation of that server and of PostgreSQL
-/// (`server_cpu_us_per_op`, `postgres_cpu_us_per_op`). Other scenarios seed data
-/// first, which would count too.
+/// Runs `scenario`; with `cpu_of`, a send, a fan-out or a round trip without
+/// background load also reports the CPU time per operation of that server and of
+/// PostgreSQL (`server_cpu_us_per_op`, `postgres_cpu_us_per_op`), and per frame
+/// (`server_cpu_us_per_frame`) when the report counts `frames`. Other scenarios seed
+/// data first, which would count too.
 async fn measured(api: &Api, scenario: Scenario, cpu_of: Option<u32>) -> Result<Vec<Report>> {
     let server = match (&scenario, cpu_of) {
         // With background load the CPU would be the background's as much as the
         // round trips'.
         (
             Scenario::Send { .. }
+            | Scenario::Fanout { .. }
             | Scenario::Roundtrip {
                 background_rate: 0, ..
             },
@@ -212,14 +230,21 @@ async fn measured(api: &Api, scenario: Scenario, cpu_of: Option<u32>) -> Result<
     Ok(reports
         .into_iter()
         .map(|report| {
-            let per_op = |group: &str| {
-                let cores = used.groups.get(group).copied().unwrap_or(0.0);
-                (cores * span * 1e6 / report.operations.max(1) as f64).round()
-            };
+            let cpu_us = |group: &str| used.groups.get(group).copied().unwrap_or(0.0) * span * 1e6;
+            let per_op = |group: &str| (cpu_us(group) / report.operations.max(1) as f64).round();
             let (server, postgres) = (per_op("confab"), per_op("postgres"));
-            report
+            let frames = report.extra.get("frames").copied();
+            let report = report
                 .with("server_cpu_us_per_op", server)
-                .with("postgres_cpu_us_per_op", postgres)
+                .with("postgres_cpu_us_per_op", postgres);
+            match frames {
+                // Tenths: a frame costs a few microseconds.
+                Some(frames) => report.with(
+                    "server_cpu_us_per_frame",
+                    (cpu_us("confab") * 10.0 / frames.max(1.0)).round() / 10.0,
+                ),
+                None => report,
+            }
         })
         .collect())
 }
@@ -242,6 +267,12 @@ async fn run(api: &Api, scenario: Scenario) -> Result<Vec<Report>> {
             messages,
             background_rate,
         } => vec![scenarios::roundtrip(api, messages, background_rate).await?],
+        Scenario::Fanout {
+            sockets,
+            messages,
+            window,
+            content_bytes,
+        } => vec![fanout::fanout(api, sockets, messages, window, content_bytes).await?],
         Scenario::History {
             database_url,
             messages,

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use confab_loadgen::client::Api;
 use confab_loadgen::cluster::{self, Cluster};
 use confab_loadgen::report::{Report, table};
-use confab_loadgen::{floor, scenarios};
+use confab_loadgen::{fanout, floor, scenarios};
 use confab_server::{App, Config};
 
 fn assert_complete(report: &Report, operations: u64) {
@@ -52,6 +52,10 @@ async fn every_scenario_runs_to_completion_against_a_real_server() {
         .await
         .expect("roundtrip under load");
     assert_complete(&loaded, 5);
+    let fanned = fanout::fanout(&api, 3, 6, 2, 100).await.expect("fanout");
+    assert_complete(&fanned, 18);
+    // Each socket sees at least the six messages and their six replies.
+    assert!(fanned.extra["frames"] >= 36.0);
     let history = scenarios::history(&api, &database_url, 120, 10)
         .await
         .expect("history");

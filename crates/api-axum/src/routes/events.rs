@@ -28,7 +28,7 @@ use crate::dto::text::SeqText;
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, ConversationPath};
 use crate::state::AppState;
-use crate::ws::protocol::ServerFrame;
+use crate::ws::protocol::{EventFrame, ServerFrame};
 
 /// How often a comment line keeps an idle stream open through proxies.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -184,8 +184,8 @@ pub(crate) async fn events(
                     EventKind::Message(message) => Some(message.seq),
                     _ => None,
                 };
-                let frame = ServerFrame::from_event(event);
-                let sse = Event::default().event(frame.kind()).data(frame.to_text());
+                let frame = EventFrame::of(&event);
+                let sse = Event::default().event(frame.kind).data(frame.text.as_str());
                 match seq {
                     Some(seq) => sse.id(seq.to_string()),
                     None => sse,

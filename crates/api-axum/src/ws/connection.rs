@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use confab_domain::conversation::ConversationId;
 use confab_domain::error::{DomainError, ValidationError};
 use confab_domain::message::Seq;
@@ -32,7 +32,7 @@ pub(super) struct Connection {
     state: AppState,
     caller: Caller,
     settings: WsSettings,
-    outbox: mpsc::Sender<String>,
+    outbox: mpsc::Sender<Utf8Bytes>,
     close: watch::Sender<CloseReason>,
     followed: HashMap<ConversationId, JoinHandle<()>>,
     /// The conversation of each session this socket named and may see. A session
@@ -47,7 +47,7 @@ impl Connection {
     pub(super) fn new(
         state: AppState,
         caller: Caller,
-        outbox: mpsc::Sender<String>,
+        outbox: mpsc::Sender<Utf8Bytes>,
         close: watch::Sender<CloseReason>,
     ) -> Self {
         Self {
@@ -319,7 +319,7 @@ impl Connection {
         // its own then.
         let sent = self
             .outbox
-            .send_timeout(frame.to_text(), self.settings.send_timeout)
+            .send_timeout(frame.to_text().into(), self.settings.send_timeout)
             .await;
         if let Err(mpsc::error::SendTimeoutError::Timeout(_)) = sent {
             self.shut(TRY_AGAIN_LATER, TOO_SLOW);

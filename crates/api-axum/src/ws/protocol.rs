@@ -2,7 +2,8 @@
 //! server sends ([`ServerFrame`]), one JSON object per text frame, tagged by `type`.
 //! See docs/websocket.md for every frame with an example.
 
-use confab_domain::event::{ConversationEvent, EventKind};
+use axum::extract::ws::Utf8Bytes;
+use confab_domain::event::{ConversationEvent, EventKind, SharedEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::dto::{AttachmentBody, FeedbackBody, MessageBody};
@@ -154,11 +155,12 @@ pub(crate) enum ServerFrame {
 }
 
 impl ServerFrame {
-    /// The frame for a conversation event.
-    pub(crate) fn from_event(event: ConversationEvent) -> Self {
+    /// The frame for a conversation event. It depends on the event alone, never on
+    /// who follows it, which is what lets [`EventFrame`] share one encoding.
+    pub(crate) fn from_event(event: &ConversationEvent) -> Self {
         let conversation_id = event.conversation_id.to_string();
         let session_id = event.session_id.to_string();
-        match event.kind {
+        match &event.kind {
             EventKind::Message(message) => Self::Message {
                 session_id,
                 message: MessageBody::from(message),
@@ -172,15 +174,15 @@ impl ServerFrame {
                 conversation_id,
                 session_id,
                 reply_id: reply_id.to_string(),
-                index,
-                content,
-                snapshot,
+                index: *index,
+                content: content.clone(),
+                snapshot: *snapshot,
             },
             EventKind::Typing { sender, active } => Self::Typing {
                 conversation_id,
                 session_id,
                 sender: sender.as_str(),
-                active,
+                active: *active,
             },
             EventKind::Status(status) => {
                 Self::conversation_status(conversation_id, session_id, status.as_str())
@@ -193,7 +195,7 @@ impl ServerFrame {
                 conversation_id,
                 session_id,
                 message_id: message_id.to_string(),
-                feedback: feedback.map(FeedbackBody::from),
+                feedback: feedback.as_ref().map(FeedbackBody::from),
             },
             EventKind::Handoff(state) => Self::Handoff {
                 conversation_id,
@@ -239,6 +241,30 @@ impl ServerFrame {
         // value is a float or a map with non-string keys.
         serde_json::to_string(self).unwrap_or_else(|_| {
             r#"{"type":"error","code":"internal","message":"internal error"}"#.to_owned()
+        })
+    }
+}
+
+/// A conversation event's frame as JSON text, made once per event and shared by every
+/// socket and SSE stream that follows the conversation: the bus hands them all the
+/// same [`SharedEvent`], which keeps the first encoding. The text is reference-counted
+/// bytes, so queueing it for a socket copies nothing.
+#[derive(Debug, Clone)]
+pub(crate) struct EventFrame {
+    /// The frame's `type`, which SSE sends as the event's name.
+    pub(crate) kind: &'static str,
+    pub(crate) text: Utf8Bytes,
+}
+
+impl EventFrame {
+    /// The frame of `event`, encoded now or by an earlier follower.
+    pub(crate) fn of(event: &SharedEvent) -> Self {
+        event.encoded(|event| {
+            let frame = ServerFrame::from_event(event);
+            Self {
+                kind: frame.kind(),
+                text: frame.to_text().into(),
+            }
         })
     }
 }

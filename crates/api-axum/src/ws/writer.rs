@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::SinkExt;
 use futures::stream::SplitSink;
 use tokio::sync::{mpsc, watch};
@@ -20,13 +20,13 @@ const FRAMES_PER_FLUSH: usize = 64;
 /// reply, typing), and one write for the burst costs a system call instead of four.
 async fn write_queued(
     sink: &mut SplitSink<WebSocket, Message>,
-    queue: &mut mpsc::Receiver<String>,
-    first: String,
+    queue: &mut mpsc::Receiver<Utf8Bytes>,
+    first: Utf8Bytes,
 ) -> Result<(), axum::Error> {
-    sink.feed(Message::Text(first.into())).await?;
+    sink.feed(Message::Text(first)).await?;
     for _ in 1..FRAMES_PER_FLUSH {
         match queue.try_recv() {
-            Ok(text) => sink.feed(Message::Text(text.into())).await?,
+            Ok(text) => sink.feed(Message::Text(text)).await?,
             Err(_) => break,
         }
     }
@@ -37,7 +37,7 @@ async fn write_queued(
 /// then sends the close frame.
 pub(super) async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
-    mut queue: mpsc::Receiver<String>,
+    mut queue: mpsc::Receiver<Utf8Bytes>,
     mut close_signal: watch::Receiver<CloseReason>,
     ping_interval: Duration,
 ) {
@@ -70,7 +70,7 @@ pub(super) async fn write_loop(
     if code != TRY_AGAIN_LATER {
         for _ in 0..FRAMES_PER_FLUSH {
             let Ok(text) = queue.try_recv() else { break };
-            if sink.feed(Message::Text(text.into())).await.is_err() {
+            if sink.feed(Message::Text(text)).await.is_err() {
                 return;
             }
         }

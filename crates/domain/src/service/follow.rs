@@ -18,15 +18,17 @@ use futures::stream::BoxStream;
 use super::ConversationService;
 use crate::conversation::{Conversation, ConversationId};
 use crate::error::DomainError;
-use crate::event::{ConversationEvent, EventKind};
+use crate::event::{ConversationEvent, EventKind, SharedEvent};
 use crate::message::{HistoryBound, HistoryQuery, MessageId, Seq};
 use crate::ports::{EventBus, EventStream, MessageRepository};
 use crate::reply::ReplyPipeline;
 use crate::session::SessionId;
 use crate::user::Caller;
 
-/// A follower's stream of events: replayed messages first, then live events.
-pub type FollowStream = BoxStream<'static, Result<ConversationEvent, DomainError>>;
+/// A follower's stream of events: replayed messages first, then live events. A live
+/// event is the bus's [`SharedEvent`], shared with the conversation's other followers
+/// (with its encoding); a replayed one is this follower's own.
+pub type FollowStream = BoxStream<'static, Result<SharedEvent, DomainError>>;
 
 impl ConversationService {
     /// Follows a conversation the caller may see. With `after` set, every message with
@@ -76,12 +78,12 @@ struct Follow {
     /// its last delta included; live deltas up to it are dropped as duplicates.
     snapshot: Option<(MessageId, u32)>,
     snapshot_due: bool,
-    pending: VecDeque<ConversationEvent>,
+    pending: VecDeque<SharedEvent>,
     done: bool,
 }
 
 impl Follow {
-    async fn next(mut self) -> Option<(Result<ConversationEvent, DomainError>, Self)> {
+    async fn next(mut self) -> Option<(Result<SharedEvent, DomainError>, Self)> {
         loop {
             if self.done {
                 return None;
@@ -203,11 +205,11 @@ impl Follow {
         Ok(())
     }
 
-    fn event(&self, kind: EventKind) -> ConversationEvent {
-        ConversationEvent {
+    fn event(&self, kind: EventKind) -> SharedEvent {
+        SharedEvent::new(ConversationEvent {
             conversation_id: self.conversation,
             session_id: self.session,
             kind,
-        }
+        })
     }
 }

@@ -134,9 +134,9 @@ impl ConversationService {
         }
         let wait = async {
             while let Some(event) = stream.next().await {
-                match event.kind {
+                match &event.kind {
                     EventKind::Message(reply) if reply.reply_to == Some(message.id) => {
-                        return vec![reply];
+                        return vec![reply.clone()];
                     }
                     // The bot handed the conversation to people instead of replying,
                     // or people took it over meanwhile.

@@ -14,7 +14,7 @@ use tokio::sync::{Semaphore, broadcast, watch};
 use crate::bot::Bot;
 use crate::conversation::ConversationId;
 use crate::error::{BotError, EventBusError};
-use crate::event::ConversationEvent;
+use crate::event::{ConversationEvent, SharedEvent};
 use crate::ports::{
     BotEngine, BotReply, BotRequest, Clock, EngineRegistry, EventBus, EventStream, IdGenerator,
     ReplyChunk,
@@ -139,7 +139,7 @@ pub struct RecordingEventBus {
 #[derive(Debug, Default)]
 struct BusState {
     events: Vec<ConversationEvent>,
-    channels: HashMap<ConversationId, broadcast::Sender<ConversationEvent>>,
+    channels: HashMap<ConversationId, broadcast::Sender<SharedEvent>>,
     unavailable: bool,
 }
 
@@ -229,7 +229,7 @@ impl EventBus for RecordingEventBus {
             state.events.push(event.clone());
             if let Some(sender) = state.channels.get(&event.conversation_id) {
                 // An error only means nobody listens right now.
-                let _ = sender.send(event);
+                let _ = sender.send(SharedEvent::new(event));
             }
         }
         self.published.send_modify(|count| *count += 1);

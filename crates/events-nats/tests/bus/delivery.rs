@@ -25,15 +25,27 @@ async fn events_published_on_one_instance_reach_subscribers_of_both_in_order_onc
         }
         for stream in [&mut on_one, &mut first_on_two, &mut second_on_two] {
             for n in numbers.clone() {
-                assert_eq!(next(stream).await, numbered(conversation, n));
+                assert_eq!(*next(stream).await, numbered(conversation, n));
             }
         }
     }
     // A duplicate would come before this last event.
     one.publish(numbered(conversation, 1000)).await.unwrap();
     for stream in [&mut on_one, &mut first_on_two, &mut second_on_two] {
-        assert_eq!(next(stream).await, numbered(conversation, 1000));
+        assert_eq!(*next(stream).await, numbered(conversation, 1000));
     }
+}
+
+#[tokio::test]
+async fn subscribers_on_one_instance_share_each_decoded_event_rather_than_copies() {
+    let (one, two) = two_instances().await;
+    let conversation = conversation();
+    let mut first = two.subscribe(conversation).await.unwrap();
+    let mut second = two.subscribe(conversation).await.unwrap();
+    one.publish(numbered(conversation, 1)).await.unwrap();
+    let (first, second) = (next(&mut first).await, next(&mut second).await);
+    assert_eq!(*first, numbered(conversation, 1));
+    assert!(first.ptr_eq(&second));
 }
 
 #[tokio::test]
@@ -46,7 +58,7 @@ async fn every_event_kind_crosses_nats_unchanged() {
         one.publish(event.clone()).await.unwrap();
     }
     for event in events {
-        assert_eq!(next(&mut stream).await, event);
+        assert_eq!(*next(&mut stream).await, event);
     }
 }
 
@@ -61,11 +73,11 @@ async fn a_conversations_events_do_not_reach_another_conversations_subscribers()
     one.publish(numbered(second, 2)).await.unwrap();
     one.publish(numbered(first, 3)).await.unwrap();
 
-    assert_eq!(next(&mut first_stream).await, numbered(first, 1));
-    assert_eq!(next(&mut first_stream).await, numbered(first, 3));
-    assert_eq!(next(&mut second_stream).await, numbered(second, 2));
+    assert_eq!(*next(&mut first_stream).await, numbered(first, 1));
+    assert_eq!(*next(&mut first_stream).await, numbered(first, 3));
+    assert_eq!(*next(&mut second_stream).await, numbered(second, 2));
     one.publish(numbered(second, 4)).await.unwrap();
-    assert_eq!(next(&mut second_stream).await, numbered(second, 4));
+    assert_eq!(*next(&mut second_stream).await, numbered(second, 4));
 }
 
 #[tokio::test]
@@ -88,7 +100,7 @@ async fn a_payload_that_does_not_decode_is_dropped_and_delivery_goes_on() {
         Err(async_nats::RequestErrorKind::NoResponders)
     ));
     bus.publish(numbered(conversation, 1)).await.unwrap();
-    assert_eq!(next(&mut stream).await, numbered(conversation, 1));
+    assert_eq!(*next(&mut stream).await, numbered(conversation, 1));
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use confab_domain::conversation::{ConversationId, ConversationStatus, Metadata};
-use confab_domain::event::{ConversationEvent, EventKind};
+use confab_domain::event::{ConversationEvent, EventKind, SharedEvent};
 use confab_domain::message::{
     Attachment, Attachments, ClientMessageId, Feedback, FeedbackComment, Message, MessageContent,
     MessageId, Rating, Sender, Seq, Suggestion,
@@ -173,7 +173,7 @@ pub(crate) fn every_kind(conversation: ConversationId) -> Vec<ConversationEvent>
 }
 
 /// The stream's next event, which must come within [`WAIT`].
-pub(crate) async fn next(stream: &mut EventStream) -> ConversationEvent {
+pub(crate) async fn next(stream: &mut EventStream) -> SharedEvent {
     tokio::time::timeout(WAIT, stream.next())
         .await
         .expect("no event came in time")

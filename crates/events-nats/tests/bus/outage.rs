@@ -21,7 +21,7 @@ async fn after_an_outage_old_streams_end_and_new_subscriptions_get_new_events() 
     let conversation = conversation();
     let mut before = two.subscribe(conversation).await.unwrap();
     one.publish(numbered(conversation, 1)).await.unwrap();
-    assert_eq!(next(&mut before).await, numbered(conversation, 1));
+    assert_eq!(*next(&mut before).await, numbered(conversation, 1));
 
     server.stop();
     tokio::time::timeout(WAIT, one.wait_until_disconnected())
@@ -52,5 +52,5 @@ async fn after_an_outage_old_streams_end_and_new_subscriptions_get_new_events() 
 
     let mut after = two.subscribe(conversation).await.unwrap();
     one.publish(numbered(conversation, 3)).await.unwrap();
-    assert_eq!(next(&mut after).await, numbered(conversation, 3));
+    assert_eq!(*next(&mut after).await, numbered(conversation, 3));
 }

@@ -48,7 +48,7 @@ async fn local_subscribers_share_one_nats_subscription_that_goes_away_with_the_l
     drop(third);
     assert_eq!(bus.followed_conversations(), 1);
     bus.publish(numbered(conversation, 1)).await.unwrap();
-    assert_eq!(next(&mut second).await, numbered(conversation, 1));
+    assert_eq!(*next(&mut second).await, numbered(conversation, 1));
 
     drop(second);
     assert_eq!(bus.followed_conversations(), 0);
@@ -68,7 +68,7 @@ async fn a_conversation_followed_again_gets_a_new_subscription_that_works() {
     assert_eq!(bus.followed_conversations(), 0);
     let mut again = bus.subscribe(conversation).await.unwrap();
     bus.publish(numbered(conversation, 1)).await.unwrap();
-    assert_eq!(next(&mut again).await, numbered(conversation, 1));
+    assert_eq!(*next(&mut again).await, numbered(conversation, 1));
 }
 
 #[tokio::test]
@@ -79,9 +79,9 @@ async fn a_slow_local_subscriber_sees_its_stream_end_while_the_others_go_on() {
     let mut reader = bus.subscribe(conversation).await.unwrap();
     for n in 0..10 {
         bus.publish(numbered(conversation, n)).await.unwrap();
-        assert_eq!(next(&mut reader).await, numbered(conversation, n));
+        assert_eq!(*next(&mut reader).await, numbered(conversation, n));
     }
     ends(&mut slow).await;
     bus.publish(numbered(conversation, 10)).await.unwrap();
-    assert_eq!(next(&mut reader).await, numbered(conversation, 10));
+    assert_eq!(*next(&mut reader).await, numbered(conversation, 10));
 }
