@@ -32,26 +32,22 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_index(
-                Index::create()
-                    .name(STATUS_ACTIVITY)
-                    .table(Conversations::Table)
-                    .col(Conversations::Status)
-                    .col(Conversations::LastActivityMs)
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name(BOT_ACTIVITY)
-                    .table(Conversations::Table)
-                    .col(Conversations::BotId)
-                    .col(Conversations::LastActivityMs)
-                    .to_owned(),
-            )
-            .await
+        for (name, leading) in [
+            (STATUS_ACTIVITY, Conversations::Status),
+            (BOT_ACTIVITY, Conversations::BotId),
+        ] {
+            manager
+                .create_index(
+                    Index::create()
+                        .name(name)
+                        .table(Conversations::Table)
+                        .col(leading)
+                        .col(Conversations::LastActivityMs)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     fn use_transaction(&self) -> Option<bool> {
