@@ -95,12 +95,13 @@ impl Connection {
                 // Boxed: handling a frame runs the service's futures, whose state
                 // would otherwise be part of every socket's task while it idles.
                 Message::Text(text) => Box::pin(self.handle_text(text.as_str())).await,
+                // Boxed for the same reason.
                 Message::Binary(_) => {
-                    self.refuse(
+                    Box::pin(self.refuse(
                         ErrorCode::InvalidRequest,
                         "binary frames are not supported; send JSON text frames".to_owned(),
                         None,
-                    )
+                    ))
                     .await;
                 }
                 // Pings are answered by the library; any frame shows the peer is alive.

@@ -26,6 +26,7 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
+use futures::FutureExt as _;
 use serde::Deserialize;
 use tracing::Instrument as _;
 
@@ -69,20 +70,27 @@ async fn upgrade(
     // The session outlives the upgrade request; its span (and request id) goes along,
     // so the socket's log lines can be traced back to the request that opened it.
     let span = tracing::Span::current();
+    // axum keeps the callback in the socket's task for as long as the socket is open,
+    // after it has run: boxed, what it captures costs that task a pointer.
+    let inputs = Box::new((state, caller));
     Ok(upgrade
         .max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
         .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| {
-            async move {
-                let shutdown = state.shutdown.clone();
-                let session = session::serve(socket, state, caller);
-                let open = metrics::gauge!(crate::observability::WEBSOCKETS_OPEN);
-                open.increment(1.0);
-                shutdown.track(session).await;
-                open.decrement(1.0);
-                drop(slot);
-            }
-            .instrument(span)
+            let (state, caller) = *inputs;
+            let shutdown = state.shutdown.clone();
+            let session = span.in_scope(|| session::serve(socket, state, caller));
+            let open = metrics::gauge!(crate::observability::WEBSOCKETS_OPEN);
+            open.increment(1.0);
+            // A combinator, not an `async` block: a block that awaits a future it
+            // captured keeps that future twice, as its capture and as its await.
+            shutdown
+                .track(session)
+                .map(move |()| {
+                    open.decrement(1.0);
+                    drop(slot);
+                })
+                .instrument(span)
         }))
 }

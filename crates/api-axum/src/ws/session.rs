@@ -22,7 +22,18 @@ use crate::ws::protocol::ServerFrame;
 use crate::ws::writer::write_loop;
 
 /// Serves one upgraded connection until either side closes it.
-pub(crate) async fn serve(socket: WebSocket, state: AppState, caller: Caller) {
+///
+/// The set-up runs when this is called (inside the socket's task); the future returned
+/// holds only what the session needs while it lasts. That future is part of every
+/// socket's task for as long as the socket is open, mostly idle, so what it holds is
+/// what 10 000 idle sockets cost (docs/benchmarks.md): the arguments of an `async fn`
+/// would stay in it after they were moved out, and so would the state of any await
+/// that is not boxed.
+pub(crate) fn serve(
+    socket: WebSocket,
+    state: AppState,
+    caller: Caller,
+) -> impl Future<Output = ()> + Send + 'static {
     let settings = state.config.ws;
     let (sink, stream) = socket.split();
     let (outbox, queue) = mpsc::channel(settings.queue_capacity.max(1));
@@ -43,27 +54,29 @@ pub(crate) async fn serve(socket: WebSocket, state: AppState, caller: Caller) {
         close_signal.clone(),
         settings.ping_interval,
     ));
-    let mut connection = Connection::new(state, caller.clone(), outbox, close);
-    connection
-        .push(ServerFrame::Status {
-            status: "connected",
-            user_id: Some(caller.user_id.to_string()),
-            conversation_id: None,
-            session_id: None,
-        })
-        .await;
-    connection.read_loop(stream, close_signal).await;
-    connection.shut(GOING_AWAY, "closing");
-    on_shutdown.abort();
-    // Dropping the connection stops its forwarders and closes the writer's queue.
-    drop(connection);
-    // The writer sends the close frame; a peer that does not read cannot take it, so
-    // the socket is dropped after `close_grace` instead.
-    let mut writer = writer;
-    if tokio::time::timeout(settings.close_grace, &mut writer)
-        .await
-        .is_err()
-    {
-        writer.abort();
+    let connected = ServerFrame::Status {
+        status: "connected",
+        user_id: Some(caller.user_id.to_string()),
+        conversation_id: None,
+        session_id: None,
+    };
+    // The queue is new and empty, so the greeting always fits.
+    let _ = outbox.try_send(connected.to_text().into());
+    let mut connection = Connection::new(state, caller, outbox, close);
+    async move {
+        connection.read_loop(stream, close_signal).await;
+        connection.shut(GOING_AWAY, "closing");
+        on_shutdown.abort();
+        // Dropping the connection stops its forwarders and closes the writer's queue.
+        drop(connection);
+        // The writer sends the close frame; a peer that does not read cannot take it,
+        // so the socket is dropped after `close_grace` instead.
+        let mut writer = writer;
+        if tokio::time::timeout(settings.close_grace, &mut writer)
+            .await
+            .is_err()
+        {
+            writer.abort();
+        }
     }
 }
