@@ -16,7 +16,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use confab_domain::event::{ConversationEvent, EventKind};
 use confab_domain::message::Sender;
-use futures::StreamExt;
+use futures::{FutureExt as _, StreamExt};
 use serde::Deserialize;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::Instrument as _;
@@ -65,21 +65,27 @@ pub(crate) async fn upgrade(
         .open_socket(&opened.caller.user_id)
         .map_err(DirectLineError::from)?;
     let span = tracing::Span::current();
+    // As on `/ws` (`crate::ws`): what the callback captures is boxed, because axum
+    // keeps the callback in the socket's task for the socket's life, and the session
+    // is wrapped by combinators, not awaited in an `async` block that would hold it
+    // twice.
+    let inputs = Box::new((state, opened, bot_name));
     Ok(upgrade
         .max_message_size(MAX_CLIENT_FRAME)
         .max_frame_size(MAX_CLIENT_FRAME)
+        .read_buffer_size(crate::ws::READ_BUFFER_BYTES)
         .on_upgrade(move |socket| {
-            async move {
-                let shutdown = state.shutdown.clone();
-                let open = metrics::gauge!(crate::observability::WEBSOCKETS_OPEN);
-                open.increment(1.0);
-                shutdown
-                    .track(serve(socket, state, opened, bot_name, after))
-                    .await;
-                open.decrement(1.0);
-                drop(slot);
-            }
-            .instrument(span)
+            let (state, opened, bot_name) = *inputs;
+            let shutdown = state.shutdown.clone();
+            let open = metrics::gauge!(crate::observability::WEBSOCKETS_OPEN);
+            open.increment(1.0);
+            shutdown
+                .track(serve(socket, state, opened, bot_name, after))
+                .map(move |()| {
+                    open.decrement(1.0);
+                    drop(slot);
+                })
+                .instrument(span)
         }))
 }
 

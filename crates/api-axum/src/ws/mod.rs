@@ -41,7 +41,7 @@ const HARD_FRAME_LIMIT: usize = 1024 * 1024;
 /// up front for every socket, which made an idle socket cost about 140 KiB of
 /// resident memory; frames are small (a chat message with its JSON is a few hundred
 /// bytes), and a larger one is read in several chunks.
-const READ_BUFFER_BYTES: usize = 2 * 1024;
+pub(crate) const READ_BUFFER_BYTES: usize = 2 * 1024;
 
 /// The `/ws` route.
 pub(crate) fn routes() -> Router<AppState> {
