@@ -6,7 +6,10 @@
 //! same transaction so that the server continues after the last seeded seq.
 
 use anyhow::{Context as _, Result};
-use sea_orm::{ConnectionTrait, Database, DbBackend, Statement, TransactionTrait, Value};
+use sea_orm::{
+    ConnectionTrait, Database, DbBackend, SqliteTransactionMode, Statement, TransactionOptions,
+    TransactionTrait, Value,
+};
 use uuid::Uuid;
 
 /// How seeded messages read.
@@ -98,7 +101,16 @@ pub async fn messages_worded(
     let advance = "UPDATE conversations SET last_seq = $1, message_count = $1, \
                    last_user_seq = $2, replied_seq = $2, last_activity_ms = $3, \
                    last_message = 'seeded message' WHERE id = $4";
-    let txn = db.begin().await.context("cannot begin the seeding")?;
+    // On SQLite the write lock is taken at once: a transaction that started reading
+    // (the schema, as its first statement is prepared) fails at once with
+    // `SQLITE_BUSY` when the server commits in between, instead of waiting its turn.
+    let txn = db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        })
+        .await
+        .context("cannot begin the seeding")?;
     txn.execute_raw(Statement::from_sql_and_values(
         backend,
         insert,
