@@ -87,6 +87,36 @@ async fn found(r: &Repositories, query: &SearchQuery) -> Vec<Message> {
     r.messages.search(query).await.expect("searching")
 }
 
+/// Every match of `query`, newest first, walked in pages of `limit` with the cursor a
+/// client sends: the last message of the page. A store returns one more than the
+/// limit to tell that another page follows.
+async fn walk_newest_first(r: &Repositories, query: &SearchQuery, limit: u32) -> Vec<MessageId> {
+    let size = limit as usize;
+    let mut walked = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = found(
+            r,
+            &SearchQuery {
+                cursor,
+                limit: PageSize::clamped(limit, SearchQuery::MAX_LIMIT),
+                ..query.clone()
+            },
+        )
+        .await;
+        assert!(page.len() <= size + 1, "at most limit + 1");
+        walked.extend(page.iter().take(size).map(|m| m.id));
+        let Some(last) = page.get(size - 1).filter(|_| page.len() > size) else {
+            break;
+        };
+        cursor = Some(SearchCursor::Before {
+            timestamp: last.timestamp,
+            id: last.id,
+        });
+    }
+    walked
+}
+
 /// A word matches whole and in any case; a part of a word does not; every word of
 /// the query must be there; the newest message comes first.
 pub async fn search_finds_whole_words_in_any_case_newest_first(r: Repositories) {
@@ -147,30 +177,10 @@ pub async fn search_filters_by_bot_and_status(r: Repositories) {
 /// message seen, by rank after an offset. A store returns one more than the limit.
 pub async fn search_pages_walk_every_match_once_in_both_orders(r: Repositories) {
     let expected = data_set(&r).await;
-    let mut walked = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = found(
-            &r,
-            &SearchQuery {
-                cursor,
-                limit: PageSize::clamped(1, SearchQuery::MAX_LIMIT),
-                ..anas("pizza")
-            },
-        )
-        .await;
-        assert!(page.len() <= 2, "at most limit + 1");
-        let Some(first) = page.first() else { break };
-        walked.push(first.id);
-        if page.len() < 2 {
-            break;
-        }
-        cursor = Some(SearchCursor::Before {
-            timestamp: first.timestamp,
-            id: first.id,
-        });
-    }
-    assert_eq!(walked, expected.anas_pizza);
+    assert_eq!(
+        walk_newest_first(&r, &anas("pizza"), 1).await,
+        expected.anas_pizza
+    );
 
     let mut ranked = BTreeSet::new();
     for skip in 0..4 {
@@ -280,28 +290,11 @@ pub async fn search_finds_the_newest_matches_whatever_order_they_were_stored_in(
                         first.bot_id
                     );
                 }
-                let mut walked = Vec::new();
-                let mut cursor = None;
-                loop {
-                    let page = found(
-                        &r,
-                        &SearchQuery {
-                            cursor,
-                            limit: PageSize::clamped(20, SearchQuery::MAX_LIMIT),
-                            ..everything.clone()
-                        },
-                    )
-                    .await;
-                    walked.extend(page.iter().take(20).map(|m| m.id));
-                    let Some(last) = page.get(19).filter(|_| page.len() > 20) else {
-                        break;
-                    };
-                    cursor = Some(SearchCursor::Before {
-                        timestamp: last.timestamp,
-                        id: last.id,
-                    });
-                }
-                assert_eq!(walked, all, "{words:?} in {scope:?}, every page");
+                assert_eq!(
+                    walk_newest_first(&r, &everything, 20).await,
+                    all,
+                    "{words:?} in {scope:?}, every page"
+                );
             }
         }
     }
