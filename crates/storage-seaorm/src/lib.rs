@@ -22,7 +22,8 @@
 //!   message), written once for both ways of storing a message.
 //! - `group_commit`: appends waiting at the same moment stored together: in one
 //!   transaction by one writer on SQLite, in one statement per batch by a few writers
-//!   on PostgreSQL.
+//!   on PostgreSQL. On SQLite the writer also has the WAL checkpointed in the
+//!   background, so that no commit waits for a checkpoint.
 //! - `search`: full-text search of messages, in FTS5 on SQLite and `tsvector` on
 //!   PostgreSQL.
 //! - `webhooks`: `WebhookRepository` and `WebhookOutbox` on [`SeaOrmStore`]: the
