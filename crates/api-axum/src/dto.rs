@@ -4,16 +4,22 @@
 //! Domain types never serialise themselves; the mapping lives here, explicitly, so the
 //! model can change without changing the wire and the reverse. Unknown fields in
 //! request bodies are ignored, so that clients may send more than this version reads.
+//!
+//! A message's shapes (with its attachments, quick replies and feedback) are in
+//! `message`; texts with bounds of their own in `text`.
 
 use confab_domain::bot::Bot;
 use confab_domain::conversation::{Conversation, ConversationStatus};
-use confab_domain::error::ValidationError;
 use confab_domain::handoff::HandoffState;
-use confab_domain::message::{Attachment, Feedback, Message, Rating, Sender};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+mod message;
 pub(crate) mod text;
+
+pub use message::{
+    AttachmentBody, FeedbackBody, MessageBody, RatingBody, SenderBody, SuggestionBody,
+};
 
 use text::{BotIdText, ClientMessageIdText, TitleText};
 
@@ -92,31 +98,6 @@ impl From<ConversationStatus> for StatusBody {
     }
 }
 
-/// Who wrote a message, on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SenderBody {
-    /// The conversation's user.
-    User,
-    /// The conversation's bot.
-    Bot,
-    /// confab itself, e.g. to say that a bot failed.
-    System,
-    /// A person answering in the bot's place; `sender_id` is their user id.
-    Agent,
-}
-
-impl From<Sender> for SenderBody {
-    fn from(sender: Sender) -> Self {
-        match sender {
-            Sender::User => Self::User,
-            Sender::Bot => Self::Bot,
-            Sender::System => Self::System,
-            Sender::Agent => Self::Agent,
-        }
-    }
-}
-
 /// Who answers a conversation's user, on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -135,205 +116,6 @@ impl From<&HandoffState> for HandoffBody {
             HandoffState::Bot => Self::Bot,
             HandoffState::Waiting => Self::Waiting,
             HandoffState::Agent(_) => Self::Agent,
-        }
-    }
-}
-
-/// A file or link attached to a message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct AttachmentBody {
-    /// What it is: `image`, `file`, `audio`, `video`, `link` …; 1 to 32 bytes,
-    /// without NUL.
-    #[serde(rename = "type")]
-    #[schema(
-        example = "image",
-        min_length = 1,
-        max_length = 32,
-        pattern = r"^[^\u0000]*$"
-    )]
-    pub kind: String,
-    /// An absolute http(s) URL with a host, of at most 2048 bytes, without whitespace
-    /// or control characters.
-    #[schema(example = "https://example.com/cat.png", schema_with = text::http_url)]
-    pub url: String,
-    /// Its media type, when known: 1 to 255 bytes, without NUL.
-    #[serde(default)]
-    #[schema(min_length = 1, max_length = 255, pattern = r"^[^\u0000]*$")]
-    pub content_type: Option<String>,
-    /// Its file name, when known: 1 to 255 bytes, without NUL.
-    #[serde(default)]
-    #[schema(min_length = 1, max_length = 255, pattern = r"^[^\u0000]*$")]
-    pub name: Option<String>,
-    /// Its size in bytes, when known.
-    #[serde(default, deserialize_with = "whole_number")]
-    pub size_bytes: Option<u64>,
-}
-
-impl TryFrom<AttachmentBody> for Attachment {
-    type Error = ValidationError;
-
-    /// Checks the attachment against the model's rules.
-    fn try_from(body: AttachmentBody) -> Result<Self, Self::Error> {
-        Attachment::parse(
-            &body.kind,
-            &body.url,
-            body.content_type.as_deref(),
-            body.name.as_deref(),
-            body.size_bytes,
-        )
-    }
-}
-
-impl From<&Attachment> for AttachmentBody {
-    fn from(attachment: &Attachment) -> Self {
-        Self {
-            kind: attachment.kind.clone(),
-            url: attachment.url.clone(),
-            content_type: attachment.content_type.clone(),
-            name: attachment.name.clone(),
-            size_bytes: attachment.size_bytes,
-        }
-    }
-}
-
-/// A quick reply a bot offers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct SuggestionBody {
-    /// The text the user would send.
-    pub text: String,
-}
-
-/// One stored message, as REST responses and WebSocket `message` frames show it.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct MessageBody {
-    /// The message's id.
-    #[schema(format = Uuid)]
-    pub id: String,
-    /// Its conversation.
-    #[schema(format = Uuid)]
-    pub conversation_id: String,
-    /// Its position in the conversation: 1, 2, 3 … without gaps.
-    #[schema(example = 1)]
-    pub seq: u64,
-    /// Who wrote it.
-    pub sender: SenderBody,
-    /// The user id or bot id of the writer (`confab` for system messages).
-    pub sender_id: String,
-    /// The text.
-    pub content: String,
-    /// Attached files and links.
-    pub attachments: Vec<AttachmentBody>,
-    /// Quick replies a bot offers.
-    pub suggestions: Vec<SuggestionBody>,
-    /// The client's own id for the message, when it sent one.
-    pub client_message_id: Option<String>,
-    /// The user message a bot or system message answers.
-    #[schema(format = Uuid)]
-    pub reply_to: Option<String>,
-    /// Server time of storage, RFC 3339 UTC with milliseconds.
-    #[schema(format = DateTime, example = "2026-11-25T21:05:40.123Z")]
-    pub timestamp: String,
-    /// Client or bot data, a JSON object.
-    #[schema(value_type = Object)]
-    pub metadata: serde_json::Value,
-    /// The user's rating of a bot reply; null when none was given.
-    pub feedback: Option<FeedbackBody>,
-}
-
-/// A rating of a bot reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RatingBody {
-    /// Helpful.
-    Up,
-    /// Not helpful.
-    Down,
-}
-
-impl From<Rating> for RatingBody {
-    fn from(rating: Rating) -> Self {
-        match rating {
-            Rating::Up => Self::Up,
-            Rating::Down => Self::Down,
-        }
-    }
-}
-
-impl From<RatingBody> for Rating {
-    fn from(rating: RatingBody) -> Self {
-        match rating {
-            RatingBody::Up => Self::Up,
-            RatingBody::Down => Self::Down,
-        }
-    }
-}
-
-/// A user's feedback on a bot reply, as messages carry it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct FeedbackBody {
-    /// Up or down.
-    pub rating: RatingBody,
-    /// Why, if the user said.
-    pub comment: Option<String>,
-    /// When it was given (or last changed).
-    #[schema(format = DateTime)]
-    pub at: String,
-}
-
-impl From<Feedback> for FeedbackBody {
-    fn from(feedback: Feedback) -> Self {
-        Self::from(&feedback)
-    }
-}
-
-impl From<&Feedback> for FeedbackBody {
-    fn from(feedback: &Feedback) -> Self {
-        Self {
-            rating: feedback.rating.into(),
-            comment: feedback.comment.as_ref().map(|c| c.as_str().to_owned()),
-            at: feedback.at.to_rfc3339(),
-        }
-    }
-}
-
-impl From<Message> for MessageBody {
-    fn from(message: Message) -> Self {
-        Self::from(&message)
-    }
-}
-
-/// From a borrowed message, such as the one in an event the bus shares among its
-/// followers: the body's fields are text of their own either way.
-impl From<&Message> for MessageBody {
-    fn from(message: &Message) -> Self {
-        Self {
-            id: message.id.to_string(),
-            conversation_id: message.conversation_id.to_string(),
-            seq: message.seq.get(),
-            sender: message.sender.into(),
-            sender_id: message.sender_id.clone(),
-            content: message.content.as_str().to_owned(),
-            attachments: message
-                .attachments
-                .as_slice()
-                .iter()
-                .map(AttachmentBody::from)
-                .collect(),
-            suggestions: message
-                .suggestions
-                .iter()
-                .map(|s| SuggestionBody {
-                    text: s.text.clone(),
-                })
-                .collect(),
-            client_message_id: message
-                .client_message_id
-                .as_ref()
-                .map(|id| id.as_str().to_owned()),
-            reply_to: message.reply_to.map(|id| id.to_string()),
-            timestamp: message.timestamp.to_rfc3339(),
-            metadata: message.metadata.to_value(),
-            feedback: message.feedback.as_ref().map(FeedbackBody::from),
         }
     }
 }
