@@ -49,10 +49,9 @@ impl ConversationRepository for SeaOrmStore {
     }
 
     async fn get(&self, id: ConversationId) -> Result<Conversation, RepoError> {
-        let row = conversation::Entity::find_by_id(id.as_uuid())
-            .one(&self.db)
-            .await
-            .map_err(repo_error)?
+        let row = self
+            .select_one(conversation::Entity::find_by_id(id.as_uuid()))
+            .await?
             .ok_or(RepoError::NotFound)?;
         Ok(Conversation::try_from(row)?)
     }

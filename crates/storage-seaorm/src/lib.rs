@@ -24,6 +24,9 @@
 //!   transaction by one writer on SQLite, in one statement per batch by a few writers
 //!   on PostgreSQL. On SQLite the writer also has the WAL checkpointed in the
 //!   background, so that no commit waits for a checkpoint.
+//! - `direct_reads`: on a SQLite file, the reads of every message and history page
+//!   (a conversation by id, a page of messages) on rusqlite connections of their own,
+//!   run on the asking tokio worker instead of behind sqlx's thread per connection.
 //! - `search`: full-text search of messages, in FTS5 on SQLite and `tsvector` on
 //!   PostgreSQL.
 //! - `webhooks`: `WebhookRepository` and `WebhookOutbox` on [`SeaOrmStore`]: the
@@ -41,6 +44,7 @@ mod bot_cache;
 mod bots;
 mod connection;
 mod conversations;
+mod direct_reads;
 mod entity;
 mod error;
 mod group_commit;

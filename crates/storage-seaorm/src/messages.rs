@@ -57,11 +57,7 @@ impl MessageRepository for SeaOrmStore {
         } else {
             select.order_by_desc(message::Column::Seq)
         };
-        let rows = select
-            .limit(limit + 1)
-            .all(&self.db)
-            .await
-            .map_err(repo_error)?;
+        let rows = self.select_all(select.limit(limit + 1)).await?;
         let read = rows
             .into_iter()
             .map(Message::try_from)

@@ -5,10 +5,14 @@ use std::sync::Arc;
 
 use confab_domain::bot::BotId;
 use confab_domain::error::RepoError;
-use sea_orm::{DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel};
+use sea_orm::{
+    DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel, QuerySelect,
+    QueryTrait, Select,
+};
 
 use crate::bot_cache::BotCache;
 use crate::connection::begin_write;
+use crate::direct_reads::{DirectReads, DirectRow};
 use crate::entity::server_setting;
 use crate::error::repo_error;
 use crate::group_commit::AppendQueue;
@@ -28,6 +32,8 @@ pub struct SeaOrmStore {
     pub(crate) appends: Arc<AppendQueue>,
     /// Bots as last read (`bot_cache`).
     pub(crate) bots: Arc<BotCache>,
+    /// Readers of a SQLite file beside the pool (`direct_reads`).
+    direct: Option<Arc<DirectReads>>,
 }
 
 impl SeaOrmStore {
@@ -35,6 +41,7 @@ impl SeaOrmStore {
     /// [`migrate`](crate::migrate) brought up to date.
     pub fn new(db: DatabaseConnection) -> Self {
         Self {
+            direct: DirectReads::for_pool(&db).map(Arc::new),
             db,
             appends: Arc::default(),
             bots: Arc::default(),
@@ -86,6 +93,33 @@ impl SeaOrmStore {
         stored
             .map(|setting| setting.value)
             .ok_or(RepoError::NotFound)
+    }
+
+    /// The rows `select` selects: read directly on a SQLite file (`direct_reads`),
+    /// through the pool otherwise.
+    pub(crate) async fn select_all<E>(&self, select: Select<E>) -> Result<Vec<E::Model>, RepoError>
+    where
+        E: EntityTrait,
+        E::Model: DirectRow + Send + Sync,
+    {
+        if let Some(direct) = &self.direct
+            && let Some(read) = direct.rows(&select.build(DbBackend::Sqlite))
+        {
+            return read;
+        }
+        select.all(&self.db).await.map_err(repo_error)
+    }
+
+    /// The first row `select` selects, read as [`select_all`](Self::select_all) does.
+    pub(crate) async fn select_one<E>(
+        &self,
+        select: Select<E>,
+    ) -> Result<Option<E::Model>, RepoError>
+    where
+        E: EntityTrait,
+        E::Model: DirectRow + Send + Sync,
+    {
+        Ok(self.select_all(select.limit(1)).await?.pop())
     }
 
     /// Begins a transaction that will write ([`begin_write`]).
