@@ -79,13 +79,8 @@ pub(crate) const ADVANCE_SQL: &str = concat!(
 /// How many parameters [`parameters`] gives.
 pub(crate) const PARAMETERS: usize = 14;
 
-/// The parameters `#1#`…`#14#` of an append of `new`: those of [`ADVANCE_SQL`]
-/// (1–6), then the message's columns (7–14: id, sender, sender id, content,
-/// attachments, suggestions, reply_to, metadata).
-pub(crate) fn parameters(new: &NewMessage) -> Result<[Value; PARAMETERS], RepoError> {
-    // Seq and timestamp are placeholders here: the SQL takes both from the
-    // conversation row.
-    let row = message_row(new, Seq::ZERO, new.timestamp)?;
+/// The parameters `#1#`…`#6#` of [`ADVANCE_SQL`] for an append of `new`.
+pub(crate) fn advance_parameters(new: &NewMessage) -> Result<[Value; 6], RepoError> {
     let answered = new.answers.map(|r| seq_value(r.seq)).transpose()?;
     Ok([
         millis(new.timestamp).into(),
@@ -93,7 +88,28 @@ pub(crate) fn parameters(new: &NewMessage) -> Result<[Value; PARAMETERS], RepoEr
         (new.sender == Sender::User).into(),
         answered.into(),
         new.conversation_id.as_uuid().into(),
-        row.client_message_id.into(),
+        new.client_message_id
+            .as_ref()
+            .map(|id| id.as_str().to_owned())
+            .into(),
+    ])
+}
+
+/// The parameters `#1#`…`#14#` of an append of `new`: those of [`ADVANCE_SQL`]
+/// (1–6, [`advance_parameters`]), then the message's columns (7–14: id, sender,
+/// sender id, content, attachments, suggestions, reply_to, metadata).
+pub(crate) fn parameters(new: &NewMessage) -> Result<[Value; PARAMETERS], RepoError> {
+    // Seq and timestamp are placeholders here: the SQL takes both from the
+    // conversation row.
+    let row = message_row(new, Seq::ZERO, new.timestamp)?;
+    let [p1, p2, p3, p4, p5, p6] = advance_parameters(new)?;
+    Ok([
+        p1,
+        p2,
+        p3,
+        p4,
+        p5,
+        p6,
         row.id.into(),
         row.sender.into(),
         row.sender_id.into(),

@@ -14,7 +14,7 @@ use crate::error::repo_error;
 
 /// How long a SQLite connection waits for another writer before giving up with
 /// "database is locked". Writes are short, so this is only reached under overload.
-const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a pooled PostgreSQL connection may sit idle before it is pinged on its
 /// next use, rather than on every use.
@@ -34,7 +34,7 @@ const MIGRATION_LOCK_KEY: i64 = 0x636f_6e66_6162;
 /// while appends come (`group_commit`), off the commits' path. Ten times SQLite's
 /// default, so that only writes without appends (management, a server without
 /// messages) reach it; 40 MB of WAL at most.
-const WAL_AUTOCHECKPOINT_PAGES: &str = "10000";
+pub(crate) const WAL_AUTOCHECKPOINT_PAGES: &str = "10000";
 
 /// Pooled SQLite connections. WAL lets readers run beside the one writer, so a few
 /// connections keep history reads from queueing behind appends.

@@ -76,13 +76,8 @@ impl DirectReads {
         if db.get_database_backend() != DbBackend::Sqlite {
             return None;
         }
-        let path = db
-            .get_sqlite_connection_pool()
-            .connect_options()
-            .get_filename()
-            .to_path_buf();
-        path.is_file().then(|| Self {
-            path,
+        Some(Self {
+            path: database_file(db)?,
             readers: Mutex::default(),
         })
     }
@@ -142,13 +137,23 @@ impl DirectReads {
     }
 }
 
+/// The file of a SQLite pool's database; `None` for PostgreSQL and for an in-memory
+/// database, which lives inside the pool's one connection.
+pub(crate) fn database_file(db: &DatabaseConnection) -> Option<PathBuf> {
+    if db.get_database_backend() != DbBackend::Sqlite {
+        return None;
+    }
+    let path = db
+        .get_sqlite_connection_pool()
+        .connect_options()
+        .get_filename()
+        .to_path_buf();
+    path.is_file().then_some(path)
+}
+
 fn read_rows<T: DirectRow>(reader: &Connection, statement: &Statement) -> Result<Vec<T>, Refused> {
     let mut prepared = reader.prepare_cached(&statement.sql)?;
-    if let Some(values) = &statement.values {
-        for (index, value) in values.0.iter().enumerate() {
-            bind(&mut prepared, index + 1, value)?;
-        }
-    }
+    bind_all(&mut prepared, statement)?;
     let mut rows = prepared.raw_query();
     let mut read = Vec::new();
     while let Some(row) = rows.next()? {
@@ -157,24 +162,42 @@ fn read_rows<T: DirectRow>(reader: &Connection, statement: &Statement) -> Result
     Ok(read)
 }
 
-/// Binds one of the values SeaORM puts in the statements read here, as sqlx would
-/// bind it (a UUID as its 16 bytes).
-fn bind(prepared: &mut CachedStatement<'_>, index: usize, value: &Value) -> Result<(), Refused> {
+/// Binds `statement`'s values to `prepared`, its SQL prepared.
+pub(crate) fn bind_all(
+    prepared: &mut CachedStatement<'_>,
+    statement: &Statement,
+) -> rusqlite::Result<()> {
+    if let Some(values) = &statement.values {
+        for (index, value) in values.0.iter().enumerate() {
+            bind(prepared, index + 1, value)?;
+        }
+    }
+    Ok(())
+}
+
+/// Binds one of the values SeaORM and `sql` put in statements, as sqlx would bind it
+/// (a UUID as its 16 bytes, a boolean as 0 or 1).
+fn bind(prepared: &mut CachedStatement<'_>, index: usize, value: &Value) -> rusqlite::Result<()> {
     match value {
+        Value::Bool(value) => prepared.raw_bind_parameter(index, value)?,
         Value::BigInt(value) => prepared.raw_bind_parameter(index, value)?,
         Value::Int(value) => prepared.raw_bind_parameter(index, value)?,
         Value::BigUnsigned(value) => {
             let value = value
                 .map(i64::try_from)
                 .transpose()
-                .map_err(|_| Refused::Sqlite)?;
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
             prepared.raw_bind_parameter(index, value)?;
         }
         Value::String(value) => prepared.raw_bind_parameter(index, value.as_deref())?,
         Value::Uuid(value) => {
             prepared.raw_bind_parameter(index, value.as_ref().map(|uuid| &uuid.as_bytes()[..]))?;
         }
-        _ => return Err(Refused::Sqlite),
+        other => {
+            return Err(rusqlite::Error::ToSqlConversionFailure(
+                format!("no binding for {other:?}").into(),
+            ));
+        }
     }
     Ok(())
 }

@@ -57,13 +57,7 @@ fn is_transient_sqlx(error: &sea_orm::sqlx::Error) -> bool {
                 .try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>()
                 .is_some()
             {
-                // Extended result codes; the primary code is the low byte.
-                // SQLITE_BUSY (5) and SQLITE_LOCKED (6): another writer held the
-                // database for longer than the busy timeout. SQLITE_FULL (13): the
-                // disk is full; SQLite rolled the statement back, and the same
-                // write succeeds once space is freed.
-                code.parse::<i32>()
-                    .is_ok_and(|extended| matches!(extended & 0xff, 5 | 6 | 13))
+                code.parse::<i32>().is_ok_and(is_transient_sqlite)
             } else {
                 // SQLSTATE: connection exceptions (08…), insufficient resources (53…,
                 // a full disk among them: 53100), operator intervention such as a
@@ -77,6 +71,31 @@ fn is_transient_sqlx(error: &sea_orm::sqlx::Error) -> bool {
             }
         }
         _ => false,
+    }
+}
+
+/// Whether a SQLite error, by its extended result code, is one a retry may cure.
+fn is_transient_sqlite(extended_code: i32) -> bool {
+    // The primary code is the low byte. SQLITE_BUSY (5) and SQLITE_LOCKED (6): another
+    // writer held the database for longer than the busy timeout. SQLITE_FULL (13): the
+    // disk is full; SQLite rolled the statement back, and the same write succeeds once
+    // space is freed.
+    matches!(extended_code & 0xff, 5 | 6 | 13)
+}
+
+/// [`repo_error`] for an error of SQLite driven directly (rusqlite: the group
+/// commit's writer), mapped as sqlx's errors of the same codes are.
+pub(crate) fn rusqlite_error(error: rusqlite::Error) -> RepoError {
+    let Some(code) = error.sqlite_error().map(|e| e.extended_code) else {
+        return RepoError::Internal(Box::new(error));
+    };
+    // SQLITE_CONSTRAINT_FOREIGNKEY (787), _PRIMARYKEY (1555), _UNIQUE (2067).
+    if matches!(code, 787 | 1555 | 2067) {
+        RepoError::Conflict
+    } else if is_transient_sqlite(code) {
+        RepoError::Unavailable(Box::new(error))
+    } else {
+        RepoError::Internal(Box::new(error))
     }
 }
 

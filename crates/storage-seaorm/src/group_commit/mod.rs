@@ -56,6 +56,8 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 #[derive(Default)]
 pub(crate) struct AppendQueue {
     state: Mutex<QueueState>,
+    /// SQLite: the writer's own connection (`sqlite`).
+    sqlite: sqlite::SqliteWriter,
 }
 
 #[derive(Default)]
@@ -153,7 +155,18 @@ impl AppendQueue {
             let messages: Vec<&NewMessage> = batch.iter().map(|p| &p.message).collect();
             let committed = match backend {
                 DbBackend::Postgres => postgres::commit_batch(&db, &messages).await,
-                _ => sqlite::commit_batch(&db, &messages).await,
+                _ => match self.sqlite.commit_batch(&db, &messages).await {
+                    Ok(Some(steps)) => Ok(steps),
+                    // In memory: the pool's one connection takes them one by one.
+                    Ok(None) => {
+                        for pending in batch {
+                            let result = append_alone(&db, &pending.message).await;
+                            let _ = pending.done.send(result);
+                        }
+                        continue;
+                    }
+                    Err(error) => Err(error),
+                },
             };
             match committed {
                 Ok(steps) => {
@@ -677,5 +690,32 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The writer does not wait for a lock on the tokio worker: a batch that finds the
+    /// write lock taken by another connection of the pool waits on a blocking thread,
+    /// for as long as a pooled connection would, and is stored once the lock is free.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_appends_wait_for_a_write_lock_another_connection_holds() {
+        use sea_orm::TransactionTrait;
+
+        let db = sqlite_temp().await.expect("database");
+        let store = db.store();
+        let id = conversation(&store).await.id;
+        let holder = crate::connection::begin_write(db.connection())
+            .await
+            .expect("write lock taken");
+        let appending = tokio::spawn({
+            let store = store.clone();
+            async move { store.append(&message(id, None)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!appending.is_finished(), "the append waits for the lock");
+        holder.commit().await.expect("lock released");
+        let appended = appending
+            .await
+            .expect("append task")
+            .expect("stored once the lock is free");
+        assert_eq!(appended.into_message().seq, Seq::new(1));
     }
 }

@@ -1,37 +1,245 @@
-//! SQLite's side of the group commit: a batch in one `BEGIN IMMEDIATE` transaction,
-//! sent as a few multi-statement queries.
+//! SQLite's side of the group commit: a batch in one `BEGIN IMMEDIATE` transaction on
+//! a rusqlite connection of the writer's own, run on the writer's tokio worker.
+//!
+//! Through sqlx every statement would go to the thread of its connection and back;
+//! here the batch runs where the writer runs, as the direct reads do
+//! (`direct_reads`). It does not wait there: its busy timeout is zero, and a batch
+//! that finds the write lock taken by another connection of the pool (a conversation
+//! being created, a handoff) waits for it on tokio's blocking threads instead, as long
+//! as a pooled connection would.
 
+use std::collections::HashSet;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use confab_domain::conversation::ConversationId;
 use confab_domain::error::RepoError;
 use confab_domain::message::{Message, NewMessage};
-use sea_orm::sqlx::query::Query;
-use sea_orm::sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection};
-use sea_orm::sqlx::{self, Row};
-use sea_orm::{DatabaseConnection, DbBackend, Value};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+use sea_orm::sqlx;
+use sea_orm::{DatabaseConnection, DbBackend, EntityTrait, IntoActiveModel, QueryTrait};
 
-use crate::append::{ADVANCE_SQL, INSERT_ADVANCED_SQL, advanced, parameters};
-use crate::error::{RowError, sqlx_error};
-use crate::sql::render;
+use crate::append::{ADVANCE_SQL, advance_parameters, advanced};
+use crate::connection::{SQLITE_BUSY_TIMEOUT, WAL_AUTOCHECKPOINT_PAGES};
+use crate::direct_reads::{bind_all, database_file};
+use crate::entity::message;
+use crate::error::{RowError, rusqlite_error, sqlx_error};
+use crate::rows::message_row;
+use crate::sql::statement;
 
-/// Runs every append of the batch in one write transaction and commits it.
-pub(super) async fn commit_batch(
-    db: &DatabaseConnection,
+/// Messages inserted by one statement, largest first: each size is one SQL text, kept
+/// prepared. Fewer statements mean fewer flushes of the search index (below).
+const INSERT_SIZES: [usize; 4] = [64, 16, 4, 1];
+
+/// The group commit's connection to a SQLite file, kept between batches.
+#[derive(Debug, Default)]
+pub(super) struct SqliteWriter {
+    connection: Mutex<Option<Connection>>,
+}
+
+/// Why a batch did not commit.
+enum Failure {
+    /// Another connection holds the write lock, and this one did not wait.
+    Busy,
+    Repo(RepoError),
+}
+
+impl From<rusqlite::Error> for Failure {
+    fn from(error: rusqlite::Error) -> Self {
+        Failure::Repo(rusqlite_error(error))
+    }
+}
+
+impl From<RepoError> for Failure {
+    fn from(error: RepoError) -> Self {
+        Failure::Repo(error)
+    }
+}
+
+impl From<RowError> for Failure {
+    fn from(error: RowError) -> Self {
+        Failure::Repo(error.into())
+    }
+}
+
+impl SqliteWriter {
+    /// Stores the batch in one transaction: for each append `Some` of the stored
+    /// message, or `None` when its conversation did not move (sorted out by the caller).
+    /// `Ok(None)` when the database is not a file (in memory), whose one pooled
+    /// connection takes each append on its own.
+    pub(super) async fn commit_batch(
+        &self,
+        db: &DatabaseConnection,
+        batch: &[&NewMessage],
+    ) -> Result<Option<Vec<Option<Message>>>, RepoError> {
+        let kept = self.lock().take();
+        let mut connection = match kept {
+            Some(connection) => connection,
+            None => match database_file(db) {
+                Some(path) => open(&path).map_err(rusqlite_error)?,
+                None => return Ok(None),
+            },
+        };
+        let committed = match commit(&mut connection, batch) {
+            Err(Failure::Busy) => {
+                let batch: Vec<NewMessage> = batch.iter().map(|&new| new.clone()).collect();
+                let waited = tokio::task::spawn_blocking(move || {
+                    let committed = waiting(&mut connection, &batch);
+                    (connection, committed)
+                })
+                .await
+                .map_err(|_| RepoError::Internal("the SQLite writer's thread panicked".into()))?;
+                connection = waited.0;
+                waited.1
+            }
+            done => done,
+        };
+        // A connection left inside a transaction (its rollback failed too) is closed,
+        // which rolls it back; the next batch opens another.
+        if connection.is_autocommit() {
+            *self.lock() = Some(connection);
+        }
+        match committed {
+            Ok(stored) => Ok(Some(stored)),
+            Err(Failure::Busy) => Err(RepoError::Unavailable(
+                "the SQLite database stayed locked by another writer".into(),
+            )),
+            Err(Failure::Repo(error)) => Err(error),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Connection>> {
+        self.connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Opens the writer's connection with the pool's settings (`connect`), except that it
+/// never waits for a lock by itself.
+fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    connection.busy_timeout(Duration::ZERO)?;
+    connection.execute_batch(&format!(
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
+         PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};"
+    ))?;
+    Ok(connection)
+}
+
+/// [`commit`], waiting for the write lock as long as a pooled connection would; on a
+/// blocking thread.
+fn waiting(
+    connection: &mut Connection,
+    batch: &[NewMessage],
+) -> Result<Vec<Option<Message>>, Failure> {
+    let batch: Vec<&NewMessage> = batch.iter().collect();
+    connection.busy_timeout(SQLITE_BUSY_TIMEOUT)?;
+    let committed = commit(connection, &batch);
+    connection.busy_timeout(Duration::ZERO)?;
+    committed
+}
+
+/// Runs the batch in one write transaction and commits it; rolls back whatever fails.
+fn commit(
+    connection: &mut Connection,
     batch: &[&NewMessage],
-) -> Result<Vec<Option<Message>>, RepoError> {
-    // A connection of the pool's own, held for the whole transaction: `BEGIN` and
-    // `COMMIT` travel inside the chunks' queries (one round trip for a batch of up
-    // to 32), so a failure half way may leave the transaction open on it. Such a
-    // connection is closed rather than returned, which rolls the transaction
-    // back; failures are rare (the appends are then retried one by one).
-    let mut connection = db
-        .get_sqlite_connection_pool()
-        .acquire()
-        .await
-        .map_err(sqlx_error)?;
-    let applied = apply(&mut connection, batch).await;
-    if applied.is_err() {
-        let _ = connection.close().await;
+) -> Result<Vec<Option<Message>>, Failure> {
+    // The write lock at once: a transaction that read first and wrote later could
+    // fail with `SQLITE_BUSY` without waiting for the busy timeout.
+    if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
+        return Err(match error.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy) => Failure::Busy,
+            _ => error.into(),
+        });
+    }
+    let applied = apply(connection, batch).and_then(|stored| {
+        connection.execute_batch("COMMIT")?;
+        Ok(stored)
+    });
+    if applied.is_err() && !connection.is_autocommit() {
+        // SQLite may have rolled back already (a full disk); the caller drops a
+        // connection still inside the transaction.
+        let _ = connection.execute_batch("ROLLBACK");
     }
     applied
+}
+
+/// The batch's appends, inside the transaction: first each append's `UPDATE` of its
+/// conversation ([`ADVANCE_SQL`]), in arrival order, each reading the seq the one
+/// before it wrote; then the messages, many to an `INSERT`.
+///
+/// The order matters for the search index. Its trigger feeds FTS5, which keeps new
+/// terms in memory until the transaction commits, except that every statement that
+/// needs a statement journal (an insert that fires triggers and checks a foreign key)
+/// makes it write them to disk first, as a segment of their own. Interleaved, one
+/// update and one insert per append, each message became a segment; this way a batch
+/// writes one per `INSERT`.
+fn apply(connection: &Connection, batch: &[&NewMessage]) -> Result<Vec<Option<Message>>, Failure> {
+    let mut stored: Vec<Option<Message>> = Vec::with_capacity(batch.len());
+    // Client ids stored by this batch: the guard of a later append with the same id
+    // looks for the message, which is not inserted yet.
+    let mut client_ids: HashSet<(ConversationId, &str)> = HashSet::new();
+    let advance_sql = format!("{ADVANCE_SQL} RETURNING last_seq, last_activity_ms");
+    for &new in batch {
+        let client_id = new
+            .client_message_id
+            .as_ref()
+            .map(|id| (new.conversation_id, id.as_str()));
+        if client_id.is_some_and(|id| client_ids.contains(&id)) {
+            stored.push(None);
+            continue;
+        }
+        let advance = statement(&advance_sql, &advance_parameters(new)?, DbBackend::Sqlite)?;
+        let mut update = connection.prepare_cached(&advance.sql)?;
+        bind_all(&mut update, &advance)?;
+        let mut rows = update.raw_query();
+        let moved = match rows.next()? {
+            Some(row) => Some((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
+            None => None,
+        };
+        drop(rows);
+        stored.push(match moved {
+            Some((last_seq, last_activity_ms)) => {
+                client_ids.extend(client_id);
+                let (seq, timestamp) = advanced(last_seq, last_activity_ms)?;
+                Some(new.stored(seq, timestamp))
+            }
+            None => None,
+        });
+    }
+    insert(connection, batch, &stored)?;
+    Ok(stored)
+}
+
+/// Inserts the messages of the appends that moved their conversations.
+fn insert(
+    connection: &Connection,
+    batch: &[&NewMessage],
+    stored: &[Option<Message>],
+) -> Result<(), Failure> {
+    let mut rows = Vec::with_capacity(batch.len());
+    for (&new, stored) in batch.iter().zip(stored) {
+        if let Some(message) = stored {
+            rows.push(message_row(new, message.seq, message.timestamp)?.into_active_model());
+        }
+    }
+    let mut rows = rows.into_iter();
+    while rows.len() > 0 {
+        let size = INSERT_SIZES
+            .into_iter()
+            .find(|size| *size <= rows.len())
+            .unwrap_or(1);
+        let insert =
+            message::Entity::insert_many(rows.by_ref().take(size)).build(DbBackend::Sqlite);
+        let mut prepared = connection.prepare_cached(&insert.sql)?;
+        bind_all(&mut prepared, &insert)?;
+        prepared.raw_execute()?;
+    }
+    Ok(())
 }
 
 /// Checkpoints the WAL without waiting for readers or the writer (`PASSIVE`): it copies
@@ -47,124 +255,4 @@ pub(super) async fn checkpoint(db: &DatabaseConnection) -> Result<(), RepoError>
         .await
         .map_err(sqlx_error)?;
     Ok(())
-}
-
-/// Chunk sizes of a batch, largest first. Each chunk is one multi-statement query, and
-/// keeping to a few sizes keeps to a few SQL texts, each prepared once per connection.
-const CHUNK_SIZES: [usize; 6] = [32, 16, 8, 4, 2, 1];
-
-/// Runs the batch as a few multi-statement queries: sqlx runs SQLite on a thread of
-/// its own per connection, and each query sent there costs two thread hand-offs,
-/// which cost more than the statements themselves (docs/benchmarks.md). Per append:
-///
-/// 1. the `UPDATE` of the conversation every append makes ([`ADVANCE_SQL`]),
-///    `RETURNING` the append's index in its chunk with the new `last_seq` and
-///    `last_activity_ms`;
-/// 2. an `INSERT … SELECT` of the message that takes its seq and timestamp from the
-///    row just updated, and inserts nothing when the update changed no row.
-///
-/// Every append has the same SQL whatever its sender, reply or client id: those are
-/// parameters. An append whose index comes back was stored; the others (`None`: the
-/// conversation is gone, the reply was stored before, or the `client_message_id` was
-/// seen before) are sorted out after the commit.
-async fn apply(
-    connection: &mut SqliteConnection,
-    batch: &[&NewMessage],
-) -> Result<Vec<Option<Message>>, RepoError> {
-    let mut returned: Vec<Option<(i64, i64)>> = vec![None; batch.len()];
-    let mut offset = 0;
-    while offset < batch.len() {
-        let left = batch.len() - offset;
-        let size = CHUNK_SIZES
-            .into_iter()
-            .find(|size| *size <= left)
-            .unwrap_or(1);
-        let chunk = &batch[offset..offset + size];
-        let (sql, values) = chunk_statement(chunk, offset == 0, offset + size == batch.len())?;
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for value in values {
-            query = bind(query, value)?;
-        }
-        let rows = query
-            .fetch_all(&mut *connection)
-            .await
-            .map_err(sqlx_error)?;
-        for row in rows {
-            let index: i64 = row.try_get(0).map_err(sqlx_error)?;
-            let last_seq: i64 = row.try_get(1).map_err(sqlx_error)?;
-            let last_activity_ms: i64 = row.try_get(2).map_err(sqlx_error)?;
-            let slot = usize::try_from(index)
-                .ok()
-                .filter(|index| *index < size)
-                .and_then(|index| returned.get_mut(offset + index))
-                .ok_or_else(|| RowError::new("conversations", "unknown batch index returned"))?;
-            *slot = Some((last_seq, last_activity_ms));
-        }
-        offset += size;
-    }
-    batch
-        .iter()
-        .zip(returned)
-        .map(|(new, returned)| {
-            let Some((last_seq, last_activity_ms)) = returned else {
-                return Ok(None);
-            };
-            let (seq, timestamp) = advanced(last_seq, last_activity_ms)?;
-            Ok(Some(new.stored(seq, timestamp)))
-        })
-        .collect()
-}
-
-/// One query for the appends of `chunk`, beginning the transaction if it is the
-/// batch's `first` chunk and committing it if it is the `last`. Its text depends on
-/// those and the chunk's size alone.
-///
-fn chunk_statement(
-    chunk: &[&NewMessage],
-    first: bool,
-    last: bool,
-) -> Result<(String, Vec<Value>), RepoError> {
-    let mut sql = String::new();
-    if first {
-        // The write lock at once: a transaction that read first and wrote later could
-        // fail with `SQLITE_BUSY` without waiting for the busy timeout.
-        sql.push_str("BEGIN IMMEDIATE;\n");
-    }
-    let mut values: Vec<Value> = Vec::new();
-    for (index, new) in chunk.iter().enumerate() {
-        let parameters = parameters(new)?;
-        let statements = format!(
-            "{ADVANCE_SQL} RETURNING {index}, last_seq, last_activity_ms;\n\
-             {INSERT_ADVANCED_SQL}conversations WHERE id = #5# AND changes() = 1;\n"
-        );
-        render(
-            &statements,
-            &parameters,
-            DbBackend::Sqlite,
-            &mut sql,
-            &mut values,
-        )?;
-    }
-    if last {
-        sql.push_str("COMMIT;\n");
-    }
-    Ok((sql, values))
-}
-
-/// Binds one value of [`parameters`] to `query`.
-fn bind<'q>(
-    query: Query<'q, Sqlite, SqliteArguments>,
-    value: Value,
-) -> Result<Query<'q, Sqlite, SqliteArguments>, RepoError> {
-    Ok(match value {
-        Value::BigInt(value) => query.bind(value),
-        Value::Bool(value) => query.bind(value),
-        Value::String(value) => query.bind(value),
-        Value::Uuid(value) => query.bind(value),
-        other => {
-            return Err(RepoError::Internal(
-                format!("no binding for {other:?} in a group commit").into(),
-            ));
-        }
-    })
 }
