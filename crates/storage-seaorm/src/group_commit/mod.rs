@@ -697,8 +697,6 @@ mod tests {
     /// for as long as a pooled connection would, and is stored once the lock is free.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite_appends_wait_for_a_write_lock_another_connection_holds() {
-        use sea_orm::TransactionTrait;
-
         let db = sqlite_temp().await.expect("database");
         let store = db.store();
         let id = conversation(&store).await.id;
