@@ -14,7 +14,7 @@
 //!   append, concurrent appends queue on that lock inside SQLite's busy handler, which
 //!   sleeps in steps of milliseconds, and each pays its own `BEGIN`/`COMMIT`. One writer
 //!   runs every append waiting, in arrival order, in one `BEGIN IMMEDIATE`
-//!   transaction: seqs stay gap-free because each append's `UPDATE` reads the counter
+//!   transaction on a connection of its own (rusqlite): seqs stay gap-free because each append's `UPDATE` reads the counter
 //!   its predecessor in the same transaction wrote.
 //! - **PostgreSQL** ([`postgres`]) locks rows, not the file, but each statement and
 //!   each commit has a cost of its own (a round trip, a snapshot, a WAL flush). A few
