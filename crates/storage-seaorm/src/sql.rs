@@ -6,9 +6,8 @@ use confab_domain::error::RepoError;
 use sea_orm::{DbBackend, Statement, Value};
 
 /// Appends `template` to `sql` with each `#n#` replaced by a placeholder of
-/// `backend` and `parameters[n - 1]` pushed to `values`, one value per occurrence:
-/// sqlx binds a multi-statement SQLite query per statement, numbered parameters
-/// included, so plain `?` in order is the one form that works everywhere. PostgreSQL
+/// `backend` and `parameters[n - 1]` pushed to `values`, one value per occurrence, so
+/// that SQLite's statements bind in order alike through sqlx and rusqlite. PostgreSQL
 /// numbers its placeholders across the statement.
 pub(crate) fn render(
     template: &str,
