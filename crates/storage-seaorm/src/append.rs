@@ -63,18 +63,30 @@ pub(crate) const ADVANCE_SET_SQL: &str = advance_set_sql!();
 /// The guard that a reply's answer is still pending, as `reply_pending_sql!` gives it.
 pub(crate) const REPLY_PENDING_SQL: &str = reply_pending_sql!();
 
+/// [`ADVANCE_SQL`] as a macro, for texts that extend it.
+macro_rules! advance_sql {
+    () => {
+        concat!(
+            advance_set_sql!(),
+            " WHERE id = #5# AND ",
+            reply_pending_sql!(),
+            " AND (#6# IS NULL OR NOT EXISTS (SELECT 1 FROM message_history \
+             WHERE conversation_id = #5# AND client_message_id = #6#))"
+        )
+    };
+}
+
 /// The conversation's side of an append: [`ADVANCE_SET_SQL`] for the conversation
 /// `#5#`, guarded by [`REPLY_PENDING_SQL`] and by the `client_message_id` `#6#` not
 /// having been stored before (nothing changes then).
 ///
-/// Callers add the `RETURNING` clause they need.
-pub(crate) const ADVANCE_SQL: &str = concat!(
-    advance_set_sql!(),
-    " WHERE id = #5# AND ",
-    reply_pending_sql!(),
-    " AND (#6# IS NULL OR NOT EXISTS (SELECT 1 FROM message_history \
-     WHERE conversation_id = #5# AND client_message_id = #6#))"
-);
+/// Callers add the `RETURNING` clause they need ([`ADVANCE_RETURNING_SQL`] has the
+/// usual one).
+pub(crate) const ADVANCE_SQL: &str = advance_sql!();
+
+/// [`ADVANCE_SQL`] returning the seq and time the conversation's row then holds.
+pub(crate) const ADVANCE_RETURNING_SQL: &str =
+    concat!(advance_sql!(), " RETURNING last_seq, last_activity_ms");
 
 /// How many parameters [`parameters`] gives.
 pub(crate) const PARAMETERS: usize = 14;
@@ -138,8 +150,8 @@ async fn advance<C: ConnectionTrait>(
     new: &NewMessage,
 ) -> Result<Option<(Seq, Timestamp)>, RepoError> {
     let advance = statement(
-        &format!("{ADVANCE_SQL} RETURNING last_seq, last_activity_ms"),
-        &parameters(new)?,
+        ADVANCE_RETURNING_SQL,
+        &advance_parameters(new)?,
         db.get_database_backend(),
     )?;
     let Some(row) = db.query_one_raw(advance).await.map_err(repo_error)? else {
@@ -153,8 +165,7 @@ async fn advance<C: ConnectionTrait>(
 /// The message's side of an append, for SQL that inserts it in the statement after
 /// the advance: its columns from [`parameters`] 6-14, its conversation, seq and time
 /// from a row of the advanced conversation, which the caller names after this text
-/// (`FROM …`): the advance's `RETURNING` on PostgreSQL, the row itself in SQLite's
-/// batches.
+/// (`FROM …`): the advance's `RETURNING`, in PostgreSQL's lone append and batches.
 pub(crate) const INSERT_ADVANCED_SQL: &str = "\
 INSERT INTO message_history (id, conversation_id, seq, sender, sender_id, content, \
 attachments, suggestions, client_message_id, reply_to, timestamp_ms, metadata) \

@@ -1,13 +1,15 @@
 //! Opening the database and bringing its schema up to date.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use confab_domain::error::RepoError;
 use confab_migrations::{Migrator, MigratorTrait};
+use rusqlite::OpenFlags;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
 
 use crate::error::repo_error;
@@ -34,10 +36,11 @@ const MIGRATION_LOCK_KEY: i64 = 0x636f_6e66_6162;
 /// while appends come (`group_commit`), off the commits' path. Ten times SQLite's
 /// default, so that only writes without appends (management, a server without
 /// messages) reach it; 40 MB of WAL at most.
-pub(crate) const WAL_AUTOCHECKPOINT_PAGES: &str = "10000";
+const WAL_AUTOCHECKPOINT_PAGES: &str = "10000";
 
-/// Pooled SQLite connections. WAL lets readers run beside the one writer, so a few
-/// connections keep history reads from queueing behind appends.
+/// Pooled SQLite connections: everything but the appends and the reads of
+/// `direct_reads`. WAL lets readers run beside the one writer, so a few connections
+/// keep reads from queueing behind a write.
 const SQLITE_POOL_SIZE: u32 = 8;
 
 /// Opens a connection pool for a `sqlite:` or `postgres:` URL, e.g.
@@ -94,6 +97,8 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, RepoError> {
                 })
             })
         });
+        // `open_sqlite_writer` sets the same per-connection pragmas for the group
+        // commit's own connection; a change here belongs there too.
         options.map_sqlx_sqlite_opts(|sqlite| {
             sqlite
                 .journal_mode(SqliteJournalMode::Wal)
@@ -110,6 +115,54 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, RepoError> {
         options.acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT);
     }
     Database::connect(options).await.map_err(repo_error)
+}
+
+/// The file of a SQLite pool's database, as SQLite opened it: the one that connections
+/// of their own beside the pool (`direct_reads`, the group commit's writer) open too.
+/// `None` for PostgreSQL, for an in-memory database (which lives inside the pool's one
+/// connection, whatever name its URL gives), and when the pool cannot be asked.
+pub(crate) async fn sqlite_file(db: &DatabaseConnection) -> Option<PathBuf> {
+    if db.get_database_backend() != DbBackend::Sqlite {
+        return None;
+    }
+    // The first row is the main database; its file is empty when it is in memory.
+    let main = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "PRAGMA database_list",
+        ))
+        .await
+        .ok()??;
+    let file: String = main.try_get_by_index(2).ok()?;
+    (!file.is_empty()).then(|| PathBuf::from(file))
+}
+
+/// A read-only connection to the pool's SQLite file that never waits for a lock (its
+/// busy timeout is zero): for reads run where they are asked for (`direct_reads`).
+pub(crate) fn open_sqlite_reader(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
+    let reader = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    reader.busy_timeout(Duration::ZERO)?;
+    Ok(reader)
+}
+
+/// The group commit's own connection to the pool's SQLite file, set up as the pool's
+/// (`connect`), except that it never waits for a lock by itself (the writer waits off
+/// the tokio worker instead) and never checkpoints: its commits run on a tokio worker,
+/// and the writer has the WAL checkpointed in the background while it commits, so
+/// SQLite's own threshold would only add a checkpoint with its `fsync` to a commit.
+pub(crate) fn open_sqlite_writer(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
+    let writer = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    writer.busy_timeout(Duration::ZERO)?;
+    writer.execute_batch(
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;",
+    )?;
+    Ok(writer)
 }
 
 /// Applies every pending migration of `confab_migrations`.

@@ -18,13 +18,13 @@
 
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
 
 use confab_domain::error::RepoError;
-use rusqlite::{CachedStatement, Connection, OpenFlags};
-use sea_orm::{DatabaseConnection, DbBackend, Statement, Value};
+use rusqlite::{CachedStatement, Connection};
+use sea_orm::{DatabaseConnection, Statement, Value};
 use uuid::Uuid;
 
+use crate::connection::{open_sqlite_reader, sqlite_file};
 use crate::entity::{conversation, message};
 use crate::error::RowError;
 
@@ -70,14 +70,11 @@ impl From<RowError> for Refused {
 }
 
 impl DirectReads {
-    /// Readers of the pool's database, when it is a SQLite file. An in-memory
-    /// database lives inside the pool's one connection and is read through it.
-    pub(crate) fn for_pool(db: &DatabaseConnection) -> Option<Self> {
-        if db.get_database_backend() != DbBackend::Sqlite {
-            return None;
-        }
+    /// Readers of the pool's database, when it is a SQLite file ([`sqlite_file`]). An
+    /// in-memory database lives inside the pool's one connection and is read through it.
+    pub(crate) async fn for_pool(db: &DatabaseConnection) -> Option<Self> {
         Some(Self {
-            path: database_file(db)?,
+            path: sqlite_file(db).await?,
             readers: Mutex::default(),
         })
     }
@@ -118,15 +115,9 @@ impl DirectReads {
     }
 
     fn open(&self) -> Option<Connection> {
-        // Read-only, and never waiting: a read that would wait for a lock goes through
-        // sqlx instead, whose busy timeout waits off the tokio worker. No mutex inside
-        // SQLite: a reader is used by one thread at a time.
-        let reader = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .ok()?;
-        reader.busy_timeout(Duration::ZERO).ok()?;
+        // A read that would wait for a lock goes through sqlx instead, whose busy
+        // timeout waits off the tokio worker.
+        let reader = open_sqlite_reader(&self.path).ok()?;
         reader.set_prepared_statement_cache_capacity(PREPARED_PER_READER);
         Some(reader)
     }
@@ -137,22 +128,17 @@ impl DirectReads {
     }
 }
 
-/// The file of a SQLite pool's database; `None` for PostgreSQL and for an in-memory
-/// database, which lives inside the pool's one connection.
-pub(crate) fn database_file(db: &DatabaseConnection) -> Option<PathBuf> {
-    if db.get_database_backend() != DbBackend::Sqlite {
-        return None;
-    }
-    let path = db
-        .get_sqlite_connection_pool()
-        .connect_options()
-        .get_filename()
-        .to_path_buf();
-    path.is_file().then_some(path)
-}
-
 fn read_rows<T: DirectRow>(reader: &Connection, statement: &Statement) -> Result<Vec<T>, Refused> {
     let mut prepared = reader.prepare_cached(&statement.sql)?;
+    // Rows are decoded by position, SeaORM's by name: a statement that selects other
+    // columns, or in another order, is refused rather than read into the wrong fields.
+    let selected = prepared.column_names();
+    if selected != T::COLUMNS {
+        return Err(Refused::Row(RowError::new(
+            T::TABLE,
+            format!("selected {selected:?}, decoded as {:?}", T::COLUMNS),
+        )));
+    }
     bind_all(&mut prepared, statement)?;
     let mut rows = prepared.raw_query();
     let mut read = Vec::new();
@@ -207,6 +193,9 @@ fn bind(prepared: &mut CachedStatement<'_>, index: usize, value: &Value) -> rusq
 pub(crate) trait DirectRow: Sized {
     /// The table, for errors.
     const TABLE: &'static str;
+
+    /// The columns [`from_row`](Self::from_row) reads, in its order.
+    const COLUMNS: &'static [&'static str];
 
     /// Decodes the row, its columns read one after the other.
     fn from_row(columns: &mut Columns<'_, '_>) -> Result<Self, RowError>;
@@ -283,6 +272,27 @@ impl<'r, 's> Columns<'r, 's> {
 
 impl DirectRow for conversation::Model {
     const TABLE: &'static str = "conversations";
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "session_id",
+        "user_id",
+        "bot_id",
+        "status",
+        "title",
+        "metadata",
+        "created_at_ms",
+        "last_activity_ms",
+        "last_message",
+        "message_count",
+        "last_seq",
+        "last_user_seq",
+        "replied_seq",
+        "reply_holder",
+        "reply_lease_until_ms",
+        "handoff",
+        "handoff_agent",
+        "handoff_since_ms",
+    ];
 
     fn from_row(columns: &mut Columns<'_, '_>) -> Result<Self, RowError> {
         Ok(Self {
@@ -311,6 +321,23 @@ impl DirectRow for conversation::Model {
 
 impl DirectRow for message::Model {
     const TABLE: &'static str = "message_history";
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "conversation_id",
+        "seq",
+        "sender",
+        "sender_id",
+        "content",
+        "attachments",
+        "suggestions",
+        "client_message_id",
+        "reply_to",
+        "timestamp_ms",
+        "metadata",
+        "feedback_rating",
+        "feedback_comment",
+        "feedback_at_ms",
+    ];
 
     fn from_row(columns: &mut Columns<'_, '_>) -> Result<Self, RowError> {
         Ok(Self {
@@ -338,7 +365,8 @@ mod tests {
     use confab_domain::bot::{Bot, BotId, BotName, EngineKind, EngineSpec};
     use confab_domain::timestamp::Timestamp;
     use sea_orm::{
-        ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+        ColumnTrait, DbBackend, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+        QueryTrait,
     };
 
     use super::*;
@@ -411,7 +439,9 @@ mod tests {
         let temp = sqlite_temp().await.expect("database");
         let store = temp.store();
         let db = temp.connection();
-        let direct = DirectReads::for_pool(db).expect("a SQLite file is read directly");
+        let direct = DirectReads::for_pool(db)
+            .await
+            .expect("a SQLite file is read directly");
         bot(&store).await;
         let row = full_conversation();
         conversation::Entity::insert(row.clone().into_active_model())
@@ -469,7 +499,9 @@ mod tests {
     #[tokio::test]
     async fn a_read_with_no_reader_free_goes_through_the_pool() {
         let temp = sqlite_temp().await.expect("database");
-        let direct = DirectReads::for_pool(temp.connection()).expect("a SQLite file");
+        let direct = DirectReads::for_pool(temp.connection())
+            .await
+            .expect("a SQLite file");
         let held: Vec<Connection> = (0..MAX_READERS)
             .map(|_| direct.take().expect("a reader"))
             .collect();
@@ -478,8 +510,18 @@ mod tests {
         drop(held);
     }
 
+    #[test]
+    fn the_decoded_columns_are_the_entities_in_their_order() {
+        use sea_orm::{IdenStatic, Iterable};
+
+        let conversations: Vec<&str> = conversation::Column::iter().map(|c| c.as_str()).collect();
+        assert_eq!(conversations, conversation::Model::COLUMNS);
+        let messages: Vec<&str> = message::Column::iter().map(|c| c.as_str()).collect();
+        assert_eq!(messages, message::Model::COLUMNS);
+    }
+
     #[tokio::test]
-    async fn a_row_that_does_not_decode_is_an_error_not_a_retry() {
+    async fn a_statement_selecting_other_columns_is_an_error_not_a_retry() {
         let temp = sqlite_temp().await.expect("database");
         let store = temp.store();
         bot(&store).await;
@@ -488,19 +530,46 @@ mod tests {
             .exec_without_returning(temp.connection())
             .await
             .expect("conversation stored");
-        let direct = DirectReads::for_pool(temp.connection()).expect("a SQLite file");
-        // The conversation's columns read as messages: its first text column is
-        // where a message's seq belongs.
+        let direct = DirectReads::for_pool(temp.connection())
+            .await
+            .expect("a SQLite file");
         let statement = conversation::Entity::find().build(DbBackend::Sqlite);
         let read = direct
             .rows::<message::Model>(&statement)
             .expect("read here");
         assert!(matches!(read, Err(RepoError::Internal(_))), "{read:?}");
+
+        // A value of the wrong type in a stored row.
+        sea_orm::ConnectionTrait::execute_unprepared(
+            temp.connection(),
+            "UPDATE conversations SET title = x'00'",
+        )
+        .await
+        .expect("title made a blob");
+        let read = direct
+            .rows::<conversation::Model>(&statement)
+            .expect("read here");
+        assert!(matches!(read, Err(RepoError::Internal(_))), "{read:?}");
     }
 
     #[tokio::test]
-    async fn an_in_memory_database_is_read_through_its_pool() {
+    async fn only_a_plain_file_is_read_beside_its_pool() {
         let db = crate::connect("sqlite::memory:").await.expect("database");
-        assert!(DirectReads::for_pool(&db).is_none());
+        assert!(DirectReads::for_pool(&db).await.is_none());
+
+        // An in-memory database named like a file that exists is not that file: its
+        // readers (and the group commit's writer) would read and write another
+        // database than the pool's.
+        let temp = sqlite_temp().await.expect("database");
+        let file = temp
+            .url()
+            .trim_start_matches("sqlite://")
+            .trim_end_matches("?mode=rwc")
+            .to_owned();
+        let db = crate::connect(&format!("sqlite://{file}?mode=memory"))
+            .await
+            .expect("database");
+        assert!(DirectReads::for_pool(&db).await.is_none());
+        assert!(DirectReads::for_pool(temp.connection()).await.is_some());
     }
 }

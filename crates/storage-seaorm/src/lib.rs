@@ -4,7 +4,7 @@
 //! The backend is chosen at run time by the URL's scheme. Every query is written once
 //! and runs unchanged on both backends: with SeaORM's builders, except the analytics
 //! aggregates of `maintenance` and the append rule of `append`, plain SQL that SQLite
-//! and PostgreSQL read alike. Only the group commit adds SQL of each backend's own. The
+//! and PostgreSQL read alike. Only PostgreSQL's group commit adds SQL of its own. The
 //! schema comes from `confab_migrations`.
 //!
 //! # Layout

@@ -57,7 +57,17 @@ impl MessageRepository for SeaOrmStore {
         } else {
             select.order_by_desc(message::Column::Seq)
         };
-        let rows = self.select_all(select.limit(limit + 1)).await?;
+        let select = select.limit(limit + 1);
+        // A time bound may have the read walk much of a long conversation (its seq
+        // order and its times are two indexes); such a read goes through the pool,
+        // off the tokio worker. Pages by seq read at most a page's rows.
+        let by_time = matches!(query.before, Some(HistoryBound::Time(_)))
+            || matches!(query.after, Some(HistoryBound::Time(_)));
+        let rows = if by_time {
+            select.all(&self.db).await.map_err(repo_error)?
+        } else {
+            self.select_all(select).await?
+        };
         let read = rows
             .into_iter()
             .map(Message::try_from)

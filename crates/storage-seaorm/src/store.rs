@@ -10,6 +10,8 @@ use sea_orm::{
     QueryTrait, Select,
 };
 
+use tokio::sync::OnceCell;
+
 use crate::bot_cache::BotCache;
 use crate::connection::begin_write;
 use crate::direct_reads::{DirectReads, DirectRow};
@@ -32,8 +34,8 @@ pub struct SeaOrmStore {
     pub(crate) appends: Arc<AppendQueue>,
     /// Bots as last read (`bot_cache`).
     pub(crate) bots: Arc<BotCache>,
-    /// Readers of a SQLite file beside the pool (`direct_reads`).
-    direct: Option<Arc<DirectReads>>,
+    /// Readers of a SQLite file beside the pool (`direct_reads`), set up on first use.
+    direct: Arc<OnceCell<Option<DirectReads>>>,
 }
 
 impl SeaOrmStore {
@@ -41,7 +43,7 @@ impl SeaOrmStore {
     /// [`migrate`](crate::migrate) brought up to date.
     pub fn new(db: DatabaseConnection) -> Self {
         Self {
-            direct: DirectReads::for_pool(&db).map(Arc::new),
+            direct: Arc::default(),
             db,
             appends: Arc::default(),
             bots: Arc::default(),
@@ -102,7 +104,11 @@ impl SeaOrmStore {
         E: EntityTrait,
         E::Model: DirectRow + Send + Sync,
     {
-        if let Some(direct) = &self.direct
+        let direct = self
+            .direct
+            .get_or_init(|| DirectReads::for_pool(&self.db))
+            .await;
+        if let Some(direct) = direct
             && let Some(read) = direct.rows(&select.build(DbBackend::Sqlite))
         {
             return read;

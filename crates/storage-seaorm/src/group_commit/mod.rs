@@ -5,17 +5,20 @@
 //! allows starts one (a spawned task, so a caller that gives up cannot abandon a batch
 //! half way), writers drain the queue batch by batch, and each caller gets its result
 //! only once its batch has committed. An append whose `client_message_id` was seen
-//! before, or whose reply was stored before, changes nothing (its `UPDATE` is guarded)
-//! and is sorted out after the commit, so no statement of a batch is expected to fail;
-//! should one fail anyway, each append of the batch is retried on its own, so one bad
-//! append never fails the others.
+//! before, or whose reply was stored before, changes nothing (its `UPDATE` is guarded,
+//! and a repeat within one SQLite batch is caught before it) and is sorted out after
+//! the commit, so no statement of a batch is expected to fail. Should one fail anyway,
+//! each append of the batch is retried on its own, so one bad append never fails the
+//! others; only when the database is unavailable (locked past the busy timeout, a full
+//! disk, no connection) does every append of the batch fail at once.
 //!
 //! - **SQLite** ([`sqlite`]) has one write lock per file. With one transaction per
 //!   append, concurrent appends queue on that lock inside SQLite's busy handler, which
 //!   sleeps in steps of milliseconds, and each pays its own `BEGIN`/`COMMIT`. One writer
 //!   runs every append waiting, in arrival order, in one `BEGIN IMMEDIATE`
-//!   transaction on a connection of its own (rusqlite): seqs stay gap-free because each append's `UPDATE` reads the counter
-//!   its predecessor in the same transaction wrote.
+//!   transaction on a connection of its own (rusqlite): seqs stay gap-free because
+//!   each append's `UPDATE` reads the counter its predecessor in the same transaction
+//!   wrote.
 //! - **PostgreSQL** ([`postgres`]) locks rows, not the file, but each statement and
 //!   each commit has a cost of its own (a round trip, a snapshot, a WAL flush). A few
 //!   writers each store a batch in one statement, each on a connection of its own.

@@ -9,19 +9,21 @@
 //! as a pooled connection would.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use confab_domain::conversation::ConversationId;
 use confab_domain::error::RepoError;
 use confab_domain::message::{Message, NewMessage};
-use rusqlite::{Connection, ErrorCode, OpenFlags};
+use rusqlite::{Connection, ErrorCode};
 use sea_orm::sqlx;
 use sea_orm::{DatabaseConnection, DbBackend, EntityTrait, IntoActiveModel, QueryTrait};
+use tokio::sync::OnceCell;
 
-use crate::append::{ADVANCE_SQL, advance_parameters, advanced};
-use crate::connection::{SQLITE_BUSY_TIMEOUT, WAL_AUTOCHECKPOINT_PAGES};
-use crate::direct_reads::{bind_all, database_file};
+use crate::append::{ADVANCE_RETURNING_SQL, advance_parameters, advanced};
+use crate::connection::{SQLITE_BUSY_TIMEOUT, open_sqlite_writer, sqlite_file};
+use crate::direct_reads::bind_all;
 use crate::entity::message;
 use crate::error::{RowError, rusqlite_error, sqlx_error};
 use crate::rows::message_row;
@@ -34,13 +36,15 @@ const INSERT_SIZES: [usize; 4] = [64, 16, 4, 1];
 /// The group commit's connection to a SQLite file, kept between batches.
 #[derive(Debug, Default)]
 pub(super) struct SqliteWriter {
+    /// The pool's file, once looked up; `None` inside when it has none (in memory).
+    file: OnceCell<Option<PathBuf>>,
     connection: Mutex<Option<Connection>>,
 }
 
 /// Why a batch did not commit.
 enum Failure {
-    /// Another connection holds the write lock, and this one did not wait.
-    Busy,
+    /// Another connection holds the write lock, and this one did not wait for it.
+    Busy(rusqlite::Error),
     Repo(RepoError),
 }
 
@@ -65,45 +69,46 @@ impl From<RowError> for Failure {
 impl SqliteWriter {
     /// Stores the batch in one transaction: for each append `Some` of the stored
     /// message, or `None` when its conversation did not move (sorted out by the caller).
-    /// `Ok(None)` when the database is not a file (in memory), whose one pooled
+    /// `Ok(None)` when the database is not a plain file (in memory), whose one pooled
     /// connection takes each append on its own.
     pub(super) async fn commit_batch(
         &self,
         db: &DatabaseConnection,
         batch: &[&NewMessage],
     ) -> Result<Option<Vec<Option<Message>>>, RepoError> {
+        let Some(file) = self.file.get_or_init(|| sqlite_file(db)).await else {
+            return Ok(None);
+        };
         let kept = self.lock().take();
         let mut connection = match kept {
             Some(connection) => connection,
-            None => match database_file(db) {
-                Some(path) => open(&path).map_err(rusqlite_error)?,
-                None => return Ok(None),
-            },
+            None => open_sqlite_writer(file).map_err(rusqlite_error)?,
         };
+        let mut usable = true;
         let committed = match commit(&mut connection, batch) {
-            Err(Failure::Busy) => {
+            Err(Failure::Busy(_)) => {
                 let batch: Vec<NewMessage> = batch.iter().map(|&new| new.clone()).collect();
                 let waited = tokio::task::spawn_blocking(move || {
-                    let committed = waiting(&mut connection, &batch);
-                    (connection, committed)
+                    let (committed, usable) = waiting(&mut connection, &batch);
+                    (connection, committed, usable)
                 })
                 .await
                 .map_err(|_| RepoError::Internal("the SQLite writer's thread panicked".into()))?;
                 connection = waited.0;
+                usable = waited.2;
                 waited.1
             }
             done => done,
         };
         // A connection left inside a transaction (its rollback failed too) is closed,
-        // which rolls it back; the next batch opens another.
-        if connection.is_autocommit() {
+        // which rolls it back; so is one whose busy timeout could not be reset. The
+        // next batch opens another.
+        if usable && connection.is_autocommit() {
             *self.lock() = Some(connection);
         }
         match committed {
             Ok(stored) => Ok(Some(stored)),
-            Err(Failure::Busy) => Err(RepoError::Unavailable(
-                "the SQLite database stayed locked by another writer".into(),
-            )),
+            Err(Failure::Busy(error)) => Err(rusqlite_error(error)),
             Err(Failure::Repo(error)) => Err(error),
         }
     }
@@ -115,32 +120,20 @@ impl SqliteWriter {
     }
 }
 
-/// Opens the writer's connection with the pool's settings (`connect`), except that it
-/// never waits for a lock by itself.
-fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
-    let connection = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    connection.busy_timeout(Duration::ZERO)?;
-    connection.execute_batch(&format!(
-        "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
-         PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};"
-    ))?;
-    Ok(connection)
-}
-
 /// [`commit`], waiting for the write lock as long as a pooled connection would; on a
-/// blocking thread.
+/// blocking thread. Also says whether the connection may be kept: its busy timeout
+/// must be zero again, or a later batch would wait on the tokio worker.
 fn waiting(
     connection: &mut Connection,
     batch: &[NewMessage],
-) -> Result<Vec<Option<Message>>, Failure> {
+) -> (Result<Vec<Option<Message>>, Failure>, bool) {
+    if let Err(error) = connection.busy_timeout(SQLITE_BUSY_TIMEOUT) {
+        return (Err(error.into()), false);
+    }
     let batch: Vec<&NewMessage> = batch.iter().collect();
-    connection.busy_timeout(SQLITE_BUSY_TIMEOUT)?;
     let committed = commit(connection, &batch);
-    connection.busy_timeout(Duration::ZERO)?;
-    committed
+    let usable = connection.busy_timeout(Duration::ZERO).is_ok();
+    (committed, usable)
 }
 
 /// Runs the batch in one write transaction and commits it; rolls back whatever fails.
@@ -152,7 +145,7 @@ fn commit(
     // fail with `SQLITE_BUSY` without waiting for the busy timeout.
     if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
         return Err(match error.sqlite_error_code() {
-            Some(ErrorCode::DatabaseBusy) => Failure::Busy,
+            Some(ErrorCode::DatabaseBusy) => Failure::Busy(error),
             _ => error.into(),
         });
     }
@@ -169,7 +162,7 @@ fn commit(
 }
 
 /// The batch's appends, inside the transaction: first each append's `UPDATE` of its
-/// conversation ([`ADVANCE_SQL`]), in arrival order, each reading the seq the one
+/// conversation (`ADVANCE_SQL`), in arrival order, each reading the seq the one
 /// before it wrote; then the messages, many to an `INSERT`.
 ///
 /// The order matters for the search index. Its trigger feeds FTS5, which keeps new
@@ -183,7 +176,6 @@ fn apply(connection: &Connection, batch: &[&NewMessage]) -> Result<Vec<Option<Me
     // Client ids stored by this batch: the guard of a later append with the same id
     // looks for the message, which is not inserted yet.
     let mut client_ids: HashSet<(ConversationId, &str)> = HashSet::new();
-    let advance_sql = format!("{ADVANCE_SQL} RETURNING last_seq, last_activity_ms");
     for &new in batch {
         let client_id = new
             .client_message_id
@@ -193,7 +185,11 @@ fn apply(connection: &Connection, batch: &[&NewMessage]) -> Result<Vec<Option<Me
             stored.push(None);
             continue;
         }
-        let advance = statement(&advance_sql, &advance_parameters(new)?, DbBackend::Sqlite)?;
+        let advance = statement(
+            ADVANCE_RETURNING_SQL,
+            &advance_parameters(new)?,
+            DbBackend::Sqlite,
+        )?;
         let mut update = connection.prepare_cached(&advance.sql)?;
         bind_all(&mut update, &advance)?;
         let mut rows = update.raw_query();
