@@ -9,7 +9,7 @@ use sea_orm::{DbBackend, Statement, Value};
 /// `backend` and `parameters[n - 1]` pushed to `values`, one value per occurrence, so
 /// that SQLite's statements bind in order alike through sqlx and rusqlite. PostgreSQL
 /// numbers its placeholders across the statement.
-pub(crate) fn render(
+fn render(
     template: &str,
     parameters: &[Value],
     backend: DbBackend,
