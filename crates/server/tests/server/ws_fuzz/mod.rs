@@ -427,10 +427,23 @@ async fn frames_that_break_the_websocket_protocol_close_with_1002() {
             next_frame(&mut socket).await.unwrap()["status"],
             "connected"
         );
-        for message in wire(&fuzz) {
-            socket.stream.feed(message).await.expect("sent");
+        let sent = async {
+            for message in wire(&fuzz) {
+                socket.stream.feed(message).await?;
+            }
+            socket.stream.flush().await
         }
-        socket.stream.flush().await.expect("flushed");
+        .await;
+        if let Err(error) = sent {
+            // The oversized frame is refused from its header: the server may close,
+            // and the kernel reset the connection, before the client has written the
+            // rest of the megabyte.
+            assert!(
+                matches!(fuzz, Fuzz::Text(_)),
+                "{fuzz:?}: sending failed: {error}"
+            );
+            continue;
+        }
         match read(&mut socket).await {
             Ok(Event::Closed(code)) => assert_eq!(code, 1002, "{fuzz:?}"),
             // The library refuses the oversized frame from its header and the
