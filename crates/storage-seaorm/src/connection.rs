@@ -140,12 +140,7 @@ pub(crate) async fn sqlite_file(db: &DatabaseConnection) -> Option<PathBuf> {
 /// A read-only connection to the pool's SQLite file that never waits for a lock (its
 /// busy timeout is zero): for reads run where they are asked for (`direct_reads`).
 pub(crate) fn open_sqlite_reader(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
-    let reader = rusqlite::Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    reader.busy_timeout(Duration::ZERO)?;
-    Ok(reader)
+    open_beside_pool(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
 }
 
 /// The group commit's own connection to the pool's SQLite file, set up as the pool's
@@ -154,15 +149,20 @@ pub(crate) fn open_sqlite_reader(path: &Path) -> rusqlite::Result<rusqlite::Conn
 /// and the writer has the WAL checkpointed in the background while it commits, so
 /// SQLite's own threshold would only add a checkpoint with its `fsync` to a commit.
 pub(crate) fn open_sqlite_writer(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
-    let writer = rusqlite::Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    writer.busy_timeout(Duration::ZERO)?;
+    let writer = open_beside_pool(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
     writer.execute_batch(
         "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;",
     )?;
     Ok(writer)
+}
+
+/// A connection of its own to the pool's file: used by one thread at a time (no mutex
+/// inside SQLite), and never waiting for a lock.
+fn open_beside_pool(path: &Path, access: OpenFlags) -> rusqlite::Result<rusqlite::Connection> {
+    let connection =
+        rusqlite::Connection::open_with_flags(path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    connection.busy_timeout(Duration::ZERO)?;
+    Ok(connection)
 }
 
 /// Applies every pending migration of `confab_migrations`.

@@ -362,8 +362,6 @@ impl DirectRow for message::Model {
 
 #[cfg(test)]
 mod tests {
-    use confab_domain::bot::{Bot, BotId, BotName, EngineKind, EngineSpec};
-    use confab_domain::timestamp::Timestamp;
     use sea_orm::{
         ColumnTrait, DbBackend, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
         QueryTrait,
@@ -376,15 +374,7 @@ mod tests {
     async fn bot(store: &SeaOrmStore) {
         use confab_domain::ports::BotRepository;
 
-        let at = Timestamp::from_unix_millis(1_764_000_000_000).expect("valid time");
-        let bot = Bot {
-            id: BotId::parse("echo").expect("bot id"),
-            name: BotName::parse("Echo").expect("bot name"),
-            description: String::new(),
-            engine: EngineSpec::of(EngineKind::Echo),
-            created_at: at,
-            updated_at: at,
-        };
+        let bot = confab_domain::testing::fixtures::test_bot("echo");
         store.upsert(&bot).await.expect("bot stored");
     }
 
