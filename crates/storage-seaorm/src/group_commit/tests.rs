@@ -1,0 +1,416 @@
+//! The group commit's tests: outcomes of batches on both backends, and SQLite's
+//! checkpoint and lock waiting.
+
+use std::collections::BTreeSet;
+
+use confab_domain::bot::{Bot, BotId, BotName, EngineKind, EngineSpec};
+use confab_domain::conversation::{Conversation, ConversationId, Metadata};
+use confab_domain::message::{
+    Attachments, ClientMessageId, Message, MessageContent, MessageId, Sender, Seq,
+};
+use confab_domain::ports::{BotRepository, ConversationRepository, MessageRepository};
+use confab_domain::session::{Session, SessionId};
+use confab_domain::user::UserId;
+
+use confab_domain::timestamp::Timestamp;
+
+use super::*;
+use crate::SeaOrmStore;
+use crate::testing::{postgres_temp, postgres_url, sqlite_temp};
+
+fn now() -> Timestamp {
+    Timestamp::from_unix_millis(1_764_000_000_000).expect("valid time")
+}
+
+async fn conversation(store: &SeaOrmStore) -> Conversation {
+    let bot = Bot {
+        id: BotId::parse("echo").expect("bot id"),
+        name: BotName::parse("Echo").expect("bot name"),
+        description: String::new(),
+        engine: EngineSpec::of(EngineKind::Echo),
+        created_at: now(),
+        updated_at: now(),
+    };
+    store.upsert(&bot).await.expect("bot stored");
+    let conversation = Conversation::begun(
+        ConversationId::from_uuid(uuid::Uuid::now_v7()),
+        SessionId::from_uuid(uuid::Uuid::now_v7()),
+        UserId::parse("alice").expect("user id"),
+        bot.id,
+        now(),
+    );
+    let session = Session::new(&conversation);
+    store
+        .create(&conversation, &session)
+        .await
+        .expect("conversation stored");
+    conversation
+}
+
+fn message(conversation: ConversationId, client_id: Option<&str>) -> NewMessage {
+    NewMessage {
+        id: MessageId::from_uuid(uuid::Uuid::now_v7()),
+        conversation_id: conversation,
+        sender: Sender::User,
+        sender_id: "alice".to_owned(),
+        content: MessageContent::trusted("hello"),
+        attachments: Attachments::none(),
+        suggestions: Vec::new(),
+        client_message_id: client_id.map(|id| ClientMessageId::parse(id).expect("id")),
+        answers: None,
+        timestamp: now(),
+        metadata: Metadata::default(),
+    }
+}
+
+/// The conversation's first 50 messages.
+async fn first_page(store: &SeaOrmStore, conversation: ConversationId) -> Vec<Message> {
+    let query = confab_domain::message::HistoryQuery {
+        before: None,
+        after: None,
+        limit: confab_domain::conversation::PageSize::parse(50, 100).expect("page size"),
+    };
+    store
+        .history(conversation, &query)
+        .await
+        .expect("history")
+        .messages
+}
+
+/// Appends every message at once from tasks of their own, so that they queue
+/// together and share batches.
+async fn append_together(
+    store: &SeaOrmStore,
+    messages: Vec<NewMessage>,
+) -> Vec<Result<Appended, RepoError>> {
+    let tasks: Vec<_> = messages
+        .into_iter()
+        .map(|new| {
+            let store = store.clone();
+            tokio::spawn(async move { store.append(&new).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.expect("append task"));
+    }
+    results
+}
+
+async fn appends_sharing_a_client_message_id_store_one_message_and_return_it_to_all(
+    store: SeaOrmStore,
+) {
+    let conversation = conversation(&store).await;
+    let same = (0..20)
+        .map(|_| message(conversation.id, Some("same")))
+        .collect();
+    let results = append_together(&store, same).await;
+    let mut stored = 0;
+    let mut ids = BTreeSet::new();
+    for result in results {
+        match result.expect("append succeeds") {
+            Appended::Stored(message) => {
+                stored += 1;
+                ids.insert(message.id);
+            }
+            Appended::Existing(message) => {
+                ids.insert(message.id);
+            }
+        }
+    }
+    assert_eq!((stored, ids.len()), (1, 1));
+    let reloaded = ConversationRepository::get(&store, conversation.id)
+        .await
+        .expect("conversation");
+    assert_eq!(reloaded.last_seq, Seq::new(1));
+}
+
+async fn two_replies_to_one_message_in_one_batch_store_one_and_the_other_conflicts(
+    store: SeaOrmStore,
+) {
+    let conversation = conversation(&store).await;
+    let question = store
+        .append(&message(conversation.id, None))
+        .await
+        .expect("question stored")
+        .into_message();
+    let replies: Vec<NewMessage> = (0..2)
+        .map(|n| NewMessage {
+            sender: Sender::Bot,
+            sender_id: "echo".to_owned(),
+            content: MessageContent::trusted(format!("reply {n}")),
+            answers: Some(confab_domain::message::ReplyTo {
+                message_id: question.id,
+                seq: question.seq,
+            }),
+            ..message(conversation.id, None)
+        })
+        .collect();
+    let results = append_together(&store, replies).await;
+    let stored: Vec<Message> = results
+        .iter()
+        .filter_map(|r| match r {
+            Ok(Appended::Stored(message)) => Some(message.clone()),
+            _ => None,
+        })
+        .collect();
+    let conflicts = results
+        .iter()
+        .filter(|r| matches!(r, Err(RepoError::Conflict)))
+        .count();
+    assert_eq!((stored.len(), conflicts), (1, 1), "{results:?}");
+    assert_eq!(stored[0].seq, Seq::new(2));
+    let reloaded = ConversationRepository::get(&store, conversation.id)
+        .await
+        .expect("conversation");
+    assert_eq!(
+        (
+            reloaded.last_seq,
+            reloaded.replied_seq,
+            reloaded.message_count
+        ),
+        (Seq::new(2), question.seq, 2)
+    );
+    let history = first_page(&store, conversation.id).await;
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[1], stored[0], "stored as returned");
+}
+
+async fn a_batch_that_fails_half_way_is_retried_append_by_append_and_the_store_goes_on(
+    store: SeaOrmStore,
+) {
+    let conversation = conversation(&store).await;
+    let mut messages: Vec<NewMessage> = (0..20).map(|_| message(conversation.id, None)).collect();
+    // The same message id twice: the second insert violates the primary key,
+    // which fails the whole query its batch is in.
+    messages.push(messages[7].clone());
+    let results = append_together(&store, messages).await;
+    let stored = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Appended::Stored(_))))
+        .count();
+    let conflicts = results
+        .iter()
+        .filter(|r| matches!(r, Err(RepoError::Conflict)))
+        .count();
+    assert_eq!((stored, conflicts), (20, 1), "{results:?}");
+    let after = store
+        .append(&message(conversation.id, None))
+        .await
+        .expect("the store still appends");
+    assert_eq!(after.into_message().seq, Seq::new(21));
+}
+
+async fn an_append_to_a_missing_conversation_fails_alone_and_the_others_get_gap_free_seqs(
+    store: SeaOrmStore,
+) {
+    let conversation = conversation(&store).await;
+    let missing = ConversationId::from_uuid(uuid::Uuid::now_v7());
+    let mut messages: Vec<NewMessage> = (0..30).map(|_| message(conversation.id, None)).collect();
+    messages.insert(15, message(missing, None));
+    let results = append_together(&store, messages).await;
+    let mut seqs = Vec::new();
+    let mut not_found = 0;
+    for result in results {
+        match result {
+            Ok(Appended::Stored(message)) => seqs.push(message.seq.get()),
+            Err(RepoError::NotFound) => not_found += 1,
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    seqs.sort_unstable();
+    assert_eq!(not_found, 1);
+    assert_eq!(seqs, (1..=30).collect::<Vec<u64>>());
+}
+
+async fn appends_to_many_conversations_at_once_get_gap_free_seqs_in_each(store: SeaOrmStore) {
+    let mut conversations = Vec::new();
+    for _ in 0..12 {
+        conversations.push(conversation(&store).await.id);
+    }
+    let messages = (0..15)
+        .flat_map(|_| conversations.iter().map(|id| message(*id, None)))
+        .collect();
+    let results = append_together(&store, messages).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    for id in conversations {
+        let reloaded = ConversationRepository::get(&store, id)
+            .await
+            .expect("conversation");
+        assert_eq!(
+            (reloaded.last_seq, reloaded.message_count),
+            (Seq::new(15), 15)
+        );
+    }
+}
+
+async fn a_duplicate_message_id_across_conversations_fails_alone(store: SeaOrmStore) {
+    let first = conversation(&store).await.id;
+    let second = conversation(&store).await.id;
+    let mut messages: Vec<NewMessage> = (0..10)
+        .flat_map(|_| [message(first, None), message(second, None)])
+        .collect();
+    let mut twin = messages[4].clone();
+    twin.conversation_id = if twin.conversation_id == first {
+        second
+    } else {
+        first
+    };
+    messages.insert(5, twin);
+    let results = append_together(&store, messages).await;
+    let stored = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Appended::Stored(_))))
+        .count();
+    let refused = results.iter().filter(|r| r.is_err()).count();
+    assert_eq!((stored, refused), (20, 1), "{results:?}");
+    for id in [first, second] {
+        let after = store
+            .append(&message(id, None))
+            .await
+            .expect("the store still appends");
+        let reloaded = ConversationRepository::get(&store, id)
+            .await
+            .expect("conversation");
+        assert_eq!(after.into_message().seq, reloaded.last_seq);
+    }
+}
+
+/// Two stores on one database, as two instances are: their writers batch the same
+/// conversations at the same time.
+async fn two_stores_appending_to_the_same_conversations_keep_seqs_gap_free(store: SeaOrmStore) {
+    let other = SeaOrmStore::new(store.db.clone());
+    let mut conversations = Vec::new();
+    for _ in 0..6 {
+        conversations.push(conversation(&store).await.id);
+    }
+    let tasks: Vec<_> = (0..20)
+        .flat_map(|round| conversations.iter().map(move |id| (round, *id)))
+        .map(|(round, id)| {
+            let store = if round % 2 == 0 {
+                store.clone()
+            } else {
+                other.clone()
+            };
+            tokio::spawn(async move { store.append(&message(id, None)).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("append task").expect("append succeeds");
+    }
+    for id in conversations {
+        let history = first_page(&store, id).await;
+        let seqs: Vec<u64> = history.iter().map(|m| m.seq.get()).collect();
+        assert_eq!(seqs, (1..=20).collect::<Vec<u64>>());
+    }
+}
+
+/// Each check above, as a test on SQLite and one on PostgreSQL.
+macro_rules! on_both_backends {
+    ($($check:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let db = super::sqlite_temp().await.expect("database");
+                    super::$check(db.store()).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let admin = super::postgres_url().expect("CONFAB_TEST_POSTGRES_URL is set");
+                    let db = super::postgres_temp(&admin).await.expect("database");
+                    super::$check(db.store()).await;
+                    db.drop_database().await.expect("database dropped");
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    appends_sharing_a_client_message_id_store_one_message_and_return_it_to_all,
+    two_replies_to_one_message_in_one_batch_store_one_and_the_other_conflicts,
+    a_batch_that_fails_half_way_is_retried_append_by_append_and_the_store_goes_on,
+    an_append_to_a_missing_conversation_fails_alone_and_the_others_get_gap_free_seqs,
+    appends_to_many_conversations_at_once_get_gap_free_seqs_in_each,
+    a_duplicate_message_id_across_conversations_fails_alone,
+    two_stores_appending_to_the_same_conversations_keep_seqs_gap_free,
+);
+
+/// SQLite's own checkpoint would wait for 10 000 pages of WAL; twenty appends reach
+/// the database file only if the writer has the WAL checkpointed in the background.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_appends_reach_the_database_file_through_a_background_checkpoint() {
+    let db = sqlite_temp().await.expect("database");
+    let store = db.store();
+    let id = conversation(&store).await.id;
+    let messages = (0..20).map(|_| message(id, None)).collect();
+    let results = append_together(&store, messages).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+
+    let file = db
+        .url()
+        .trim_start_matches("sqlite://")
+        .trim_end_matches("?mode=rwc")
+        .to_owned();
+    // The file alone, without its WAL, holds only what was checkpointed.
+    let copy = format!("{file}.checkpointed");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        std::fs::copy(&file, &copy).expect("database file copied");
+        let reader = crate::connect(&format!("sqlite://{copy}?mode=rw"))
+            .await
+            .expect("copy opened");
+        // Before the first checkpoint the file has not even the tables.
+        let query = confab_domain::message::HistoryQuery {
+            before: None,
+            after: None,
+            limit: confab_domain::conversation::PageSize::parse(50, 100).expect("page size"),
+        };
+        let stored = SeaOrmStore::new(reader.clone())
+            .history(id, &query)
+            .await
+            .map_or(0, |page| page.messages.len());
+        reader.close().await.expect("copy closed");
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{copy}{suffix}"));
+        }
+        if stored == 20 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file holds {stored} of 20 messages"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The writer does not wait for a lock on the tokio worker: a batch that finds the
+/// write lock taken by another connection of the pool waits on a blocking thread,
+/// for as long as a pooled connection would, and is stored once the lock is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_appends_wait_for_a_write_lock_another_connection_holds() {
+    let db = sqlite_temp().await.expect("database");
+    let store = db.store();
+    let id = conversation(&store).await.id;
+    let holder = crate::connection::begin_write(db.connection())
+        .await
+        .expect("write lock taken");
+    let appending = tokio::spawn({
+        let store = store.clone();
+        async move { store.append(&message(id, None)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!appending.is_finished(), "the append waits for the lock");
+    holder.commit().await.expect("lock released");
+    let appended = appending
+        .await
+        .expect("append task")
+        .expect("stored once the lock is free");
+    assert_eq!(appended.into_message().seq, Seq::new(1));
+}
