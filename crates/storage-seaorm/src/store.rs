@@ -98,7 +98,9 @@ impl SeaOrmStore {
     }
 
     /// The rows `select` selects: read directly on a SQLite file (`direct_reads`),
-    /// through the pool otherwise.
+    /// through the pool otherwise. A direct read runs on the tokio worker, so only
+    /// statements that read a bounded number of rows belong here; others go through
+    /// the pool.
     pub(crate) async fn select_all<E>(&self, select: Select<E>) -> Result<Vec<E::Model>, RepoError>
     where
         E: EntityTrait,

@@ -149,10 +149,7 @@ impl AppendQueue {
             if backend == DbBackend::Postgres && batch.len() == 1 {
                 // Nothing to share: the lone append's own statement is the cheaper
                 // one to plan and to run.
-                for pending in batch {
-                    let result = append_alone(&db, &pending.message).await;
-                    let _ = pending.done.send(result);
-                }
+                each_alone(&db, batch).await;
                 continue;
             }
             let messages: Vec<&NewMessage> = batch.iter().map(|p| &p.message).collect();
@@ -162,10 +159,7 @@ impl AppendQueue {
                     Ok(Some(steps)) => Ok(steps),
                     // In memory: the pool's one connection takes them one by one.
                     Ok(None) => {
-                        for pending in batch {
-                            let result = append_alone(&db, &pending.message).await;
-                            let _ = pending.done.send(result);
-                        }
+                        each_alone(&db, batch).await;
                         continue;
                     }
                     Err(error) => Err(error),
@@ -198,14 +192,18 @@ impl AppendQueue {
                             .send(Err(RepoError::Unavailable(cause.clone().into())));
                     }
                 }
-                Err(_) => {
-                    for pending in batch {
-                        let result = append_alone(&db, &pending.message).await;
-                        let _ = pending.done.send(result);
-                    }
-                }
+                Err(_) => each_alone(&db, batch).await,
             }
         }
+    }
+}
+
+/// Stores each append of `batch` on its own, in arrival order, and answers its caller.
+async fn each_alone(db: &DatabaseConnection, batch: Vec<Pending>) {
+    for pending in batch {
+        let result = append_alone(db, &pending.message).await;
+        // A caller that gave up no longer listens; its message is stored all the same.
+        let _ = pending.done.send(result);
     }
 }
 
