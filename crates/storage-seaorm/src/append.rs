@@ -3,13 +3,15 @@
 //! SQLite group-commit writer (`group_commit`).
 //!
 //! An append first moves its conversation on in one guarded `UPDATE`
-//! ([`ADVANCE_SQL`]), which takes the conversation's row lock (PostgreSQL) or the
+//! ([`ADVANCE_RETURNING_SQL`]), which takes the conversation's row lock (PostgreSQL) or the
 //! write lock (SQLite) before anything is read: concurrent appends queue there and
 //! each sees the seq its predecessor committed, so seqs stay gap-free. Only when that
 //! `UPDATE` changed the row is the message inserted, with the seq and timestamp the
 //! row now holds. An `UPDATE` that changed nothing is sorted out by
 //! [`not_advanced`]: a duplicate `client_message_id`, a reply stored before, or a
 //! missing conversation.
+
+use std::sync::LazyLock;
 
 use confab_domain::conversation::{ConversationId, preview};
 use confab_domain::error::RepoError;
@@ -63,35 +65,40 @@ pub(crate) const ADVANCE_SET_SQL: &str = advance_set_sql!();
 /// The guard that a reply's answer is still pending, as `reply_pending_sql!` gives it.
 pub(crate) const REPLY_PENDING_SQL: &str = reply_pending_sql!();
 
-/// [`ADVANCE_SQL`] as a macro, for texts that extend it.
-macro_rules! advance_sql {
+/// [`ADVANCE_SET_SQL`] for the conversation `#5#`, guarded by [`REPLY_PENDING_SQL`].
+macro_rules! guarded_advance_sql {
     () => {
         concat!(
             advance_set_sql!(),
             " WHERE id = #5# AND ",
-            reply_pending_sql!(),
-            " AND (#6# IS NULL OR NOT EXISTS (SELECT 1 FROM message_history \
-             WHERE conversation_id = #5# AND client_message_id = #6#))"
+            reply_pending_sql!()
         )
     };
 }
 
 /// The conversation's side of an append: [`ADVANCE_SET_SQL`] for the conversation
 /// `#5#`, guarded by [`REPLY_PENDING_SQL`] and by the `client_message_id` `#6#` not
-/// having been stored before (nothing changes then).
-///
-/// Callers add the `RETURNING` clause they need ([`ADVANCE_RETURNING_SQL`] has the
-/// usual one).
-pub(crate) const ADVANCE_SQL: &str = advance_sql!();
+/// having been stored before (nothing changes then). PostgreSQL's appends of their own
+/// leave the `client_message_id` to the unique index instead ([`APPEND_POSTGRES_SQL`]).
+macro_rules! advance_sql {
+    () => {
+        concat!(
+            guarded_advance_sql!(),
+            " AND (#6# IS NULL OR NOT EXISTS (SELECT 1 FROM message_history \
+             WHERE conversation_id = #5# AND client_message_id = #6#))"
+        )
+    };
+}
 
-/// [`ADVANCE_SQL`] returning the seq and time the conversation's row then holds.
+/// The conversation's side of an append (`advance_sql!`), returning the seq and time
+/// the conversation's row then holds.
 pub(crate) const ADVANCE_RETURNING_SQL: &str =
     concat!(advance_sql!(), " RETURNING last_seq, last_activity_ms");
 
 /// How many parameters [`parameters`] gives.
 pub(crate) const PARAMETERS: usize = 14;
 
-/// The parameters `#1#`…`#6#` of [`ADVANCE_SQL`] for an append of `new`.
+/// The parameters `#1#`…`#6#` of [`ADVANCE_RETURNING_SQL`] for an append of `new`.
 pub(crate) fn advance_parameters(new: &NewMessage) -> Result<[Value; 6], RepoError> {
     let answered = new.answers.map(|r| seq_value(r.seq)).transpose()?;
     Ok([
@@ -107,7 +114,7 @@ pub(crate) fn advance_parameters(new: &NewMessage) -> Result<[Value; 6], RepoErr
     ])
 }
 
-/// The parameters `#1#`…`#14#` of an append of `new`: those of [`ADVANCE_SQL`]
+/// The parameters `#1#`…`#14#` of an append of `new`: those of [`ADVANCE_RETURNING_SQL`]
 /// (1–6, [`advance_parameters`]), then the message's columns (7–14: id, sender,
 /// sender id, content, attachments, suggestions, reply_to, metadata).
 pub(crate) fn parameters(new: &NewMessage) -> Result<[Value; PARAMETERS], RepoError> {
@@ -134,7 +141,7 @@ pub(crate) fn parameters(new: &NewMessage) -> Result<[Value; PARAMETERS], RepoEr
 }
 
 /// The seq and time a conversation's row holds after an advance, as the `RETURNING
-/// last_seq, last_activity_ms` of [`ADVANCE_SQL`] gives them.
+/// last_seq, last_activity_ms` of [`ADVANCE_RETURNING_SQL`] gives them.
 pub(crate) fn advanced(last_seq: i64, last_activity_ms: i64) -> Result<(Seq, Timestamp), RowError> {
     let seq = Seq::new(
         u64::try_from(last_seq).map_err(|_| RowError::new("conversations", "negative last_seq"))?,
@@ -144,7 +151,7 @@ pub(crate) fn advanced(last_seq: i64, last_activity_ms: i64) -> Result<(Seq, Tim
     Ok((seq, timestamp))
 }
 
-/// Moves the conversation on for `new` ([`ADVANCE_SQL`]); `None` when no row changed.
+/// Moves the conversation on for `new` ([`ADVANCE_RETURNING_SQL`]); `None` when no row changed.
 async fn advance<C: ConnectionTrait>(
     db: &C,
     new: &NewMessage,
@@ -177,12 +184,18 @@ FROM ";
 /// row). One statement is its own transaction, so an append costs one round trip
 /// instead of four (`BEGIN`, `UPDATE`, `INSERT`, `COMMIT`), and holds the
 /// conversation's row lock for no longer than the statement runs.
-fn append_postgres_sql() -> String {
+///
+/// A `client_message_id` stored before is refused by the unique index, which rolls
+/// the whole statement back, rather than looked up first: PostgreSQL plans the lookup
+/// once per connection, and a plan made while `message_history` is nearly empty reads
+/// the whole table instead of the index (see `group_commit::postgres`).
+static APPEND_POSTGRES_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH advanced AS ({ADVANCE_SQL} RETURNING id, last_seq, last_activity_ms) \
-         {INSERT_ADVANCED_SQL}advanced RETURNING seq, timestamp_ms"
+        "WITH advanced AS ({} RETURNING id, last_seq, last_activity_ms) \
+         {INSERT_ADVANCED_SQL}advanced RETURNING seq, timestamp_ms",
+        guarded_advance_sql!()
     )
-}
+});
 
 /// Appends `new` inside the caller's write transaction `txn`, as one step of a larger
 /// change (a handoff and its notice). `Conflict` when the conversation did not move
@@ -230,7 +243,7 @@ pub(crate) async fn append_alone(
             // PostgreSQL refuses every statement of a transaction after an error, so
             // the original is looked up after the rollback. (Two appends with one
             // `client_message_id` racing on PostgreSQL both pass the guard of
-            // `ADVANCE_SQL`, which reads the snapshot of before the row lock; the
+            // `ADVANCE_RETURNING_SQL`, which reads the snapshot of before the row lock; the
             // unique index stops the second here.)
             txn.rollback().await.map_err(repo_error)?;
             match (error, &new.client_message_id) {
@@ -245,18 +258,13 @@ async fn append_in_one_statement(
     db: &DatabaseConnection,
     new: &NewMessage,
 ) -> Result<Appended, RepoError> {
-    let append = statement(
-        &append_postgres_sql(),
-        &parameters(new)?,
-        DbBackend::Postgres,
-    )?;
+    let append = statement(&APPEND_POSTGRES_SQL, &parameters(new)?, DbBackend::Postgres)?;
     let inserted = db.query_one_raw(append).await;
     let row = match inserted.map_err(repo_error) {
         Ok(Some(row)) => row,
         Ok(None) => return not_advanced(db, new).await,
-        // Two appends with one `client_message_id` racing: both pass the guard, which
-        // reads the snapshot of before the row lock; the unique index stops the
-        // second, whose statement is rolled back whole.
+        // A `client_message_id` stored before, or stored by a racing append: the
+        // unique index refuses it, and the statement is rolled back whole.
         Err(RepoError::Conflict) if new.client_message_id.is_some() => {
             return not_advanced(db, new).await;
         }

@@ -2,40 +2,52 @@
 //! conversation, in one statement, which is its own transaction: one round trip, one
 //! snapshot and one WAL flush for the whole batch.
 //!
-//! The batch travels as one JSON parameter read by `jsonb_to_recordset`, so the text
-//! of the statement is the same whatever the batch's size and is prepared once per
-//! connection. The statement is the lone append's (`ADVANCE_SQL`, then
+//! The batch travels as one typed array per column, read back as rows by `unnest`, so
+//! the text of the statement is the same whatever the batch's size and is prepared
+//! once per connection. The statement is the lone append's (the advance, then
 //! [`INSERT_ADVANCED_SQL`]) with the parameters read from the batch's rows:
 //!
-//! 1. `fresh` leaves out the appends whose `client_message_id` was stored before;
-//! 2. `locked` takes the conversations' row locks in the order of their ids, so two
+//! 1. `locked` takes the conversations' row locks in the order of their ids, before
+//!    anything else (it runs whole, as the `UPDATE`'s one-time filter), so two
 //!    batches (of this instance's writers or of another instance's) that share
 //!    conversations wait for each other instead of deadlocking;
-//! 3. `moved` moves each conversation on, with the same guards as a lone append;
-//! 4. the `INSERT` stores the message of each conversation that moved, with the seq
+//! 2. `moved` moves each conversation on, with the same reply guard as a lone
+//!    append;
+//! 3. the `INSERT` stores the message of each conversation that moved, with the seq
 //!    and time it now holds.
 //!
-//! An append whose conversation did not move comes back without a row and is sorted
-//! out by the caller. A statement that fails (two appends racing with one
+//! Unlike SQLite's advance, the statement does not look for an earlier message with
+//! the same `client_message_id`: the unique index on `(conversation_id,
+//! client_message_id)` refuses the repeat, and the whole statement with it. A lookup
+//! of its own is planned once per connection, and a plan made while `message_history`
+//! is nearly empty reads the table instead of that index: an append would then read
+//! every stored message until the table's first `ANALYZE`. So a statement that fails
+//! (a retry of a message stored before, two appends racing with one
 //! `client_message_id` across instances, a duplicate message id) is rolled back whole,
-//! and the caller retries its appends one by one.
+//! and the caller stores its appends one by one, where a repeat is told apart.
+//!
+//! An append whose conversation did not move comes back without a row and is sorted
+//! out by the caller.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
+use confab_domain::conversation::preview;
 use confab_domain::error::RepoError;
-use confab_domain::message::{Message, NewMessage};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value};
-use serde_json::json;
+use confab_domain::message::{Message, NewMessage, Sender, Seq};
+use sea_orm::DatabaseConnection;
+use sea_orm::sqlx::{self, Row as _};
 use uuid::Uuid;
 
 use crate::append::{
-    ADVANCE_SET_SQL, INSERT_ADVANCED_SQL, PARAMETERS, REPLY_PENDING_SQL, advanced, parameters,
+    ADVANCE_SET_SQL, INSERT_ADVANCED_SQL, PARAMETERS, REPLY_PENDING_SQL, advanced,
 };
-use crate::error::{RowError, repo_error};
+use crate::error::sqlx_error;
+use crate::rows::{message_row, millis, seq_value};
 
-/// The columns of a batch row, in the order of [`parameters`]: the `#n#` of the append
-/// SQL is the column `n - 1` here.
+/// The columns of a batch row, in the order of [`crate::append::parameters`]: the
+/// `#n#` of the append SQL is the column `n - 1` here, and the statement's parameter
+/// `$n` its array.
 const COLUMNS: [(&str, &str); PARAMETERS] = [
     ("at_ms", "bigint"),
     ("preview", "text"),
@@ -53,45 +65,98 @@ const COLUMNS: [(&str, &str); PARAMETERS] = [
     ("metadata", "text"),
 ];
 
-/// The batch statement; its one parameter is the JSON array of the batch's rows.
+/// The parameter that holds the batch's conversations (`#5#`).
+const CONVERSATIONS: usize = 5;
+
+/// The batch statement; its parameters are the arrays of [`COLUMNS`].
 static BATCH_SQL: LazyLock<String> = LazyLock::new(batch_sql);
 
 fn batch_sql() -> String {
-    let record = COLUMNS
-        .iter()
-        .map(|(name, kind)| format!("{name} {kind}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    // The append SQL with each `#n#` naming the batch row's column instead of a
-    // parameter. The advance's own columns (`last_seq`, `handoff`, `id` …) stay
-    // unqualified: no column of `batch` or `locked` shares their names.
-    let from_batch = |template: &str| {
+    // The append SQL with each `#n#` naming the column of `row`. The conversation's
+    // own columns (`last_seq`, `handoff`, `id` …) stay unqualified: no column of the
+    // batch shares their names.
+    let columns_of = |row: &str, template: &str| {
         let mut sql = template.to_owned();
         for (index, (name, _)) in COLUMNS.iter().enumerate().rev() {
-            sql = sql.replace(&format!("#{}#", index + 1), &format!("batch.{name}"));
+            sql = sql.replace(&format!("#{}#", index + 1), &format!("{row}.{name}"));
         }
         sql
     };
-    let advance = from_batch(&format!(
-        "{ADVANCE_SET_SQL} FROM fresh AS batch JOIN locked ON locked.locked_id = batch.conversation \
-         WHERE id = batch.conversation AND {REPLY_PENDING_SQL}"
-    ));
-    let insert = from_batch(INSERT_ADVANCED_SQL);
-    // `fresh` leaves out the appends whose `client_message_id` was stored before: a
-    // lateral lookup per row, an index probe each, where the lone append's
-    // `NOT EXISTS` would be planned for a batch as a hash of every stored client id.
+    let arrays = COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(index, (_, kind))| format!("${}::{kind}[]", index + 1))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let names = COLUMNS
+        .iter()
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ");
+    // The count of `locked` is an uncorrelated subquery in a condition that reads no
+    // row: PostgreSQL evaluates it once, whole, before the `UPDATE` reads a row.
+    let advance = columns_of(
+        "batch",
+        &format!(
+            "{ADVANCE_SET_SQL} FROM unnest({arrays}) AS batch({names}) \
+             WHERE id = batch.conversation AND (SELECT count(*) FROM locked) >= 0 \
+             AND {REPLY_PENDING_SQL}"
+        ),
+    );
+    let insert = columns_of("moved", INSERT_ADVANCED_SQL);
     format!(
-        "WITH batch AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS batch({record})), \
-         fresh AS (SELECT batch.* FROM batch LEFT JOIN LATERAL (SELECT true AS seen \
-         FROM message_history WHERE conversation_id = batch.conversation \
-         AND client_message_id = batch.client_message_id LIMIT 1) earlier ON true \
-         WHERE earlier.seen IS NULL), \
-         locked AS (SELECT id AS locked_id FROM conversations \
-         WHERE id IN (SELECT conversation FROM batch) ORDER BY id FOR NO KEY UPDATE), \
-         moved AS ({advance} RETURNING batch.message_id, conversations.id, \
-         conversations.last_seq, conversations.last_activity_ms) \
-         {insert}moved JOIN batch USING (message_id) RETURNING id, seq, timestamp_ms"
+        "WITH locked AS (SELECT id FROM conversations WHERE id = ANY(${CONVERSATIONS}::uuid[]) \
+         ORDER BY id FOR NO KEY UPDATE), \
+         moved AS ({advance} RETURNING conversations.id, conversations.last_seq, \
+         conversations.last_activity_ms, batch.*) \
+         {insert}moved RETURNING id, seq, timestamp_ms"
     )
+}
+
+/// The batch's rows, one array per column of [`COLUMNS`].
+#[derive(Default)]
+struct Arrays {
+    at_ms: Vec<i64>,
+    preview: Vec<String>,
+    from_user: Vec<bool>,
+    answers: Vec<Option<i64>>,
+    conversation: Vec<Uuid>,
+    client_message_id: Vec<Option<String>>,
+    message_id: Vec<Uuid>,
+    sender: Vec<String>,
+    sender_id: Vec<String>,
+    content: Vec<String>,
+    attachments: Vec<String>,
+    suggestions: Vec<String>,
+    reply_to: Vec<Option<Uuid>>,
+    metadata: Vec<String>,
+}
+
+impl Arrays {
+    fn of(batch: &[&NewMessage]) -> Result<Self, RepoError> {
+        let mut arrays = Self::default();
+        for new in batch {
+            // The seq is a placeholder: the statement takes it from the conversation.
+            let row = message_row(new, Seq::ZERO, new.timestamp)?;
+            arrays.at_ms.push(millis(new.timestamp));
+            arrays.preview.push(preview(new.content.as_str()));
+            arrays.from_user.push(new.sender == Sender::User);
+            arrays
+                .answers
+                .push(new.answers.map(|r| seq_value(r.seq)).transpose()?);
+            arrays.conversation.push(row.conversation_id);
+            arrays.client_message_id.push(row.client_message_id);
+            arrays.message_id.push(row.id);
+            arrays.sender.push(row.sender);
+            arrays.sender_id.push(row.sender_id);
+            arrays.content.push(row.content);
+            arrays.attachments.push(row.attachments);
+            arrays.suggestions.push(row.suggestions);
+            arrays.reply_to.push(row.reply_to);
+            arrays.metadata.push(row.metadata);
+        }
+        Ok(arrays)
+    }
 }
 
 /// Stores `batch` (at most one append per conversation) in one statement; `None` for
@@ -100,26 +165,32 @@ pub(super) async fn commit_batch(
     db: &DatabaseConnection,
     batch: &[&NewMessage],
 ) -> Result<Vec<Option<Message>>, RepoError> {
-    let mut rows = Vec::with_capacity(batch.len());
-    for new in batch {
-        let row: serde_json::Map<String, serde_json::Value> = COLUMNS
-            .iter()
-            .zip(parameters(new)?)
-            .map(|((name, _), value)| Ok(((*name).to_owned(), json_of(value)?)))
-            .collect::<Result<_, RepoError>>()?;
-        rows.push(serde_json::Value::Object(row));
-    }
-    let statement = Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        BATCH_SQL.as_str(),
-        [Value::from(serde_json::Value::Array(rows).to_string())],
-    );
-    let returned = db.query_all_raw(statement).await.map_err(repo_error)?;
+    let arrays = Arrays::of(batch)?;
+    // Bound in the order of `COLUMNS`, through sqlx itself: SeaORM's values bind an
+    // array only when no element is NULL.
+    let returned = sqlx::query(BATCH_SQL.as_str())
+        .bind(arrays.at_ms)
+        .bind(arrays.preview)
+        .bind(arrays.from_user)
+        .bind(arrays.answers)
+        .bind(arrays.conversation)
+        .bind(arrays.client_message_id)
+        .bind(arrays.message_id)
+        .bind(arrays.sender)
+        .bind(arrays.sender_id)
+        .bind(arrays.content)
+        .bind(arrays.attachments)
+        .bind(arrays.suggestions)
+        .bind(arrays.reply_to)
+        .bind(arrays.metadata)
+        .fetch_all(db.get_postgres_connection_pool())
+        .await
+        .map_err(sqlx_error)?;
     let mut stored: HashMap<Uuid, (i64, i64)> = HashMap::with_capacity(returned.len());
     for row in returned {
-        let id: Uuid = row.try_get_by_index(0).map_err(repo_error)?;
-        let seq: i64 = row.try_get_by_index(1).map_err(repo_error)?;
-        let timestamp_ms: i64 = row.try_get_by_index(2).map_err(repo_error)?;
+        let id: Uuid = row.try_get(0).map_err(sqlx_error)?;
+        let seq: i64 = row.try_get(1).map_err(sqlx_error)?;
+        let timestamp_ms: i64 = row.try_get(2).map_err(sqlx_error)?;
         stored.insert(id, (seq, timestamp_ms));
     }
     batch
@@ -132,21 +203,4 @@ pub(super) async fn commit_batch(
             Ok(Some(new.stored(seq, timestamp)))
         })
         .collect()
-}
-
-/// A parameter of [`parameters`] as the batch's JSON carries it.
-fn json_of(value: Value) -> Result<serde_json::Value, RepoError> {
-    Ok(match value {
-        Value::BigInt(value) => json!(value),
-        Value::Bool(value) => json!(value),
-        Value::String(value) => json!(value),
-        Value::Uuid(value) => json!(value),
-        other => {
-            return Err(RowError::new(
-                "message_history",
-                format!("no JSON form for {other:?} in a group commit"),
-            )
-            .into());
-        }
-    })
 }

@@ -162,7 +162,7 @@ fn commit(
 }
 
 /// The batch's appends, inside the transaction: first each append's `UPDATE` of its
-/// conversation (`ADVANCE_SQL`), in arrival order, each reading the seq the one
+/// conversation (`ADVANCE_RETURNING_SQL`), in arrival order, each reading the seq the one
 /// before it wrote; then the messages, many to an `INSERT`.
 ///
 /// The order matters for the search index. Its trigger feeds FTS5, which keeps new

@@ -125,6 +125,43 @@ async fn appends_sharing_a_client_message_id_store_one_message_and_return_it_to_
     assert_eq!(reloaded.last_seq, Seq::new(1));
 }
 
+/// A client's retry of a message stored long before, queued with appends to other
+/// conversations: the retry gets the original, and every other append is stored.
+async fn a_retry_of_a_stored_message_among_other_appends_gets_the_original(store: SeaOrmStore) {
+    let retried = conversation(&store).await.id;
+    let original = store
+        .append(&message(retried, Some("sent-once")))
+        .await
+        .expect("first send")
+        .into_message();
+    let mut others = Vec::new();
+    for _ in 0..8 {
+        others.push(conversation(&store).await.id);
+    }
+    let mut messages: Vec<NewMessage> = others.iter().map(|id| message(*id, None)).collect();
+    messages.insert(4, message(retried, Some("sent-once")));
+    let results = append_together(&store, messages).await;
+    let mut stored = 0;
+    for result in results {
+        match result.expect("append succeeds") {
+            Appended::Stored(message) => {
+                assert_ne!(message.conversation_id, retried);
+                assert_eq!(message.seq, Seq::new(1));
+                stored += 1;
+            }
+            Appended::Existing(message) => assert_eq!(message, original),
+        }
+    }
+    assert_eq!(stored, 8);
+    let reloaded = ConversationRepository::get(&store, retried)
+        .await
+        .expect("conversation");
+    assert_eq!(
+        (reloaded.last_seq, reloaded.message_count),
+        (Seq::new(1), 1)
+    );
+}
+
 async fn two_replies_to_one_message_in_one_batch_store_one_and_the_other_conflicts(
     store: SeaOrmStore,
 ) {
@@ -333,6 +370,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     appends_sharing_a_client_message_id_store_one_message_and_return_it_to_all,
+    a_retry_of_a_stored_message_among_other_appends_gets_the_original,
     two_replies_to_one_message_in_one_batch_store_one_and_the_other_conflicts,
     a_batch_that_fails_half_way_is_retried_append_by_append_and_the_store_goes_on,
     an_append_to_a_missing_conversation_fails_alone_and_the_others_get_gap_free_seqs,
