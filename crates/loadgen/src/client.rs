@@ -132,6 +132,27 @@ impl Api {
         decode(response.await?).await
     }
 
+    /// `GET path` with the token, its body read to the last byte and not yet decoded:
+    /// a latency measured around this call is the server's answer, not the
+    /// decoding of it here.
+    pub async fn get_body(&self, token: &str, path: &str) -> Result<Body> {
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        let status = response.status();
+        let bytes = response.bytes().await?;
+        if !status.is_success() {
+            bail!(
+                "the server answered {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+        Ok(Body(bytes))
+    }
+
     /// `GET path` with the token, read to the end as a stream of chunks; returns the
     /// bytes and lines received. The whole body is never held in memory.
     pub async fn download(&self, token: &str, path: &str) -> Result<(u64, u64)> {
@@ -198,6 +219,16 @@ pub async fn next_frame(socket: &mut Socket) -> Result<Value> {
             WsMessage::Close(close) => bail!("the server closed the socket: {close:?}"),
             _ => {}
         }
+    }
+}
+
+/// A successful answer's body, as received.
+pub struct Body(bytes::Bytes);
+
+impl Body {
+    /// The body decoded as JSON.
+    pub fn json(&self) -> Result<Value> {
+        serde_json::from_slice(&self.0).context("cannot decode the answer")
     }
 }
 

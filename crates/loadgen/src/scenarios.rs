@@ -326,9 +326,9 @@ pub async fn history(api: &Api, database_url: &str, messages: u64, pages: usize)
             conversation.conversation_id
         );
         let sent = Instant::now();
-        let page = api.get(&guest.token, &path).await?;
+        let page = api.get_body(&guest.token, &path).await?;
         latencies.push(sent.elapsed());
-        let got = page["messages"].as_array().map_or(0, Vec::len);
+        let got = page.json()?["messages"].as_array().map_or(0, Vec::len);
         ensure!(
             got == 50,
             "a page before seq {before} held {got} messages, not 50"
@@ -436,9 +436,9 @@ pub async fn list(api: &Api, conversations: usize, pages: usize) -> Result<Repor
         let offset = rand::rng().random_range(0..=reachable.saturating_sub(20));
         let path = format!("/conversations?limit=20&offset={offset}{filter}");
         let sent = Instant::now();
-        let page = api.get(&guest.token, &path).await?;
+        let page = api.get_body(&guest.token, &path).await?;
         latencies.push(sent.elapsed());
-        let got = page["conversations"].as_array().map_or(0, Vec::len);
+        let got = page.json()?["conversations"].as_array().map_or(0, Vec::len);
         ensure!(
             got == 20.min(reachable),
             "a page at offset {offset} held {got} conversations"
