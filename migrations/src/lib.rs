@@ -38,6 +38,8 @@
 //! - `m20261204_000005_add_feedback_webhooks`: `feedback.created` webhooks.
 //! - `m20261204_000006_drop_activity_indexes`: two of `m20261125_000006`'s indexes on
 //!   `conversations`, which every message rewrote, go.
+//! - `m20261205_000001_switch_message_webhook_trigger`: PostgreSQL's `message.created`
+//!   outbox trigger is enabled only while a webhook is registered.
 
 /// Re-exported so that callers can run [`Migrator`] without naming sea-orm-migration.
 pub use sea_orm_migration::MigratorTrait;
@@ -52,6 +54,7 @@ mod m20261204_000003_add_webhooks;
 mod m20261204_000004_add_feedback;
 mod m20261204_000005_add_feedback_webhooks;
 mod m20261204_000006_drop_activity_indexes;
+mod m20261205_000001_switch_message_webhook_trigger;
 
 /// Applies confab's migrations; `Migrator::up(&db, None)` brings a database to the
 /// current schema.
@@ -71,6 +74,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000004_add_feedback::Migration),
             Box::new(m20261204_000005_add_feedback_webhooks::Migration),
             Box::new(m20261204_000006_drop_activity_indexes::Migration),
+            Box::new(m20261205_000001_switch_message_webhook_trigger::Migration),
         ]
     }
 }

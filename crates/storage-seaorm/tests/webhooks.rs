@@ -61,6 +61,7 @@ macro_rules! on_every_backend {
 
 on_every_backend!(
     without_a_subscription_nothing_is_recorded,
+    messages_are_recorded_while_any_webhook_is_registered,
     every_write_path_records_its_event_in_order_with_a_snapshot,
     a_subscription_gets_only_the_events_it_asked_for,
     a_conversation_s_next_event_waits_for_the_previous_one,
@@ -168,6 +169,35 @@ async fn without_a_subscription_nothing_is_recorded(db: DatabaseConnection) {
     send(&store, &conversation, "hello").await;
     let webhook = subscribe(&store, &["message.created"]).await;
     assert!(all_deliveries(&store, &webhook).await.is_empty());
+}
+
+/// Messages are recorded while some webhook is registered, whichever it is, and not
+/// while none is (PostgreSQL switches its message trigger off then).
+async fn messages_are_recorded_while_any_webhook_is_registered(db: DatabaseConnection) {
+    let store = SeaOrmStore::new(db);
+    let conversation = start(&store).await;
+    let first = subscribe(&store, &["message.created"]).await;
+    send(&store, &conversation, "one").await;
+    assert_eq!(all_deliveries(&store, &first).await.len(), 1);
+    store.delete_webhook(first.id).await.unwrap();
+    send(&store, &conversation, "two, to nobody").await;
+    let second = subscribe(&store, &["message.created"]).await;
+    let third = subscribe(&store, &["conversation.archived"]).await;
+    send(&store, &conversation, "three").await;
+    store.delete_webhook(second.id).await.unwrap();
+    let fourth = subscribe(&store, &["message.created"]).await;
+    store.delete_webhook(third.id).await.unwrap();
+    send(&store, &conversation, "four").await;
+    let recorded: Vec<String> = drain(&store)
+        .await
+        .into_iter()
+        .map(|(event, data)| match data {
+            EventData::Message(message) => message.content.as_str().to_owned(),
+            other => panic!("{event:?} recorded with {other:?}"),
+        })
+        .collect();
+    assert_eq!(recorded, ["four"]);
+    assert_eq!(all_deliveries(&store, &fourth).await.len(), 1);
 }
 
 async fn every_write_path_records_its_event_in_order_with_a_snapshot(db: DatabaseConnection) {
