@@ -192,7 +192,20 @@ impl AppendQueue {
                             .send(Err(RepoError::Unavailable(cause.clone().into())));
                     }
                 }
-                Err(_) => each_alone(&db, batch).await,
+                Err(error) => {
+                    // A repeated `client_message_id` is refused by PostgreSQL's unique
+                    // index, which fails its whole batch: expected whenever a client
+                    // retries. Anything else is worth an operator's look.
+                    if matches!(error, RepoError::Conflict) {
+                        tracing::debug!(
+                            appends = batch.len(),
+                            "a batch was refused by a unique index; storing its appends one by one"
+                        );
+                    } else {
+                        tracing::warn!(appends = batch.len(), %error, "a batch failed; storing its appends one by one");
+                    }
+                    each_alone(&db, batch).await;
+                }
             }
         }
     }
