@@ -16,10 +16,9 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use confab_domain::event::{ConversationEvent, EventKind};
 use confab_domain::message::Sender;
-use futures::{FutureExt as _, StreamExt};
+use futures::StreamExt;
 use serde::Deserialize;
 use tokio::time::{Instant, MissedTickBehavior};
-use tracing::Instrument as _;
 
 use super::access::{self, Opened};
 use super::error::DirectLineError;
@@ -66,9 +65,7 @@ pub(crate) async fn upgrade(
         .map_err(DirectLineError::from)?;
     let span = tracing::Span::current();
     // As on `/ws` (`crate::ws`): what the callback captures is boxed, because axum
-    // keeps the callback in the socket's task for the socket's life, and the session
-    // is wrapped by combinators, not awaited in an `async` block that would hold it
-    // twice.
+    // keeps the callback in the socket's task for the socket's life.
     let inputs = Box::new((state, opened, bot_name));
     Ok(upgrade
         .max_message_size(MAX_CLIENT_FRAME)
@@ -77,15 +74,8 @@ pub(crate) async fn upgrade(
         .on_upgrade(move |socket| {
             let (state, opened, bot_name) = *inputs;
             let shutdown = state.shutdown.clone();
-            let open = metrics::gauge!(crate::observability::WEBSOCKETS_OPEN);
-            open.increment(1.0);
-            shutdown
-                .track(serve(socket, state, opened, bot_name, after))
-                .map(move |()| {
-                    open.decrement(1.0);
-                    drop(slot);
-                })
-                .instrument(span)
+            let session = serve(socket, state, opened, bot_name, after);
+            crate::ws::tracked_session(&shutdown, slot, span, session)
         }))
 }
 

@@ -31,6 +31,8 @@ use serde::Deserialize;
 use tracing::Instrument as _;
 
 use crate::error::ApiError;
+use crate::limits::SocketSlot;
+use crate::shutdown::Shutdown;
 use crate::state::AppState;
 
 /// Frames past this size end the connection in the protocol library itself; below it
@@ -81,16 +83,32 @@ async fn upgrade(
             let (state, caller) = *inputs;
             let shutdown = state.shutdown.clone();
             let session = span.in_scope(|| session::serve(socket, state, caller));
-            let open = metrics::gauge!(crate::observability::WEBSOCKETS_OPEN);
-            open.increment(1.0);
-            // A combinator, not an `async` block: a block that awaits a future it
-            // captured keeps that future twice, as its capture and as its await.
-            shutdown
-                .track(session)
-                .map(move |()| {
-                    open.decrement(1.0);
-                    drop(slot);
-                })
-                .instrument(span)
+            tracked_session(&shutdown, slot, span, session)
         }))
+}
+
+/// A socket's session as an upgrade callback hands it to axum (here and in Direct
+/// Line's stream): counted in the open-sockets gauge and by the server's shutdown,
+/// in the upgrade request's span, holding the user's socket slot until it ends.
+///
+/// A combinator, not an `async` block: a block that awaits a future it captured keeps
+/// that future twice, as its capture and as its await.
+pub(crate) fn tracked_session<F>(
+    shutdown: &Shutdown,
+    slot: SocketSlot,
+    span: tracing::Span,
+    session: F,
+) -> impl Future<Output = ()> + Send + use<F>
+where
+    F: Future<Output = ()> + Send,
+{
+    let open = metrics::gauge!(crate::observability::WEBSOCKETS_OPEN);
+    open.increment(1.0);
+    shutdown
+        .track(session)
+        .map(move |()| {
+            open.decrement(1.0);
+            drop(slot);
+        })
+        .instrument(span)
 }
