@@ -45,10 +45,14 @@ use crate::append::{append_alone, not_advanced};
 /// the first append of a batch waits for the last.
 const MAX_BATCH: usize = 256;
 
-/// How many PostgreSQL writers run at once: enough that one batch is prepared and
-/// answered while another is stored, and that appends to other conversations do not
-/// wait for a slow one; each holds a pooled connection while it writes.
-const POSTGRES_WRITERS: usize = 4;
+/// How many PostgreSQL writers run at once: two, so that one batch is prepared and
+/// answered while another is stored, and appends to other conversations do not all
+/// wait for a batch held up by a lock; each holds a pooled connection while it
+/// writes. Not more: every statement has a fixed cost (planning, executor start-up,
+/// commit), and fewer writers store larger batches. With 16 WebSocket clients,
+/// PostgreSQL spent 433 / 476 µs per answered message with four writers, 347 / 309
+/// with two and 274 / 292 with one (docs/benchmarks.md, part five).
+const POSTGRES_WRITERS: usize = 2;
 
 /// How often the WAL of SQLite is checkpointed while appends commit: often enough
 /// that the WAL stays a few megabytes (readers look pages up in it), rarely enough
