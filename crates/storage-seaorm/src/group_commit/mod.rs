@@ -20,7 +20,7 @@
 //!   each append's `UPDATE` reads the counter its predecessor in the same transaction
 //!   wrote.
 //! - **PostgreSQL** ([`postgres`]) locks rows, not the file, but each statement and
-//!   each commit has a cost of its own (a round trip, a snapshot, a WAL flush). A few
+//!   each commit has a cost of its own (a round trip, a snapshot, a WAL flush). Two
 //!   writers each store a batch in one statement, each on a connection of its own.
 //!   A batch holds at most one append per conversation, and a conversation with an
 //!   append in flight is left to the writer that has it: a conversation's appends are
