@@ -3,12 +3,13 @@
 //! SQLite group-commit writer (`group_commit`).
 //!
 //! An append first moves its conversation on in one guarded `UPDATE`
-//! ([`ADVANCE_RETURNING_SQL`]), which takes the conversation's row lock (PostgreSQL) or the
-//! write lock (SQLite) before anything is read: concurrent appends queue there and
-//! each sees the seq its predecessor committed, so seqs stay gap-free. Only when that
-//! `UPDATE` changed the row is the message inserted, with the seq and timestamp the
-//! row now holds. An `UPDATE` that changed nothing is sorted out by
-//! [`not_advanced`]: a duplicate `client_message_id`, a reply stored before, or a
+//! ([`ADVANCE_RETURNING_SQL`]), which takes the conversation's row lock (PostgreSQL)
+//! or the write lock (SQLite) before anything is read: concurrent appends queue there
+//! and each sees the seq its predecessor committed, so seqs stay gap-free. Only when
+//! that `UPDATE` changed the row is the message inserted, with the seq and timestamp
+//! the row now holds. An append that stored nothing is sorted out by
+//! [`not_advanced`]: a duplicate `client_message_id` (on PostgreSQL refused by the
+//! unique index, which rolls the statement back), a reply stored before, or a
 //! missing conversation.
 
 use std::sync::LazyLock;
@@ -114,9 +115,10 @@ pub(crate) fn advance_parameters(new: &NewMessage) -> Result<[Value; 6], RepoErr
     ])
 }
 
-/// The parameters `#1#`…`#14#` of an append of `new`: those of [`ADVANCE_RETURNING_SQL`]
-/// (1–6, [`advance_parameters`]), then the message's columns (7–14: id, sender,
-/// sender id, content, attachments, suggestions, reply_to, metadata).
+/// The parameters `#1#`…`#14#` of an append of `new`: those of
+/// [`ADVANCE_RETURNING_SQL`] (1–6, [`advance_parameters`]), then the message's columns
+/// (7–14: id, sender, sender id, content, attachments, suggestions, reply_to,
+/// metadata).
 pub(crate) fn parameters(new: &NewMessage) -> Result<[Value; PARAMETERS], RepoError> {
     // Seq and timestamp are placeholders here: the SQL takes both from the
     // conversation row.
@@ -151,7 +153,8 @@ pub(crate) fn advanced(last_seq: i64, last_activity_ms: i64) -> Result<(Seq, Tim
     Ok((seq, timestamp))
 }
 
-/// Moves the conversation on for `new` ([`ADVANCE_RETURNING_SQL`]); `None` when no row changed.
+/// Moves the conversation on for `new` ([`ADVANCE_RETURNING_SQL`]); `None` when no
+/// row changed.
 async fn advance<C: ConnectionTrait>(
     db: &C,
     new: &NewMessage,
@@ -240,11 +243,10 @@ pub(crate) async fn append_alone(
         }
         Err(error) => {
             let error = repo_error(error);
-            // PostgreSQL refuses every statement of a transaction after an error, so
-            // the original is looked up after the rollback. (Two appends with one
-            // `client_message_id` racing on PostgreSQL both pass the guard of
-            // `ADVANCE_RETURNING_SQL`, which reads the snapshot of before the row lock; the
-            // unique index stops the second here.)
+            // A unique index refused the message (SQLite holds the write lock, so the
+            // guard saw every committed message: a repeated message id, or a database
+            // changed under the writer); anything the original is looked up for comes
+            // after the rollback.
             txn.rollback().await.map_err(repo_error)?;
             match (error, &new.client_message_id) {
                 (RepoError::Conflict, Some(_)) => not_advanced(db, new).await,

@@ -200,13 +200,14 @@ impl AppendQueue {
                     // A repeated `client_message_id` is refused by PostgreSQL's unique
                     // index, which fails its whole batch: expected whenever a client
                     // retries. Anything else is worth an operator's look.
+                    let appends = batch.len();
                     if matches!(error, RepoError::Conflict) {
                         tracing::debug!(
-                            appends = batch.len(),
-                            "a batch was refused by a unique index; storing its appends one by one"
+                            appends,
+                            "a unique index refused a batch; storing it append by append"
                         );
                     } else {
-                        tracing::warn!(appends = batch.len(), %error, "a batch failed; storing its appends one by one");
+                        tracing::warn!(appends, %error, "a batch failed; storing it append by append");
                     }
                     each_alone(&db, batch).await;
                 }
