@@ -6,8 +6,8 @@ use std::sync::Arc;
 use confab_domain::bot::BotId;
 use confab_domain::error::RepoError;
 use sea_orm::{
-    DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel, QuerySelect,
-    QueryTrait, Select,
+    DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryTrait, Select,
+    Statement,
 };
 
 use tokio::sync::OnceCell;
@@ -106,28 +106,35 @@ impl SeaOrmStore {
         E: EntityTrait,
         E::Model: DirectRow + Send + Sync,
     {
+        self.select_statement::<E>(select.build(self.db.get_database_backend()))
+            .await
+    }
+
+    /// The rows `statement` (a select of `E`'s columns, built for this store's
+    /// backend) selects, read as [`select_all`](Self::select_all) reads: for
+    /// statements built once and kept, since SeaORM builds a `Select` anew each time.
+    pub(crate) async fn select_statement<E>(
+        &self,
+        statement: Statement,
+    ) -> Result<Vec<E::Model>, RepoError>
+    where
+        E: EntityTrait,
+        E::Model: DirectRow + Send + Sync,
+    {
         let direct = self
             .direct
             .get_or_init(|| DirectReads::for_pool(&self.db))
             .await;
         if let Some(direct) = direct
-            && let Some(read) = direct.rows(&select.build(DbBackend::Sqlite))
+            && let Some(read) = direct.rows(&statement)
         {
             return read;
         }
-        select.all(&self.db).await.map_err(repo_error)
-    }
-
-    /// The first row `select` selects, read as [`select_all`](Self::select_all) does.
-    pub(crate) async fn select_one<E>(
-        &self,
-        select: Select<E>,
-    ) -> Result<Option<E::Model>, RepoError>
-    where
-        E: EntityTrait,
-        E::Model: DirectRow + Send + Sync,
-    {
-        Ok(self.select_all(select.limit(1)).await?.pop())
+        E::find()
+            .from_raw_sql(statement)
+            .all(&self.db)
+            .await
+            .map_err(repo_error)
     }
 
     /// Begins a transaction that will write ([`begin_write`]).
