@@ -95,8 +95,8 @@ mod tests {
     /// The session's future lives in every socket's task for the socket's life, idle
     /// or not: 10 000 idle sockets pay for each byte of it 10 000 times. It was 3 KiB
     /// before the set-up moved out of it and the refusal of binary frames was boxed
-    /// (docs/benchmarks.md, change 18); an unboxed await or a captured value added to
-    /// it shows here first.
+    /// (docs/benchmarks-history.md, change 18); an unboxed await or a captured value
+    /// added to it shows here first.
     #[test]
     fn an_idle_sessions_future_stays_small() {
         let size = future_size(serve);
