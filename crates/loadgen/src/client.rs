@@ -128,8 +128,7 @@ impl Api {
 
     /// `GET path` with the token, decoded as JSON.
     pub async fn get(&self, token: &str, path: &str) -> Result<Value> {
-        let response = self.http.get(self.url(path)).bearer_auth(token).send();
-        decode(response.await?).await
+        self.get_body(token, path).await?.json()
     }
 
     /// `GET path` with the token, its body read to the last byte and not yet decoded:

@@ -99,14 +99,38 @@ pub(crate) const ADVANCE_RETURNING_SQL: &str =
 /// How many parameters [`parameters`] gives.
 pub(crate) const PARAMETERS: usize = 14;
 
+/// What an append moves its conversation to, besides the conversation and client id:
+/// the parameters `#1#`…`#4#` of [`ADVANCE_RETURNING_SQL`], typed.
+pub(crate) struct Advance {
+    /// `#1#`: the message's time.
+    pub(crate) at_ms: i64,
+    /// `#2#`: the conversation's new `last_message`.
+    pub(crate) preview: String,
+    /// `#3#`: whether it is a user message.
+    pub(crate) from_user: bool,
+    /// `#4#`: the seq of the user message a reply answers.
+    pub(crate) answers: Option<i64>,
+}
+
+impl Advance {
+    pub(crate) fn of(new: &NewMessage) -> Result<Self, RowError> {
+        Ok(Self {
+            at_ms: millis(new.timestamp),
+            preview: preview(new.content.as_str()),
+            from_user: new.sender == Sender::User,
+            answers: new.answers.map(|r| seq_value(r.seq)).transpose()?,
+        })
+    }
+}
+
 /// The parameters `#1#`…`#6#` of [`ADVANCE_RETURNING_SQL`] for an append of `new`.
 pub(crate) fn advance_parameters(new: &NewMessage) -> Result<[Value; 6], RepoError> {
-    let answered = new.answers.map(|r| seq_value(r.seq)).transpose()?;
+    let advance = Advance::of(new)?;
     Ok([
-        millis(new.timestamp).into(),
-        preview(new.content.as_str()).into(),
-        (new.sender == Sender::User).into(),
-        answered.into(),
+        advance.at_ms.into(),
+        advance.preview.into(),
+        advance.from_user.into(),
+        advance.answers.into(),
         new.conversation_id.as_uuid().into(),
         new.client_message_id
             .as_ref()

@@ -32,18 +32,17 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use confab_domain::conversation::preview;
 use confab_domain::error::RepoError;
-use confab_domain::message::{Message, NewMessage, Sender, Seq};
+use confab_domain::message::{Message, NewMessage, Seq};
 use sea_orm::DatabaseConnection;
 use sea_orm::sqlx::{self, Row as _};
 use uuid::Uuid;
 
 use crate::append::{
-    ADVANCE_SET_SQL, INSERT_ADVANCED_SQL, PARAMETERS, REPLY_PENDING_SQL, advanced,
+    ADVANCE_SET_SQL, Advance, INSERT_ADVANCED_SQL, PARAMETERS, REPLY_PENDING_SQL, advanced,
 };
 use crate::error::sqlx_error;
-use crate::rows::{message_row, millis, seq_value};
+use crate::rows::message_row;
 
 /// The columns of a batch row, in the order of [`crate::append::parameters`]: the
 /// `#n#` of the append SQL is the column `n - 1` here, and the statement's parameter
@@ -138,12 +137,11 @@ impl Arrays {
         for new in batch {
             // The seq is a placeholder: the statement takes it from the conversation.
             let row = message_row(new, Seq::ZERO, new.timestamp)?;
-            arrays.at_ms.push(millis(new.timestamp));
-            arrays.preview.push(preview(new.content.as_str()));
-            arrays.from_user.push(new.sender == Sender::User);
-            arrays
-                .answers
-                .push(new.answers.map(|r| seq_value(r.seq)).transpose()?);
+            let advance = Advance::of(new)?;
+            arrays.at_ms.push(advance.at_ms);
+            arrays.preview.push(advance.preview);
+            arrays.from_user.push(advance.from_user);
+            arrays.answers.push(advance.answers);
             arrays.conversation.push(row.conversation_id);
             arrays.client_message_id.push(row.client_message_id);
             arrays.message_id.push(row.id);
