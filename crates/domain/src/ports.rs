@@ -129,6 +129,25 @@ pub trait ConversationRepository: Send + Sync {
     ) -> Result<Vec<Conversation>, RepoError>;
 }
 
+/// What [`MessageRepository::append_own`] did.
+#[derive(Debug, Clone, PartialEq)]
+// Nearly every send is `Stored`: boxing it would allocate on every send to spare
+// the rare `NotTaken` some bytes of stack.
+#[allow(clippy::large_enum_variant)]
+pub enum OwnAppend {
+    /// The message was stored with a new seq.
+    Stored {
+        /// The message as stored.
+        message: Message,
+        /// Its conversation just before the append: the `last_seq` is the message's
+        /// seq minus one, and the rest what the reply pipeline decides from (whether a
+        /// reply was pending, who answers).
+        before: Conversation,
+    },
+    /// Nothing was stored: the caller takes the long way.
+    NotTaken,
+}
+
 /// The messages of conversations.
 #[cfg_attr(any(test, feature = "test-util"), mockall::automock)]
 #[async_trait]
@@ -151,6 +170,35 @@ pub trait MessageRepository: Send + Sync {
     /// - MUST return `RepoError::NotFound` and store nothing when the conversation does
     ///   not exist.
     async fn append(&self, message: &NewMessage) -> Result<Appended, RepoError>;
+
+    /// Appends a user message to its sender's own conversation, making in the same
+    /// step the checks a send otherwise reads the conversation for: one trip to
+    /// storage per send instead of a read and an append.
+    ///
+    /// Stores `message` as [`append`](Self::append) would, but only when its
+    /// conversation exists, belongs to `owner` and is active, and the message neither
+    /// repeats a stored `client_message_id` nor answers anything (`answers` is
+    /// `None`). Otherwise it stores nothing and returns [`OwnAppend::NotTaken`], and
+    /// the caller takes the long way: it reads the conversation, checks it, and calls
+    /// `append`, which tells a retry, an archived or a missing conversation apart.
+    ///
+    /// The default takes nothing: a store without a cheaper way than the long way
+    /// keeps that way, as a send did before this method.
+    ///
+    /// # Errors
+    /// - MUST store nothing and return `NotTaken` (never an error) when the
+    ///   conversation is missing, another user's or archived, or when it holds a
+    ///   message with the same `client_message_id`.
+    /// - MUST return in `OwnAppend::Stored` the conversation exactly as the append
+    ///   found it: concurrent appends to one conversation each see the one before.
+    async fn append_own(
+        &self,
+        message: &NewMessage,
+        owner: &UserId,
+    ) -> Result<OwnAppend, RepoError> {
+        let _ = (message, owner);
+        Ok(OwnAppend::NotTaken)
+    }
 
     /// One page of a conversation's history, oldest first: with no bound the newest
     /// `limit` messages; with `before` only the newest `limit` older than it; with

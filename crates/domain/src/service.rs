@@ -146,7 +146,7 @@ mod tests {
     };
     use crate::error::ValidationError;
     use crate::message::{Attachment, HistoryCursor, HistoryPage, MessageId, Sender, Seq};
-    use crate::ports::{MockConversationRepository, MockMessageRepository};
+    use crate::ports::{MockConversationRepository, MockMessageRepository, OwnAppend};
     use crate::testing::{ScriptedEngine, TestPorts, user};
 
     const DRAIN: Duration = Duration::from_secs(10);
@@ -192,6 +192,9 @@ mod tests {
     fn appends_nothing() -> Arc<MockMessageRepository> {
         let mut messages = MockMessageRepository::new();
         messages.expect_append().never();
+        messages
+            .expect_append_own()
+            .returning(|_, _| Ok(OwnAppend::NotTaken));
         // A history page is read beside the visibility check, and dropped when the
         // check fails.
         messages.expect_history().returning(|_, _| {

@@ -11,6 +11,7 @@ use crate::message::{
     Appended, Attachment, Attachments, ClientMessageId, Message, MessageContent, MessageId,
     NewMessage, Sender,
 };
+use crate::ports::OwnAppend;
 use crate::session::{Session, SessionId};
 use crate::user::{Caller, Role};
 
@@ -104,11 +105,15 @@ impl ConversationService {
             .create(&conversation, &session)
             .await?;
         let initial_message = match command.initial_message {
-            Some(draft) => Some(
-                self.append_user_message(caller, &conversation, draft)
-                    .await?
-                    .message,
-            ),
+            Some(draft) => {
+                let sender = sendable(caller, &conversation)?;
+                let message = self.new_message(caller, conversation.id, sender, draft);
+                Some(
+                    self.append_user_message(&conversation, message)
+                        .await?
+                        .message,
+                )
+            }
             None => None,
         };
         Ok(Started {
@@ -125,23 +130,34 @@ impl ConversationService {
         conversation_id: ConversationId,
         draft: MessageDraft,
     ) -> Result<Sent, DomainError> {
+        let mut message = self.new_message(caller, conversation_id, Sender::User, draft);
+        // The owner's send to an active conversation, the common case, is checked
+        // and stored in one step; storage leaves anything else to the long way.
+        if !matches!(caller.role, Role::Bot(_)) {
+            let own = self
+                .ports
+                .messages
+                .append_own(&message, &caller.user_id)
+                .await?;
+            if let OwnAppend::Stored { message, before } = own {
+                return Ok(self.follow_up(&before, message).await);
+            }
+        }
         let conversation = self.conversation(caller, conversation_id).await?;
-        self.append_user_message(caller, &conversation, draft).await
+        message.sender = sendable(caller, &conversation)?;
+        self.append_user_message(&conversation, message).await
     }
 
-    async fn append_user_message(
+    fn new_message(
         &self,
         caller: &Caller,
-        conversation: &Conversation,
+        conversation_id: ConversationId,
+        sender: Sender,
         draft: MessageDraft,
-    ) -> Result<Sent, DomainError> {
-        if conversation.status == ConversationStatus::Archived {
-            return Err(DomainError::ConversationArchived);
-        }
-        let sender = writer(caller, conversation)?;
-        let message = NewMessage {
+    ) -> NewMessage {
+        NewMessage {
             id: MessageId::from_uuid(self.ports.ids.new_id()),
-            conversation_id: conversation.id,
+            conversation_id,
             sender,
             sender_id: caller.user_id.to_string(),
             content: draft.content,
@@ -151,7 +167,16 @@ impl ConversationService {
             answers: None,
             timestamp: self.ports.clock.now(),
             metadata: draft.metadata,
-        };
+        }
+    }
+
+    /// Appends `message`, which the caller may send to `conversation` as its
+    /// `sender` ([`sendable`]).
+    async fn append_user_message(
+        &self,
+        conversation: &Conversation,
+        message: NewMessage,
+    ) -> Result<Sent, DomainError> {
         let appended = self
             .ports
             .messages
@@ -174,17 +199,21 @@ impl ConversationService {
                     created: false,
                 })
             }
-            Appended::Stored(stored) => {
-                self.publish(conversation, EventKind::Message(stored.clone()))
-                    .await;
-                if stored.sender == Sender::User {
-                    self.replies.stored(conversation, &stored);
-                }
-                Ok(Sent {
-                    message: stored,
-                    created: true,
-                })
-            }
+            Appended::Stored(stored) => Ok(self.follow_up(conversation, stored).await),
+        }
+    }
+
+    /// Tells followers of a message just stored in `conversation` (as it stood before)
+    /// and has it answered.
+    async fn follow_up(&self, conversation: &Conversation, stored: Message) -> Sent {
+        self.publish(conversation, EventKind::Message(stored.clone()))
+            .await;
+        if stored.sender == Sender::User {
+            self.replies.stored(conversation, &stored);
+        }
+        Sent {
+            message: stored,
+            created: true,
         }
     }
 
@@ -258,6 +287,14 @@ impl ConversationService {
 /// write to it while they hold it, and archive it, but nothing more.
 fn is_agent_of_another(caller: &Caller, conversation: &Conversation) -> bool {
     caller.role == Role::Agent && conversation.user_id != caller.user_id
+}
+
+/// The sender `caller` writes to `conversation` as, when it may write to it now.
+fn sendable(caller: &Caller, conversation: &Conversation) -> Result<Sender, DomainError> {
+    if conversation.status == ConversationStatus::Archived {
+        return Err(DomainError::ConversationArchived);
+    }
+    writer(caller, conversation)
 }
 
 /// Who the caller writes as in a conversation they may see: its user, its bot, or

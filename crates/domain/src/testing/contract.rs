@@ -92,6 +92,7 @@ pub mod handoff;
 pub mod history;
 pub mod leases;
 pub mod messages;
+pub mod own_appends;
 pub mod search;
 pub mod sessions;
 
@@ -209,6 +210,11 @@ macro_rules! storage_contract_tests {
                 appending_to_an_unknown_conversation_is_not_found_and_stores_nothing,
                 appending_updates_the_counters_and_the_last_message_preview,
                 getting_a_message_returns_it_and_an_unknown_or_foreign_one_is_not_found,
+            ]
+            own_appends: [
+                an_own_append_is_stored_as_an_append_with_the_conversation_before_it,
+                an_own_append_to_a_missing_foreign_or_archived_conversation_or_a_retry_is_not_taken,
+                concurrent_own_appends_each_see_the_conversation_the_one_before_left,
             ]
             history: [
                 history_without_bounds_returns_the_newest_messages_oldest_first,

@@ -9,7 +9,8 @@ use async_trait::async_trait;
 
 use crate::bot::{Bot, BotId};
 use crate::conversation::{
-    Conversation, ConversationChange, ConversationId, ConversationPage, ListPosition, ListQuery,
+    Conversation, ConversationChange, ConversationId, ConversationPage, ConversationStatus,
+    ListPosition, ListQuery,
 };
 use crate::error::RepoError;
 use crate::handoff::{HandoffChange, HandoffListing, HandoffState};
@@ -19,7 +20,8 @@ use crate::message::{
     Seq,
 };
 use crate::ports::{
-    BotRepository, ConversationRepository, MessageRepository, ReplyLeases, SessionRepository,
+    BotRepository, ConversationRepository, MessageRepository, OwnAppend, ReplyLeases,
+    SessionRepository,
 };
 use crate::search::{SearchCursor, SearchQuery, SearchScope};
 use crate::session::{Session, SessionId};
@@ -404,6 +406,27 @@ impl ReplyLeases for InMemoryStore {
 impl MessageRepository for InMemoryStore {
     async fn append(&self, message: &NewMessage) -> Result<Appended, RepoError> {
         self.lock().append(message)
+    }
+
+    async fn append_own(
+        &self,
+        message: &NewMessage,
+        owner: &UserId,
+    ) -> Result<OwnAppend, RepoError> {
+        let mut state = self.lock();
+        let Some(before) = state.conversations.get(&message.conversation_id).cloned() else {
+            return Ok(OwnAppend::NotTaken);
+        };
+        if before.user_id != *owner
+            || before.status != ConversationStatus::Active
+            || message.answers.is_some()
+        {
+            return Ok(OwnAppend::NotTaken);
+        }
+        match state.append(message)? {
+            Appended::Stored(message) => Ok(OwnAppend::Stored { message, before }),
+            Appended::Existing(_) => Ok(OwnAppend::NotTaken),
+        }
     }
 
     async fn history(
