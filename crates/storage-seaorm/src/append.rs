@@ -14,13 +14,15 @@
 
 use std::sync::LazyLock;
 
-use confab_domain::conversation::{ConversationId, preview};
+use confab_domain::conversation::{Conversation, ConversationId, preview};
 use confab_domain::error::RepoError;
 use confab_domain::message::{Appended, ClientMessageId, Message, NewMessage, Sender, Seq};
+use confab_domain::ports::OwnAppend;
 use confab_domain::timestamp::Timestamp;
+use confab_domain::user::UserId;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
-    IntoActiveModel, QueryFilter, Value,
+    FromQueryResult, IdenStatic, IntoActiveModel, Iterable, QueryFilter, QueryResult, Value,
 };
 
 use crate::connection::begin_write;
@@ -97,7 +99,7 @@ pub(crate) const ADVANCE_RETURNING_SQL: &str =
     concat!(advance_sql!(), " RETURNING last_seq, last_activity_ms");
 
 /// How many parameters [`parameters`] gives.
-pub(crate) const PARAMETERS: usize = 14;
+pub(crate) const PARAMETERS: usize = 15;
 
 /// What an append moves its conversation to, besides the conversation and client id:
 /// the parameters `#1#`…`#4#` of [`ADVANCE_RETURNING_SQL`], typed.
@@ -139,11 +141,14 @@ pub(crate) fn advance_parameters(new: &NewMessage) -> Result<[Value; 6], RepoErr
     ])
 }
 
-/// The parameters `#1#`…`#14#` of an append of `new`: those of
+/// The parameters `#1#`…`#15#` of an append of `new`: those of
 /// [`ADVANCE_RETURNING_SQL`] (1–6, [`advance_parameters`]), then the message's columns
 /// (7–14: id, sender, sender id, content, attachments, suggestions, reply_to,
-/// metadata).
-pub(crate) fn parameters(new: &NewMessage) -> Result<[Value; PARAMETERS], RepoError> {
+/// metadata), then (15) the owner an own append is guarded by, `NULL` for others.
+pub(crate) fn parameters(
+    new: &NewMessage,
+    owner: Option<&UserId>,
+) -> Result<[Value; PARAMETERS], RepoError> {
     // Seq and timestamp are placeholders here: the SQL takes both from the
     // conversation row.
     let row = message_row(new, Seq::ZERO, new.timestamp)?;
@@ -163,6 +168,7 @@ pub(crate) fn parameters(new: &NewMessage) -> Result<[Value; PARAMETERS], RepoEr
         row.suggestions.into(),
         row.reply_to.into(),
         row.metadata.into(),
+        owner.map(UserId::to_string).into(),
     ])
 }
 
@@ -221,6 +227,45 @@ static APPEND_POSTGRES_SQL: LazyLock<String> = LazyLock::new(|| {
         "WITH advanced AS ({} RETURNING id, last_seq, last_activity_ms) \
          {INSERT_ADVANCED_SQL}advanced RETURNING seq, timestamp_ms",
         guarded_advance_sql!()
+    )
+});
+
+/// The prefix of the columns of a conversation's row as an own append found it, in
+/// the `RETURNING` of PostgreSQL's own appends (`before_id`, `before_last_seq` …), so
+/// that they clash with no column of the conversation or of a batch.
+pub(crate) const BEFORE: &str = "before_";
+
+/// The columns of `conversations`, each as [`BEFORE`] names it, read from the
+/// relation `from`: `from.id AS before_id, …`.
+pub(crate) fn before_columns(from: &str) -> String {
+    conversation::Column::iter()
+        .map(|column| format!("{from}.{0} AS {BEFORE}{0}", column.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The conversation an own append found, from the [`BEFORE`] columns of `row`.
+pub(crate) fn conversation_before(row: &QueryResult) -> Result<Conversation, RepoError> {
+    let model = conversation::Model::from_query_result(row, BEFORE).map_err(repo_error)?;
+    Ok(Conversation::try_from(model)?)
+}
+
+/// PostgreSQL's own append (`MessageRepository::append_own`) as one statement: the
+/// lone append, after `before` has locked the conversation (`FOR NO KEY UPDATE`)
+/// provided it is the owner's (`#15#`) and active, and read it as it then stands.
+/// The advance joins `before`, so a conversation that is not the owner's, not active
+/// or missing moves on no more than the message is stored. The row lock is the one
+/// the `UPDATE` would take anyway; taking it first makes what `before` read the
+/// state the append starts from, whatever committed while it waited.
+static APPEND_OWN_POSTGRES_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH before AS (SELECT {} FROM conversations \
+         WHERE id = #5# AND user_id = #15# AND status = 'active' FOR NO KEY UPDATE), \
+         advanced AS ({ADVANCE_SET_SQL} FROM before WHERE id = before.{BEFORE}id \
+         AND {REPLY_PENDING_SQL} RETURNING id, last_seq, last_activity_ms), \
+         inserted AS ({INSERT_ADVANCED_SQL}advanced RETURNING seq, timestamp_ms) \
+         SELECT inserted.seq, inserted.timestamp_ms, before.* FROM inserted, before",
+        before_columns("conversations")
     )
 });
 
@@ -284,7 +329,11 @@ async fn append_in_one_statement(
     db: &DatabaseConnection,
     new: &NewMessage,
 ) -> Result<Appended, RepoError> {
-    let append = statement(&APPEND_POSTGRES_SQL, &parameters(new)?, DbBackend::Postgres)?;
+    let append = statement(
+        &APPEND_POSTGRES_SQL,
+        &parameters(new, None)?,
+        DbBackend::Postgres,
+    )?;
     let inserted = db.query_one_raw(append).await;
     let row = match inserted.map_err(repo_error) {
         Ok(Some(row)) => row,
@@ -300,6 +349,34 @@ async fn append_in_one_statement(
     let timestamp_ms: i64 = row.try_get_by_index(1).map_err(repo_error)?;
     let (seq, timestamp) = advanced(seq, timestamp_ms)?;
     Ok(Appended::Stored(new.stored(seq, timestamp)))
+}
+
+/// PostgreSQL's own append on its own ([`APPEND_OWN_POSTGRES_SQL`]). Anything that
+/// leaves it unstored is not taken: a conversation that is missing, another user's or
+/// not active (no row comes back), and a `client_message_id` stored before (the
+/// unique index refuses it); the caller's long way tells which.
+pub(crate) async fn append_own_alone(
+    db: &DatabaseConnection,
+    new: &NewMessage,
+    owner: &UserId,
+) -> Result<OwnAppend, RepoError> {
+    let append = statement(
+        &APPEND_OWN_POSTGRES_SQL,
+        &parameters(new, Some(owner))?,
+        DbBackend::Postgres,
+    )?;
+    let row = match db.query_one_raw(append).await.map_err(repo_error) {
+        Ok(Some(row)) => row,
+        Ok(None) | Err(RepoError::Conflict) => return Ok(OwnAppend::NotTaken),
+        Err(error) => return Err(error),
+    };
+    let seq: i64 = row.try_get_by_index(0).map_err(repo_error)?;
+    let timestamp_ms: i64 = row.try_get_by_index(1).map_err(repo_error)?;
+    let (seq, timestamp) = advanced(seq, timestamp_ms)?;
+    Ok(OwnAppend::Stored {
+        message: new.stored(seq, timestamp),
+        before: conversation_before(&row)?,
+    })
 }
 
 /// What an append that did not move its conversation on comes to: the message stored

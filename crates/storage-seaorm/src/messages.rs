@@ -8,8 +8,9 @@ use confab_domain::message::{
     Appended, Feedback, HistoryBound, HistoryPage, HistoryQuery, Message, MessageId, NewMessage,
     Seq,
 };
-use confab_domain::ports::MessageRepository;
+use confab_domain::ports::{MessageRepository, OwnAppend};
 use confab_domain::search::SearchQuery;
+use confab_domain::user::UserId;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -27,6 +28,10 @@ impl MessageRepository for SeaOrmStore {
     async fn append(&self, new: &NewMessage) -> Result<Appended, RepoError> {
         // Appends waiting at the same moment are stored together (`group_commit`).
         self.appends.append(&self.db, new).await
+    }
+
+    async fn append_own(&self, new: &NewMessage, owner: &UserId) -> Result<OwnAppend, RepoError> {
+        self.appends.append_own(&self.db, new, owner).await
     }
 
     async fn history(

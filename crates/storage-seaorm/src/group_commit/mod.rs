@@ -33,13 +33,15 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use confab_domain::conversation::ConversationId;
+use confab_domain::conversation::{Conversation, ConversationId};
 use confab_domain::error::RepoError;
-use confab_domain::message::{Appended, NewMessage};
+use confab_domain::message::{Appended, Message, NewMessage};
+use confab_domain::ports::OwnAppend;
+use confab_domain::user::UserId;
 use sea_orm::{DatabaseConnection, DbBackend};
 use tokio::sync::oneshot;
 
-use crate::append::{append_alone, not_advanced};
+use crate::append::{append_alone, append_own_alone, not_advanced};
 
 /// Appends taken into one batch at most. Bounds how long a lock is held and how long
 /// the first append of a batch waits for the last.
@@ -81,7 +83,95 @@ struct QueueState {
 
 struct Pending {
     message: NewMessage,
-    done: oneshot::Sender<Result<Appended, RepoError>>,
+    done: Done,
+}
+
+/// Where the result of a pending append goes: an append's caller, or an own
+/// append's (`MessageRepository::append_own`) with the owner it is guarded by.
+enum Done {
+    Append(oneshot::Sender<Result<Appended, RepoError>>),
+    Own {
+        owner: UserId,
+        done: oneshot::Sender<Result<OwnAppend, RepoError>>,
+    },
+}
+
+impl Pending {
+    fn owner(&self) -> Option<&UserId> {
+        match &self.done {
+            Done::Append(_) => None,
+            Done::Own { owner, .. } => Some(owner),
+        }
+    }
+
+    /// Answers the caller with what its append came to once its batch committed:
+    /// `committed` if it was stored; otherwise, for an append, what `not_advanced`
+    /// finds, and for an own append `NotTaken`.
+    async fn answer(self, db: &DatabaseConnection, committed: Option<Committed>) {
+        // A caller that gave up no longer listens; its message is stored all the
+        // same, as it would be without batching.
+        match self.done {
+            Done::Append(done) => {
+                let result = match committed {
+                    Some(committed) => Ok(Appended::Stored(committed.message)),
+                    None => not_advanced(db, &self.message).await,
+                };
+                let _ = done.send(result);
+            }
+            Done::Own { done, .. } => {
+                let result = match committed {
+                    Some(Committed {
+                        message,
+                        before: Some(before),
+                    }) => Ok(OwnAppend::Stored { message, before }),
+                    Some(Committed { before: None, .. }) => Err(RepoError::Internal(
+                        "an own append was stored without its conversation".into(),
+                    )),
+                    None => Ok(OwnAppend::NotTaken),
+                };
+                let _ = done.send(result);
+            }
+        }
+    }
+
+    /// Stores the append on its own and answers its caller.
+    async fn store_alone(self, db: &DatabaseConnection) {
+        match self.done {
+            Done::Append(done) => {
+                let _ = done.send(append_alone(db, &self.message).await);
+            }
+            Done::Own { owner, done } => {
+                let _ = done.send(append_own_alone(db, &self.message, &owner).await);
+            }
+        }
+    }
+
+    /// Tells the caller that the database cannot be reached.
+    fn unavailable(self, cause: String) {
+        let error = RepoError::Unavailable(cause.into());
+        match self.done {
+            Done::Append(done) => {
+                let _ = done.send(Err(error));
+            }
+            Done::Own { done, .. } => {
+                let _ = done.send(Err(error));
+            }
+        }
+    }
+}
+
+/// An append of a batch: the message, and the owner an own append is guarded by.
+#[derive(Clone, Copy)]
+pub(crate) struct Append<'a> {
+    message: &'a NewMessage,
+    owner: Option<&'a UserId>,
+}
+
+/// A stored append of a batch, with its conversation as it found it for an own
+/// append (PostgreSQL).
+pub(crate) struct Committed {
+    message: Message,
+    before: Option<Conversation>,
 }
 
 impl std::fmt::Debug for AppendQueue {
@@ -97,8 +187,37 @@ impl AppendQueue {
         db: &DatabaseConnection,
         new: &NewMessage,
     ) -> Result<Appended, RepoError> {
-        let backend = db.get_database_backend();
         let (done, result) = oneshot::channel();
+        self.enqueue(db, new, Done::Append(done));
+        result
+            .await
+            .map_err(|_| RepoError::Internal("the append writer stopped before answering".into()))?
+    }
+
+    /// Appends `new` to `db` through a writer if its conversation is `owner`'s and
+    /// active (`MessageRepository::append_own`); resolves once its batch has
+    /// committed. Taken on PostgreSQL only: SQLite reads a conversation on the worker
+    /// that asks (`direct_reads`), which costs less than a batch sorting own appends
+    /// from others would.
+    pub(crate) async fn append_own(
+        self: &Arc<Self>,
+        db: &DatabaseConnection,
+        new: &NewMessage,
+        owner: &UserId,
+    ) -> Result<OwnAppend, RepoError> {
+        if db.get_database_backend() != DbBackend::Postgres {
+            return Ok(OwnAppend::NotTaken);
+        }
+        let (done, result) = oneshot::channel();
+        let owner = owner.clone();
+        self.enqueue(db, new, Done::Own { owner, done });
+        result
+            .await
+            .map_err(|_| RepoError::Internal("the append writer stopped before answering".into()))?
+    }
+
+    fn enqueue(self: &Arc<Self>, db: &DatabaseConnection, new: &NewMessage, done: Done) {
+        let backend = db.get_database_backend();
         let start_writer = {
             let mut state = self.lock();
             state.pending.push_back(Pending {
@@ -114,9 +233,6 @@ impl AppendQueue {
         if start_writer {
             tokio::spawn(Arc::clone(self).write_batches(db.clone()));
         }
-        result
-            .await
-            .map_err(|_| RepoError::Internal("the append writer stopped before answering".into()))?
     }
 
     fn lock(&self) -> MutexGuard<'_, QueueState> {
@@ -156,11 +272,28 @@ impl AppendQueue {
                 each_alone(&db, batch).await;
                 continue;
             }
-            let messages: Vec<&NewMessage> = batch.iter().map(|p| &p.message).collect();
             let committed = match backend {
-                DbBackend::Postgres => postgres::commit_batch(&db, &messages).await,
-                _ => match self.sqlite.commit_batch(&db, &messages).await {
-                    Ok(Some(steps)) => Ok(steps),
+                DbBackend::Postgres => {
+                    let appends: Vec<Append<'_>> = batch
+                        .iter()
+                        .map(|pending| Append {
+                            message: &pending.message,
+                            owner: pending.owner(),
+                        })
+                        .collect();
+                    postgres::commit_batch(&db, &appends).await
+                }
+                // SQLite takes no own append (`append_own`).
+                _ => match self.sqlite.commit_batch(&db, &messages(&batch)).await {
+                    Ok(Some(steps)) => Ok(steps
+                        .into_iter()
+                        .map(|stored| {
+                            stored.map(|message| Committed {
+                                message,
+                                before: None,
+                            })
+                        })
+                        .collect()),
                     // In memory: the pool's one connection takes them one by one.
                     Ok(None) => {
                         each_alone(&db, batch).await;
@@ -174,14 +307,8 @@ impl AppendQueue {
                     if backend == DbBackend::Sqlite {
                         self.checkpoint_soon(&db);
                     }
-                    for (pending, stored) in batch.into_iter().zip(steps) {
-                        let result = match stored {
-                            Some(message) => Ok(Appended::Stored(message)),
-                            None => not_advanced(&db, &pending.message).await,
-                        };
-                        // A caller that gave up no longer listens; its message is
-                        // stored all the same, as it would be without batching.
-                        let _ = pending.done.send(result);
+                    for (pending, committed) in batch.into_iter().zip(steps) {
+                        pending.answer(&db, committed).await;
                     }
                 }
                 // The database cannot be reached: retrying one by one would make each
@@ -191,9 +318,7 @@ impl AppendQueue {
                 Err(RepoError::Unavailable(cause)) => {
                     let cause = cause.to_string();
                     for pending in batch {
-                        let _ = pending
-                            .done
-                            .send(Err(RepoError::Unavailable(cause.clone().into())));
+                        pending.unavailable(cause.clone());
                     }
                 }
                 Err(error) => {
@@ -216,12 +341,14 @@ impl AppendQueue {
     }
 }
 
+fn messages(batch: &[Pending]) -> Vec<&NewMessage> {
+    batch.iter().map(|pending| &pending.message).collect()
+}
+
 /// Stores each append of `batch` on its own, in arrival order, and answers its caller.
 async fn each_alone(db: &DatabaseConnection, batch: Vec<Pending>) {
     for pending in batch {
-        let result = append_alone(db, &pending.message).await;
-        // A caller that gave up no longer listens; its message is stored all the same.
-        let _ = pending.done.send(result);
+        pending.store_alone(db).await;
     }
 }
 

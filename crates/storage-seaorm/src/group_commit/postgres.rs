@@ -33,15 +33,19 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use confab_domain::error::RepoError;
-use confab_domain::message::{Message, NewMessage, Seq};
-use sea_orm::DatabaseConnection;
+use confab_domain::message::Seq;
+use confab_domain::user::UserId;
 use sea_orm::sqlx::{self, Row as _};
+use sea_orm::{DatabaseConnection, IdenStatic, Iterable, QueryResult};
 use uuid::Uuid;
 
+use super::{Append, Committed};
 use crate::append::{
-    ADVANCE_SET_SQL, Advance, INSERT_ADVANCED_SQL, PARAMETERS, REPLY_PENDING_SQL, advanced,
+    ADVANCE_SET_SQL, Advance, BEFORE, INSERT_ADVANCED_SQL, PARAMETERS, REPLY_PENDING_SQL, advanced,
+    before_columns, conversation_before,
 };
-use crate::error::sqlx_error;
+use crate::entity::conversation;
+use crate::error::{repo_error, sqlx_error};
 use crate::rows::message_row;
 
 /// The columns of a batch row, in the order of [`crate::append::parameters`]: the
@@ -62,6 +66,7 @@ const COLUMNS: [(&str, &str); PARAMETERS] = [
     ("suggestions", "text"),
     ("reply_to", "uuid"),
     ("metadata", "text"),
+    ("owner", "text"),
 ];
 
 /// The parameter that holds the batch's conversations (`#5#`).
@@ -94,21 +99,32 @@ fn batch_sql() -> String {
         .join(", ");
     // The count of `locked` is an uncorrelated subquery in a condition that reads no
     // row: PostgreSQL evaluates it once, whole, before the `UPDATE` reads a row.
+    // `locked` holds each conversation as the batch found it, once locked: an own
+    // append moves it only while it is the owner's and active, and returns it.
     let advance = columns_of(
         "batch",
         &format!(
             "{ADVANCE_SET_SQL} FROM unnest({arrays}) AS batch({names}) \
+             JOIN locked ON locked.{BEFORE}id = batch.conversation \
              WHERE id = batch.conversation AND (SELECT count(*) FROM locked) >= 0 \
-             AND {REPLY_PENDING_SQL}"
+             AND {REPLY_PENDING_SQL} AND (batch.owner IS NULL \
+             OR (locked.{BEFORE}user_id = batch.owner AND locked.{BEFORE}status = 'active'))"
         ),
     );
     let insert = columns_of("moved", INSERT_ADVANCED_SQL);
+    let before = conversation::Column::iter()
+        .map(|column| format!("moved.{BEFORE}{}", column.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
-        "WITH locked AS (SELECT id FROM conversations WHERE id = ANY(${CONVERSATIONS}::uuid[]) \
-         ORDER BY id FOR NO KEY UPDATE), \
+        "WITH locked AS (SELECT {} FROM conversations \
+         WHERE id = ANY(${CONVERSATIONS}::uuid[]) ORDER BY id FOR NO KEY UPDATE), \
          moved AS ({advance} RETURNING conversations.id, conversations.last_seq, \
-         conversations.last_activity_ms, batch.*) \
-         {insert}moved RETURNING id, seq, timestamp_ms"
+         conversations.last_activity_ms, batch.*, locked.*), \
+         inserted AS ({insert}moved RETURNING id, seq, timestamp_ms) \
+         SELECT inserted.id, inserted.seq, inserted.timestamp_ms, {before} \
+         FROM inserted JOIN moved ON moved.message_id = inserted.id",
+        before_columns("conversations")
     )
 }
 
@@ -129,12 +145,17 @@ struct Arrays {
     suggestions: Vec<String>,
     reply_to: Vec<Option<Uuid>>,
     metadata: Vec<String>,
+    owner: Vec<Option<String>>,
 }
 
 impl Arrays {
-    fn of(batch: &[&NewMessage]) -> Result<Self, RepoError> {
+    fn of(batch: &[Append<'_>]) -> Result<Self, RepoError> {
         let mut arrays = Self::default();
-        for new in batch {
+        for &Append {
+            message: new,
+            owner,
+        } in batch
+        {
             // The seq is a placeholder: the statement takes it from the conversation.
             let row = message_row(new, Seq::ZERO, new.timestamp)?;
             let advance = Advance::of(new)?;
@@ -152,17 +173,19 @@ impl Arrays {
             arrays.suggestions.push(row.suggestions);
             arrays.reply_to.push(row.reply_to);
             arrays.metadata.push(row.metadata);
+            arrays.owner.push(owner.map(UserId::to_string));
         }
         Ok(arrays)
     }
 }
 
 /// Stores `batch` (at most one append per conversation) in one statement; `None` for
-/// each append whose conversation did not move.
+/// each append whose conversation did not move. An own append comes back with its
+/// conversation as it found it.
 pub(super) async fn commit_batch(
     db: &DatabaseConnection,
-    batch: &[&NewMessage],
-) -> Result<Vec<Option<Message>>, RepoError> {
+    batch: &[Append<'_>],
+) -> Result<Vec<Option<Committed>>, RepoError> {
     let arrays = Arrays::of(batch)?;
     // Bound in the order of `COLUMNS`, through sqlx itself: SeaORM's values bind an
     // array only when no element is NULL.
@@ -181,24 +204,32 @@ pub(super) async fn commit_batch(
         .bind(arrays.suggestions)
         .bind(arrays.reply_to)
         .bind(arrays.metadata)
+        .bind(arrays.owner)
         .fetch_all(db.get_postgres_connection_pool())
         .await
         .map_err(sqlx_error)?;
-    let mut stored: HashMap<Uuid, (i64, i64)> = HashMap::with_capacity(returned.len());
+    let mut stored: HashMap<Uuid, QueryResult> = HashMap::with_capacity(returned.len());
     for row in returned {
         let id: Uuid = row.try_get(0).map_err(sqlx_error)?;
-        let seq: i64 = row.try_get(1).map_err(sqlx_error)?;
-        let timestamp_ms: i64 = row.try_get(2).map_err(sqlx_error)?;
-        stored.insert(id, (seq, timestamp_ms));
+        stored.insert(id, QueryResult::from(row));
     }
     batch
         .iter()
-        .map(|new| {
-            let Some((seq, timestamp_ms)) = stored.remove(&new.id.as_uuid()) else {
+        .map(|append| {
+            let Some(row) = stored.remove(&append.message.id.as_uuid()) else {
                 return Ok(None);
             };
+            let seq: i64 = row.try_get_by_index(1).map_err(repo_error)?;
+            let timestamp_ms: i64 = row.try_get_by_index(2).map_err(repo_error)?;
             let (seq, timestamp) = advanced(seq, timestamp_ms)?;
-            Ok(Some(new.stored(seq, timestamp)))
+            let before = match append.owner {
+                Some(_) => Some(conversation_before(&row)?),
+                None => None,
+            };
+            Ok(Some(Committed {
+                message: append.message.stored(seq, timestamp),
+                before,
+            }))
         })
         .collect()
 }

@@ -8,7 +8,7 @@ use confab_domain::conversation::{Conversation, ConversationId, Metadata};
 use confab_domain::message::{
     Attachments, ClientMessageId, Message, MessageContent, MessageId, Sender, Seq,
 };
-use confab_domain::ports::{BotRepository, ConversationRepository, MessageRepository};
+use confab_domain::ports::{BotRepository, ConversationRepository, MessageRepository, OwnAppend};
 use confab_domain::session::{Session, SessionId};
 use confab_domain::user::UserId;
 
@@ -378,6 +378,88 @@ on_both_backends!(
     a_duplicate_message_id_across_conversations_fails_alone,
     two_stores_appending_to_the_same_conversations_keep_seqs_gap_free,
 );
+
+/// Own appends queued together with appends to other conversations, on PostgreSQL
+/// (SQLite takes none): the owner's are stored, each with its conversation as it
+/// found it; one to another user's conversation and one repeating a stored
+/// `client_message_id` are not taken and change nothing; the plain appends of the
+/// batch are stored all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_appends_in_a_batch_are_stored_with_their_conversation_or_not_taken() {
+    let admin = postgres_url().expect("CONFAB_TEST_POSTGRES_URL is set");
+    let db = postgres_temp(&admin).await.expect("database");
+    let store = db.store();
+    let alice = UserId::parse("alice").expect("user id");
+    let retried = conversation(&store).await;
+    store
+        .append(&message(retried.id, Some("sent-once")))
+        .await
+        .expect("first send");
+    let retried = ConversationRepository::get(&store, retried.id)
+        .await
+        .expect("conversation");
+    let mut owned = Vec::new();
+    for _ in 0..6 {
+        owned.push(conversation(&store).await);
+    }
+    let foreign = conversation(&store).await;
+    let plain = conversation(&store).await;
+
+    let mut offers = vec![
+        (message(retried.id, Some("sent-once")), Some(alice.clone())),
+        (
+            message(foreign.id, None),
+            Some(UserId::parse("bob").expect("user id")),
+        ),
+        (message(plain.id, None), None),
+    ];
+    offers.extend(
+        owned
+            .iter()
+            .map(|conversation| (message(conversation.id, None), Some(alice.clone()))),
+    );
+    let tasks: Vec<_> = offers
+        .into_iter()
+        .map(|(new, owner)| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let outcome = match &owner {
+                    Some(owner) => store.append_own(&new, owner).await.map(Some),
+                    None => store.append(&new).await.map(|_| None),
+                };
+                (new, outcome.expect("no storage error"))
+            })
+        })
+        .collect();
+    let mut stored_own = 0;
+    for task in tasks {
+        let (new, outcome) = task.await.expect("append task");
+        let conversation = new.conversation_id;
+        match outcome {
+            Some(OwnAppend::Stored { message, before }) => {
+                let found = owned
+                    .iter()
+                    .find(|c| c.id == conversation)
+                    .expect("only the owner's conversations are stored to");
+                assert_eq!(&before, found, "not the conversation as it was");
+                assert_eq!(message, new.stored(Seq::new(1), now()));
+                stored_own += 1;
+            }
+            Some(OwnAppend::NotTaken) => {
+                assert!(conversation == retried.id || conversation == foreign.id);
+            }
+            None => assert_eq!(conversation, plain.id),
+        }
+    }
+    assert_eq!(stored_own, owned.len());
+    for (id, messages) in [(retried.id, 1), (foreign.id, 0), (plain.id, 1)] {
+        let reloaded = ConversationRepository::get(&store, id)
+            .await
+            .expect("conversation");
+        assert_eq!(reloaded.message_count, messages);
+    }
+    db.drop_database().await.expect("database dropped");
+}
 
 /// SQLite's own checkpoint would wait for 10 000 pages of WAL; twenty appends reach
 /// the database file only if the writer has the WAL checkpointed in the background.
