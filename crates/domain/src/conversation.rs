@@ -104,6 +104,11 @@ impl Metadata {
     pub fn to_value(&self) -> serde_json::Value {
         serde_json::Value::Object(self.0.clone())
     }
+
+    /// The object as a JSON value, moved out.
+    pub fn into_value(self) -> serde_json::Value {
+        serde_json::Value::Object(self.0)
+    }
 }
 
 /// A conversation between one user and one bot.

@@ -113,6 +113,11 @@ impl MessageContent {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The text, moved out.
+    pub fn into_string(self) -> String {
+        self.0
+    }
 }
 
 /// A file or link attached to a message.
@@ -246,6 +251,11 @@ impl Attachments {
     pub fn as_slice(&self) -> &[Attachment] {
         &self.0
     }
+
+    /// The attachments, moved out.
+    pub fn into_vec(self) -> Vec<Attachment> {
+        self.0
+    }
 }
 
 /// A quick reply a bot offers the user.
@@ -276,6 +286,11 @@ impl ClientMessageId {
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The text, moved out.
+    pub fn into_string(self) -> String {
+        self.0
     }
 }
 
@@ -335,6 +350,11 @@ impl FeedbackComment {
     /// The text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The text, moved out.
+    pub fn into_string(self) -> String {
+        self.0
     }
 }
 

@@ -2,7 +2,9 @@
 //! frames show it, its attachments, quick replies and feedback.
 
 use confab_domain::error::ValidationError;
-use confab_domain::message::{Attachment, Feedback, Message, Rating, Sender};
+use confab_domain::message::{
+    Attachment, ClientMessageId, Feedback, FeedbackComment, Message, Rating, Sender,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -76,13 +78,13 @@ impl TryFrom<AttachmentBody> for Attachment {
     }
 }
 
-impl From<&Attachment> for AttachmentBody {
-    fn from(attachment: &Attachment) -> Self {
+impl From<Attachment> for AttachmentBody {
+    fn from(attachment: Attachment) -> Self {
         Self {
-            kind: attachment.kind.clone(),
-            url: attachment.url.clone(),
-            content_type: attachment.content_type.clone(),
-            name: attachment.name.clone(),
+            kind: attachment.kind,
+            url: attachment.url,
+            content_type: attachment.content_type,
+            name: attachment.name,
             size_bytes: attachment.size_bytes,
         }
     }
@@ -174,58 +176,54 @@ pub struct FeedbackBody {
 
 impl From<Feedback> for FeedbackBody {
     fn from(feedback: Feedback) -> Self {
-        Self::from(&feedback)
-    }
-}
-
-impl From<&Feedback> for FeedbackBody {
-    fn from(feedback: &Feedback) -> Self {
         Self {
             rating: feedback.rating.into(),
-            comment: feedback.comment.as_ref().map(|c| c.as_str().to_owned()),
+            comment: feedback.comment.map(FeedbackComment::into_string),
             at: feedback.at.to_rfc3339(),
         }
     }
 }
 
-impl From<Message> for MessageBody {
-    fn from(message: Message) -> Self {
-        Self::from(&message)
+impl From<&Feedback> for FeedbackBody {
+    fn from(feedback: &Feedback) -> Self {
+        Self::from(feedback.clone())
     }
 }
 
-/// From a borrowed message, such as the one in an event the bus shares among its
-/// followers: the body's fields are text of their own either way.
-impl From<&Message> for MessageBody {
-    fn from(message: &Message) -> Self {
+/// Moves the message's text into the body: a history page converts 50 of them.
+impl From<Message> for MessageBody {
+    fn from(message: Message) -> Self {
         Self {
             id: message.id.to_string(),
             conversation_id: message.conversation_id.to_string(),
             seq: message.seq.get(),
             sender: message.sender.into(),
-            sender_id: message.sender_id.clone(),
-            content: message.content.as_str().to_owned(),
+            sender_id: message.sender_id,
+            content: message.content.into_string(),
             attachments: message
                 .attachments
-                .as_slice()
-                .iter()
+                .into_vec()
+                .into_iter()
                 .map(AttachmentBody::from)
                 .collect(),
             suggestions: message
                 .suggestions
-                .iter()
-                .map(|s| SuggestionBody {
-                    text: s.text.clone(),
-                })
+                .into_iter()
+                .map(|s| SuggestionBody { text: s.text })
                 .collect(),
-            client_message_id: message
-                .client_message_id
-                .as_ref()
-                .map(|id| id.as_str().to_owned()),
+            client_message_id: message.client_message_id.map(ClientMessageId::into_string),
             reply_to: message.reply_to.map(|id| id.to_string()),
             timestamp: message.timestamp.to_rfc3339(),
-            metadata: message.metadata.to_value(),
-            feedback: message.feedback.as_ref().map(FeedbackBody::from),
+            metadata: message.metadata.into_value(),
+            feedback: message.feedback.map(FeedbackBody::from),
         }
+    }
+}
+
+/// From a borrowed message, such as the one in an event the bus shares among its
+/// followers (converted once per event, not per follower).
+impl From<&Message> for MessageBody {
+    fn from(message: &Message) -> Self {
+        Self::from(message.clone())
     }
 }
