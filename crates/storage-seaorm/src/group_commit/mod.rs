@@ -25,6 +25,9 @@
 //!   A batch holds at most one append per conversation, and a conversation with an
 //!   append in flight is left to the writer that has it: a conversation's appends are
 //!   stored one after the other, in arrival order, like the lone append they replace.
+//!   A batch may mix appends with own appends (`MessageRepository::append_own`),
+//!   which move their conversation only while it is their owner's and active, and
+//!   come back with it as they found it; SQLite takes no own appends.
 
 mod postgres;
 mod sqlite;
@@ -189,9 +192,7 @@ impl AppendQueue {
     ) -> Result<Appended, RepoError> {
         let (done, result) = oneshot::channel();
         self.enqueue(db, new, Done::Append(done));
-        result
-            .await
-            .map_err(|_| RepoError::Internal("the append writer stopped before answering".into()))?
+        result.await.map_err(writer_stopped)?
     }
 
     /// Appends `new` to `db` through a writer if its conversation is `owner`'s and
@@ -211,9 +212,7 @@ impl AppendQueue {
         let (done, result) = oneshot::channel();
         let owner = owner.clone();
         self.enqueue(db, new, Done::Own { owner, done });
-        result
-            .await
-            .map_err(|_| RepoError::Internal("the append writer stopped before answering".into()))?
+        result.await.map_err(writer_stopped)?
     }
 
     fn enqueue(self: &Arc<Self>, db: &DatabaseConnection, new: &NewMessage, done: Done) {
@@ -284,23 +283,26 @@ impl AppendQueue {
                     postgres::commit_batch(&db, &appends).await
                 }
                 // SQLite takes no own append (`append_own`).
-                _ => match self.sqlite.commit_batch(&db, &messages(&batch)).await {
-                    Ok(Some(steps)) => Ok(steps
-                        .into_iter()
-                        .map(|stored| {
-                            stored.map(|message| Committed {
-                                message,
-                                before: None,
+                _ => {
+                    let messages: Vec<&NewMessage> = batch.iter().map(|p| &p.message).collect();
+                    match self.sqlite.commit_batch(&db, &messages).await {
+                        Ok(Some(steps)) => Ok(steps
+                            .into_iter()
+                            .map(|stored| {
+                                stored.map(|message| Committed {
+                                    message,
+                                    before: None,
+                                })
                             })
-                        })
-                        .collect()),
-                    // In memory: the pool's one connection takes them one by one.
-                    Ok(None) => {
-                        each_alone(&db, batch).await;
-                        continue;
+                            .collect()),
+                        // In memory: the pool's one connection takes them one by one.
+                        Ok(None) => {
+                            each_alone(&db, batch).await;
+                            continue;
+                        }
+                        Err(error) => Err(error),
                     }
-                    Err(error) => Err(error),
-                },
+                }
             };
             match committed {
                 Ok(steps) => {
@@ -341,8 +343,8 @@ impl AppendQueue {
     }
 }
 
-fn messages(batch: &[Pending]) -> Vec<&NewMessage> {
-    batch.iter().map(|pending| &pending.message).collect()
+fn writer_stopped(_: oneshot::error::RecvError) -> RepoError {
+    RepoError::Internal("the append writer stopped before answering".into())
 }
 
 /// Stores each append of `batch` on its own, in arrival order, and answers its caller.

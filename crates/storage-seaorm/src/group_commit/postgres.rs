@@ -10,11 +10,14 @@
 //! 1. `locked` takes the conversations' row locks in the order of their ids, before
 //!    anything else (it runs whole, as the `UPDATE`'s one-time filter), so two
 //!    batches (of this instance's writers or of another instance's) that share
-//!    conversations wait for each other instead of deadlocking;
+//!    conversations wait for each other instead of deadlocking; it reads each
+//!    conversation as it then stands;
 //! 2. `moved` moves each conversation on, with the same reply guard as a lone
-//!    append;
+//!    append, and for an own append (`owner` set) only while `locked` shows the
+//!    conversation as the owner's and active;
 //! 3. the `INSERT` stores the message of each conversation that moved, with the seq
-//!    and time it now holds.
+//!    and time it now holds, and the statement returns each with its conversation
+//!    as `locked` read it.
 //!
 //! Unlike SQLite's advance, the statement does not look for an earlier message with
 //! the same `client_message_id`: the unique index on `(conversation_id,
