@@ -251,17 +251,23 @@ pub(crate) fn conversation_before(row: &QueryResult) -> Result<Conversation, Rep
 }
 
 /// PostgreSQL's own append (`MessageRepository::append_own`) as one statement: the
-/// lone append, after `before` has locked the conversation (`FOR NO KEY UPDATE`)
-/// provided it is the owner's (`#15#`) and active, and read it as it then stands.
-/// The advance joins `before`, so a conversation that is not the owner's, not active
-/// or missing moves on no more than the message is stored. The row lock is the one
-/// the `UPDATE` would take anyway; taking it first makes what `before` read the
-/// state the append starts from, whatever committed while it waited.
+/// lone append, after `before` has locked the conversation (`FOR NO KEY UPDATE`) and
+/// read it as it then stands. The advance joins `before` and moves the conversation
+/// only if it is the owner's (`#15#`) and active, so a conversation that is not, or
+/// is missing, moves on no more than the message is stored. The row lock is the one
+/// the `UPDATE` would take anyway; taking it first makes what `before` read the state
+/// the append starts from, whatever committed while it waited.
+///
+/// `before` finds the row by its id alone: with the owner and status in its `WHERE`,
+/// PostgreSQL, before the table's first `ANALYZE`, read the conversation through the
+/// `(user_id, status, …)` index and filtered every conversation of the user by id
+/// (1 270 against 233 µs of PostgreSQL's CPU per append with 1 000 conversations of
+/// one user, `pgbench`).
 static APPEND_OWN_POSTGRES_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH before AS (SELECT {} FROM conversations \
-         WHERE id = #5# AND user_id = #15# AND status = 'active' FOR NO KEY UPDATE), \
+        "WITH before AS (SELECT {} FROM conversations WHERE id = #5# FOR NO KEY UPDATE), \
          advanced AS ({ADVANCE_SET_SQL} FROM before WHERE id = before.{BEFORE}id \
+         AND before.{BEFORE}user_id = #15# AND before.{BEFORE}status = 'active' \
          AND {REPLY_PENDING_SQL} RETURNING id, last_seq, last_activity_ms), \
          inserted AS ({INSERT_ADVANCED_SQL}advanced RETURNING seq, timestamp_ms) \
          SELECT inserted.seq, inserted.timestamp_ms, before.* FROM inserted, before",
