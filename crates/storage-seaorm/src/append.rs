@@ -422,3 +422,82 @@ async fn by_client_message_id(
         .map_err(repo_error)?;
     Ok(row.map(Message::try_from).transpose()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use confab_domain::bot::BotId;
+    use confab_domain::conversation::Metadata;
+    use confab_domain::message::{Attachments, MessageContent, MessageId};
+    use confab_domain::ports::ConversationRepository;
+    use confab_domain::session::{Session, SessionId};
+
+    use super::*;
+    use crate::testing::{postgres_temp, postgres_url};
+
+    /// `before` must read the conversation through its primary key whatever PostgreSQL
+    /// knows of the table: asked for the owner and status too, it chose the
+    /// `(user_id, status, …)` index on a table not yet analysed and filtered every
+    /// conversation of the user by id.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_own_append_reads_its_conversation_by_primary_key_before_any_analyze() {
+        let admin = postgres_url().expect("CONFAB_TEST_POSTGRES_URL is set");
+        let db = postgres_temp(&admin).await.expect("database");
+        let store = db.store();
+        let owner = UserId::parse("many").expect("user id");
+        let at = Timestamp::from_unix_millis(1_764_000_000_000).expect("time");
+        let mut last = None;
+        for _ in 0..200 {
+            let conversation = Conversation::begun(
+                ConversationId::from_uuid(uuid::Uuid::now_v7()),
+                SessionId::from_uuid(uuid::Uuid::now_v7()),
+                owner.clone(),
+                BotId::parse("echo").expect("bot id"),
+                at,
+            );
+            store
+                .create(&conversation, &Session::new(&conversation))
+                .await
+                .expect("conversation stored");
+            last = Some(conversation.id);
+        }
+        let new = NewMessage {
+            id: MessageId::from_uuid(uuid::Uuid::now_v7()),
+            conversation_id: last.expect("a conversation"),
+            sender: Sender::User,
+            sender_id: owner.to_string(),
+            content: MessageContent::trusted("hello"),
+            attachments: Attachments::none(),
+            suggestions: Vec::new(),
+            client_message_id: None,
+            answers: None,
+            timestamp: at,
+            metadata: Metadata::default(),
+        };
+        let own = statement(
+            &APPEND_OWN_POSTGRES_SQL,
+            &parameters(&new, Some(&owner)).expect("parameters"),
+            DbBackend::Postgres,
+        )
+        .expect("statement");
+        let explain = sea_orm::Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!("EXPLAIN {}", own.sql),
+            own.values.map(|values| values.0).unwrap_or_default(),
+        );
+        let plan: Vec<String> = db
+            .connection()
+            .query_all_raw(explain)
+            .await
+            .expect("explain")
+            .iter()
+            .map(|row| row.try_get_by_index::<String>(0).expect("plan line"))
+            .collect();
+        let plan = plan.join("\n");
+        assert!(
+            !plan.contains("idx_conversations_user"),
+            "read through a listing index:\n{plan}"
+        );
+        assert!(plan.contains("conversations_pkey"), "{plan}");
+        db.drop_database().await.expect("database dropped");
+    }
+}
