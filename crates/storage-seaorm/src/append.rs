@@ -29,7 +29,7 @@ use crate::connection::begin_write;
 use crate::entity::{conversation, message};
 use crate::error::{RowError, repo_error};
 use crate::rows::{message_row, millis, seq_value};
-use crate::sql::statement;
+use crate::sql::Template;
 
 /// The `SET` of the conversation's side of an append (the text before its `WHERE`),
 /// with its parameters as `#n#` (numbers of [`parameters`]):
@@ -95,8 +95,12 @@ macro_rules! advance_sql {
 
 /// The conversation's side of an append (`advance_sql!`), returning the seq and time
 /// the conversation's row then holds.
-pub(crate) const ADVANCE_RETURNING_SQL: &str =
-    concat!(advance_sql!(), " RETURNING last_seq, last_activity_ms");
+pub(crate) static ADVANCE_RETURNING_SQL: LazyLock<Template> = LazyLock::new(|| {
+    Template::new(concat!(
+        advance_sql!(),
+        " RETURNING last_seq, last_activity_ms"
+    ))
+});
 
 /// How many parameters [`parameters`] gives.
 pub(crate) const PARAMETERS: usize = 15;
@@ -189,11 +193,8 @@ async fn advance<C: ConnectionTrait>(
     db: &C,
     new: &NewMessage,
 ) -> Result<Option<(Seq, Timestamp)>, RepoError> {
-    let advance = statement(
-        ADVANCE_RETURNING_SQL,
-        &advance_parameters(new)?,
-        db.get_database_backend(),
-    )?;
+    let advance =
+        ADVANCE_RETURNING_SQL.statement(&advance_parameters(new)?, db.get_database_backend())?;
     let Some(row) = db.query_one_raw(advance).await.map_err(repo_error)? else {
         return Ok(None);
     };
@@ -222,12 +223,12 @@ FROM ";
 /// the whole statement back, rather than looked up first: PostgreSQL plans the lookup
 /// once per connection, and a plan made while `message_history` is nearly empty reads
 /// the whole table instead of the index (see `group_commit::postgres`).
-static APPEND_POSTGRES_SQL: LazyLock<String> = LazyLock::new(|| {
-    format!(
+static APPEND_POSTGRES_SQL: LazyLock<Template> = LazyLock::new(|| {
+    Template::new(format!(
         "WITH advanced AS ({} RETURNING id, last_seq, last_activity_ms) \
          {INSERT_ADVANCED_SQL}advanced RETURNING seq, timestamp_ms",
         guarded_advance_sql!()
-    )
+    ))
 });
 
 /// The prefix of the columns of a conversation's row as an own append found it, in
@@ -263,8 +264,8 @@ pub(crate) fn conversation_before(row: &QueryResult) -> Result<Conversation, Rep
 /// `(user_id, status, …)` index and filtered every conversation of the user by id
 /// (1 270 against 233 µs of PostgreSQL's CPU per append with 1 000 conversations of
 /// one user, `pgbench`).
-static APPEND_OWN_POSTGRES_SQL: LazyLock<String> = LazyLock::new(|| {
-    format!(
+static APPEND_OWN_POSTGRES_SQL: LazyLock<Template> = LazyLock::new(|| {
+    Template::new(format!(
         "WITH before AS (SELECT {} FROM conversations WHERE id = #5# FOR NO KEY UPDATE), \
          advanced AS ({ADVANCE_SET_SQL} FROM before WHERE id = before.{BEFORE}id \
          AND before.{BEFORE}user_id = #15# AND before.{BEFORE}status = 'active' \
@@ -272,7 +273,7 @@ static APPEND_OWN_POSTGRES_SQL: LazyLock<String> = LazyLock::new(|| {
          inserted AS ({INSERT_ADVANCED_SQL}advanced RETURNING seq, timestamp_ms) \
          SELECT inserted.seq, inserted.timestamp_ms, before.* FROM inserted, before",
         before_columns("conversations")
-    )
+    ))
 });
 
 /// Appends `new` inside the caller's write transaction `txn`, as one step of a larger
@@ -335,11 +336,7 @@ async fn append_in_one_statement(
     db: &DatabaseConnection,
     new: &NewMessage,
 ) -> Result<Appended, RepoError> {
-    let append = statement(
-        &APPEND_POSTGRES_SQL,
-        &parameters(new, None)?,
-        DbBackend::Postgres,
-    )?;
+    let append = APPEND_POSTGRES_SQL.statement(&parameters(new, None)?, DbBackend::Postgres)?;
     let inserted = db.query_one_raw(append).await;
     let row = match inserted.map_err(repo_error) {
         Ok(Some(row)) => row,
@@ -366,11 +363,8 @@ pub(crate) async fn append_own_alone(
     new: &NewMessage,
     owner: &UserId,
 ) -> Result<OwnAppend, RepoError> {
-    let append = statement(
-        &APPEND_OWN_POSTGRES_SQL,
-        &parameters(new, Some(owner))?,
-        DbBackend::Postgres,
-    )?;
+    let append =
+        APPEND_OWN_POSTGRES_SQL.statement(&parameters(new, Some(owner))?, DbBackend::Postgres)?;
     let row = match db.query_one_raw(append).await.map_err(repo_error) {
         Ok(Some(row)) => row,
         Ok(None) | Err(RepoError::Conflict) => return Ok(OwnAppend::NotTaken),
@@ -473,12 +467,12 @@ mod tests {
             timestamp: at,
             metadata: Metadata::default(),
         };
-        let own = statement(
-            &APPEND_OWN_POSTGRES_SQL,
-            &parameters(&new, Some(&owner)).expect("parameters"),
-            DbBackend::Postgres,
-        )
-        .expect("statement");
+        let own = APPEND_OWN_POSTGRES_SQL
+            .statement(
+                &parameters(&new, Some(&owner)).expect("parameters"),
+                DbBackend::Postgres,
+            )
+            .expect("statement");
         let explain = sea_orm::Statement::from_sql_and_values(
             DbBackend::Postgres,
             format!("EXPLAIN {}", own.sql),

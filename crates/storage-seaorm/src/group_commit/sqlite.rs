@@ -27,7 +27,6 @@ use crate::direct_reads::bind_all;
 use crate::entity::message;
 use crate::error::{RowError, rusqlite_error, sqlx_error};
 use crate::rows::message_row;
-use crate::sql::statement;
 
 /// Messages inserted by one statement, largest first: each size is one SQL text, kept
 /// prepared. Fewer statements mean fewer flushes of the search index (below).
@@ -185,11 +184,8 @@ fn apply(connection: &Connection, batch: &[&NewMessage]) -> Result<Vec<Option<Me
             stored.push(None);
             continue;
         }
-        let advance = statement(
-            ADVANCE_RETURNING_SQL,
-            &advance_parameters(new)?,
-            DbBackend::Sqlite,
-        )?;
+        let advance =
+            ADVANCE_RETURNING_SQL.statement(&advance_parameters(new)?, DbBackend::Sqlite)?;
         let mut update = connection.prepare_cached(&advance.sql)?;
         bind_all(&mut update, &advance)?;
         let mut rows = update.raw_query();
