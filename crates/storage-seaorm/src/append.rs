@@ -14,7 +14,7 @@
 
 use std::sync::LazyLock;
 
-use confab_domain::conversation::{Conversation, ConversationId, preview};
+use confab_domain::conversation::{Conversation, ConversationId, ConversationStatus, preview};
 use confab_domain::error::RepoError;
 use confab_domain::message::{Appended, ClientMessageId, Message, NewMessage, Sender, Seq};
 use confab_domain::ports::OwnAppend;
@@ -354,15 +354,20 @@ async fn append_in_one_statement(
     Ok(Appended::Stored(new.stored(seq, timestamp)))
 }
 
-/// PostgreSQL's own append on its own ([`APPEND_OWN_POSTGRES_SQL`]). Anything that
-/// leaves it unstored is not taken: a conversation that is missing, another user's or
-/// not active (no row comes back), and a `client_message_id` stored before (the
-/// unique index refuses it); the caller's long way tells which.
+/// An own append on its own: on PostgreSQL in one statement
+/// ([`APPEND_OWN_POSTGRES_SQL`]), on SQLite in a write transaction that reads the
+/// conversation first. Anything that leaves it unstored is not taken: a conversation
+/// that is missing, another user's or not active, and a `client_message_id` stored
+/// before (the unique index refuses it on PostgreSQL, the advance's guard on SQLite);
+/// the caller's long way tells which.
 pub(crate) async fn append_own_alone(
     db: &DatabaseConnection,
     new: &NewMessage,
     owner: &UserId,
 ) -> Result<OwnAppend, RepoError> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return append_own_in_transaction(db, new, owner).await;
+    }
     let append =
         APPEND_OWN_POSTGRES_SQL.statement(&parameters(new, Some(owner))?, DbBackend::Postgres)?;
     let row = match db.query_one_raw(append).await.map_err(repo_error) {
@@ -377,6 +382,55 @@ pub(crate) async fn append_own_alone(
         message: new.stored(seq, timestamp),
         before: conversation_before(&row)?,
     })
+}
+
+/// SQLite's own append on its own: the conversation read and checked, then the
+/// advance and the insert, in one write transaction.
+async fn append_own_in_transaction(
+    db: &DatabaseConnection,
+    new: &NewMessage,
+    owner: &UserId,
+) -> Result<OwnAppend, RepoError> {
+    let txn = begin_write(db).await?;
+    let found = conversation::Entity::find_by_id(new.conversation_id.as_uuid())
+        .one(&txn)
+        .await
+        .map_err(repo_error)?
+        .filter(|found| {
+            found.user_id == owner.as_str() && found.status == ConversationStatus::Active.as_str()
+        });
+    let Some(found) = found else {
+        txn.rollback().await.map_err(repo_error)?;
+        return Ok(OwnAppend::NotTaken);
+    };
+    let before = Conversation::try_from(found)?;
+    let Some((seq, timestamp)) = advance(&txn, new).await? else {
+        txn.rollback().await.map_err(repo_error)?;
+        return Ok(OwnAppend::NotTaken);
+    };
+    let row = message_row(new, seq, timestamp)?;
+    let inserted = message::Entity::insert(row.into_active_model())
+        .exec_without_returning(&txn)
+        .await
+        .map_err(repo_error);
+    match inserted {
+        Ok(_) => {
+            txn.commit().await.map_err(repo_error)?;
+            Ok(OwnAppend::Stored {
+                message: new.stored(seq, timestamp),
+                before,
+            })
+        }
+        // A unique index refused the message: nothing is stored.
+        Err(RepoError::Conflict) => {
+            txn.rollback().await.map_err(repo_error)?;
+            Ok(OwnAppend::NotTaken)
+        }
+        Err(error) => {
+            txn.rollback().await.map_err(repo_error)?;
+            Err(error)
+        }
+    }
 }
 
 /// What an append that did not move its conversation on comes to: the message stored

@@ -27,7 +27,7 @@ use crate::store::SeaOrmStore;
 /// message sent reads its conversation, and building SeaORM's `Select` each time cost
 /// the server more than SQLite's read itself (a profile of REST sends: 10 % of the
 /// server's samples against 6 %).
-fn by_id_statement(backend: DbBackend, id: ConversationId) -> Statement {
+pub(crate) fn by_id_statement(backend: DbBackend, id: ConversationId) -> Statement {
     static SQLITE: LazyLock<String> = LazyLock::new(|| by_id_sql(DbBackend::Sqlite));
     static POSTGRES: LazyLock<String> = LazyLock::new(|| by_id_sql(DbBackend::Postgres));
     let sql = match backend {

@@ -149,6 +149,19 @@ fn read_rows<T: DirectRow>(reader: &Connection, statement: &Statement) -> Result
     Ok(read)
 }
 
+/// Reads `statement`'s rows on `connection` as a direct read decodes them, for a
+/// connection that is not a reader's (the group commit's writer, inside its batch),
+/// where a refusal is an error rather than a reason to go through the pool.
+pub(crate) fn rows_on<T: DirectRow>(
+    connection: &Connection,
+    statement: &Statement,
+) -> Result<Vec<T>, RepoError> {
+    read_rows(connection, statement).map_err(|refused| match refused {
+        Refused::Sqlite => RepoError::Internal("SQLite refused a read of the writer".into()),
+        Refused::Row(error) => error.into(),
+    })
+}
+
 /// Binds `statement`'s values to `prepared`, its SQL prepared.
 pub(crate) fn bind_all(
     prepared: &mut CachedStatement<'_>,

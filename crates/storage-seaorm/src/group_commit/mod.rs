@@ -25,9 +25,10 @@
 //!   A batch holds at most one append per conversation, and a conversation with an
 //!   append in flight is left to the writer that has it: a conversation's appends are
 //!   stored one after the other, in arrival order, like the lone append they replace.
-//!   A batch may mix appends with own appends (`MessageRepository::append_own`),
-//!   which move their conversation only while it is their owner's and active, and
-//!   come back with it as they found it; SQLite takes no own appends.
+//!
+//! A batch, on either backend, may mix appends with own appends
+//! (`MessageRepository::append_own`), which move their conversation only while it is
+//! their owner's and active, and come back with it as they found it.
 
 mod postgres;
 mod sqlite;
@@ -171,7 +172,7 @@ pub(crate) struct Append<'a> {
 }
 
 /// A stored append of a batch, with its conversation as it found it for an own
-/// append (PostgreSQL).
+/// append.
 pub(crate) struct Committed {
     message: Message,
     before: Option<Conversation>,
@@ -197,18 +198,13 @@ impl AppendQueue {
 
     /// Appends `new` to `db` through a writer if its conversation is `owner`'s and
     /// active (`MessageRepository::append_own`); resolves once its batch has
-    /// committed. Taken on PostgreSQL only: SQLite reads a conversation on the worker
-    /// that asks (`direct_reads`), which costs less than a batch sorting own appends
-    /// from others would.
+    /// committed.
     pub(crate) async fn append_own(
         self: &Arc<Self>,
         db: &DatabaseConnection,
         new: &NewMessage,
         owner: &UserId,
     ) -> Result<OwnAppend, RepoError> {
-        if db.get_database_backend() != DbBackend::Postgres {
-            return Ok(OwnAppend::NotTaken);
-        }
         let (done, result) = oneshot::channel();
         let owner = owner.clone();
         self.enqueue(db, new, Done::Own { owner, done });
@@ -271,38 +267,25 @@ impl AppendQueue {
                 each_alone(&db, batch).await;
                 continue;
             }
+            let appends: Vec<Append<'_>> = batch
+                .iter()
+                .map(|pending| Append {
+                    message: &pending.message,
+                    owner: pending.owner(),
+                })
+                .collect();
             let committed = match backend {
-                DbBackend::Postgres => {
-                    let appends: Vec<Append<'_>> = batch
-                        .iter()
-                        .map(|pending| Append {
-                            message: &pending.message,
-                            owner: pending.owner(),
-                        })
-                        .collect();
-                    postgres::commit_batch(&db, &appends).await
-                }
-                // SQLite takes no own append (`append_own`).
-                _ => {
-                    let messages: Vec<&NewMessage> = batch.iter().map(|p| &p.message).collect();
-                    match self.sqlite.commit_batch(&db, &messages).await {
-                        Ok(Some(steps)) => Ok(steps
-                            .into_iter()
-                            .map(|stored| {
-                                stored.map(|message| Committed {
-                                    message,
-                                    before: None,
-                                })
-                            })
-                            .collect()),
-                        // In memory: the pool's one connection takes them one by one.
-                        Ok(None) => {
-                            each_alone(&db, batch).await;
-                            continue;
-                        }
-                        Err(error) => Err(error),
+                DbBackend::Postgres => postgres::commit_batch(&db, &appends).await,
+                _ => match self.sqlite.commit_batch(&db, &appends).await {
+                    Ok(Some(steps)) => Ok(steps),
+                    // In memory: the pool's one connection takes them one by one.
+                    Ok(None) => {
+                        drop(appends);
+                        each_alone(&db, batch).await;
+                        continue;
                     }
-                }
+                    Err(error) => Err(error),
+                },
             };
             match committed {
                 Ok(steps) => {

@@ -13,18 +13,21 @@ use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use confab_domain::conversation::ConversationId;
+use confab_domain::conversation::{Conversation, ConversationId, ConversationStatus};
 use confab_domain::error::RepoError;
-use confab_domain::message::{Message, NewMessage};
+use confab_domain::message::NewMessage;
+use confab_domain::user::UserId;
 use rusqlite::{Connection, ErrorCode};
 use sea_orm::sqlx;
 use sea_orm::{DatabaseConnection, DbBackend, EntityTrait, IntoActiveModel, QueryTrait};
 use tokio::sync::OnceCell;
 
+use super::{Append, Committed};
 use crate::append::{ADVANCE_RETURNING_SQL, advance_parameters, advanced};
 use crate::connection::{SQLITE_BUSY_TIMEOUT, open_sqlite_writer, sqlite_file};
-use crate::direct_reads::bind_all;
-use crate::entity::message;
+use crate::conversations::by_id_statement;
+use crate::direct_reads::{bind_all, rows_on};
+use crate::entity::{conversation, message};
 use crate::error::{RowError, rusqlite_error, sqlx_error};
 use crate::rows::message_row;
 
@@ -67,14 +70,15 @@ impl From<RowError> for Failure {
 
 impl SqliteWriter {
     /// Stores the batch in one transaction: for each append `Some` of the stored
-    /// message, or `None` when its conversation did not move (sorted out by the caller).
-    /// `Ok(None)` when the database is not a plain file (in memory), whose one pooled
-    /// connection takes each append on its own.
+    /// message (with its conversation as it found it, for an own append), or `None`
+    /// when its conversation did not move (sorted out by the caller). `Ok(None)` when
+    /// the database is not a plain file (in memory), whose one pooled connection takes
+    /// each append on its own.
     pub(super) async fn commit_batch(
         &self,
         db: &DatabaseConnection,
-        batch: &[&NewMessage],
-    ) -> Result<Option<Vec<Option<Message>>>, RepoError> {
+        batch: &[Append<'_>],
+    ) -> Result<Option<Vec<Option<Committed>>>, RepoError> {
         let Some(file) = self.file.get_or_init(|| sqlite_file(db)).await else {
             return Ok(None);
         };
@@ -86,7 +90,10 @@ impl SqliteWriter {
         let mut usable = true;
         let committed = match commit(&mut connection, batch) {
             Err(Failure::Busy(_)) => {
-                let batch: Vec<NewMessage> = batch.iter().map(|&new| new.clone()).collect();
+                let batch: Vec<(NewMessage, Option<UserId>)> = batch
+                    .iter()
+                    .map(|append| (append.message.clone(), append.owner.cloned()))
+                    .collect();
                 let waited = tokio::task::spawn_blocking(move || {
                     let (committed, usable) = waiting(&mut connection, &batch);
                     (connection, committed, usable)
@@ -124,12 +131,18 @@ impl SqliteWriter {
 /// must be zero again, or a later batch would wait on the tokio worker.
 fn waiting(
     connection: &mut Connection,
-    batch: &[NewMessage],
-) -> (Result<Vec<Option<Message>>, Failure>, bool) {
+    batch: &[(NewMessage, Option<UserId>)],
+) -> (Result<Vec<Option<Committed>>, Failure>, bool) {
     if let Err(error) = connection.busy_timeout(SQLITE_BUSY_TIMEOUT) {
         return (Err(error.into()), false);
     }
-    let batch: Vec<&NewMessage> = batch.iter().collect();
+    let batch: Vec<Append<'_>> = batch
+        .iter()
+        .map(|(message, owner)| Append {
+            message,
+            owner: owner.as_ref(),
+        })
+        .collect();
     let committed = commit(connection, &batch);
     let usable = connection.busy_timeout(Duration::ZERO).is_ok();
     (committed, usable)
@@ -138,8 +151,8 @@ fn waiting(
 /// Runs the batch in one write transaction and commits it; rolls back whatever fails.
 fn commit(
     connection: &mut Connection,
-    batch: &[&NewMessage],
-) -> Result<Vec<Option<Message>>, Failure> {
+    batch: &[Append<'_>],
+) -> Result<Vec<Option<Committed>>, Failure> {
     // The write lock at once: a transaction that read first and wrote later could
     // fail with `SQLITE_BUSY` without waiting for the busy timeout.
     if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
@@ -170,12 +183,16 @@ fn commit(
 /// makes it write them to disk first, as a segment of their own. Interleaved, one
 /// update and one insert per append, each message became a segment; this way a batch
 /// writes one per `INSERT`.
-fn apply(connection: &Connection, batch: &[&NewMessage]) -> Result<Vec<Option<Message>>, Failure> {
-    let mut stored: Vec<Option<Message>> = Vec::with_capacity(batch.len());
+fn apply(connection: &Connection, batch: &[Append<'_>]) -> Result<Vec<Option<Committed>>, Failure> {
+    let mut stored: Vec<Option<Committed>> = Vec::with_capacity(batch.len());
     // Client ids stored by this batch: the guard of a later append with the same id
     // looks for the message, which is not inserted yet.
     let mut client_ids: HashSet<(ConversationId, &str)> = HashSet::new();
-    for &new in batch {
+    for &Append {
+        message: new,
+        owner,
+    } in batch
+    {
         let client_id = new
             .client_message_id
             .as_ref()
@@ -184,6 +201,18 @@ fn apply(connection: &Connection, batch: &[&NewMessage]) -> Result<Vec<Option<Me
             stored.push(None);
             continue;
         }
+        // An own append reads its conversation as the appends before it in the batch
+        // left it, and moves it only if it is the owner's and active.
+        let before = match owner {
+            Some(owner) => match own_conversation(connection, new.conversation_id, owner)? {
+                Some(before) => Some(before),
+                None => {
+                    stored.push(None);
+                    continue;
+                }
+            },
+            None => None,
+        };
         let advance =
             ADVANCE_RETURNING_SQL.statement(&advance_parameters(new)?, DbBackend::Sqlite)?;
         let mut update = connection.prepare_cached(&advance.sql)?;
@@ -198,7 +227,10 @@ fn apply(connection: &Connection, batch: &[&NewMessage]) -> Result<Vec<Option<Me
             Some((last_seq, last_activity_ms)) => {
                 client_ids.extend(client_id);
                 let (seq, timestamp) = advanced(last_seq, last_activity_ms)?;
-                Some(new.stored(seq, timestamp))
+                Some(Committed {
+                    message: new.stored(seq, timestamp),
+                    before,
+                })
             }
             None => None,
         });
@@ -207,16 +239,36 @@ fn apply(connection: &Connection, batch: &[&NewMessage]) -> Result<Vec<Option<Me
     Ok(stored)
 }
 
+/// The conversation `id` as it stands inside the batch's transaction, if it is
+/// `owner`'s and active.
+fn own_conversation(
+    connection: &Connection,
+    id: ConversationId,
+    owner: &UserId,
+) -> Result<Option<Conversation>, Failure> {
+    let read: Vec<conversation::Model> =
+        rows_on(connection, &by_id_statement(DbBackend::Sqlite, id))?;
+    let Some(model) = read.into_iter().next() else {
+        return Ok(None);
+    };
+    if model.user_id != owner.as_str() || model.status != ConversationStatus::Active.as_str() {
+        return Ok(None);
+    }
+    Ok(Some(Conversation::try_from(model)?))
+}
+
 /// Inserts the messages of the appends that moved their conversations.
 fn insert(
     connection: &Connection,
-    batch: &[&NewMessage],
-    stored: &[Option<Message>],
+    batch: &[Append<'_>],
+    stored: &[Option<Committed>],
 ) -> Result<(), Failure> {
     let mut rows = Vec::with_capacity(batch.len());
-    for (&new, stored) in batch.iter().zip(stored) {
-        if let Some(message) = stored {
-            rows.push(message_row(new, message.seq, message.timestamp)?.into_active_model());
+    for (append, stored) in batch.iter().zip(stored) {
+        if let Some(Committed { message, .. }) = stored {
+            rows.push(
+                message_row(append.message, message.seq, message.timestamp)?.into_active_model(),
+            );
         }
     }
     let mut rows = rows.into_iter();

@@ -342,53 +342,13 @@ async fn two_stores_appending_to_the_same_conversations_keep_seqs_gap_free(store
     }
 }
 
-/// Each check above, as a test on SQLite and one on PostgreSQL.
-macro_rules! on_both_backends {
-    ($($check:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    let db = super::sqlite_temp().await.expect("database");
-                    super::$check(db.store()).await;
-                }
-            )*
-        }
-        mod on_postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $check() {
-                    let admin = super::postgres_url().expect("CONFAB_TEST_POSTGRES_URL is set");
-                    let db = super::postgres_temp(&admin).await.expect("database");
-                    super::$check(db.store()).await;
-                    db.drop_database().await.expect("database dropped");
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
-    appends_sharing_a_client_message_id_store_one_message_and_return_it_to_all,
-    a_retry_of_a_stored_message_among_other_appends_gets_the_original,
-    two_replies_to_one_message_in_one_batch_store_one_and_the_other_conflicts,
-    a_batch_that_fails_half_way_is_retried_append_by_append_and_the_store_goes_on,
-    an_append_to_a_missing_conversation_fails_alone_and_the_others_get_gap_free_seqs,
-    appends_to_many_conversations_at_once_get_gap_free_seqs_in_each,
-    a_duplicate_message_id_across_conversations_fails_alone,
-    two_stores_appending_to_the_same_conversations_keep_seqs_gap_free,
-);
-
-/// Own appends queued together with appends to other conversations, on PostgreSQL
-/// (SQLite takes none): the owner's are stored, each with its conversation as it
-/// found it; one to another user's conversation and one repeating a stored
-/// `client_message_id` are not taken and change nothing; the plain appends of the
-/// batch are stored all the same.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn own_appends_in_a_batch_are_stored_with_their_conversation_or_not_taken() {
-    let admin = postgres_url().expect("CONFAB_TEST_POSTGRES_URL is set");
-    let db = postgres_temp(&admin).await.expect("database");
-    let store = db.store();
+/// Own appends queued together with appends to other conversations: the owner's are
+/// stored, each with its conversation as it found it; one to another user's
+/// conversation and one repeating a stored `client_message_id` are not taken and
+/// change nothing; the plain appends of the batch are stored all the same.
+async fn own_appends_in_a_batch_are_stored_with_their_conversation_or_not_taken(
+    store: SeaOrmStore,
+) {
     let alice = UserId::parse("alice").expect("user id");
     let retried = conversation(&store).await;
     store
@@ -458,7 +418,54 @@ async fn own_appends_in_a_batch_are_stored_with_their_conversation_or_not_taken(
             .expect("conversation");
         assert_eq!(reloaded.message_count, messages);
     }
-    db.drop_database().await.expect("database dropped");
+}
+
+/// Each check above, as a test on SQLite and one on PostgreSQL.
+macro_rules! on_both_backends {
+    ($($check:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let db = super::sqlite_temp().await.expect("database");
+                    super::$check(db.store()).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let admin = super::postgres_url().expect("CONFAB_TEST_POSTGRES_URL is set");
+                    let db = super::postgres_temp(&admin).await.expect("database");
+                    super::$check(db.store()).await;
+                    db.drop_database().await.expect("database dropped");
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    appends_sharing_a_client_message_id_store_one_message_and_return_it_to_all,
+    a_retry_of_a_stored_message_among_other_appends_gets_the_original,
+    two_replies_to_one_message_in_one_batch_store_one_and_the_other_conflicts,
+    a_batch_that_fails_half_way_is_retried_append_by_append_and_the_store_goes_on,
+    an_append_to_a_missing_conversation_fails_alone_and_the_others_get_gap_free_seqs,
+    appends_to_many_conversations_at_once_get_gap_free_seqs_in_each,
+    a_duplicate_message_id_across_conversations_fails_alone,
+    two_stores_appending_to_the_same_conversations_keep_seqs_gap_free,
+    own_appends_in_a_batch_are_stored_with_their_conversation_or_not_taken,
+);
+
+/// An in-memory SQLite database has no writer connection of its own: its one pooled
+/// connection takes each append in a transaction of its own, own appends included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_appends_on_an_in_memory_database_are_stored_alone_with_their_conversation() {
+    let db = crate::connect("sqlite::memory:").await.expect("database");
+    crate::migrate(&db).await.expect("migrated");
+    own_appends_in_a_batch_are_stored_with_their_conversation_or_not_taken(SeaOrmStore::new(db))
+        .await;
 }
 
 /// SQLite's own checkpoint would wait for 10 000 pages of WAL; twenty appends reach
