@@ -70,7 +70,8 @@ use futures::future::BoxFuture;
 
 use crate::bot::BotId;
 use crate::conversation::{
-    Conversation, ConversationFilter, ConversationId, ListPosition, ListQuery, PageSize,
+    Conversation, ConversationChange, ConversationFilter, ConversationId, ConversationStatus,
+    ListPosition, ListQuery, PageSize,
 };
 use crate::error::RepoError;
 use crate::message::{Appended, HistoryBound, HistoryPage, HistoryQuery, Message, NewMessage, Seq};
@@ -364,6 +365,24 @@ async fn conversation_with(r: &Repositories, times: &[Timestamp]) -> (Conversati
     }
     let conversation = get(r, conversation.id).await;
     (conversation, stored)
+}
+
+/// Sets the conversation's status; returns the conversation as changed.
+async fn set_status(
+    r: &Repositories,
+    id: ConversationId,
+    status: ConversationStatus,
+) -> Conversation {
+    r.conversations
+        .update(
+            id,
+            &ConversationChange {
+                status: Some(status),
+                ..ConversationChange::default()
+            },
+        )
+        .await
+        .expect("changing the status")
 }
 
 async fn get(r: &Repositories, id: ConversationId) -> Conversation {

@@ -13,7 +13,7 @@ use crate::session::SessionId;
 use super::{
     Repositories, all_messages, append, assert_conflict, assert_not_found, at, bot_id, bot_reply,
     create, get, history, ids, increasing_ids, list_query, new_conversation,
-    new_conversation_with_id, sorted_for_list, store, user_id, user_message,
+    new_conversation_with_id, set_status, sorted_for_list, store, user_id, user_message,
 };
 
 fn everything() -> ConversationFilter {
@@ -457,17 +457,7 @@ pub async fn updating_changes_status_title_and_metadata_only(r: Repositories) {
     assert_eq!(renamed, expected);
     assert_eq!(get(&r, original.id).await, expected);
 
-    let active = r
-        .conversations
-        .update(
-            original.id,
-            &ConversationChange {
-                status: Some(ConversationStatus::Active),
-                ..ConversationChange::default()
-            },
-        )
-        .await
-        .expect("unarchiving");
+    let active = set_status(&r, original.id, ConversationStatus::Active).await;
     expected.status = ConversationStatus::Active;
     assert_eq!(active, expected);
 }

@@ -6,13 +6,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::conversation::{Conversation, ConversationChange, ConversationId, ConversationStatus};
+use crate::conversation::{Conversation, ConversationId, ConversationStatus};
 use crate::message::{ClientMessageId, Message, NewMessage, Seq};
 use crate::ports::{MessageRepository, OwnAppend};
 use crate::user::UserId;
 
 use super::{
-    Repositories, all_messages, append, append_to, at, bot_reply, create, get, user_id,
+    Repositories, all_messages, append, append_to, at, bot_reply, create, get, set_status, user_id,
     user_message,
 };
 
@@ -95,17 +95,7 @@ pub async fn an_own_append_to_a_missing_foreign_or_archived_conversation_or_a_re
     );
 
     let archived = create(&r, "ana", "alpha", at(0)).await;
-    r.conversations
-        .update(
-            archived.id,
-            &ConversationChange {
-                status: Some(ConversationStatus::Archived),
-                ..ConversationChange::default()
-            },
-        )
-        .await
-        .expect("archiving");
-    let archived_before = get(&r, archived.id).await;
+    let archived_before = set_status(&r, archived.id, ConversationStatus::Archived).await;
     let to_archived = user_message(&archived, "too late", at(20));
     assert_not_taken(
         &r,

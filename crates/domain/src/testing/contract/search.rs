@@ -8,11 +8,11 @@
 use std::collections::BTreeSet;
 
 use crate::bot::BotId;
-use crate::conversation::{ConversationChange, ConversationStatus, PageSize};
+use crate::conversation::{ConversationStatus, PageSize};
 use crate::message::{Message, MessageId};
 use crate::search::{SearchCursor, SearchOrder, SearchQuery, SearchScope, SearchText};
 
-use super::{Repositories, append, at, bot_id, create, user_id, user_message};
+use super::{Repositories, append, at, bot_id, create, set_status, user_id, user_message};
 
 /// The data set: three users' conversations with two bots, one archived, one
 /// deleted, and messages that match `pizza` wholly, in part or not at all.
@@ -44,16 +44,7 @@ async fn data_set(r: &Repositories) -> Found {
     let bos_pizza = say(&bos, "pizza for bo", 6_000).await;
     say(&gone, "a deleted pizza", 7_000).await;
     let cafe = say(&alpha, "Café pizza-party!", 8_000).await;
-    r.conversations
-        .update(
-            beta.id,
-            &ConversationChange {
-                status: Some(ConversationStatus::Archived),
-                ..ConversationChange::default()
-            },
-        )
-        .await
-        .expect("archiving");
+    set_status(r, beta.id, ConversationStatus::Archived).await;
     r.conversations.delete(gone.id).await.expect("deleting");
     Found {
         anas_pizza: vec![cafe.id, archived.id, late.id, want.id],
