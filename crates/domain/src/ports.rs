@@ -175,10 +175,10 @@ pub trait MessageRepository: Send + Sync {
     /// step the checks a send otherwise reads the conversation for: one trip to
     /// storage per send instead of a read and an append.
     ///
-    /// Stores `message` as [`append`](Self::append) would, but only when its
-    /// conversation exists, belongs to `owner` and is active, and the message neither
-    /// repeats a stored `client_message_id` nor answers anything (`answers` is
-    /// `None`). Otherwise it stores nothing and returns [`OwnAppend::NotTaken`], and
+    /// Stores `message` as [`append`](Self::append) would, but only when it is a user
+    /// message (`sender` is `User`) that answers nothing (`answers` is `None`), its
+    /// conversation exists, belongs to `owner` and is active, and it does not repeat a
+    /// stored `client_message_id`. Otherwise it stores nothing and returns [`OwnAppend::NotTaken`], and
     /// the caller takes the long way: it reads the conversation, checks it, and calls
     /// `append`, which tells a retry, an archived or a missing conversation apart.
     ///
@@ -187,8 +187,9 @@ pub trait MessageRepository: Send + Sync {
     ///
     /// # Errors
     /// - MUST store nothing and return `NotTaken` (never an error) when the
-    ///   conversation is missing, another user's or archived, or when it holds a
-    ///   message with the same `client_message_id`.
+    ///   conversation is missing, another user's or archived, when it holds a message
+    ///   with the same `client_message_id`, or when `message` is not a user message
+    ///   or answers one.
     /// - MUST return in `OwnAppend::Stored` the conversation exactly as the append
     ///   found it: concurrent appends to one conversation each see the one before.
     async fn append_own(

@@ -236,13 +236,32 @@ static APPEND_POSTGRES_SQL: LazyLock<Template> = LazyLock::new(|| {
 /// that they clash with no column of the conversation or of a batch.
 pub(crate) const BEFORE: &str = "before_";
 
-/// The columns of `conversations`, each as [`BEFORE`] names it, read from the
-/// relation `from`: `from.id AS before_id, …`.
-pub(crate) fn before_columns(from: &str) -> String {
+/// The columns of `conversations` as [`BEFORE`] names them, for a select list:
+/// `conversations.id AS before_id, …` ([`Before::Name`]) from the table, or
+/// `moved.before_id, …` ([`Before::Read`]) from a relation that holds them already.
+pub(crate) fn before_columns(from: &str, how: Before) -> String {
     conversation::Column::iter()
-        .map(|column| format!("{from}.{0} AS {BEFORE}{0}", column.as_str()))
+        .map(|column| match how {
+            Before::Name => format!("{from}.{0} AS {BEFORE}{0}", column.as_str()),
+            Before::Read => format!("{from}.{BEFORE}{}", column.as_str()),
+        })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// How [`before_columns`] lists them.
+#[derive(Clone, Copy)]
+pub(crate) enum Before {
+    /// The table's columns, named with the prefix.
+    Name,
+    /// Columns already named with the prefix.
+    Read,
+}
+
+/// Whether an own append may move `conversation`: it is `owner`'s and active.
+pub(crate) fn takes_own(conversation: &conversation::Model, owner: &UserId) -> bool {
+    conversation.user_id == owner.as_str()
+        && conversation.status == ConversationStatus::Active.as_str()
 }
 
 /// The conversation an own append found, from the [`BEFORE`] columns of `row`.
@@ -272,7 +291,7 @@ static APPEND_OWN_POSTGRES_SQL: LazyLock<Template> = LazyLock::new(|| {
          AND {REPLY_PENDING_SQL} RETURNING id, last_seq, last_activity_ms), \
          inserted AS ({INSERT_ADVANCED_SQL}advanced RETURNING seq, timestamp_ms) \
          SELECT inserted.seq, inserted.timestamp_ms, before.* FROM inserted, before",
-        before_columns("conversations")
+        before_columns("conversations", Before::Name)
     ))
 });
 
@@ -283,15 +302,25 @@ pub(crate) async fn append_within(
     txn: &DatabaseTransaction,
     new: &NewMessage,
 ) -> Result<Message, RepoError> {
+    store_within(txn, new).await?.ok_or(RepoError::Conflict)
+}
+
+/// The advance, then the insert, inside `txn`: the stored message, `None` when the
+/// conversation did not move, `Conflict` when a unique index refused the message. The
+/// caller commits or rolls back.
+async fn store_within(
+    txn: &DatabaseTransaction,
+    new: &NewMessage,
+) -> Result<Option<Message>, RepoError> {
     let Some((seq, timestamp)) = advance(txn, new).await? else {
-        return Err(RepoError::Conflict);
+        return Ok(None);
     };
     let row = message_row(new, seq, timestamp)?;
     message::Entity::insert(row.into_active_model())
         .exec_without_returning(txn)
         .await
         .map_err(repo_error)?;
-    Ok(new.stored(seq, timestamp))
+    Ok(Some(new.stored(seq, timestamp)))
 }
 
 /// Appends `new` on its own: in one statement on PostgreSQL, in a write transaction
@@ -304,31 +333,20 @@ pub(crate) async fn append_alone(
         return append_in_one_statement(db, new).await;
     }
     let txn = begin_write(db).await?;
-    let Some((seq, timestamp)) = advance(&txn, new).await? else {
-        txn.rollback().await.map_err(repo_error)?;
-        return not_advanced(db, new).await;
-    };
-    let row = message_row(new, seq, timestamp)?;
-    let inserted = message::Entity::insert(row.into_active_model())
-        .exec_without_returning(&txn)
-        .await;
-    match inserted {
-        Ok(_) => {
-            txn.commit().await.map_err(repo_error)?;
-            Ok(Appended::Stored(new.stored(seq, timestamp)))
-        }
-        Err(error) => {
-            let error = repo_error(error);
-            // A unique index refused the message (SQLite holds the write lock, so the
-            // guard saw every committed message: a repeated message id, or a database
-            // changed under the writer); anything the original is looked up for comes
-            // after the rollback.
-            txn.rollback().await.map_err(repo_error)?;
-            match (error, &new.client_message_id) {
-                (RepoError::Conflict, Some(_)) => not_advanced(db, new).await,
-                (error, _) => Err(error),
-            }
-        }
+    let stored = store_within(&txn, new).await;
+    if let Ok(Some(message)) = stored {
+        txn.commit().await.map_err(repo_error)?;
+        return Ok(Appended::Stored(message));
+    }
+    // Anything the original is looked up for comes after the rollback.
+    txn.rollback().await.map_err(repo_error)?;
+    match (stored, &new.client_message_id) {
+        (Ok(_), _) => not_advanced(db, new).await,
+        // A unique index refused the message (SQLite holds the write lock, so the
+        // guard saw every committed message: a repeated message id, or a database
+        // changed under the writer).
+        (Err(RepoError::Conflict), Some(_)) => not_advanced(db, new).await,
+        (Err(error), _) => Err(error),
     }
 }
 
@@ -396,40 +414,25 @@ async fn append_own_in_transaction(
         .one(&txn)
         .await
         .map_err(repo_error)?
-        .filter(|found| {
-            found.user_id == owner.as_str() && found.status == ConversationStatus::Active.as_str()
-        });
-    let Some(found) = found else {
-        txn.rollback().await.map_err(repo_error)?;
-        return Ok(OwnAppend::NotTaken);
+        .filter(|found| takes_own(found, owner));
+    let stored = match found {
+        Some(found) => match Conversation::try_from(found) {
+            Ok(before) => store_within(&txn, new)
+                .await
+                .map(|stored| stored.map(|message| (message, before))),
+            Err(error) => Err(error.into()),
+        },
+        None => Ok(None),
     };
-    let before = Conversation::try_from(found)?;
-    let Some((seq, timestamp)) = advance(&txn, new).await? else {
-        txn.rollback().await.map_err(repo_error)?;
-        return Ok(OwnAppend::NotTaken);
-    };
-    let row = message_row(new, seq, timestamp)?;
-    let inserted = message::Entity::insert(row.into_active_model())
-        .exec_without_returning(&txn)
-        .await
-        .map_err(repo_error);
-    match inserted {
-        Ok(_) => {
-            txn.commit().await.map_err(repo_error)?;
-            Ok(OwnAppend::Stored {
-                message: new.stored(seq, timestamp),
-                before,
-            })
-        }
-        // A unique index refused the message: nothing is stored.
-        Err(RepoError::Conflict) => {
-            txn.rollback().await.map_err(repo_error)?;
-            Ok(OwnAppend::NotTaken)
-        }
-        Err(error) => {
-            txn.rollback().await.map_err(repo_error)?;
-            Err(error)
-        }
+    if let Ok(Some((message, before))) = stored {
+        txn.commit().await.map_err(repo_error)?;
+        return Ok(OwnAppend::Stored { message, before });
+    }
+    txn.rollback().await.map_err(repo_error)?;
+    match stored {
+        // Not the owner's, not active, missing, or a unique index refused the message.
+        Ok(_) | Err(RepoError::Conflict) => Ok(OwnAppend::NotTaken),
+        Err(error) => Err(error),
     }
 }
 

@@ -23,10 +23,11 @@ use crate::error::repo_error;
 use crate::rows::millis;
 use crate::store::SeaOrmStore;
 
-/// `conversation::Entity::find_by_id(id)` for `backend`, its SQL built once: every
-/// message sent reads its conversation, and building SeaORM's `Select` each time cost
-/// the server more than SQLite's read itself (a profile of REST sends: 10 % of the
-/// server's samples against 6 %).
+/// `conversation::Entity::find_by_id(id)` for `backend`, its SQL built once: replies
+/// read their conversation, and so did every message sent before own appends (the
+/// SQLite writer's read for them is this one too); building SeaORM's `Select` each
+/// time cost the server more than SQLite's read itself (a profile of REST sends: 10 %
+/// of the server's samples against 6 %).
 pub(crate) fn by_id_statement(backend: DbBackend, id: ConversationId) -> Statement {
     static SQLITE: LazyLock<String> = LazyLock::new(|| by_id_sql(DbBackend::Sqlite));
     static POSTGRES: LazyLock<String> = LazyLock::new(|| by_id_sql(DbBackend::Postgres));

@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use crate::connection::{open_sqlite_reader, sqlite_file};
 use crate::entity::{conversation, message};
-use crate::error::RowError;
+use crate::error::{RowError, rusqlite_error};
 
 /// Readers open at most. Reads run on the tokio workers, one at a time each, so a
 /// few cover every worker; a read that finds none free goes through sqlx.
@@ -52,14 +52,14 @@ struct Readers {
 /// Why a read did not run here.
 enum Refused {
     /// SQLite refused it, or it could not be prepared: the ordinary way runs it.
-    Sqlite,
+    Sqlite(rusqlite::Error),
     /// A row it read is not valid.
     Row(RowError),
 }
 
 impl From<rusqlite::Error> for Refused {
-    fn from(_: rusqlite::Error) -> Self {
-        Refused::Sqlite
+    fn from(error: rusqlite::Error) -> Self {
+        Refused::Sqlite(error)
     }
 }
 
@@ -90,7 +90,7 @@ impl DirectReads {
         self.lock().idle.push(reader);
         match read {
             Ok(rows) => Some(Ok(rows)),
-            Err(Refused::Sqlite) => None,
+            Err(Refused::Sqlite(_)) => None,
             Err(Refused::Row(error)) => Some(Err(error.into())),
         }
     }
@@ -157,7 +157,7 @@ pub(crate) fn rows_on<T: DirectRow>(
     statement: &Statement,
 ) -> Result<Vec<T>, RepoError> {
     read_rows(connection, statement).map_err(|refused| match refused {
-        Refused::Sqlite => RepoError::Internal("SQLite refused a read of the writer".into()),
+        Refused::Sqlite(error) => rusqlite_error(error),
         Refused::Row(error) => error.into(),
     })
 }

@@ -13,13 +13,14 @@ use sea_orm::{DbBackend, Statement, Value};
 /// it, kept as its text and the parameter each placeholder takes.
 pub(crate) struct Template {
     text: Cow<'static, str>,
-    sqlite: OnceLock<Rendered>,
-    postgres: OnceLock<Rendered>,
+    sqlite: OnceLock<Option<Rendered>>,
+    postgres: OnceLock<Option<Rendered>>,
 }
 
+/// A template rendered for one backend: its text with the backend's placeholders,
+/// and for each placeholder, in order, the index of its parameter.
 struct Rendered {
     sql: String,
-    /// For each placeholder, in order, the index of its parameter.
     order: Vec<usize>,
 }
 
@@ -38,40 +39,25 @@ impl Template {
         parameters: &[Value],
         backend: DbBackend,
     ) -> Result<Statement, RepoError> {
-        let rendered = match backend {
+        match backend {
             DbBackend::Postgres => &self.postgres,
             _ => &self.sqlite,
         }
-        .get_or_init(|| Rendered::of(&self.text, backend));
-        if rendered.sql.is_empty() {
-            return Err(unclosed_parameter());
-        }
-        let values = rendered
-            .order
-            .iter()
-            .map(|&n| parameters.get(n).cloned().ok_or_else(unknown_parameter))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Statement::from_sql_and_values(
-            backend,
-            rendered.sql.as_str(),
-            values,
-        ))
+        .get_or_init(|| Rendered::of(&self.text, backend))
+        .as_ref()
+        .ok_or_else(unclosed_parameter)?
+        .bind(parameters, backend)
     }
 }
 
 impl Rendered {
-    /// `template` for `backend`; an empty text when a parameter is not closed.
-    fn of(template: &str, backend: DbBackend) -> Self {
+    /// `template` for `backend`; `None` when a parameter is not closed.
+    fn of(template: &str, backend: DbBackend) -> Option<Self> {
         let mut sql = String::with_capacity(template.len());
         let mut order = Vec::new();
         let mut rest = template;
         while let Some((before, after)) = rest.split_once('#') {
-            let Some((number, after)) = after.split_once('#') else {
-                return Self {
-                    sql: String::new(),
-                    order: Vec::new(),
-                };
-            };
+            let (number, after) = after.split_once('#')?;
             // An unknown number is caught when the statement binds its parameters.
             order.push(
                 number
@@ -79,21 +65,33 @@ impl Rendered {
                     .map_or(usize::MAX, |n| n.wrapping_sub(1)),
             );
             sql.push_str(before);
-            push_placeholder(&mut sql, order.len(), backend);
+            match backend {
+                DbBackend::Postgres => {
+                    sql.push('$');
+                    sql.push_str(&order.len().to_string());
+                }
+                _ => sql.push('?'),
+            }
             rest = after;
         }
         sql.push_str(rest);
-        Self { sql, order }
+        Some(Self { sql, order })
     }
-}
 
-fn push_placeholder(sql: &mut String, position: usize, backend: DbBackend) {
-    match backend {
-        DbBackend::Postgres => {
-            sql.push('$');
-            sql.push_str(&position.to_string());
-        }
-        _ => sql.push('?'),
+    /// The statement with `parameters[n]` for each placeholder numbered `n + 1`, one
+    /// value per occurrence, so that SQLite's statements bind in order alike through
+    /// sqlx and rusqlite. PostgreSQL numbers its placeholders across the statement.
+    fn bind(&self, parameters: &[Value], backend: DbBackend) -> Result<Statement, RepoError> {
+        let values = self
+            .order
+            .iter()
+            .map(|&n| parameters.get(n).cloned().ok_or_else(unknown_parameter))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Statement::from_sql_and_values(
+            backend,
+            self.sql.as_str(),
+            values,
+        ))
     }
 }
 
@@ -105,44 +103,15 @@ fn unclosed_parameter() -> RepoError {
     RepoError::Internal("an unclosed parameter in hand-written SQL".into())
 }
 
-/// Appends `template` to `sql` with each `#n#` replaced by a placeholder of
-/// `backend` and `parameters[n - 1]` pushed to `values`, one value per occurrence, so
-/// that SQLite's statements bind in order alike through sqlx and rusqlite. PostgreSQL
-/// numbers its placeholders across the statement.
-fn render(
-    template: &str,
-    parameters: &[Value],
-    backend: DbBackend,
-    sql: &mut String,
-    values: &mut Vec<Value>,
-) -> Result<(), RepoError> {
-    let mut rest = template;
-    while let Some((before, after)) = rest.split_once('#') {
-        let (number, after) = after.split_once('#').ok_or_else(unclosed_parameter)?;
-        let value = number
-            .parse::<usize>()
-            .ok()
-            .and_then(|n| parameters.get(n.wrapping_sub(1)))
-            .ok_or_else(unknown_parameter)?;
-        sql.push_str(before);
-        values.push(value.clone());
-        push_placeholder(sql, values.len(), backend);
-        rest = after;
-    }
-    sql.push_str(rest);
-    Ok(())
-}
-
 /// One statement of `template` with `parameters`, for `backend`.
 pub(crate) fn statement(
     template: &str,
     parameters: &[Value],
     backend: DbBackend,
 ) -> Result<Statement, RepoError> {
-    let mut sql = String::new();
-    let mut values = Vec::new();
-    render(template, parameters, backend, &mut sql, &mut values)?;
-    Ok(Statement::from_sql_and_values(backend, sql, values))
+    Rendered::of(template, backend)
+        .ok_or_else(unclosed_parameter)?
+        .bind(parameters, backend)
 }
 
 #[cfg(test)]
@@ -154,17 +123,31 @@ mod tests {
     static TEMPLATE: LazyLock<Template> =
         LazyLock::new(|| Template::new("SELECT #2#, #1# WHERE x = #2#"));
 
-    /// The kept rendering is what rendering each time gives, on both backends.
+    /// Each placeholder takes its parameter, once per occurrence, numbered across
+    /// the statement on PostgreSQL; the kept rendering binds again alike.
     #[test]
-    fn a_template_binds_as_rendering_each_time_does() {
+    fn a_template_binds_each_occurrence_of_its_parameters_in_order() {
         let parameters: [Value; 2] = [1_i64.into(), "two".into()];
-        for backend in [DbBackend::Sqlite, DbBackend::Postgres] {
-            for _ in 0..2 {
-                assert_eq!(
-                    TEMPLATE.statement(&parameters, backend).expect("kept"),
-                    statement(&TEMPLATE.text, &parameters, backend).expect("rendered")
-                );
-            }
+        let bound = |sql: &str, backend| {
+            Statement::from_sql_and_values(
+                backend,
+                sql,
+                [Value::from("two"), Value::from(1_i64), Value::from("two")],
+            )
+        };
+        for _ in 0..2 {
+            assert_eq!(
+                TEMPLATE
+                    .statement(&parameters, DbBackend::Sqlite)
+                    .expect("sqlite"),
+                bound("SELECT ?, ? WHERE x = ?", DbBackend::Sqlite)
+            );
+            assert_eq!(
+                TEMPLATE
+                    .statement(&parameters, DbBackend::Postgres)
+                    .expect("postgres"),
+                bound("SELECT $1, $2 WHERE x = $3", DbBackend::Postgres)
+            );
         }
     }
 

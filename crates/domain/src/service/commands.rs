@@ -106,7 +106,7 @@ impl ConversationService {
             .await?;
         let initial_message = match command.initial_message {
             Some(draft) => {
-                let sender = sendable(caller, &conversation)?;
+                let sender = sender_for(caller, &conversation)?;
                 let message = self.new_message(caller, conversation.id, sender, draft);
                 Some(
                     self.append_user_message(&conversation, message)
@@ -130,21 +130,26 @@ impl ConversationService {
         conversation_id: ConversationId,
         draft: MessageDraft,
     ) -> Result<Sent, DomainError> {
+        // `Sender::User` holds wherever the own append takes the message: the caller
+        // owns the conversation and writes as its user. The long way below finds the
+        // sender for everyone else.
         let mut message = self.new_message(caller, conversation_id, Sender::User, draft);
-        // The owner's send to an active conversation, the common case, is checked
-        // and stored in one step; storage leaves anything else to the long way.
-        if !matches!(caller.role, Role::Bot(_)) {
+        // A user's send to their own active conversation, the common case, is checked
+        // and stored in one step; storage leaves anything else to the long way. Agents,
+        // admins and bots, who mostly write to others' conversations, go straight
+        // there rather than pay for a try.
+        if caller.role == Role::User {
             let own = self
                 .ports
                 .messages
                 .append_own(&message, &caller.user_id)
                 .await?;
             if let OwnAppend::Stored { message, before } = own {
-                return Ok(self.follow_up(&before, message).await);
+                return Ok(self.announce_and_answer(&before, message).await);
             }
         }
         let conversation = self.conversation(caller, conversation_id).await?;
-        message.sender = sendable(caller, &conversation)?;
+        message.sender = sender_for(caller, &conversation)?;
         self.append_user_message(&conversation, message).await
     }
 
@@ -171,7 +176,7 @@ impl ConversationService {
     }
 
     /// Appends `message`, which the caller may send to `conversation` as its
-    /// `sender` ([`sendable`]).
+    /// `sender` ([`sender_for`]).
     async fn append_user_message(
         &self,
         conversation: &Conversation,
@@ -199,13 +204,13 @@ impl ConversationService {
                     created: false,
                 })
             }
-            Appended::Stored(stored) => Ok(self.follow_up(conversation, stored).await),
+            Appended::Stored(stored) => Ok(self.announce_and_answer(conversation, stored).await),
         }
     }
 
     /// Tells followers of a message just stored in `conversation` (as it stood before)
     /// and has it answered.
-    async fn follow_up(&self, conversation: &Conversation, stored: Message) -> Sent {
+    async fn announce_and_answer(&self, conversation: &Conversation, stored: Message) -> Sent {
         self.publish(conversation, EventKind::Message(stored.clone()))
             .await;
         if stored.sender == Sender::User {
@@ -290,7 +295,7 @@ fn is_agent_of_another(caller: &Caller, conversation: &Conversation) -> bool {
 }
 
 /// The sender `caller` writes to `conversation` as, when it may write to it now.
-fn sendable(caller: &Caller, conversation: &Conversation) -> Result<Sender, DomainError> {
+fn sender_for(caller: &Caller, conversation: &Conversation) -> Result<Sender, DomainError> {
     if conversation.status == ConversationStatus::Archived {
         return Err(DomainError::ConversationArchived);
     }

@@ -17,7 +17,7 @@ use crate::handoff::{HandoffChange, HandoffListing, HandoffState};
 use crate::lease::{LeaseHolder, Release};
 use crate::message::{
     Appended, Feedback, HistoryBound, HistoryPage, HistoryQuery, Message, MessageId, NewMessage,
-    Seq,
+    Sender, Seq,
 };
 use crate::ports::{
     BotRepository, ConversationRepository, MessageRepository, OwnAppend, ReplyLeases,
@@ -419,6 +419,7 @@ impl MessageRepository for InMemoryStore {
         };
         if before.user_id != *owner
             || before.status != ConversationStatus::Active
+            || message.sender != Sender::User
             || message.answers.is_some()
         {
             return Ok(OwnAppend::NotTaken);

@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use confab_domain::conversation::{Conversation, ConversationId};
 use confab_domain::error::RepoError;
-use confab_domain::message::{Appended, Message, NewMessage};
+use confab_domain::message::{Appended, Message, NewMessage, Sender};
 use confab_domain::ports::OwnAppend;
 use confab_domain::user::UserId;
 use sea_orm::{DatabaseConnection, DbBackend};
@@ -109,28 +109,34 @@ impl Pending {
     }
 
     /// Answers the caller with what its append came to once its batch committed:
-    /// `committed` if it was stored; otherwise, for an append, what `not_advanced`
-    /// finds, and for an own append `NotTaken`.
-    async fn answer(self, db: &DatabaseConnection, committed: Option<Committed>) {
+    /// `committed` if it was stored (or the error reading back what was stored);
+    /// otherwise, for an append, what `not_advanced` finds, and for an own append
+    /// `NotTaken`.
+    async fn answer(
+        self,
+        db: &DatabaseConnection,
+        committed: Option<Result<Committed, RepoError>>,
+    ) {
         // A caller that gave up no longer listens; its message is stored all the
         // same, as it would be without batching.
         match self.done {
             Done::Append(done) => {
                 let result = match committed {
-                    Some(committed) => Ok(Appended::Stored(committed.message)),
+                    Some(committed) => committed.map(|c| Appended::Stored(c.message)),
                     None => not_advanced(db, &self.message).await,
                 };
                 let _ = done.send(result);
             }
             Done::Own { done, .. } => {
                 let result = match committed {
-                    Some(Committed {
+                    Some(Ok(Committed {
                         message,
                         before: Some(before),
-                    }) => Ok(OwnAppend::Stored { message, before }),
-                    Some(Committed { before: None, .. }) => Err(RepoError::Internal(
+                    })) => Ok(OwnAppend::Stored { message, before }),
+                    Some(Ok(Committed { before: None, .. })) => Err(RepoError::Internal(
                         "an own append was stored without its conversation".into(),
                     )),
+                    Some(Err(error)) => Err(error),
                     None => Ok(OwnAppend::NotTaken),
                 };
                 let _ = done.send(result);
@@ -205,6 +211,10 @@ impl AppendQueue {
         new: &NewMessage,
         owner: &UserId,
     ) -> Result<OwnAppend, RepoError> {
+        // The owner writes as the user, and a user message answers nothing.
+        if new.sender != Sender::User || new.answers.is_some() {
+            return Ok(OwnAppend::NotTaken);
+        }
         let (done, result) = oneshot::channel();
         let owner = owner.clone();
         self.enqueue(db, new, Done::Own { owner, done });
@@ -277,7 +287,8 @@ impl AppendQueue {
             let committed = match backend {
                 DbBackend::Postgres => postgres::commit_batch(&db, &appends).await,
                 _ => match self.sqlite.commit_batch(&db, &appends).await {
-                    Ok(Some(steps)) => Ok(steps),
+                    // Read back inside the transaction: nothing fails after it.
+                    Ok(Some(steps)) => Ok(steps.into_iter().map(|s| s.map(Ok)).collect()),
                     // In memory: the pool's one connection takes them one by one.
                     Ok(None) => {
                         drop(appends);

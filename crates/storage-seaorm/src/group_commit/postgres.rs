@@ -39,15 +39,14 @@ use confab_domain::error::RepoError;
 use confab_domain::message::Seq;
 use confab_domain::user::UserId;
 use sea_orm::sqlx::{self, Row as _};
-use sea_orm::{DatabaseConnection, IdenStatic, Iterable, QueryResult};
+use sea_orm::{DatabaseConnection, QueryResult};
 use uuid::Uuid;
 
 use super::{Append, Committed};
 use crate::append::{
-    ADVANCE_SET_SQL, Advance, BEFORE, INSERT_ADVANCED_SQL, PARAMETERS, REPLY_PENDING_SQL, advanced,
-    before_columns, conversation_before,
+    ADVANCE_SET_SQL, Advance, BEFORE, Before, INSERT_ADVANCED_SQL, PARAMETERS, REPLY_PENDING_SQL,
+    advanced, before_columns, conversation_before,
 };
-use crate::entity::conversation;
 use crate::error::{repo_error, sqlx_error};
 use crate::rows::message_row;
 
@@ -115,10 +114,7 @@ fn batch_sql() -> String {
         ),
     );
     let insert = columns_of("moved", INSERT_ADVANCED_SQL);
-    let before = conversation::Column::iter()
-        .map(|column| format!("moved.{BEFORE}{}", column.as_str()))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let before = before_columns("moved", Before::Read);
     format!(
         "WITH locked AS (SELECT {} FROM conversations \
          WHERE id = ANY(${CONVERSATIONS}::uuid[]) ORDER BY id FOR NO KEY UPDATE), \
@@ -127,7 +123,7 @@ fn batch_sql() -> String {
          inserted AS ({insert}moved RETURNING id, seq, timestamp_ms) \
          SELECT inserted.id, inserted.seq, inserted.timestamp_ms, {before} \
          FROM inserted JOIN moved ON moved.message_id = inserted.id",
-        before_columns("conversations")
+        before_columns("conversations", Before::Name)
     )
 }
 
@@ -184,11 +180,13 @@ impl Arrays {
 
 /// Stores `batch` (at most one append per conversation) in one statement; `None` for
 /// each append whose conversation did not move. An own append comes back with its
-/// conversation as it found it.
+/// conversation as it found it. The outer error is the statement's, which stored
+/// nothing; an inner one is an append's whose returned row could not be read, once
+/// stored: it is that append's caller's alone, and the batch is not stored again.
 pub(super) async fn commit_batch(
     db: &DatabaseConnection,
     batch: &[Append<'_>],
-) -> Result<Vec<Option<Committed>>, RepoError> {
+) -> Result<Vec<Option<Result<Committed, RepoError>>>, RepoError> {
     let arrays = Arrays::of(batch)?;
     // Bound in the order of `COLUMNS`, through sqlx itself: SeaORM's values bind an
     // array only when no element is NULL.
@@ -213,26 +211,31 @@ pub(super) async fn commit_batch(
         .map_err(sqlx_error)?;
     let mut stored: HashMap<Uuid, QueryResult> = HashMap::with_capacity(returned.len());
     for row in returned {
+        // The first column is the message's id, a uuid: only a statement of another
+        // shape would fail here, and then every row would.
         let id: Uuid = row.try_get(0).map_err(sqlx_error)?;
         stored.insert(id, QueryResult::from(row));
     }
-    batch
+    Ok(batch
         .iter()
         .map(|append| {
-            let Some(row) = stored.remove(&append.message.id.as_uuid()) else {
-                return Ok(None);
-            };
-            let seq: i64 = row.try_get_by_index(1).map_err(repo_error)?;
-            let timestamp_ms: i64 = row.try_get_by_index(2).map_err(repo_error)?;
-            let (seq, timestamp) = advanced(seq, timestamp_ms)?;
-            let before = match append.owner {
-                Some(_) => Some(conversation_before(&row)?),
-                None => None,
-            };
-            Ok(Some(Committed {
-                message: append.message.stored(seq, timestamp),
-                before,
-            }))
+            let row = stored.remove(&append.message.id.as_uuid())?;
+            Some(committed(append, &row))
         })
-        .collect()
+        .collect())
+}
+
+/// A stored append from its row of the batch's result.
+fn committed(append: &Append<'_>, row: &QueryResult) -> Result<Committed, RepoError> {
+    let seq: i64 = row.try_get_by_index(1).map_err(repo_error)?;
+    let timestamp_ms: i64 = row.try_get_by_index(2).map_err(repo_error)?;
+    let (seq, timestamp) = advanced(seq, timestamp_ms)?;
+    let before = match append.owner {
+        Some(_) => Some(conversation_before(row)?),
+        None => None,
+    };
+    Ok(Committed {
+        message: append.message.stored(seq, timestamp),
+        before,
+    })
 }

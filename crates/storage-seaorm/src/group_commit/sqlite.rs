@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use confab_domain::conversation::{Conversation, ConversationId, ConversationStatus};
+use confab_domain::conversation::{Conversation, ConversationId};
 use confab_domain::error::RepoError;
 use confab_domain::message::NewMessage;
 use confab_domain::user::UserId;
@@ -23,7 +23,7 @@ use sea_orm::{DatabaseConnection, DbBackend, EntityTrait, IntoActiveModel, Query
 use tokio::sync::OnceCell;
 
 use super::{Append, Committed};
-use crate::append::{ADVANCE_RETURNING_SQL, advance_parameters, advanced};
+use crate::append::{ADVANCE_RETURNING_SQL, advance_parameters, advanced, takes_own};
 use crate::connection::{SQLITE_BUSY_TIMEOUT, open_sqlite_writer, sqlite_file};
 use crate::conversations::by_id_statement;
 use crate::direct_reads::{bind_all, rows_on};
@@ -251,7 +251,7 @@ fn own_conversation(
     let Some(model) = read.into_iter().next() else {
         return Ok(None);
     };
-    if model.user_id != owner.as_str() || model.status != ConversationStatus::Active.as_str() {
+    if !takes_own(&model, owner) {
         return Ok(None);
     }
     Ok(Some(Conversation::try_from(model)?))

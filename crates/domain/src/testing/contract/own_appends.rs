@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::conversation::{Conversation, ConversationId, ConversationStatus};
-use crate::message::{ClientMessageId, Message, NewMessage, Seq};
+use crate::message::{ClientMessageId, Message, NewMessage, Sender, Seq};
 use crate::ports::{MessageRepository, OwnAppend};
 use crate::user::UserId;
 
@@ -54,8 +54,9 @@ pub async fn an_own_append_is_stored_as_an_append_with_the_conversation_before_i
 }
 
 /// An own append stores nothing and is not taken when the conversation is missing,
-/// another user's or archived, or already holds the message's `client_message_id`
-/// (the long way then tells the caller which).
+/// another user's or archived, already holds the message's `client_message_id`, or
+/// when the message is a reply or not a user's (the long way then tells the caller
+/// which).
 pub async fn an_own_append_to_a_missing_foreign_or_archived_conversation_or_a_retry_is_not_taken(
     r: Repositories,
 ) {
@@ -69,9 +70,15 @@ pub async fn an_own_append_to_a_missing_foreign_or_archived_conversation_or_a_re
     let mut retry = user_message(&conversation, "first", at(20));
     retry.client_message_id = Some(key);
     let to_another = user_message(&conversation, "not hers", at(20));
+    let stored_first = all_messages(&r, conversation.id).await.remove(0);
+    let reply = bot_reply(&conversation, &stored_first, "an answer", at(20));
+    let mut as_bot = user_message(&conversation, "not a user's", at(20));
+    as_bot.sender = Sender::Bot;
     for (message, owner, case) in [
         (&retry, &conversation.user_id, "a retry"),
         (&to_another, &user_id("bob"), "another user's conversation"),
+        (&reply, &conversation.user_id, "a reply"),
+        (&as_bot, &conversation.user_id, "a bot's message"),
     ] {
         assert_not_taken(&r, message, owner, case).await;
         assert_stored_nothing(&r, &before, message).await;
