@@ -215,6 +215,7 @@ macro_rules! storage_contract_tests {
             own_appends: [
                 an_own_append_is_stored_as_an_append_with_the_conversation_before_it,
                 an_own_append_to_a_missing_foreign_or_archived_conversation_or_a_retry_is_not_taken,
+                an_own_append_during_a_handoff_is_stored_answered,
                 concurrent_own_appends_each_see_the_conversation_the_one_before_left,
             ]
             history: [

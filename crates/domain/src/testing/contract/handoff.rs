@@ -31,7 +31,7 @@ fn notice(conversation: &Conversation, timestamp: Timestamp) -> NewMessage {
     }
 }
 
-async fn change(
+pub(super) async fn change(
     r: &Repositories,
     conversation: &Conversation,
     from: HandoffState,

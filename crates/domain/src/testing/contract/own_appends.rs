@@ -7,10 +7,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::conversation::{Conversation, ConversationId, ConversationStatus};
+use crate::handoff::HandoffState;
 use crate::message::{ClientMessageId, Message, NewMessage, Sender, Seq};
 use crate::ports::{MessageRepository, OwnAppend};
 use crate::user::UserId;
 
+use super::handoff::change;
 use super::{
     Repositories, all_messages, append, append_to, at, bot_reply, create, get, set_status, user_id,
     user_message,
@@ -112,6 +114,37 @@ pub async fn an_own_append_to_a_missing_foreign_or_archived_conversation_or_a_re
     )
     .await;
     assert_stored_nothing(&r, &archived_before, &to_archived).await;
+}
+
+/// An own append while people answer (handoff `waiting`) is stored marked answered,
+/// as `append` marks it, and returns the conversation in that state: the bot must not
+/// answer it.
+pub async fn an_own_append_during_a_handoff_is_stored_answered(r: Repositories) {
+    let conversation = create(&r, "ana", "alpha", at(0)).await;
+    change(
+        &r,
+        &conversation,
+        HandoffState::Bot,
+        HandoffState::Waiting,
+        at(1_000),
+    )
+    .await;
+    let before = get(&r, conversation.id).await;
+    let own = user_message(&conversation, "anyone?", at(1_500));
+    match append_own(&*r.messages, &own, &conversation.user_id).await {
+        OwnAppend::Stored {
+            message,
+            before: found,
+        } => {
+            assert_eq!(found, before, "not the conversation as it stood before");
+            assert_eq!(found.handoff, HandoffState::Waiting);
+            let after = get(&r, conversation.id).await;
+            assert_eq!(after.last_user_seq, message.seq);
+            assert_eq!(after.replied_seq, message.seq, "not marked answered");
+            assert!(!after.has_pending_replies());
+        }
+        OwnAppend::NotTaken => assert_stored_nothing(&r, &before, &own).await,
+    }
 }
 
 const CONVERSATIONS: usize = 3;
