@@ -31,7 +31,21 @@ fn notice(conversation: &Conversation, timestamp: Timestamp) -> NewMessage {
     }
 }
 
-pub(super) async fn change(
+/// A new conversation of `ana` with `alpha`, waiting for an agent since `at(1_000)`.
+pub(super) async fn waiting(r: &Repositories) -> Conversation {
+    let conversation = create(r, "ana", "alpha", at(0)).await;
+    change(
+        r,
+        &conversation,
+        HandoffState::Bot,
+        HandoffState::Waiting,
+        at(1_000),
+    )
+    .await;
+    conversation
+}
+
+async fn change(
     r: &Repositories,
     conversation: &Conversation,
     from: HandoffState,
@@ -110,15 +124,7 @@ pub async fn a_handoff_moves_through_its_states_with_a_notice_each_time(r: Repos
 /// A change from a state the conversation is no longer in is refused whole: no
 /// state, no notice.
 pub async fn a_handoff_change_from_a_stale_state_conflicts_and_changes_nothing(r: Repositories) {
-    let conversation = create(&r, "ana", "alpha", at(0)).await;
-    change(
-        &r,
-        &conversation,
-        HandoffState::Bot,
-        HandoffState::Waiting,
-        at(1_000),
-    )
-    .await;
+    let conversation = waiting(&r).await;
     let stale = attempt(
         &r,
         &conversation,
@@ -149,15 +155,7 @@ pub async fn a_handoff_change_from_a_stale_state_conflicts_and_changes_nothing(r
 /// Of several agents claiming one waiting conversation at once, exactly one holds
 /// it, and only the winner's notice is stored.
 pub async fn concurrent_claims_of_a_waiting_conversation_have_one_winner(r: Repositories) {
-    let conversation = create(&r, "ana", "alpha", at(0)).await;
-    change(
-        &r,
-        &conversation,
-        HandoffState::Bot,
-        HandoffState::Waiting,
-        at(1_000),
-    )
-    .await;
+    let conversation = waiting(&r).await;
     let r = Arc::new(r);
     let claims: Vec<_> = (0..8)
         .map(|n| {
@@ -188,15 +186,7 @@ pub async fn concurrent_claims_of_a_waiting_conversation_have_one_winner(r: Repo
 /// While people answer, a user message is stored answered: no reply work waits for
 /// the bot. Back with the bot, the next one waits for it again.
 pub async fn user_messages_during_a_handoff_need_no_bot_reply(r: Repositories) {
-    let conversation = create(&r, "ana", "alpha", at(0)).await;
-    change(
-        &r,
-        &conversation,
-        HandoffState::Bot,
-        HandoffState::Waiting,
-        at(1_000),
-    )
-    .await;
+    let conversation = waiting(&r).await;
     let waiting = append(&r, &user_message(&conversation, "anyone?", at(1_500))).await;
     let now = get(&r, conversation.id).await;
     assert_eq!(now.last_user_seq, waiting.seq);

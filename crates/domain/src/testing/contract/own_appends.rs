@@ -12,7 +12,7 @@ use crate::message::{ClientMessageId, Message, NewMessage, Sender, Seq};
 use crate::ports::{MessageRepository, OwnAppend};
 use crate::user::UserId;
 
-use super::handoff::change;
+use super::handoff::waiting;
 use super::{
     Repositories, all_messages, append, append_to, at, bot_reply, create, get, set_status, user_id,
     user_message,
@@ -30,28 +30,21 @@ pub async fn an_own_append_is_stored_as_an_append_with_the_conversation_before_i
 
     let mut own = user_message(&conversation, "own", at(40));
     own.client_message_id = Some(ClientMessageId::parse("own-1").expect("valid id"));
-    match append_own(&*r.messages, &own, &conversation.user_id).await {
-        OwnAppend::Stored {
-            message,
-            before: found,
-        } => {
-            assert_eq!(found, before, "not the conversation as it stood before");
-            assert_eq!(message, own.stored(Seq::new(4), at(40)));
-            let stored = r
-                .messages
-                .get(conversation.id, own.id)
-                .await
-                .expect("the stored message can be read back");
-            assert_eq!(stored, message);
-            let after = get(&r, conversation.id).await;
-            assert_eq!(after.last_seq, Seq::new(4));
-            assert_eq!(after.last_user_seq, Seq::new(4));
-            assert_eq!(after.replied_seq, before.replied_seq);
-            assert_eq!(after.message_count, 4);
-            assert_eq!(after.last_activity, at(40));
-            assert_eq!(after.last_message.as_deref(), Some("own"));
-        }
-        OwnAppend::NotTaken => assert_stored_nothing(&r, &before, &own).await,
+    if let Some(message) = offer(&r, &own, &before).await {
+        assert_eq!(message, own.stored(Seq::new(4), at(40)));
+        let stored = r
+            .messages
+            .get(conversation.id, own.id)
+            .await
+            .expect("the stored message can be read back");
+        assert_eq!(stored, message);
+        let after = get(&r, conversation.id).await;
+        assert_eq!(after.last_seq, Seq::new(4));
+        assert_eq!(after.last_user_seq, Seq::new(4));
+        assert_eq!(after.replied_seq, before.replied_seq);
+        assert_eq!(after.message_count, 4);
+        assert_eq!(after.last_activity, at(40));
+        assert_eq!(after.last_message.as_deref(), Some("own"));
     }
 }
 
@@ -120,30 +113,15 @@ pub async fn an_own_append_to_a_missing_foreign_or_archived_conversation_or_a_re
 /// as `append` marks it, and returns the conversation in that state: the bot must not
 /// answer it.
 pub async fn an_own_append_during_a_handoff_is_stored_answered(r: Repositories) {
-    let conversation = create(&r, "ana", "alpha", at(0)).await;
-    change(
-        &r,
-        &conversation,
-        HandoffState::Bot,
-        HandoffState::Waiting,
-        at(1_000),
-    )
-    .await;
+    let conversation = waiting(&r).await;
     let before = get(&r, conversation.id).await;
     let own = user_message(&conversation, "anyone?", at(1_500));
-    match append_own(&*r.messages, &own, &conversation.user_id).await {
-        OwnAppend::Stored {
-            message,
-            before: found,
-        } => {
-            assert_eq!(found, before, "not the conversation as it stood before");
-            assert_eq!(found.handoff, HandoffState::Waiting);
-            let after = get(&r, conversation.id).await;
-            assert_eq!(after.last_user_seq, message.seq);
-            assert_eq!(after.replied_seq, message.seq, "not marked answered");
-            assert!(!after.has_pending_replies());
-        }
-        OwnAppend::NotTaken => assert_stored_nothing(&r, &before, &own).await,
+    assert_eq!(before.handoff, HandoffState::Waiting);
+    if let Some(message) = offer(&r, &own, &before).await {
+        let after = get(&r, conversation.id).await;
+        assert_eq!(after.last_user_seq, message.seq);
+        assert_eq!(after.replied_seq, message.seq, "not marked answered");
+        assert!(!after.has_pending_replies());
     }
 }
 
@@ -223,6 +201,25 @@ async fn append_own(
         .append_own(message, owner)
         .await
         .expect("an own append never fails on a healthy store")
+}
+
+/// Offers `own` as an own append of the owner of `before`, the conversation as it
+/// stands: the message as stored, once checked that the append returned `before`;
+/// `None` when it was not taken, once checked that it stored nothing.
+async fn offer(r: &Repositories, own: &NewMessage, before: &Conversation) -> Option<Message> {
+    match append_own(&*r.messages, own, &before.user_id).await {
+        OwnAppend::Stored {
+            message,
+            before: found,
+        } => {
+            assert_eq!(&found, before, "not the conversation as it stood before");
+            Some(message)
+        }
+        OwnAppend::NotTaken => {
+            assert_stored_nothing(r, before, own).await;
+            None
+        }
+    }
 }
 
 async fn assert_not_taken(r: &Repositories, message: &NewMessage, owner: &UserId, case: &str) {
