@@ -1,7 +1,5 @@
 //! `ConversationRepository` for [`SeaOrmStore`]: conversations with their sessions.
 
-use std::sync::LazyLock;
-
 use async_trait::async_trait;
 use confab_domain::conversation::{
     Conversation, ConversationChange, ConversationId, ConversationPage, ListPosition, ListQuery,
@@ -14,36 +12,14 @@ use confab_domain::session::{Session, SessionId};
 use confab_domain::user::UserId;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, Condition, DbBackend, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, Statement,
+    ColumnTrait, Condition, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 
 use crate::entity::{conversation, handoff, message, session};
 use crate::error::repo_error;
 use crate::rows::millis;
 use crate::store::SeaOrmStore;
-
-/// `conversation::Entity::find_by_id(id)` for `backend`, its SQL built once: replies
-/// read their conversation, and so did every message sent before own appends (the
-/// SQLite writer's read for them is this one too); building SeaORM's `Select` each
-/// time cost the server more than SQLite's read itself (a profile of REST sends: 10 %
-/// of the server's samples against 6 %).
-pub(crate) fn by_id_statement(backend: DbBackend, id: ConversationId) -> Statement {
-    static SQLITE: LazyLock<String> = LazyLock::new(|| by_id_sql(DbBackend::Sqlite));
-    static POSTGRES: LazyLock<String> = LazyLock::new(|| by_id_sql(DbBackend::Postgres));
-    let sql = match backend {
-        DbBackend::Postgres => &POSTGRES,
-        _ => &SQLITE,
-    };
-    Statement::from_sql_and_values(backend, sql.as_str(), [id.as_uuid().into()])
-}
-
-/// The SQL of `find_by_id`, whose one parameter is the id.
-fn by_id_sql(backend: DbBackend) -> String {
-    conversation::Entity::find_by_id(uuid::Uuid::nil())
-        .build(backend)
-        .sql
-}
 
 /// The largest offset a query can carry: SQL offsets are signed 64-bit.
 const MAX_OFFSET: u64 = i64::MAX as u64;
@@ -73,7 +49,7 @@ impl ConversationRepository for SeaOrmStore {
     }
 
     async fn get(&self, id: ConversationId) -> Result<Conversation, RepoError> {
-        let by_id = by_id_statement(self.db.get_database_backend(), id);
+        let by_id = conversation::by_id_statement(self.db.get_database_backend(), id.as_uuid());
         let row = self
             .select_statement::<conversation::Entity>(by_id)
             .await?
@@ -232,23 +208,5 @@ impl ConversationRepository for SeaOrmStore {
             .await
             .map_err(repo_error)?;
         Ok(ids.into_iter().map(ConversationId::from_uuid).collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use sea_orm::{DbBackend, EntityTrait, QueryTrait};
-
-    use crate::entity::conversation;
-
-    /// The kept SQL is bound with the id alone: SeaORM's `find_by_id` must build no
-    /// other parameter (a `LIMIT`, say) into it.
-    #[test]
-    fn the_kept_select_by_id_takes_the_id_alone() {
-        for backend in [DbBackend::Sqlite, DbBackend::Postgres] {
-            let built = conversation::Entity::find_by_id(uuid::Uuid::nil()).build(backend);
-            let values = built.values.map(|values| values.0.len());
-            assert_eq!(values, Some(1), "{backend:?}: {}", built.sql);
-        }
     }
 }

@@ -25,7 +25,6 @@ use tokio::sync::OnceCell;
 use super::{Append, Committed};
 use crate::append::{ADVANCE_RETURNING_SQL, advance_parameters, advanced, takes_own};
 use crate::connection::{SQLITE_BUSY_TIMEOUT, open_sqlite_writer, sqlite_file};
-use crate::conversations::by_id_statement;
 use crate::direct_reads::{bind_all, rows_on};
 use crate::entity::{conversation, message};
 use crate::error::{RowError, rusqlite_error, sqlx_error};
@@ -246,8 +245,10 @@ fn own_conversation(
     id: ConversationId,
     owner: &UserId,
 ) -> Result<Option<Conversation>, Failure> {
-    let read: Vec<conversation::Model> =
-        rows_on(connection, &by_id_statement(DbBackend::Sqlite, id))?;
+    let read: Vec<conversation::Model> = rows_on(
+        connection,
+        &conversation::by_id_statement(DbBackend::Sqlite, id.as_uuid()),
+    )?;
     let Some(model) = read.into_iter().next() else {
         return Ok(None);
     };
