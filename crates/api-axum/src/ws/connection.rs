@@ -177,8 +177,9 @@ impl Connection {
                     client_message_id: client_message_id.as_deref(),
                     metadata: None,
                 })?;
-                // Follow first, so the stored message comes back as the acknowledgement.
-                if !self.followed.contains_key(&id) {
+                // Follow first, so the stored message comes back as the acknowledgement;
+                // a forwarder that ended (its follow failed for good) is replaced.
+                if self.followed.get(&id).is_none_or(JoinHandle::is_finished) {
                     self.follow(id, None, false).await?;
                 }
                 let sent = self.state.service.send(&self.caller, id, draft).await?;

@@ -8,16 +8,23 @@
 //! it delivered and then live again, so a slow follower loses nothing either.
 //! Messages are delivered in seq order without gaps: a follower may keep only the
 //! greatest seq it has seen and resume from it.
+//!
+//! Storage or the bus being unavailable for a while does not end a follow: the
+//! follower keeps its place, tries again with a growing pause, and catches up from
+//! storage once it is back. A follow that ended would leave its socket deaf to the
+//! conversation while the client believes it follows it. Any other error ends the
+//! stream after it is delivered.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use super::ConversationService;
 use crate::conversation::{Conversation, ConversationId};
-use crate::error::DomainError;
+use crate::error::{DomainError, EventBusError, RepoError, error_chain};
 use crate::event::{ConversationEvent, EventKind, SharedEvent};
 use crate::message::{HistoryBound, HistoryQuery, MessageId, Seq};
 use crate::ports::{EventBus, EventStream, MessageRepository};
@@ -55,6 +62,7 @@ impl ConversationService {
             snapshot: None,
             snapshot_due: true,
             pending: VecDeque::new(),
+            failures: 0,
             done: false,
         };
         Ok((
@@ -79,7 +87,35 @@ struct Follow {
     snapshot: Option<(MessageId, u32)>,
     snapshot_due: bool,
     pending: VecDeque<SharedEvent>,
+    /// How many tries in a row found storage or the bus unavailable.
+    failures: u32,
     done: bool,
+}
+
+/// The pause before the first try again after storage or the bus was found
+/// unavailable; it doubles with each failure in a row, up to [`LONGEST_RETRY_PAUSE`].
+const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(50);
+const LONGEST_RETRY_PAUSE: Duration = Duration::from_secs(2);
+
+/// Waits before trying again after `failures` in a row, longer after each.
+async fn pause_after(failures: u32) {
+    if failures == 0 {
+        return;
+    }
+    let doublings = (failures - 1).min(16);
+    let pause = FIRST_RETRY_PAUSE
+        .saturating_mul(1 << doublings)
+        .min(LONGEST_RETRY_PAUSE);
+    tokio::time::sleep(pause).await;
+}
+
+/// Whether `error` may pass by itself, so that trying again later can succeed.
+fn is_transient(error: &DomainError) -> bool {
+    matches!(
+        error,
+        DomainError::Storage(RepoError::Unavailable(_))
+            | DomainError::Events(EventBusError::Unavailable(_))
+    )
 }
 
 impl Follow {
@@ -92,9 +128,15 @@ impl Follow {
                 return Some((Ok(event), self));
             }
             if self.replaying {
-                if let Err(error) = self.replay_page().await {
-                    self.done = true;
-                    return Some((Err(error), self));
+                pause_after(self.failures).await;
+                match self.replay_page().await {
+                    Ok(()) => self.failures = 0,
+                    Err(error) => {
+                        if let Err(error) = self.try_again_later(error) {
+                            self.done = true;
+                            return Some((Err(error), self));
+                        }
+                    }
                 }
                 continue;
             }
@@ -124,8 +166,14 @@ impl Follow {
                                 // storage fills the gap and delivery stays in seq order.
                                 let upto = message.seq;
                                 if let Err(error) = self.fill_gap(upto).await {
-                                    self.done = true;
-                                    return Some((Err(error), self));
+                                    if let Err(error) = self.try_again_later(error) {
+                                        self.done = true;
+                                        return Some((Err(error), self));
+                                    }
+                                    // The event's message is stored: reading on from
+                                    // the last seq delivered finds it.
+                                    self.replaying = true;
+                                    continue;
                                 }
                                 self.pending.push_back(event);
                                 continue;
@@ -149,19 +197,42 @@ impl Follow {
                 None => {
                     // Fell behind the bus (or it closed): subscribe again first, then
                     // catch up from storage, as at the start.
+                    pause_after(self.failures).await;
                     match self.events.subscribe(self.conversation).await {
                         Ok(live) => {
                             self.live = live;
                             self.replaying = true;
+                            self.failures = 0;
                         }
                         Err(error) => {
-                            self.done = true;
-                            return Some((Err(error.into()), self));
+                            if let Err(error) = self.try_again_later(error.into()) {
+                                self.done = true;
+                                return Some((Err(error), self));
+                            }
+                            // Ended already: the next turn subscribes again.
+                            self.live = futures::stream::empty().boxed();
                         }
                     }
                 }
             }
         }
+    }
+
+    /// Counts a failure that may pass (see [`is_transient`]) and returns `Ok`, so that
+    /// the caller tries again after a pause; returns any other error as it is.
+    fn try_again_later(&mut self, error: DomainError) -> Result<(), DomainError> {
+        if !is_transient(&error) {
+            return Err(error);
+        }
+        self.failures += 1;
+        if self.failures == 1 {
+            tracing::warn!(
+                conversation = %self.conversation,
+                error = %error_chain(&error),
+                "a follower cannot read on; it tries again until it can"
+            );
+        }
+        Ok(())
     }
 
     /// Queues every stored message between the last delivered one and `upto`, then
@@ -211,5 +282,187 @@ impl Follow {
             session_id: self.session,
             kind,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use futures::StreamExt as _;
+
+    use super::*;
+    use crate::bot::BotId;
+    use crate::conversation::Metadata;
+    use crate::message::{HistoryPage, Message};
+    use crate::ports::MockMessageRepository;
+    use crate::reply::ReplySettings;
+    use crate::service::StartConversation;
+    use crate::testing::{ScriptedEngine, TestPorts, user, user_message};
+
+    /// Long enough for a few pauses of [`FIRST_RETRY_PAUSE`]; a failing test waits this.
+    const PATIENCE: Duration = Duration::from_secs(10);
+
+    fn unavailable() -> RepoError {
+        RepoError::Unavailable("storage is away".into())
+    }
+
+    /// What one history read answers: the stored messages at these indexes, or the
+    /// error.
+    type Read = Result<Vec<usize>, RepoError>;
+
+    /// Ana's conversation with the echo bot, and a service whose history reads answer
+    /// with the reads given, in turn (a read past them fails the test).
+    struct Setup {
+        service: ConversationService,
+        fakes: TestPorts,
+        conversation: Conversation,
+        stored: Arc<Mutex<Vec<Message>>>,
+    }
+
+    impl Setup {
+        async fn new(reads: Vec<Read>) -> Self {
+            let mut fakes = TestPorts::with_engine(ScriptedEngine::echo());
+            fakes.seed_bot("echo");
+            let conversation = fakes
+                .service(ReplySettings::default())
+                .start(
+                    &user("ana"),
+                    StartConversation {
+                        bot_id: BotId::parse("echo").expect("a bot id"),
+                        initial_message: None,
+                        title: None,
+                        metadata: Metadata::default(),
+                    },
+                )
+                .await
+                .expect("a conversation")
+                .conversation;
+            let stored = Arc::new(Mutex::new(Vec::<Message>::new()));
+            let reads = Mutex::new(reads.into_iter());
+            let mut messages = MockMessageRepository::new();
+            messages.expect_history().returning({
+                let stored = Arc::clone(&stored);
+                move |_, _| {
+                    let read = reads
+                        .lock()
+                        .expect("the reads")
+                        .next()
+                        .expect("no more history reads than the test expects");
+                    let stored = stored.lock().expect("the stored messages");
+                    read.map(|indexes| HistoryPage {
+                        messages: indexes.into_iter().map(|i| stored[i].clone()).collect(),
+                        has_more: false,
+                    })
+                }
+            });
+            fakes.ports.messages = Arc::new(messages);
+            Self {
+                service: fakes.service(ReplySettings::default()),
+                fakes,
+                conversation,
+                stored,
+            }
+        }
+
+        async fn follow(&self, after: Option<Seq>) -> FollowStream {
+            self.service
+                .follow(&user("ana"), self.conversation.id, after)
+                .await
+                .expect("following")
+                .1
+        }
+
+        /// Stores three user messages (seqs 1 to 3), publishing none.
+        async fn store_three(&self) {
+            for text in ["one", "two", "three"] {
+                let new = user_message(&self.conversation, text, self.fakes.clock.peek());
+                let appended = self.fakes.store.append(&new).await.expect("stored");
+                let message = appended.message().clone();
+                self.stored
+                    .lock()
+                    .expect("the stored messages")
+                    .push(message);
+            }
+        }
+
+        /// Publishes the stored message at `index` on the bus, as its sender would.
+        async fn publish(&self, index: usize) {
+            let message = self.stored.lock().expect("the stored messages")[index].clone();
+            self.fakes
+                .events
+                .publish(ConversationEvent {
+                    conversation_id: self.conversation.id,
+                    session_id: self.conversation.session_id,
+                    kind: EventKind::Message(message),
+                })
+                .await
+                .expect("published");
+        }
+    }
+
+    /// The seqs of the next `count` messages the stream delivers.
+    async fn next_seqs(stream: &mut FollowStream, count: usize) -> Vec<u64> {
+        let mut seqs = Vec::new();
+        while seqs.len() < count {
+            let event = tokio::time::timeout(PATIENCE, stream.next())
+                .await
+                .expect("an event in time")
+                .expect("the stream goes on")
+                .expect("an event, not an error");
+            if let EventKind::Message(message) = &event.kind {
+                seqs.push(message.seq.get());
+            }
+        }
+        seqs
+    }
+
+    #[tokio::test]
+    async fn a_replay_that_storage_cannot_read_yet_goes_on_once_it_is_back() {
+        let setup = Setup::new(vec![
+            Err(unavailable()),
+            Err(unavailable()),
+            Ok(vec![0, 1, 2]),
+        ])
+        .await;
+        setup.store_three().await;
+        let mut stream = setup.follow(Some(Seq::ZERO)).await;
+        assert_eq!(next_seqs(&mut stream, 3).await, [1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_live_message_after_a_gap_storage_cannot_fill_yet_waits_for_it() {
+        // The third message is published first; the read for the gap fails, and
+        // reading on from the last seq delivered finds all three.
+        let setup = Setup::new(vec![Err(unavailable()), Ok(vec![0, 1, 2])]).await;
+        let mut stream = setup.follow(None).await;
+        setup.store_three().await;
+        setup.publish(2).await;
+        assert_eq!(next_seqs(&mut stream, 3).await, [1, 2, 3]);
+        // Published late, the first two are known already.
+        setup.publish(0).await;
+        setup.publish(1).await;
+        let later = tokio::time::timeout(Duration::from_millis(100), stream.next()).await;
+        assert!(later.is_err(), "nothing is delivered twice: {later:?}");
+    }
+
+    #[tokio::test]
+    async fn any_other_storage_failure_ends_the_follow_after_its_error() {
+        let setup = Setup::new(vec![Err(RepoError::Internal("a bug".into()))]).await;
+        let mut stream = setup.follow(Some(Seq::ZERO)).await;
+        let first = tokio::time::timeout(PATIENCE, stream.next())
+            .await
+            .expect("in time");
+        assert!(
+            matches!(
+                first,
+                Some(Err(DomainError::Storage(RepoError::Internal(_))))
+            ),
+            "{first:?}"
+        );
+        let end = tokio::time::timeout(PATIENCE, stream.next())
+            .await
+            .expect("in time");
+        assert!(end.is_none(), "the follow ended");
     }
 }

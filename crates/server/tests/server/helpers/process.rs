@@ -1,7 +1,9 @@
 //! The real `confab` binary as a child process, and HTTP helpers that speak to it
 //! and to an in-process server alike.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{Value, json};
 
@@ -129,7 +131,13 @@ impl Client {
 pub struct Binary {
     pub child: std::process::Child,
     pub address: SocketAddr,
+    /// The last [`LOG_TAIL`] lines the process logged, printed should the test fail
+    /// while it runs: a fault test's failure is often explained only there.
+    log_tail: Arc<Mutex<VecDeque<String>>>,
 }
+
+/// How many of its last log lines a [`Binary`] keeps.
+const LOG_TAIL: usize = 500;
 
 impl Binary {
     /// Starts the binary on `database_url` with a free port, and waits until its log
@@ -155,6 +163,7 @@ impl Binary {
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
         let (found, address) = std::sync::mpsc::channel();
+        let log_tail = Arc::new(Mutex::new(VecDeque::with_capacity(LOG_TAIL)));
         // The log may go to stdout or stderr; both are read until the process ends,
         // so a full pipe never blocks it.
         for pipe in [
@@ -162,6 +171,7 @@ impl Binary {
             Box::new(stderr),
         ] {
             let found = found.clone();
+            let log_tail = Arc::clone(&log_tail);
             std::thread::spawn(move || {
                 for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
                     if line.contains("confab is listening")
@@ -175,13 +185,22 @@ impl Binary {
                             let _ = found.send(SocketAddr::from(([127, 0, 0, 1], port)));
                         }
                     }
+                    let mut tail = log_tail.lock().unwrap_or_else(PoisonError::into_inner);
+                    if tail.len() == LOG_TAIL {
+                        tail.pop_front();
+                    }
+                    tail.push_back(line);
                 }
             });
         }
         let address = address
             .recv_timeout(PATIENCE)
             .expect("the binary logs its address");
-        Self { child, address }
+        Self {
+            child,
+            address,
+            log_tail,
+        }
     }
 
     /// The HTTP helpers for this process.
@@ -200,5 +219,12 @@ impl Drop for Binary {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let tail = self.log_tail.lock().unwrap_or_else(PoisonError::into_inner);
+            eprintln!("--- the last {} lines of confab's log ---", tail.len());
+            for line in tail.iter() {
+                eprintln!("{line}");
+            }
+        }
     }
 }
