@@ -215,6 +215,27 @@ pub enum DomainError {
     DeliveryNotFound,
 }
 
+impl DomainError {
+    /// Whether storage or the event bus was unavailable: such a failure may pass by
+    /// itself, and the same work tried again later can succeed.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Self::Storage(RepoError::Unavailable(_)) | Self::Events(EventBusError::Unavailable(_))
+        )
+    }
+}
+
+/// How long work that found storage or the bus unavailable `failures` times in a row
+/// waits before it tries again: 50 ms after the first failure, twice as long after
+/// each next one, at most 2 s.
+pub(crate) fn pause_before_retry(failures: u32) -> std::time::Duration {
+    const FIRST: std::time::Duration = std::time::Duration::from_millis(50);
+    const LONGEST: std::time::Duration = std::time::Duration::from_secs(2);
+    let doublings = failures.saturating_sub(1).min(16);
+    FIRST.saturating_mul(1 << doublings).min(LONGEST)
+}
+
 impl From<RepoError> for DomainError {
     fn from(error: RepoError) -> Self {
         Self::Storage(error)

@@ -37,7 +37,7 @@ use self::streaming::Streaming;
 pub use self::streaming::StreamingReply;
 use crate::bot::BotId;
 use crate::conversation::{Conversation, ConversationId};
-use crate::error::{DomainError, RepoError, error_chain};
+use crate::error::{DomainError, RepoError, error_chain, pause_before_retry};
 use crate::lease::{LeaseHolder, Release};
 use crate::message::Message;
 use crate::ports::Ports;
@@ -206,6 +206,8 @@ impl ReplyPipeline {
         conversation: ConversationId,
         mut known: Option<(Conversation, Message)>,
     ) {
+        // Tries in a row that found storage unavailable.
+        let mut failures = 0;
         loop {
             let claimed = self.claim(conversation).await;
             let held = matches!(claimed, Ok(true));
@@ -222,7 +224,18 @@ impl ReplyPipeline {
                 Err(error) => Err(Some(error)),
             };
             match outcome {
-                Ok(()) => {}
+                Ok(()) => failures = 0,
+                // Alone on its database, no sweep would come back to the work: the
+                // worker tries again itself once storage may be back, the messages
+                // stored meanwhile included (they raise the rerun flag).
+                Err(Some(error)) if error.is_unavailable() && !self.ports.leases.shared() => {
+                    failures += 1;
+                    if failures == 1 {
+                        tracing::warn!(%conversation, error = %error_chain(&error), "reply work waits for storage; it tries again until it can");
+                    }
+                    tokio::time::sleep(pause_before_retry(failures)).await;
+                    continue;
+                }
                 // The lease, if held, is left to run out: the sweep of whichever
                 // instance comes first (this one's included) retries then.
                 Err(Some(error)) => {
@@ -400,10 +413,10 @@ mod tests {
     use crate::event::{ConversationEvent, EventKind};
     use crate::message::{MessageId, Sender, Seq};
     use crate::ports::BotReply;
-    use crate::ports::{MockEngineRegistry, MockSessionRepository};
+    use crate::ports::{MockEngineRegistry, MockMessageRepository, MockSessionRepository};
     use crate::service::{ConversationService, MessageDraft, StartConversation};
     use crate::session::Session;
-    use crate::testing::{ScriptedEngine, TestPorts, bot_reply, user, user_message};
+    use crate::testing::{InMemoryStore, ScriptedEngine, TestPorts, bot_reply, user, user_message};
     use crate::timestamp::Timestamp;
 
     const DRAIN: Duration = Duration::from_secs(10);
@@ -652,6 +665,65 @@ mod tests {
         assert_eq!(engine.calls(), 1, "a failed reply is not retried");
         assert!(!s.conversation().await.has_pending_replies());
         assert_eq!(s.events().last(), Some(&typing(false)));
+    }
+
+    /// A message port on `store` whose first `failures` appends of replies find
+    /// storage unavailable.
+    fn replies_fail_at_first(store: &InMemoryStore, failures: usize) -> MockMessageRepository {
+        use futures::FutureExt as _;
+
+        use crate::ports::MessageRepository as _;
+        // The in-memory store never waits, so its futures are ready at once.
+        fn ready<T>(future: impl std::future::Future<Output = T>) -> T {
+            future
+                .now_or_never()
+                .expect("the in-memory store never waits")
+        }
+        let failures = std::sync::atomic::AtomicUsize::new(failures);
+        let mut messages = MockMessageRepository::new();
+        let s = store.clone();
+        messages.expect_append().returning(move |message| {
+            let fails = message.answers.is_some()
+                && failures
+                    .fetch_update(
+                        std::sync::atomic::Ordering::SeqCst,
+                        std::sync::atomic::Ordering::SeqCst,
+                        |left| left.checked_sub(1),
+                    )
+                    .is_ok();
+            if fails {
+                return Err(RepoError::Unavailable("storage is away".into()));
+            }
+            ready(s.append(message))
+        });
+        let s = store.clone();
+        messages
+            .expect_append_own()
+            .returning(move |message, owner| ready(s.append_own(message, owner)));
+        let s = store.clone();
+        messages
+            .expect_history()
+            .returning(move |conversation, query| ready(s.history(conversation, query)));
+        messages
+    }
+
+    #[tokio::test]
+    async fn a_reply_that_storage_cannot_take_yet_is_stored_once_it_is_back() {
+        let engine = ScriptedEngine::echo();
+        let mut fakes = TestPorts::with_engine(engine.clone());
+        fakes.ports.messages = Arc::new(replies_fail_at_first(&fakes.store, 2));
+        // Alone on its database: no other instance's sweep would take the work over.
+        fakes.ports.leases = Arc::new(SingleInstanceLeases);
+        let s = setup(fakes, ReplySettings::default()).await;
+        let question = s.send("hello").await;
+        s.drained().await;
+        let messages = s.messages();
+        assert_eq!(messages.len(), 2, "{messages:#?}");
+        assert_eq!(messages[0], question);
+        assert_eq!(messages[1].sender, Sender::Bot);
+        assert_eq!(messages[1].content.as_str(), "hello");
+        assert_eq!(engine.calls(), 3, "asked again after each failure");
+        assert!(!s.conversation().await.has_pending_replies());
     }
 
     #[tokio::test]

@@ -17,14 +17,13 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use super::ConversationService;
 use crate::conversation::{Conversation, ConversationId};
-use crate::error::{DomainError, EventBusError, RepoError, error_chain};
+use crate::error::{DomainError, error_chain, pause_before_retry};
 use crate::event::{ConversationEvent, EventKind, SharedEvent};
 use crate::message::{HistoryBound, HistoryQuery, MessageId, Seq};
 use crate::ports::{EventBus, EventStream, MessageRepository};
@@ -92,32 +91,6 @@ struct Follow {
     done: bool,
 }
 
-/// The pause before the first try again after storage or the bus was found
-/// unavailable; it doubles with each failure in a row, up to [`LONGEST_RETRY_PAUSE`].
-const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(50);
-const LONGEST_RETRY_PAUSE: Duration = Duration::from_secs(2);
-
-/// Waits before trying again after `failures` in a row, longer after each.
-async fn pause_after(failures: u32) {
-    if failures == 0 {
-        return;
-    }
-    let doublings = (failures - 1).min(16);
-    let pause = FIRST_RETRY_PAUSE
-        .saturating_mul(1 << doublings)
-        .min(LONGEST_RETRY_PAUSE);
-    tokio::time::sleep(pause).await;
-}
-
-/// Whether `error` may pass by itself, so that trying again later can succeed.
-fn is_transient(error: &DomainError) -> bool {
-    matches!(
-        error,
-        DomainError::Storage(RepoError::Unavailable(_))
-            | DomainError::Events(EventBusError::Unavailable(_))
-    )
-}
-
 impl Follow {
     async fn next(mut self) -> Option<(Result<SharedEvent, DomainError>, Self)> {
         loop {
@@ -128,7 +101,9 @@ impl Follow {
                 return Some((Ok(event), self));
             }
             if self.replaying {
-                pause_after(self.failures).await;
+                if self.failures > 0 {
+                    tokio::time::sleep(pause_before_retry(self.failures)).await;
+                }
                 match self.replay_page().await {
                     Ok(()) => self.failures = 0,
                     Err(error) => {
@@ -197,7 +172,9 @@ impl Follow {
                 None => {
                     // Fell behind the bus (or it closed): subscribe again first, then
                     // catch up from storage, as at the start.
-                    pause_after(self.failures).await;
+                    if self.failures > 0 {
+                        tokio::time::sleep(pause_before_retry(self.failures)).await;
+                    }
                     match self.events.subscribe(self.conversation).await {
                         Ok(live) => {
                             self.live = live;
@@ -218,10 +195,11 @@ impl Follow {
         }
     }
 
-    /// Counts a failure that may pass (see [`is_transient`]) and returns `Ok`, so that
-    /// the caller tries again after a pause; returns any other error as it is.
+    /// Counts a failure that may pass ([`DomainError::is_unavailable`]) and returns
+    /// `Ok`, so that the caller tries again after a pause; returns any other error as
+    /// it is.
     fn try_again_later(&mut self, error: DomainError) -> Result<(), DomainError> {
-        if !is_transient(&error) {
+        if !error.is_unavailable() {
             return Err(error);
         }
         self.failures += 1;
@@ -291,16 +269,19 @@ mod tests {
 
     use futures::StreamExt as _;
 
+    use std::time::Duration;
+
     use super::*;
     use crate::bot::BotId;
     use crate::conversation::Metadata;
+    use crate::error::RepoError;
     use crate::message::{HistoryPage, Message};
     use crate::ports::MockMessageRepository;
     use crate::reply::ReplySettings;
     use crate::service::StartConversation;
     use crate::testing::{ScriptedEngine, TestPorts, user, user_message};
 
-    /// Long enough for a few pauses of [`FIRST_RETRY_PAUSE`]; a failing test waits this.
+    /// Long enough for a few pauses before retries; a failing test waits this.
     const PATIENCE: Duration = Duration::from_secs(10);
 
     fn unavailable() -> RepoError {
