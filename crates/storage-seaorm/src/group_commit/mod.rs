@@ -215,12 +215,6 @@ impl AppendQueue {
         if new.sender != Sender::User || new.answers.is_some() {
             return Ok(OwnAppend::NotTaken);
         }
-        // SQLite takes none for now: with them, the PostgreSQL restart fault test
-        // (`faults::postgres_restart`) hung in 3 of 14 runs, against none in 26
-        // without; not understood yet (docs/benchmarks.md, part six, change 30).
-        if db.get_database_backend() != DbBackend::Postgres {
-            return Ok(OwnAppend::NotTaken);
-        }
         let (done, result) = oneshot::channel();
         let owner = owner.clone();
         self.enqueue(db, new, Done::Own { owner, done });

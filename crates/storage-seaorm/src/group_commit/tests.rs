@@ -455,15 +455,17 @@ on_both_backends!(
     appends_to_many_conversations_at_once_get_gap_free_seqs_in_each,
     a_duplicate_message_id_across_conversations_fails_alone,
     two_stores_appending_to_the_same_conversations_keep_seqs_gap_free,
+    own_appends_in_a_batch_are_stored_with_their_conversation_or_not_taken,
 );
 
-/// PostgreSQL only: SQLite takes no own appends for now (`AppendQueue::append_own`).
+/// An in-memory SQLite database has no writer connection of its own: its one pooled
+/// connection takes each append in a transaction of its own, own appends included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn own_appends_in_a_postgres_batch_are_stored_with_their_conversation_or_not_taken() {
-    let admin = postgres_url().expect("CONFAB_TEST_POSTGRES_URL is set");
-    let db = postgres_temp(&admin).await.expect("database");
-    own_appends_in_a_batch_are_stored_with_their_conversation_or_not_taken(db.store()).await;
-    db.drop_database().await.expect("database dropped");
+async fn own_appends_on_an_in_memory_database_are_stored_alone_with_their_conversation() {
+    let db = crate::connect("sqlite::memory:").await.expect("database");
+    crate::migrate(&db).await.expect("migrated");
+    own_appends_in_a_batch_are_stored_with_their_conversation_or_not_taken(SeaOrmStore::new(db))
+        .await;
 }
 
 /// SQLite's own checkpoint would wait for 10 000 pages of WAL; twenty appends reach
