@@ -66,12 +66,7 @@ async fn a_user_rates_a_reply_changes_it_and_takes_it_back_and_followers_hear_it
     let app = spawn_app(backend).await;
     let ana = user("ana");
     let (id, _, reply) = answered(&app, &ana).await;
-    let mut follower = app.ws(&ana).await;
-    follower.next_of("status").await;
-    follower
-        .send_json(json!({"type": "subscribe", "conversation_id": id}))
-        .await;
-    follower.next_of("subscribed").await;
+    let mut follower = app.follower(&ana, &id).await;
 
     let rated = feedback(&app, &ana, &id, &reply, Some(json!({"rating": "up"}))).await;
     assert_eq!(rated.status(), 200);

@@ -145,12 +145,7 @@ async fn a_user_asks_for_a_person_an_agent_takes_over_and_gives_it_back(backend:
     let refused = post(&app, &bob, &format!("/agent/conversations/{id}/release")).await;
     assert_eq!(refused.status(), 404);
 
-    let mut alices_socket = app.ws(&alice).await;
-    alices_socket.next_of("status").await;
-    alices_socket
-        .send_json(json!({"type": "subscribe", "conversation_id": id}))
-        .await;
-    alices_socket.next_of("subscribed").await;
+    let mut alices_socket = app.follower(&alice, &id).await;
     json_of(
         app.send(
             &alice,
@@ -338,12 +333,7 @@ async fn the_handoff_frame_asks_and_every_socket_hears_each_change(backend: Back
     let ana = user("ana");
     let alice = agent("alice");
     let id = answered_conversation(&app, &ana).await;
-    let mut socket = app.ws(&ana).await;
-    socket.next_of("status").await;
-    socket
-        .send_json(json!({"type": "subscribe", "conversation_id": id}))
-        .await;
-    socket.next_of("subscribed").await;
+    let mut socket = app.follower(&ana, &id).await;
 
     socket
         .send_json(json!({"type": "handoff", "conversation_id": id}))
@@ -359,12 +349,7 @@ async fn the_handoff_frame_asks_and_every_socket_hears_each_change(backend: Back
         (Some("agent"), Some("alice"))
     );
 
-    let mut alices_socket = app.ws(&alice).await;
-    alices_socket.next_of("status").await;
-    alices_socket
-        .send_json(json!({"type": "subscribe", "conversation_id": id}))
-        .await;
-    alices_socket.next_of("subscribed").await;
+    let mut alices_socket = app.follower(&alice, &id).await;
     alices_socket
         .send_json(json!({"type": "typing", "conversation_id": id}))
         .await;

@@ -322,6 +322,18 @@ impl TestApp {
         self.try_ws(token).await.expect("websocket connects")
     }
 
+    /// A socket of `token`'s that follows `conversation` (by id) from now on, its
+    /// `status` and `subscribed` frames read.
+    pub async fn follower(&self, token: &str, conversation: &str) -> WsClient {
+        let mut socket = self.ws(token).await;
+        socket.next_of("status").await;
+        socket
+            .send_json(serde_json::json!({"type": "subscribe", "conversation_id": conversation}))
+            .await;
+        socket.next_of("subscribed").await;
+        socket
+    }
+
     /// A socket, or the server's refusal of it.
     pub async fn try_ws(
         &self,

@@ -35,12 +35,7 @@ async fn metrics_count_requests_by_route_and_messages_by_sender() {
     let route = [("route", "/conversations/{id}/messages"), ("status", "201")];
     // A follower of the conversation: the bus delivers it both messages, which the
     // bus lag times. (`?wait=true` may find the reply stored before it looks.)
-    let mut follower = app.ws(&token).await;
-    follower.next_of("status").await;
-    follower
-        .send_json(json!({"type": "subscribe", "conversation_id": conversation}))
-        .await;
-    follower.next_of("subscribed").await;
+    let mut follower = app.follower(&token, conversation).await;
     let before = app.metrics().await;
 
     let message = json!({ "content": "count me" });
