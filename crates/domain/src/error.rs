@@ -228,12 +228,14 @@ impl DomainError {
 
 /// How long work that found storage or the bus unavailable `failures` times in a row
 /// waits before it tries again: 50 ms after the first failure, twice as long after
-/// each next one, at most 2 s.
-pub(crate) fn pause_before_retry(failures: u32) -> std::time::Duration {
+/// each next one, at most `longest`.
+pub(crate) fn pause_before_retry(
+    failures: u32,
+    longest: std::time::Duration,
+) -> std::time::Duration {
     const FIRST: std::time::Duration = std::time::Duration::from_millis(50);
-    const LONGEST: std::time::Duration = std::time::Duration::from_secs(2);
     let doublings = failures.saturating_sub(1).min(16);
-    FIRST.saturating_mul(1 << doublings).min(LONGEST)
+    FIRST.saturating_mul(1 << doublings).min(longest)
 }
 
 impl From<RepoError> for DomainError {

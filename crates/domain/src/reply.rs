@@ -73,6 +73,12 @@ const SWEEP_BATCH: u32 = 1_000;
 /// most.
 pub const RECOVER_BATCH: u32 = 10_000;
 
+/// The longest pause between two tries of reply work that found storage
+/// unavailable. Each try may ask the bot again before it fails to store the answer
+/// (a full disk still reads), so a long outage must not turn into a bot call every
+/// few seconds per conversation.
+const LONGEST_RETRY_PAUSE: Duration = Duration::from_secs(30);
+
 /// The sender id of messages confab writes itself.
 pub const SYSTEM_SENDER_ID: &str = "confab";
 
@@ -233,7 +239,7 @@ impl ReplyPipeline {
                     if failures == 1 {
                         tracing::warn!(%conversation, error = %error_chain(&error), "reply work waits for storage; it tries again until it can");
                     }
-                    tokio::time::sleep(pause_before_retry(failures)).await;
+                    tokio::time::sleep(pause_before_retry(failures, LONGEST_RETRY_PAUSE)).await;
                     continue;
                 }
                 // The lease, if held, is left to run out: the sweep of whichever

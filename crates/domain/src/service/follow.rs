@@ -17,6 +17,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -71,6 +72,10 @@ impl ConversationService {
     }
 }
 
+/// The longest pause between two tries of a follower that finds storage or the bus
+/// unavailable: a read is cheap, and the follower should catch up soon after.
+const LONGEST_PAUSE: Duration = Duration::from_secs(2);
+
 struct Follow {
     conversation: ConversationId,
     session: SessionId,
@@ -102,7 +107,7 @@ impl Follow {
             }
             if self.replaying {
                 if self.failures > 0 {
-                    tokio::time::sleep(pause_before_retry(self.failures)).await;
+                    tokio::time::sleep(pause_before_retry(self.failures, LONGEST_PAUSE)).await;
                 }
                 match self.replay_page().await {
                     Ok(()) => self.failures = 0,
@@ -173,7 +178,7 @@ impl Follow {
                     // Fell behind the bus (or it closed): subscribe again first, then
                     // catch up from storage, as at the start.
                     if self.failures > 0 {
-                        tokio::time::sleep(pause_before_retry(self.failures)).await;
+                        tokio::time::sleep(pause_before_retry(self.failures, LONGEST_PAUSE)).await;
                     }
                     match self.events.subscribe(self.conversation).await {
                         Ok(live) => {
@@ -268,8 +273,6 @@ mod tests {
     use std::sync::Mutex;
 
     use futures::StreamExt as _;
-
-    use std::time::Duration;
 
     use super::*;
     use crate::bot::BotId;
