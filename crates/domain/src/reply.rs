@@ -100,6 +100,9 @@ pub struct ReplyPipeline {
     /// the limit changes.
     bot_permits: Mutex<HashMap<BotId, (usize, Arc<Semaphore>)>>,
     tasks: Arc<InFlight>,
+    /// Set by [`shut_down`](Self::shut_down): workers waiting to try again after a
+    /// storage failure stop waiting and leave their work to the next start.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl ReplyPipeline {
@@ -112,6 +115,7 @@ impl ReplyPipeline {
             streaming: Streaming::default(),
             bot_permits: Mutex::new(HashMap::new()),
             tasks: Arc::default(),
+            stopping: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -196,6 +200,15 @@ impl ReplyPipeline {
         self.streaming.get(conversation)
     }
 
+    /// Waits, at shutdown, until no reply is being produced, or `timeout` passes;
+    /// returns whether all work finished. Workers waiting to try again after a
+    /// storage failure stop at once: their work is durable, and the next start's
+    /// [`recover`](Self::recover) (or another instance's sweep) takes it.
+    pub async fn shut_down(&self, timeout: Duration) -> bool {
+        self.stopping.send_replace(true);
+        self.drain(timeout).await
+    }
+
     /// Waits until no reply is being produced, or `timeout` passes. Returns whether
     /// all work finished.
     pub async fn drain(&self, timeout: Duration) -> bool {
@@ -212,7 +225,7 @@ impl ReplyPipeline {
         conversation: ConversationId,
         mut known: Option<(Conversation, Message)>,
     ) {
-        // Tries in a row that found storage unavailable.
+        // Tries in a row that found storage unavailable: each waits longer.
         let mut failures = 0;
         loop {
             let claimed = self.claim(conversation).await;
@@ -239,8 +252,14 @@ impl ReplyPipeline {
                     if failures == 1 {
                         tracing::warn!(%conversation, error = %error_chain(&error), "reply work waits for storage; it tries again until it can");
                     }
-                    tokio::time::sleep(pause_before_retry(failures, LONGEST_RETRY_PAUSE)).await;
-                    continue;
+                    let mut stopping = self.stopping.subscribe();
+                    tokio::select! {
+                        () = tokio::time::sleep(pause_before_retry(failures, LONGEST_RETRY_PAUSE)) => continue,
+                        _ = stopping.wait_for(|stopping| *stopping) => {
+                            lock(&self.workers).remove(&conversation);
+                            return;
+                        }
+                    }
                 }
                 // The lease, if held, is left to run out: the sweep of whichever
                 // instance comes first (this one's included) retries then.
@@ -730,6 +749,29 @@ mod tests {
         assert_eq!(messages[1].content.as_str(), "hello");
         assert_eq!(engine.calls(), 3, "asked again after each failure");
         assert!(!s.conversation().await.has_pending_replies());
+    }
+
+    #[tokio::test]
+    async fn shutting_down_stops_work_that_waits_for_storage_and_leaves_it_pending() {
+        let engine = ScriptedEngine::echo();
+        let mut fakes = TestPorts::with_engine(engine.clone());
+        fakes.ports.messages = Arc::new(replies_fail_at_first(&fakes.store, usize::MAX));
+        fakes.ports.leases = Arc::new(SingleInstanceLeases);
+        let s = setup(fakes, ReplySettings::default()).await;
+        s.send("hello").await;
+        let deadline = tokio::time::Instant::now() + DRAIN;
+        while engine.calls() < 3 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the work was not retried"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            s.service.replies().shut_down(DRAIN).await,
+            "a worker waiting for storage held the shutdown up"
+        );
+        assert!(s.conversation().await.has_pending_replies());
     }
 
     #[tokio::test]

@@ -319,7 +319,7 @@ impl App {
         if !self
             .service
             .replies()
-            .drain(self.config.shutdown_grace)
+            .shut_down(self.config.shutdown_grace)
             .await
         {
             tracing::warn!("replies still running at shutdown; they resume at the next start");

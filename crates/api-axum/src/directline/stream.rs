@@ -87,7 +87,8 @@ enum End {
     Deleted,
     /// The peer went away, stopped reading, or fell silent.
     Gone,
-    /// Following failed (storage or the bus); the client reconnects.
+    /// Following failed for good (a storage or bus failure other than being
+    /// unavailable, which following waits out); the client reconnects.
     Failed,
 }
 

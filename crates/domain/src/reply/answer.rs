@@ -116,6 +116,23 @@ impl ReplyPipeline {
                 }
             },
         );
+        // Storage that cannot be read now may answer the next try (the worker's own,
+        // or the sweep's with several instances): the message waits for its real
+        // answer instead of getting a `system` message that the bot could not answer.
+        if let Some(cause) = [
+            bot.as_ref().err(),
+            session.as_ref().err(),
+            history.as_ref().err(),
+        ]
+        .into_iter()
+        .flatten()
+        .find_map(|error| match error {
+            RepoError::Unavailable(cause) => Some(cause.to_string()),
+            _ => None,
+        }) {
+            self.bot_typing(conversation, false).await;
+            return Err(RepoError::Unavailable(cause.into()).into());
+        }
         let limits = bot
             .as_ref()
             .map(|bot| BotLimits::of(bot, self.settings.timeout))

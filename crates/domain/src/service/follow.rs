@@ -74,7 +74,7 @@ impl ConversationService {
 
 /// The longest pause between two tries of a follower that finds storage or the bus
 /// unavailable: a read is cheap, and the follower should catch up soon after.
-const LONGEST_PAUSE: Duration = Duration::from_secs(2);
+const LONGEST_RETRY_PAUSE: Duration = Duration::from_secs(2);
 
 struct Follow {
     conversation: ConversationId,
@@ -107,12 +107,12 @@ impl Follow {
             }
             if self.replaying {
                 if self.failures > 0 {
-                    tokio::time::sleep(pause_before_retry(self.failures, LONGEST_PAUSE)).await;
+                    tokio::time::sleep(self.retry_pause()).await;
                 }
                 match self.replay_page().await {
                     Ok(()) => self.failures = 0,
                     Err(error) => {
-                        if let Err(error) = self.try_again_later(error) {
+                        if let Err(error) = self.retry_or_end(error) {
                             self.done = true;
                             return Some((Err(error), self));
                         }
@@ -146,7 +146,7 @@ impl Follow {
                                 // storage fills the gap and delivery stays in seq order.
                                 let upto = message.seq;
                                 if let Err(error) = self.fill_gap(upto).await {
-                                    if let Err(error) = self.try_again_later(error) {
+                                    if let Err(error) = self.retry_or_end(error) {
                                         self.done = true;
                                         return Some((Err(error), self));
                                     }
@@ -178,16 +178,19 @@ impl Follow {
                     // Fell behind the bus (or it closed): subscribe again first, then
                     // catch up from storage, as at the start.
                     if self.failures > 0 {
-                        tokio::time::sleep(pause_before_retry(self.failures, LONGEST_PAUSE)).await;
+                        tokio::time::sleep(self.retry_pause()).await;
                     }
                     match self.events.subscribe(self.conversation).await {
                         Ok(live) => {
                             self.live = live;
                             self.replaying = true;
                             self.failures = 0;
+                            // Deltas published meanwhile are gone: the text streamed
+                            // so far comes again as one snapshot.
+                            self.snapshot_due = true;
                         }
                         Err(error) => {
-                            if let Err(error) = self.try_again_later(error.into()) {
+                            if let Err(error) = self.retry_or_end(error.into()) {
                                 self.done = true;
                                 return Some((Err(error), self));
                             }
@@ -200,16 +203,28 @@ impl Follow {
         }
     }
 
+    /// The pause before the next try after [`Self::failures`] in a row, spread by
+    /// ±25 % by the conversation's id, so that the followers of many conversations
+    /// do not all read storage at the same instant when it comes back.
+    fn retry_pause(&self) -> Duration {
+        let pause = pause_before_retry(self.failures, LONGEST_RETRY_PAUSE);
+        // A UUIDv7's last bits are random.
+        let percent = 75 + (self.conversation.as_uuid().as_u128() % 51) as u32;
+        pause * percent / 100
+    }
+
     /// Counts a failure that may pass ([`DomainError::is_unavailable`]) and returns
-    /// `Ok`, so that the caller tries again after a pause; returns any other error as
-    /// it is.
-    fn try_again_later(&mut self, error: DomainError) -> Result<(), DomainError> {
+    /// `Ok`, so that the caller tries again after a pause; any other error comes back
+    /// to end the follow.
+    fn retry_or_end(&mut self, error: DomainError) -> Result<(), DomainError> {
         if !error.is_unavailable() {
             return Err(error);
         }
         self.failures += 1;
+        // Every follower of every conversation meets the same outage: the storage
+        // and bus adapters' own errors and `/readyz` tell the operator once.
         if self.failures == 1 {
-            tracing::warn!(
+            tracing::debug!(
                 conversation = %self.conversation,
                 error = %error_chain(&error),
                 "a follower cannot read on; it tries again until it can"

@@ -134,6 +134,8 @@ pub struct Binary {
     /// The last [`LOG_TAIL`] lines the process logged, printed should the test fail
     /// while it runs: a fault test's failure is often explained only there.
     log_tail: Arc<Mutex<VecDeque<String>>>,
+    /// The threads reading the process's stdout and stderr into `log_tail`.
+    log_readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 /// How many of its last log lines a [`Binary`] keeps.
@@ -164,6 +166,7 @@ impl Binary {
         let stderr = child.stderr.take().expect("stderr");
         let (found, address) = std::sync::mpsc::channel();
         let log_tail = Arc::new(Mutex::new(VecDeque::with_capacity(LOG_TAIL)));
+        let mut log_readers = Vec::new();
         // The log may go to stdout or stderr; both are read until the process ends,
         // so a full pipe never blocks it.
         for pipe in [
@@ -172,7 +175,7 @@ impl Binary {
         ] {
             let found = found.clone();
             let log_tail = Arc::clone(&log_tail);
-            std::thread::spawn(move || {
+            log_readers.push(std::thread::spawn(move || {
                 for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
                     if line.contains("confab is listening")
                         && let Some(at) = line.find("127.0.0.1:")
@@ -191,7 +194,7 @@ impl Binary {
                     }
                     tail.push_back(line);
                 }
-            });
+            }));
         }
         let address = address
             .recv_timeout(PATIENCE)
@@ -200,6 +203,7 @@ impl Binary {
             child,
             address,
             log_tail,
+            log_readers,
         }
     }
 
@@ -220,6 +224,11 @@ impl Drop for Binary {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
+            // The pipes close with the process: the last lines are read once the
+            // readers end.
+            for reader in self.log_readers.drain(..) {
+                let _ = reader.join();
+            }
             let tail = self.log_tail.lock().unwrap_or_else(PoisonError::into_inner);
             eprintln!("--- the last {} lines of confab's log ---", tail.len());
             for line in tail.iter() {
