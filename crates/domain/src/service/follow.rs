@@ -446,6 +446,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_follower_that_fell_behind_while_the_bus_is_down_subscribes_once_it_is_back() {
+        let setup = Setup::new(vec![Ok(vec![0, 1, 2])]).await;
+        let mut stream = setup.follow(None).await;
+        setup.store_three().await;
+        // More events than a subscriber may fall behind by, none of them read: the
+        // live stream ends, and subscribing again finds the bus down for a while.
+        for _ in 0..5_000 {
+            setup
+                .fakes
+                .events
+                .publish(ConversationEvent {
+                    conversation_id: setup.conversation.id,
+                    session_id: setup.conversation.session_id,
+                    kind: EventKind::Typing {
+                        sender: crate::message::Sender::Bot,
+                        active: true,
+                    },
+                })
+                .await
+                .expect("published");
+        }
+        setup.fakes.events.set_unavailable(true);
+        let events = Arc::clone(&setup.fakes.events);
+        let back = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            events.set_unavailable(false);
+        });
+        assert_eq!(next_seqs(&mut stream, 3).await, [1, 2, 3]);
+        back.await.expect("the bus came back");
+    }
+
+    #[tokio::test]
     async fn any_other_storage_failure_ends_the_follow_after_its_error() {
         let setup = Setup::new(vec![Err(RepoError::Internal("a bug".into()))]).await;
         let mut stream = setup.follow(Some(Seq::ZERO)).await;
