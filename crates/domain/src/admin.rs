@@ -52,12 +52,13 @@ mod tests {
     };
     use crate::ports::{ConversationMaintenance, MessageRepository};
     use crate::reply::ReplySettings;
-    use crate::service::StartConversation;
     use crate::service::{BatchAction, ConversationService};
     use crate::testing::analytics::{
         expected_handoff_summary, handoff_summary_query, seed_handoffs,
     };
-    use crate::testing::{InMemoryStore, ScriptedEngine, TestPorts, test_start, user};
+    use crate::testing::{
+        InMemoryStore, ScriptedEngine, TestPorts, start_conversation, test_start, user,
+    };
     use crate::timestamp::Timestamp;
     use crate::user::{Role, UserId};
 
@@ -83,13 +84,7 @@ mod tests {
     }
 
     async fn start(service: &ConversationService, caller: &Caller) -> Conversation {
-        let command = StartConversation {
-            bot_id: BotId::parse("echo").unwrap(),
-            initial_message: None,
-            title: None,
-            metadata: Metadata::default(),
-        };
-        service.start(caller, command).await.unwrap().conversation
+        start_conversation(service, caller, "echo").await
     }
 
     #[tokio::test]

@@ -432,16 +432,16 @@ mod tests {
     use tokio::sync::Semaphore;
 
     use super::*;
-    use crate::bot::BotId;
-    use crate::conversation::Metadata;
     use crate::error::BotError;
     use crate::event::{ConversationEvent, EventKind};
     use crate::message::{MessageId, Sender, Seq};
     use crate::ports::BotReply;
     use crate::ports::{MockEngineRegistry, MockMessageRepository, MockSessionRepository};
-    use crate::service::{ConversationService, MessageDraft, StartConversation};
+    use crate::service::{ConversationService, MessageDraft};
     use crate::session::Session;
-    use crate::testing::{InMemoryStore, ScriptedEngine, TestPorts, bot_reply, user, user_message};
+    use crate::testing::{
+        InMemoryStore, ScriptedEngine, TestPorts, bot_reply, start_conversation, user, user_message,
+    };
     use crate::timestamp::Timestamp;
 
     const DRAIN: Duration = Duration::from_secs(10);
@@ -464,19 +464,7 @@ mod tests {
     async fn setup(fakes: TestPorts, settings: ReplySettings) -> Setup {
         fakes.seed_bot("echo");
         let service = fakes.service(settings);
-        let conversation = service
-            .start(
-                &user("ana"),
-                StartConversation {
-                    bot_id: BotId::parse("echo").expect("valid bot id"),
-                    initial_message: None,
-                    title: None,
-                    metadata: Metadata::default(),
-                },
-            )
-            .await
-            .expect("starting a conversation")
-            .conversation;
+        let conversation = start_conversation(&service, &user("ana"), "echo").await;
         Setup {
             fakes,
             service,
@@ -1094,20 +1082,7 @@ mod tests {
         let fakes = TestPorts::with_engine(engine.clone());
         let first = setup(fakes.clone(), ReplySettings::default()).await;
         set_bot_settings(&fakes, serde_json::json!({"max_concurrency": 1}));
-        let second = first
-            .service
-            .start(
-                &user("bo"),
-                StartConversation {
-                    bot_id: BotId::parse("echo").expect("valid bot id"),
-                    initial_message: None,
-                    title: None,
-                    metadata: Metadata::default(),
-                },
-            )
-            .await
-            .expect("starting a second conversation")
-            .conversation;
+        let second = start_conversation(&first.service, &user("bo"), "echo").await;
         first.send("one").await;
         first
             .service

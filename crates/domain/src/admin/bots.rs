@@ -267,12 +267,10 @@ mod tests {
 
     use super::*;
     use crate::bot::EngineKind;
-    use crate::conversation::Metadata;
     use crate::error::BotError;
     use crate::ports::{ConversationRepository, MockEngineRegistry};
     use crate::reply::ReplySettings;
-    use crate::service::StartConversation;
-    use crate::testing::{ScriptedEngine, TestPorts, user};
+    use crate::testing::{ScriptedEngine, TestPorts, start_conversation, user};
     use crate::user::Role;
 
     fn admin() -> Caller {
@@ -428,19 +426,7 @@ mod tests {
         let (service, bots) = setup(&fakes);
         let mut started = Vec::new();
         for (owner, bot) in [("ana", "echo"), ("bo", "echo"), ("ana", "other")] {
-            let conversation = service
-                .start(
-                    &user(owner),
-                    StartConversation {
-                        bot_id: BotId::parse(bot).expect("a valid id"),
-                        initial_message: None,
-                        title: None,
-                        metadata: Metadata::default(),
-                    },
-                )
-                .await
-                .expect("started")
-                .conversation;
+            let conversation = start_conversation(&service, &user(owner), bot).await;
             started.push(conversation.id);
         }
         let echo = BotId::parse("echo").expect("a valid id");

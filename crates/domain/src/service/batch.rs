@@ -179,12 +179,10 @@ mod tests {
     use futures::StreamExt;
 
     use super::*;
-    use crate::bot::BotId;
     use crate::conversation::Metadata;
     use crate::message::{Attachments, MessageContent, MessageId, NewMessage, Sender};
     use crate::reply::ReplySettings;
-    use crate::service::StartConversation;
-    use crate::testing::{TestPorts, user};
+    use crate::testing::{TestPorts, start_conversation, user};
 
     fn service() -> (TestPorts, ConversationService) {
         let fakes = TestPorts::with_engine(crate::testing::ScriptedEngine::echo());
@@ -194,20 +192,7 @@ mod tests {
     }
 
     async fn started(service: &ConversationService, caller: &Caller) -> ConversationId {
-        service
-            .start(
-                caller,
-                StartConversation {
-                    bot_id: BotId::parse("echo").unwrap(),
-                    initial_message: None,
-                    title: None,
-                    metadata: Metadata::default(),
-                },
-            )
-            .await
-            .unwrap()
-            .conversation
-            .id
+        start_conversation(service, caller, "echo").await.id
     }
 
     #[tokio::test]

@@ -290,14 +290,11 @@ mod tests {
     use futures::StreamExt as _;
 
     use super::*;
-    use crate::bot::BotId;
-    use crate::conversation::Metadata;
     use crate::error::RepoError;
     use crate::message::{HistoryPage, Message};
     use crate::ports::MockMessageRepository;
     use crate::reply::ReplySettings;
-    use crate::service::StartConversation;
-    use crate::testing::{ScriptedEngine, TestPorts, user, user_message};
+    use crate::testing::{ScriptedEngine, TestPorts, start_conversation, user, user_message};
 
     /// Long enough for a few pauses before retries; a failing test waits this.
     const PATIENCE: Duration = Duration::from_secs(10);
@@ -323,20 +320,8 @@ mod tests {
         async fn new(reads: Vec<Read>) -> Self {
             let mut fakes = TestPorts::with_engine(ScriptedEngine::echo());
             fakes.seed_bot("echo");
-            let conversation = fakes
-                .service(ReplySettings::default())
-                .start(
-                    &user("ana"),
-                    StartConversation {
-                        bot_id: BotId::parse("echo").expect("a bot id"),
-                        initial_message: None,
-                        title: None,
-                        metadata: Metadata::default(),
-                    },
-                )
-                .await
-                .expect("a conversation")
-                .conversation;
+            let service = fakes.service(ReplySettings::default());
+            let conversation = start_conversation(&service, &user("ana"), "echo").await;
             let stored = Arc::new(Mutex::new(Vec::<Message>::new()));
             let reads = Mutex::new(reads.into_iter());
             let mut messages = MockMessageRepository::new();

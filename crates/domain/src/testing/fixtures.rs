@@ -12,7 +12,7 @@ use crate::message::{
 use crate::ports::Ports;
 use crate::ports::{BotEngine, BotRepository, EngineRegistry};
 use crate::reply::ReplySettings;
-use crate::service::ConversationService;
+use crate::service::{ConversationService, StartConversation};
 use crate::timestamp::Timestamp;
 use crate::user::{Caller, UserId};
 
@@ -121,6 +121,28 @@ pub async fn seed_bot_in(bots: &dyn BotRepository, id: &str) -> Bot {
     let bot = test_bot(id);
     bots.upsert(&bot).await.expect("seeding a bot");
     bot
+}
+
+/// Starts an empty conversation of `caller`'s with the bot `bot` through `service`.
+///
+/// # Panics
+/// When `bot` is not a valid bot id or the service refuses.
+pub async fn start_conversation(
+    service: &ConversationService,
+    caller: &Caller,
+    bot: &str,
+) -> Conversation {
+    let command = StartConversation {
+        bot_id: BotId::parse(bot).expect("a valid bot id"),
+        initial_message: None,
+        title: None,
+        metadata: Metadata::default(),
+    };
+    service
+        .start(caller, command)
+        .await
+        .expect("starting a conversation")
+        .conversation
 }
 
 /// An end user calling as `id`.

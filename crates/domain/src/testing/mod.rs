@@ -26,6 +26,7 @@ pub use fakes::{
     TEST_START_MILLIS, test_start,
 };
 pub use fixtures::{
-    TestPorts, bot_reply, in_memory_ports, seed_bot, seed_bot_in, test_bot, user, user_message,
+    TestPorts, bot_reply, in_memory_ports, seed_bot, seed_bot_in, start_conversation, test_bot,
+    user, user_message,
 };
 pub use memory::InMemoryStore;
