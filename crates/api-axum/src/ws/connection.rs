@@ -13,7 +13,6 @@ use confab_domain::user::Caller;
 use futures::StreamExt;
 use futures::stream::SplitStream;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 
 use crate::command::{MessageInput, StartInput, message_draft, start_command};
 use crate::config::WsSettings;
@@ -23,7 +22,7 @@ use crate::ws::close::{
     CloseReason, GOING_AWAY, POLICY_VIOLATION, PROTOCOL_ERROR, TOO_SLOW, TRY_AGAIN_LATER,
     close_once,
 };
-use crate::ws::forward::forward;
+use crate::ws::forward::{Forwarder, forward};
 use crate::ws::frames::{self, Parsed};
 use crate::ws::protocol::{ClientFrame, ServerFrame, Target};
 
@@ -34,7 +33,7 @@ pub(super) struct Connection {
     settings: WsSettings,
     outbox: mpsc::Sender<Utf8Bytes>,
     close: watch::Sender<CloseReason>,
-    followed: HashMap<ConversationId, JoinHandle<()>>,
+    followed: HashMap<ConversationId, Forwarder>,
     /// The conversation of each session this socket named and may see. A session
     /// belongs to one conversation for good, so it is looked up once per socket;
     /// every service call still checks the conversation itself.
@@ -178,8 +177,8 @@ impl Connection {
                     metadata: None,
                 })?;
                 // Follow first, so the stored message comes back as the acknowledgement;
-                // a forwarder that ended (its follow failed for good) is replaced.
-                if self.followed.get(&id).is_none_or(JoinHandle::is_finished) {
+                // a forwarder whose follow failed for good is replaced.
+                if self.followed.get(&id).is_none_or(Forwarder::ended) {
                     self.follow(id, None, false).await?;
                 }
                 let sent = self.state.service.send(&self.caller, id, draft).await?;
@@ -232,8 +231,8 @@ impl Connection {
             }
             ClientFrame::Unsubscribe { target } => {
                 let id = self.resolve(&target).await?;
-                if let Some(task) = self.followed.remove(&id) {
-                    task.abort();
+                if let Some(forwarder) = self.followed.remove(&id) {
+                    forwarder.abort();
                 }
             }
             ClientFrame::Typing { target } => {
@@ -281,8 +280,8 @@ impl Connection {
         after: Option<Seq>,
         announce: bool,
     ) -> Result<(), DomainError> {
-        if let Some(task) = self.followed.remove(&id) {
-            task.abort();
+        if let Some(forwarder) = self.followed.remove(&id) {
+            forwarder.abort();
         }
         let (conversation, events) = self.state.service.follow(&self.caller, id, after).await?;
         if announce {
@@ -293,13 +292,13 @@ impl Connection {
             })
             .await;
         }
-        let task = forward(
+        let forwarder = forward(
             events,
             self.outbox.clone(),
             self.close.clone(),
             self.settings.send_timeout,
         );
-        self.followed.insert(id, task);
+        self.followed.insert(id, forwarder);
         Ok(())
     }
 
@@ -338,8 +337,8 @@ impl Drop for Connection {
     /// Stops the forwarders: a task's handle going away does not stop the task, and a
     /// forwarder left running would hold its subscription to the bus.
     fn drop(&mut self) {
-        for task in self.followed.values() {
-            task.abort();
+        for forwarder in self.followed.values() {
+            forwarder.abort();
         }
     }
 }

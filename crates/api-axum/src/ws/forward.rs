@@ -6,6 +6,8 @@
 //! The frame of a live event is the one every follower of the conversation queues
 //! (see [`EventFrame`]): N sockets on one conversation cost one encoding per event.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
@@ -18,6 +20,28 @@ use crate::error::ApiError;
 use crate::ws::close::{CloseReason, TOO_SLOW, TRY_AGAIN_LATER};
 use crate::ws::protocol::{EventFrame, ServerFrame};
 
+/// A running forwarder of one followed conversation.
+pub(super) struct Forwarder {
+    task: JoinHandle<()>,
+    /// Set once the follow failed for good, before its `error` frame is queued: a
+    /// send right after it must follow the conversation again, or its acknowledgement
+    /// (the stored message coming back) would never arrive, even while the queue is
+    /// full and the task is still placing that frame.
+    failed: Arc<AtomicBool>,
+}
+
+impl Forwarder {
+    /// Whether the conversation's events no longer reach the socket through it.
+    pub(super) fn ended(&self) -> bool {
+        self.failed.load(Ordering::Acquire) || self.task.is_finished()
+    }
+
+    /// Stops the task and with it the follow's subscription to the bus.
+    pub(super) fn abort(&self) {
+        self.task.abort();
+    }
+}
+
 /// Spawns the task that forwards `events` into `outbox` until they end, the queue
 /// closes, or the peer reads too slowly.
 pub(super) fn forward(
@@ -25,12 +49,15 @@ pub(super) fn forward(
     outbox: mpsc::Sender<Utf8Bytes>,
     close: watch::Sender<CloseReason>,
     send_timeout: Duration,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
+) -> Forwarder {
+    let failed = Arc::new(AtomicBool::new(false));
+    let failing = Arc::clone(&failed);
+    let task = tokio::spawn(async move {
         while let Some(item) = events.next().await {
             let text = match item {
                 Ok(event) => EventFrame::of(&event).text,
                 Err(error) => {
+                    failing.store(true, Ordering::Release);
                     let error = ApiError::from(error);
                     let frame = ServerFrame::Error {
                         code: error.code().as_str(),
@@ -49,7 +76,8 @@ pub(super) fn forward(
                 Err(mpsc::error::SendTimeoutError::Closed(_)) => return,
             }
         }
-    })
+    });
+    Forwarder { task, failed }
 }
 
 #[cfg(test)]
@@ -72,6 +100,7 @@ mod tests {
         let (close, _close_signal) = watch::channel(None);
         let events = futures::stream::iter([Ok(event)]).boxed();
         forward(events, outbox, close, SEND_TIMEOUT)
+            .task
             .await
             .expect("the forwarder ran to the end");
         queue.recv().await.expect("a frame was queued")
@@ -86,6 +115,33 @@ mod tests {
                 active: true,
             },
         }
+    }
+
+    #[tokio::test]
+    async fn a_follow_that_failed_counts_as_ended_while_its_error_frame_waits_for_room() {
+        use confab_domain::error::{DomainError, RepoError};
+
+        let (outbox, _queue) = mpsc::channel(1);
+        outbox
+            .try_send("earlier".into())
+            .expect("room for one frame");
+        let (close, _close_signal) = watch::channel(None);
+        let failure = DomainError::Storage(RepoError::Internal("a bug".into()));
+        let events = futures::stream::iter([Err(failure)]).boxed();
+        let forwarder = forward(events, outbox, close, SEND_TIMEOUT);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while !forwarder.ended() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the failed follow does not count as ended"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(
+            !forwarder.task.is_finished(),
+            "the error frame is still waiting for room in the full queue"
+        );
+        forwarder.abort();
     }
 
     #[tokio::test]
