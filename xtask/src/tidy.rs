@@ -55,7 +55,7 @@ const DOMAIN_SOURCES: &str = "crates/domain/src";
 
 /// The domain's model: parsed values and the events between them. These modules may
 /// refer to one another, and to no layer.
-const DOMAIN_MODEL: [&str; 14] = [
+const DOMAIN_MODEL: [&str; 15] = [
     "analytics",
     "bot",
     "conversation",
@@ -65,6 +65,7 @@ const DOMAIN_MODEL: [&str; 14] = [
     "id",
     "lease",
     "message",
+    "retry",
     "search",
     "session",
     "timestamp",

@@ -226,18 +226,6 @@ impl DomainError {
     }
 }
 
-/// How long work that found storage or the bus unavailable `failures` times in a row
-/// waits before it tries again: 50 ms after the first failure, twice as long after
-/// each next one, at most `longest`.
-pub(crate) fn pause_before_retry(
-    failures: u32,
-    longest: std::time::Duration,
-) -> std::time::Duration {
-    const FIRST: std::time::Duration = std::time::Duration::from_millis(50);
-    let doublings = failures.saturating_sub(1).min(16);
-    FIRST.saturating_mul(1 << doublings).min(longest)
-}
-
 impl From<RepoError> for DomainError {
     fn from(error: RepoError) -> Self {
         Self::Storage(error)

@@ -10,10 +10,11 @@
 //!   and the errors ports return.
 //! - [`timestamp`], [`user`], [`bot`], [`conversation`], [`session`], [`message`]: the
 //!   model, as parsed newtypes; a value of one of these types is always valid.
-//! - [`event`], [`lease`], [`analytics`], [`handoff`], [`search`]: what happens in a
-//!   conversation (as published on the event bus), who holds a conversation's reply
-//!   work, analytics' queries and figures, the rules of handing a conversation to a
-//!   person, and what a full-text search matches. These and the above are the model; they may refer to one another.
+//! - [`event`], [`lease`], [`analytics`], [`handoff`], [`search`], [`retry`]: what
+//!   happens in a conversation (as published on the event bus), who holds a
+//!   conversation's reply work, analytics' queries and figures, the rules of handing a
+//!   conversation to a person, what a full-text search matches, and how long failed
+//!   work waits before it tries again. These and the above are the model; they may refer to one another.
 //! - [`ports`]: the traits adapters implement, the [`Ports`](ports::Ports) bundle and
 //!   the helpers every layer above shares. It imports only the model.
 //! - [`service`]: [`ConversationService`](service::ConversationService), a user's use
@@ -78,6 +79,7 @@ pub mod lease;
 pub mod message;
 pub mod ports;
 pub mod reply;
+pub mod retry;
 pub mod search;
 pub mod service;
 pub mod session;

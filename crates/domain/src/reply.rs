@@ -37,10 +37,11 @@ use self::streaming::Streaming;
 pub use self::streaming::StreamingReply;
 use crate::bot::BotId;
 use crate::conversation::{Conversation, ConversationId};
-use crate::error::{DomainError, RepoError, error_chain, pause_before_retry};
+use crate::error::{DomainError, RepoError, error_chain};
 use crate::lease::{LeaseHolder, Release};
 use crate::message::Message;
 use crate::ports::Ports;
+use crate::retry::Backoff;
 
 /// How replies are produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,11 +74,14 @@ const SWEEP_BATCH: u32 = 1_000;
 /// most.
 pub const RECOVER_BATCH: u32 = 10_000;
 
-/// The longest pause between two tries of reply work that found storage
-/// unavailable. Each try may ask the bot again before it fails to store the answer
-/// (a full disk still reads), so a long outage must not turn into a bot call every
-/// few seconds per conversation.
-const LONGEST_RETRY_PAUSE: Duration = Duration::from_secs(30);
+/// How long reply work that found storage unavailable waits before it tries again.
+/// Each try may ask the bot again before it fails to store the answer (a full disk
+/// still reads), so a long outage must not turn into a bot call every few seconds
+/// per conversation.
+const RETRY: Backoff = Backoff {
+    first: Duration::from_millis(50),
+    longest: Duration::from_secs(30),
+};
 
 /// The sender id of messages confab writes itself.
 pub const SYSTEM_SENDER_ID: &str = "confab";
@@ -254,7 +258,7 @@ impl ReplyPipeline {
                     }
                     let mut stopping = self.stopping.subscribe();
                     tokio::select! {
-                        () = tokio::time::sleep(pause_before_retry(failures, LONGEST_RETRY_PAUSE)) => continue,
+                        () = tokio::time::sleep(RETRY.after(failures, conversation.as_uuid())) => continue,
                         _ = stopping.wait_for(|stopping| *stopping) => {
                             lock(&self.workers).remove(&conversation);
                             return;

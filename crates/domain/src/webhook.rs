@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::conversation::{Conversation, ConversationId};
 use crate::error::ValidationError;
 use crate::message::Message;
+use crate::retry::Backoff;
 use crate::timestamp::Timestamp;
 
 crate::id::uuid_id! {
@@ -374,19 +375,14 @@ impl RetryPolicy {
     }
 
     /// The wait after failure number `attempts`: `initial_backoff` doubled per earlier
-    /// failure, capped at `max_backoff`, then between half and all of it. The jitter
-    /// comes from the delivery's id and the attempt, not a random source: it spreads
-    /// deliveries that failed together (a receiver that was down) as well, and the
-    /// same inputs always wait the same, which keeps tests exact.
+    /// failure, capped at `max_backoff`, then between half and all of it, drawn from
+    /// the delivery's id and the attempt ([`Backoff`]).
     pub fn backoff(&self, delivery: DeliveryId, attempts: u32) -> Duration {
-        let doublings = attempts.saturating_sub(1).min(32);
-        let full = self
-            .initial_backoff
-            .saturating_mul(1u32 << doublings.min(31))
-            .min(self.max_backoff);
-        let seed = delivery.as_uuid().as_u128() ^ u128::from(attempts).wrapping_mul(0x9E37_79B9);
-        let fraction = (seed % 1024) as u32;
-        full / 2 + (full / 2).mul_f64(f64::from(fraction) / 1023.0)
+        Backoff {
+            first: self.initial_backoff,
+            longest: self.max_backoff,
+        }
+        .after(attempts, delivery.as_uuid())
     }
 }
 

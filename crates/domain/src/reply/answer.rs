@@ -11,7 +11,7 @@ use super::limits::BotLimits;
 use super::{ReplyPipeline, SYSTEM_SENDER_ID};
 use crate::bot::Bot;
 use crate::conversation::{Conversation, ConversationId, PageSize};
-use crate::error::{BotError, DomainError, RepoError};
+use crate::error::{BotError, DomainError, RepoError, error_chain};
 use crate::event::EventKind;
 use crate::handoff::{HandoffAction, HandoffActor};
 use crate::message::{
@@ -127,7 +127,7 @@ impl ReplyPipeline {
         .into_iter()
         .flatten()
         .find_map(|error| match error {
-            RepoError::Unavailable(cause) => Some(cause.to_string()),
+            RepoError::Unavailable(cause) => Some(error_chain(cause.as_ref())),
             _ => None,
         }) {
             self.bot_typing(conversation, false).await;

@@ -24,11 +24,12 @@ use futures::stream::BoxStream;
 
 use super::ConversationService;
 use crate::conversation::{Conversation, ConversationId};
-use crate::error::{DomainError, error_chain, pause_before_retry};
+use crate::error::{DomainError, error_chain};
 use crate::event::{ConversationEvent, EventKind, SharedEvent};
 use crate::message::{HistoryBound, HistoryQuery, MessageId, Seq};
 use crate::ports::{EventBus, EventStream, MessageRepository};
 use crate::reply::ReplyPipeline;
+use crate::retry::Backoff;
 use crate::session::SessionId;
 use crate::user::Caller;
 
@@ -72,9 +73,12 @@ impl ConversationService {
     }
 }
 
-/// The longest pause between two tries of a follower that finds storage or the bus
-/// unavailable: a read is cheap, and the follower should catch up soon after.
-const LONGEST_RETRY_PAUSE: Duration = Duration::from_secs(2);
+/// How long a follower that finds storage or the bus unavailable waits before it
+/// tries again: a read is cheap, and the follower should catch up soon after.
+const RETRY: Backoff = Backoff {
+    first: Duration::from_millis(50),
+    longest: Duration::from_secs(2),
+};
 
 struct Follow {
     conversation: ConversationId,
@@ -107,7 +111,8 @@ impl Follow {
             }
             if self.replaying {
                 if self.failures > 0 {
-                    tokio::time::sleep(self.retry_pause()).await;
+                    tokio::time::sleep(RETRY.after(self.failures, self.conversation.as_uuid()))
+                        .await;
                 }
                 match self.replay_page().await {
                     Ok(()) => self.failures = 0,
@@ -178,7 +183,8 @@ impl Follow {
                     // Fell behind the bus (or it closed): subscribe again first, then
                     // catch up from storage, as at the start.
                     if self.failures > 0 {
-                        tokio::time::sleep(self.retry_pause()).await;
+                        tokio::time::sleep(RETRY.after(self.failures, self.conversation.as_uuid()))
+                            .await;
                     }
                     match self.events.subscribe(self.conversation).await {
                         Ok(live) => {
@@ -201,16 +207,6 @@ impl Follow {
                 }
             }
         }
-    }
-
-    /// The pause before the next try after [`Self::failures`] in a row, spread by
-    /// ±25 % by the conversation's id, so that the followers of many conversations
-    /// do not all read storage at the same instant when it comes back.
-    fn retry_pause(&self) -> Duration {
-        let pause = pause_before_retry(self.failures, LONGEST_RETRY_PAUSE);
-        // A UUIDv7's last bits are random.
-        let percent = 75 + (self.conversation.as_uuid().as_u128() % 51) as u32;
-        pause * percent / 100
     }
 
     /// Counts a failure that may pass ([`DomainError::is_unavailable`]) and returns
