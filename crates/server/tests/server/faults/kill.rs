@@ -58,8 +58,13 @@ async fn killing_the_server_under_load_loses_no_acknowledged_message_and_answers
             writer.name
         );
         for refusal in &written.refusals {
+            // A WebSocket writer connects in its own task: on a busy machine the kill
+            // can come before its socket does, and then it sent nothing at all.
             assert!(
-                matches!(refusal.as_str(), "no response" | "socket closed"),
+                matches!(
+                    refusal.as_str(),
+                    "no response" | "socket closed" | "socket refused"
+                ),
                 "{}: {refusal}",
                 writer.name
             );
