@@ -1,6 +1,6 @@
 //! The floors each figure is compared with, measured on the same machine in the same
 //! run: what SQLite and PostgreSQL do with no server around them, and what a WebSocket
-//! server that stores nothing does.
+//! server and an HTTP server that store nothing do.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, ensure};
 use axum::Router;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::http::header;
 use axum::response::Response;
 use axum::routing::get;
 use axum::serve::ListenerExt as _;
@@ -20,6 +21,7 @@ use sea_orm::sqlx::postgres::PgConnection;
 use tokio::sync::Barrier;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+use crate::client::Api;
 use crate::report::Report;
 
 /// Rows of each transaction of the batched SQLite floor: what a group commit of
@@ -281,19 +283,120 @@ fn batched_report(
     report
 }
 
+/// Messages in the page the HTTP floor serves: a history page of the bench's size.
+const PAGE_MESSAGES: usize = 50;
+
+/// A bare axum server on a free port answering `GET /page` with a history page's
+/// worth of JSON (50 messages shaped and sized as confab's, serialized once at start),
+/// fetched `pages` times one after the other by the load generator's own client with a
+/// bearer token: what one HTTP request and its body cost on this machine with no
+/// server logic, the floor of a history page over HTTP.
+pub async fn http_page(pages: usize) -> Result<Report> {
+    let body = bytes::Bytes::from(serde_json::to_vec(&page_of_messages())?);
+    let server = FloorServer::start(Router::new().route(
+        "/page",
+        get(move || {
+            let body = body.clone();
+            async move { ([(header::CONTENT_TYPE, "application/json")], body) }
+        }),
+    ))?;
+    let api = Api::new(&format!("http://{}", server.address))?;
+    let token = "x".repeat(TOKEN_BYTES);
+    let mut latencies = Vec::with_capacity(pages);
+    let started = Instant::now();
+    for _ in 0..pages {
+        let sent = Instant::now();
+        api.get_body(&token, "/page").await?;
+        latencies.push(sent.elapsed());
+    }
+    Ok(Report::new(
+        format!("floor: http get {PAGE_MESSAGES}-message page {pages}"),
+        started.elapsed(),
+        latencies,
+    ))
+}
+
+/// A floor's server: `router` on a free port of 127.0.0.1, on a runtime of its own
+/// with a worker per core as confab has, apart from the load generator's one thread as
+/// a server in a process of its own would be. Stopped when dropped.
+struct FloorServer {
+    address: SocketAddr,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl FloorServer {
+    fn start(router: Router) -> Result<Self> {
+        let listener = std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        listener.set_nonblocking(true)?;
+        let address = listener.local_addr()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        runtime.spawn(async move {
+            // Registered with this runtime's reactor, not the load generator's.
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            // Small frames go out at once, as any latency-minded server sends them.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, router).await
+        });
+        Ok(Self {
+            address,
+            runtime: Some(runtime),
+        })
+    }
+}
+
+impl Drop for FloorServer {
+    fn drop(&mut self) {
+        // A runtime dropped inside another one's task would block it; this one's
+        // threads are left to stop on their own.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// About the length of a guest's bearer token, which every request carries.
+const TOKEN_BYTES: usize = 200;
+
+/// A history page as confab answers it, with the fields of its messages.
+fn page_of_messages() -> serde_json::Value {
+    let conversation = uuid::Uuid::now_v7().to_string();
+    let user = format!("guest-{}", uuid::Uuid::now_v7());
+    let messages: Vec<serde_json::Value> = (1..=PAGE_MESSAGES)
+        .map(|seq| {
+            serde_json::json!({
+                "id": uuid::Uuid::now_v7().to_string(),
+                "conversation_id": conversation,
+                "seq": seq,
+                "sender": "user",
+                "sender_id": user,
+                "content": format!("seeded message {seq}"),
+                "attachments": [],
+                "suggestions": [],
+                "client_message_id": null,
+                "reply_to": null,
+                "timestamp": "2026-12-06T07:10:56.055Z",
+                "metadata": {},
+                "feedback": null,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "conversation_id": conversation,
+        "messages": messages,
+        "has_more": true,
+    })
+}
+
 /// A bare axum WebSocket echo on a free port, nothing stored: `messages` round trips
 /// on one socket, then `clients` sockets each echoing `messages` frames with up to
 /// `window` in flight.
 pub async fn ws_echo(clients: usize, messages: usize, window: usize) -> Result<Vec<Report>> {
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-    let address = listener.local_addr()?;
-    let router = Router::new().route("/ws", get(upgrade));
-    // Small frames go out at once, as any latency-minded server sends them.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let server = tokio::spawn(async move { axum::serve(listener, router).await });
-    let url = format!("ws://{address}/ws");
+    let server = FloorServer::start(Router::new().route("/ws", get(upgrade)))?;
+    let url = format!("ws://{}/ws", server.address);
 
     let (mut socket, _) =
         tokio_tungstenite::connect_async_with_config(url.as_str(), None, true).await?;
@@ -348,7 +451,7 @@ pub async fn ws_echo(clients: usize, messages: usize, window: usize) -> Result<V
         started.elapsed(),
         latencies,
     );
-    server.abort();
+    drop(server);
     Ok(vec![sequential, concurrent])
 }
 

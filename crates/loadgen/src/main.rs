@@ -180,7 +180,12 @@ enum Scenario {
     },
 }
 
-#[tokio::main]
+/// The load generator shares the machine with the server it measures, so its clients
+/// run on one thread: they take less CPU from the server than a thread per core would,
+/// and an answer reaches the task waiting for it without a hop between threads
+/// (docs/benchmarks.md, part eight, measured both ways on the same server). The floors'
+/// servers get a runtime of their own with every core, as confab does.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     let api = Api::new(&cli.url)?;
@@ -334,6 +339,7 @@ async fn run(api: &Api, scenario: Scenario) -> Result<Vec<Report>> {
                 reports.extend(floor::postgres(&url, rows, 1000).await?);
             }
             reports.extend(floor::ws_echo(clients, messages, window).await?);
+            reports.push(floor::http_page(messages).await?);
             reports
         }
     })

@@ -113,6 +113,8 @@ async fn the_floors_run_to_completion() {
     let echo = floor::ws_echo(2, 10, 4).await.expect("ws echo floor");
     assert_complete(&echo[0], 10);
     assert_complete(&echo[1], 20);
+    let page = floor::http_page(10).await.expect("http page floor");
+    assert_complete(&page, 10);
 }
 
 /// The PostgreSQL floor on a database of its own, when the suite has PostgreSQL
