@@ -211,42 +211,67 @@ pub(crate) fn context_text(context: &JsonObject) -> Result<String, RowError> {
     json_text(SESSIONS, context)
 }
 
+/// The stored JSON of no attachments and of no suggestions, as [`json_text`] writes it.
+const EMPTY_ARRAY: &str = "[]";
+
+/// The stored JSON of empty metadata, as [`json_text`] writes it.
+const EMPTY_OBJECT: &str = "{}";
+
+/// A message's stored attachments. They were checked when they came in; rebuilding
+/// them field by field keeps old rows readable should the URL rules ever tighten.
+fn attachments(text: &str) -> Result<Attachments, RowError> {
+    let stored: Vec<StoredAttachment> = serde_json::from_str(text)
+        .map_err(|e| RowError::new(MESSAGES, format!("bad attachments: {e}")))?;
+    Attachments::parse(
+        stored
+            .into_iter()
+            .map(|a| Attachment {
+                kind: a.kind,
+                url: a.url,
+                content_type: a.content_type,
+                name: a.name,
+                size_bytes: a.size_bytes,
+            })
+            .collect(),
+    )
+    .map_err(|e| RowError::new(MESSAGES, e.to_string()))
+}
+
 impl TryFrom<message::Model> for Message {
     type Error = RowError;
 
     fn try_from(row: message::Model) -> Result<Self, Self::Error> {
         let sender = Sender::parse(&row.sender)
             .ok_or_else(|| RowError::new(MESSAGES, format!("sender {:?}", row.sender)))?;
-        let attachments: Vec<StoredAttachment> = serde_json::from_str(&row.attachments)
-            .map_err(|e| RowError::new(MESSAGES, format!("bad attachments: {e}")))?;
-        // Attachments were checked when they came in; rebuilding them field by field
-        // keeps old rows readable should the URL rules ever tighten.
-        let attachments = Attachments::parse(
-            attachments
-                .into_iter()
-                .map(|a| Attachment {
-                    kind: a.kind,
-                    url: a.url,
-                    content_type: a.content_type,
-                    name: a.name,
-                    size_bytes: a.size_bytes,
-                })
-                .collect(),
-        )
-        .map_err(|e| RowError::new(MESSAGES, e.to_string()))?;
-        let suggestions: Vec<StoredSuggestion> = serde_json::from_str(&row.suggestions)
-            .map_err(|e| RowError::new(MESSAGES, format!("bad suggestions: {e}")))?;
+        // Most messages carry no attachments, suggestions or metadata, and a page
+        // decodes 50 of them: the empty JSON every such row stores is known without
+        // parsing it (or, for metadata, serialising it again to check its size).
+        let attachments = if row.attachments == EMPTY_ARRAY {
+            Attachments::default()
+        } else {
+            attachments(&row.attachments)?
+        };
+        let suggestions: Vec<StoredSuggestion> = if row.suggestions == EMPTY_ARRAY {
+            Vec::new()
+        } else {
+            serde_json::from_str(&row.suggestions)
+                .map_err(|e| RowError::new(MESSAGES, format!("bad suggestions: {e}")))?
+        };
         let client_message_id = row
             .client_message_id
             .as_deref()
             .map(ClientMessageId::parse)
             .transpose()
             .map_err(|e| RowError::new(MESSAGES, e.to_string()))?;
-        let metadata = Metadata::parse(serde_json::Value::Object(json_object(
-            MESSAGES,
-            &row.metadata,
-        )?))
-        .map_err(|e| RowError::new(MESSAGES, e.to_string()))?;
+        let metadata = if row.metadata == EMPTY_OBJECT {
+            Metadata::default()
+        } else {
+            Metadata::parse(serde_json::Value::Object(json_object(
+                MESSAGES,
+                &row.metadata,
+            )?))
+            .map_err(|e| RowError::new(MESSAGES, e.to_string()))?
+        };
         Ok(Self {
             id: MessageId::from_uuid(row.id),
             conversation_id: ConversationId::from_uuid(row.conversation_id),
