@@ -32,11 +32,12 @@ const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 const MIGRATION_LOCK_KEY: i64 = 0x636f_6e66_6162;
 
 /// The WAL size, in pages, at which a committing SQLite connection checkpoints it
-/// itself: a backstop, as the group-commit writer has it checkpointed in the background
-/// while appends come (`group_commit`), off the commits' path. Ten times SQLite's
-/// default, so that only writes without appends (management, a server without
-/// messages) reach it; 40 MB of WAL at most.
-const WAL_AUTOCHECKPOINT_PAGES: &str = "10000";
+/// itself, after which the next write starts the WAL over from its beginning: 40 MB of
+/// WAL at most. Ten times SQLite's default, as the group-commit writer has the WAL
+/// checkpointed in the background while appends come (`group_commit`), off the
+/// commits' path: by the time the writer's commit crosses this, most of the WAL is
+/// copied back and that commit waits for the rest only.
+pub(crate) const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
 
 /// Pooled SQLite connections: everything but the appends and the reads of
 /// `direct_reads`. WAL lets readers run beside the one writer, so a few connections
@@ -105,7 +106,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, RepoError> {
                 .foreign_keys(true)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
-                .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
+                .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string())
         });
     }
     if !url.starts_with("sqlite:") {
@@ -145,14 +146,22 @@ pub(crate) fn open_sqlite_reader(path: &Path) -> rusqlite::Result<rusqlite::Conn
 
 /// The group commit's own connection to the pool's SQLite file, set up as the pool's
 /// (`connect`), except that it never waits for a lock by itself (the writer waits off
-/// the tokio worker instead) and never checkpoints: its commits run on a tokio worker,
-/// and the writer has the WAL checkpointed in the background while it commits, so
-/// SQLite's own threshold would only add a checkpoint with its `fsync` to a commit.
+/// the tokio worker instead).
+///
+/// It checkpoints at the pool's threshold too. The background checkpoints copy the
+/// WAL back while appends commit, but SQLite starts the WAL over only when a write
+/// begins with all of it copied back, and under steady appends a commit always lands
+/// during a background checkpoint: without a checkpoint of the writer's own, between
+/// its commits, the WAL grew without end (1.2 GB in six seconds of round trips; a
+/// server under steady load would fill its disk). The commit that crosses the
+/// threshold finishes the copy, most of it done already in the background, and the
+/// next starts the WAL over (docs/benchmarks.md, part eight).
 pub(crate) fn open_sqlite_writer(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
     let writer = open_beside_pool(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-    writer.execute_batch(
-        "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;",
-    )?;
+    writer.execute_batch(&format!(
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
+         PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};"
+    ))?;
     Ok(writer)
 }
 

@@ -517,6 +517,47 @@ async fn sqlite_appends_reach_the_database_file_through_a_background_checkpoint(
     }
 }
 
+/// Under steady appends, each committed while a background checkpoint may be running,
+/// the WAL stays within the checkpoint threshold: the writer's own checkpoint lets
+/// SQLite start it over. Without it the WAL grew by every commit's pages for as long
+/// as appends kept coming.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_wal_starts_over_under_steady_appends() {
+    let db = sqlite_temp().await.expect("database");
+    let store = db.store();
+    let id = conversation(&store).await.id;
+    let wal = format!(
+        "{}-wal",
+        db.url()
+            .trim_start_matches("sqlite://")
+            .trim_end_matches("?mode=rwc")
+    );
+    let wal_size = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+    // A frame is a page and its 24-byte header; the file has a 32-byte header.
+    let threshold = u64::from(crate::connection::WAL_AUTOCHECKPOINT_PAGES) * (4096 + 24) + 32;
+
+    // What an append adds to a WAL that is not started over, measured on the first
+    // ones, sets how many appends would take it to three times the threshold.
+    let before = wal_size();
+    for _ in 0..100 {
+        store.append(&message(id, None)).await.expect("appended");
+    }
+    let per_append = wal_size().saturating_sub(before) / 100;
+    assert!(per_append > 0, "appends write to the WAL");
+    let appends = (3 * threshold / per_append).min(30_000);
+
+    let mut largest = 0;
+    for _ in 0..appends {
+        store.append(&message(id, None)).await.expect("appended");
+        largest = largest.max(wal_size());
+    }
+    assert!(
+        largest <= threshold + threshold / 4,
+        "the WAL reached {largest} bytes over {appends} appends of about {per_append} \
+         bytes each; the threshold is {threshold}"
+    );
+}
+
 /// The writer does not wait for a lock on the tokio worker: a batch that finds the
 /// write lock taken by another connection of the pool waits on a blocking thread,
 /// for as long as a pooled connection would, and is stored once the lock is free.
