@@ -20,14 +20,16 @@ use confab_domain::message::{Appended, ClientMessageId, Message, NewMessage, Sen
 use confab_domain::ports::OwnAppend;
 use confab_domain::timestamp::Timestamp;
 use confab_domain::user::UserId;
+use sea_orm::sqlx::{self, postgres::PgConnection};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
-    FromQueryResult, IdenStatic, IntoActiveModel, Iterable, QueryFilter, QueryResult, Value,
+    FromQueryResult, IdenStatic, IntoActiveModel, Iterable, QueryFilter, QueryResult, Statement,
+    Value,
 };
 
 use crate::connection::begin_write;
 use crate::entity::{conversation, message};
-use crate::error::{RowError, repo_error};
+use crate::error::{RowError, repo_error, sqlx_error};
 use crate::rows::{message_row, millis, seq_value};
 use crate::sql::Template;
 
@@ -323,14 +325,16 @@ async fn store_within(
     Ok(Some(new.stored(seq, timestamp)))
 }
 
-/// Appends `new` on its own: in one statement on PostgreSQL, in a write transaction
-/// of two on SQLite (whose `UPDATE` cannot stand in a `WITH`).
+/// Appends `new` on its own: in one statement on PostgreSQL (run on `held` when
+/// given), in a write transaction of two on SQLite (whose `UPDATE` cannot stand in a
+/// `WITH`).
 pub(crate) async fn append_alone(
     db: &DatabaseConnection,
+    held: Held<'_>,
     new: &NewMessage,
 ) -> Result<Appended, RepoError> {
     if db.get_database_backend() == DbBackend::Postgres {
-        return append_in_one_statement(db, new).await;
+        return append_in_one_statement(db, held, new).await;
     }
     let txn = begin_write(db).await?;
     let stored = store_within(&txn, new).await;
@@ -352,11 +356,11 @@ pub(crate) async fn append_alone(
 
 async fn append_in_one_statement(
     db: &DatabaseConnection,
+    held: Held<'_>,
     new: &NewMessage,
 ) -> Result<Appended, RepoError> {
     let append = APPEND_POSTGRES_SQL.statement(&parameters(new, None)?, DbBackend::Postgres)?;
-    let inserted = db.query_one_raw(append).await;
-    let row = match inserted.map_err(repo_error) {
+    let row = match query_one(db, held, append).await {
         Ok(Some(row)) => row,
         Ok(None) => return not_advanced(db, new).await,
         // A `client_message_id` stored before, or stored by a racing append: the
@@ -377,9 +381,11 @@ async fn append_in_one_statement(
 /// conversation first. Anything that leaves it unstored is not taken: a conversation
 /// that is missing, another user's or not active, and a `client_message_id` stored
 /// before (the unique index refuses it on PostgreSQL, the advance's guard on SQLite);
-/// the caller's long way tells which.
+/// the caller's long way tells which. The PostgreSQL statement runs on `held` when
+/// given.
 pub(crate) async fn append_own_alone(
     db: &DatabaseConnection,
+    held: Held<'_>,
     new: &NewMessage,
     owner: &UserId,
 ) -> Result<OwnAppend, RepoError> {
@@ -388,7 +394,7 @@ pub(crate) async fn append_own_alone(
     }
     let append =
         APPEND_OWN_POSTGRES_SQL.statement(&parameters(new, Some(owner))?, DbBackend::Postgres)?;
-    let row = match db.query_one_raw(append).await.map_err(repo_error) {
+    let row = match query_one(db, held, append).await {
         Ok(Some(row)) => row,
         Ok(None) | Err(RepoError::Conflict) => return Ok(OwnAppend::NotTaken),
         Err(error) => return Err(error),
@@ -400,6 +406,46 @@ pub(crate) async fn append_own_alone(
         message: new.stored(seq, timestamp),
         before: conversation_before(&row)?,
     })
+}
+
+/// A PostgreSQL connection that a writer of the group commit holds from one append to
+/// the next (`group_commit`), for a lone append's statement to run on instead of one
+/// from the pool: the pool tests every connection given back with a round trip of its
+/// own, a second one per append.
+pub(crate) type Held<'c> = Option<&'c mut PgConnection>;
+
+/// The row `statement` returns, if any, run on `held` or else through the pool.
+async fn query_one(
+    db: &DatabaseConnection,
+    held: Held<'_>,
+    statement: Statement,
+) -> Result<Option<QueryResult>, RepoError> {
+    let Some(connection) = held else {
+        return db.query_one_raw(statement).await.map_err(repo_error);
+    };
+    // The text is one of the append's templates with placeholders only; every value
+    // is bound below.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.sql.as_str()));
+    for value in statement.values.iter().flat_map(|values| values.0.iter()) {
+        // The values the append's parameters take, bound as SeaORM binds them.
+        query = match value {
+            Value::Bool(value) => query.bind(*value),
+            Value::Int(value) => query.bind(*value),
+            Value::BigInt(value) => query.bind(*value),
+            Value::String(value) => query.bind(value.as_deref()),
+            Value::Uuid(value) => query.bind(*value),
+            other => {
+                return Err(RepoError::Internal(
+                    format!("an append bound {other:?}").into(),
+                ));
+            }
+        };
+    }
+    query
+        .fetch_optional(connection)
+        .await
+        .map(|row| row.map(QueryResult::from))
+        .map_err(sqlx_error)
 }
 
 /// SQLite's own append on its own: the conversation read and checked, then the

@@ -42,10 +42,12 @@ use confab_domain::error::RepoError;
 use confab_domain::message::{Appended, Message, NewMessage, Sender};
 use confab_domain::ports::OwnAppend;
 use confab_domain::user::UserId;
+use sea_orm::sqlx::Postgres;
+use sea_orm::sqlx::pool::PoolConnection;
 use sea_orm::{DatabaseConnection, DbBackend};
 use tokio::sync::oneshot;
 
-use crate::append::{append_alone, append_own_alone, not_advanced};
+use crate::append::{Held, append_alone, append_own_alone, not_advanced};
 
 /// Appends taken into one batch at most. Bounds how long a lock is held and how long
 /// the first append of a batch waits for the last.
@@ -146,12 +148,24 @@ impl Pending {
 
     /// Stores the append on its own and answers its caller.
     async fn store_alone(self, db: &DatabaseConnection) {
+        self.store_alone_on(db, None).await;
+    }
+
+    /// [`store_alone`](Self::store_alone), a PostgreSQL statement run on `held` when
+    /// given; whether the append failed.
+    async fn store_alone_on(self, db: &DatabaseConnection, held: Held<'_>) -> bool {
         match self.done {
             Done::Append(done) => {
-                let _ = done.send(append_alone(db, &self.message).await);
+                let result = append_alone(db, held, &self.message).await;
+                let failed = result.is_err();
+                let _ = done.send(result);
+                failed
             }
             Done::Own { owner, done } => {
-                let _ = done.send(append_own_alone(db, &self.message, &owner).await);
+                let result = append_own_alone(db, held, &self.message, &owner).await;
+                let failed = result.is_err();
+                let _ = done.send(result);
+                failed
             }
         }
     }
@@ -256,8 +270,9 @@ impl AppendQueue {
             taken: Vec::new(),
             stopped: false,
         };
+        let mut held = HeldConnection::default();
         loop {
-            let batch = {
+            let (batch, alone) = {
                 let mut state = self.lock();
                 writer.release(&mut state);
                 let batch = state.take(backend);
@@ -269,12 +284,16 @@ impl AppendQueue {
                 if backend == DbBackend::Postgres {
                     writer.taken = batch.iter().map(|p| p.message.conversation_id).collect();
                 }
-                batch
+                let alone = batch.len() == 1 && state.pending.is_empty();
+                (batch, alone)
             };
-            if backend == DbBackend::Postgres && batch.len() == 1 {
-                // Nothing to share: the lone append's own statement is the cheaper
-                // one to plan and to run.
-                each_alone(&db, batch).await;
+            if backend == DbBackend::Postgres && alone {
+                // Nothing to share and nothing waiting: the lone append's own
+                // statement is the quicker one (a round trip about 0.1 ms shorter). A
+                // batch of one taken while others wait for the other writer goes
+                // through the batch statement, which measured cheaper on PostgreSQL's
+                // CPU under that load (docs/benchmarks.md, part eight).
+                held.store_alone(&db, batch).await;
                 continue;
             }
             let appends: Vec<Append<'_>> = batch
@@ -285,7 +304,7 @@ impl AppendQueue {
                 })
                 .collect();
             let committed = match backend {
-                DbBackend::Postgres => postgres::commit_batch(&db, &appends).await,
+                DbBackend::Postgres => held.commit_batch(&db, &appends).await,
                 _ => match self.sqlite.commit_batch(&db, &appends).await {
                     // Read back inside the transaction: nothing fails after it.
                     Ok(Some(steps)) => Ok(steps.into_iter().map(|s| s.map(Ok)).collect()),
@@ -332,6 +351,73 @@ impl AppendQueue {
                     }
                     each_alone(&db, batch).await;
                 }
+            }
+        }
+    }
+}
+
+/// A PostgreSQL writer's connection, held from batch to batch while it has work.
+///
+/// A statement through the pool returns its connection after it, and sqlx then tests
+/// the connection with a round trip of its own (a `Sync`) before another statement
+/// may have it: a second round trip for every append, which cost the server and
+/// PostgreSQL CPU and kept the connection from the next batch meanwhile. The writer
+/// keeps one connection instead and gives it back when it stops, or after a
+/// statement fails (the pool then tests it, and closes it if it is broken).
+#[derive(Default)]
+struct HeldConnection(Option<PoolConnection<Postgres>>);
+
+impl HeldConnection {
+    /// The held connection, or one taken from the pool.
+    async fn connection(
+        &mut self,
+        db: &DatabaseConnection,
+    ) -> Result<&mut PoolConnection<Postgres>, RepoError> {
+        if self.0.is_none() {
+            let taken = db
+                .get_postgres_connection_pool()
+                .acquire()
+                .await
+                .map_err(crate::error::sqlx_error)?;
+            self.0 = Some(taken);
+        }
+        self.0
+            .as_mut()
+            .ok_or_else(|| RepoError::Internal("no connection held".into()))
+    }
+
+    /// Gives the connection back after a statement failed: the pool tests it, and
+    /// closes it if it is broken.
+    fn give_back(&mut self) {
+        self.0 = None;
+    }
+
+    async fn commit_batch(
+        &mut self,
+        db: &DatabaseConnection,
+        batch: &[Append<'_>],
+    ) -> Result<Vec<Option<Result<Committed, RepoError>>>, RepoError> {
+        let committed = postgres::commit_batch(self.connection(db).await?, batch).await;
+        if committed.is_err() {
+            self.give_back();
+        }
+        committed
+    }
+
+    /// Stores a lone append with its own statement on the held connection, and
+    /// answers its caller.
+    async fn store_alone(&mut self, db: &DatabaseConnection, batch: Vec<Pending>) {
+        for pending in batch {
+            let connection = match self.connection(db).await {
+                Ok(connection) => connection,
+                Err(error) => {
+                    pending.unavailable(error.to_string());
+                    continue;
+                }
+            };
+            let failed = pending.store_alone_on(db, Some(connection)).await;
+            if failed {
+                self.give_back();
             }
         }
     }

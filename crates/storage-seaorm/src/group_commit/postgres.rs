@@ -38,8 +38,9 @@ use std::sync::LazyLock;
 use confab_domain::error::RepoError;
 use confab_domain::message::Seq;
 use confab_domain::user::UserId;
+use sea_orm::QueryResult;
+use sea_orm::sqlx::postgres::PgConnection;
 use sea_orm::sqlx::{self, Row as _};
-use sea_orm::{DatabaseConnection, QueryResult};
 use uuid::Uuid;
 
 use super::{Append, Committed};
@@ -184,7 +185,7 @@ impl Arrays {
 /// nothing; an inner one is an append's whose returned row could not be read, once
 /// stored: it is that append's caller's alone, and the batch is not stored again.
 pub(super) async fn commit_batch(
-    db: &DatabaseConnection,
+    connection: &mut PgConnection,
     batch: &[Append<'_>],
 ) -> Result<Vec<Option<Result<Committed, RepoError>>>, RepoError> {
     let arrays = Arrays::of(batch)?;
@@ -206,7 +207,7 @@ pub(super) async fn commit_batch(
         .bind(arrays.reply_to)
         .bind(arrays.metadata)
         .bind(arrays.owner)
-        .fetch_all(db.get_postgres_connection_pool())
+        .fetch_all(connection)
         .await
         .map_err(sqlx_error)?;
     let mut stored: HashMap<Uuid, QueryResult> = HashMap::with_capacity(returned.len());
