@@ -108,11 +108,7 @@ impl TryFrom<conversation::Model> for Conversation {
             .map(Title::parse)
             .transpose()
             .map_err(|e| RowError::new(CONVERSATIONS, e.to_string()))?;
-        let metadata = Metadata::parse(serde_json::Value::Object(json_object(
-            CONVERSATIONS,
-            &row.metadata,
-        )?))
-        .map_err(|e| RowError::new(CONVERSATIONS, e.to_string()))?;
+        let metadata = metadata(CONVERSATIONS, &row.metadata)?;
         Ok(Self {
             id: ConversationId::from_uuid(row.id),
             session_id: SessionId::from_uuid(row.session_id),
@@ -217,6 +213,17 @@ const EMPTY_ARRAY: &str = "[]";
 /// The stored JSON of empty metadata, as [`json_text`] writes it.
 const EMPTY_OBJECT: &str = "{}";
 
+/// Stored metadata. Most conversations and messages have none, and every message and
+/// history page reads some: the empty object is known without parsing it (and
+/// serialising it again to check its size).
+fn metadata(table: &'static str, text: &str) -> Result<Metadata, RowError> {
+    if text == EMPTY_OBJECT {
+        return Ok(Metadata::default());
+    }
+    Metadata::parse(serde_json::Value::Object(json_object(table, text)?))
+        .map_err(|e| RowError::new(table, e.to_string()))
+}
+
 /// A message's stored attachments. They were checked when they came in; rebuilding
 /// them field by field keeps old rows readable should the URL rules ever tighten.
 fn attachments(text: &str) -> Result<Attachments, RowError> {
@@ -243,9 +250,8 @@ impl TryFrom<message::Model> for Message {
     fn try_from(row: message::Model) -> Result<Self, Self::Error> {
         let sender = Sender::parse(&row.sender)
             .ok_or_else(|| RowError::new(MESSAGES, format!("sender {:?}", row.sender)))?;
-        // Most messages carry no attachments, suggestions or metadata, and a page
-        // decodes 50 of them: the empty JSON every such row stores is known without
-        // parsing it (or, for metadata, serialising it again to check its size).
+        // Most messages carry no attachments or suggestions, and a page decodes 50 of
+        // them: the empty JSON every such row stores is known without parsing it.
         let attachments = if row.attachments == EMPTY_ARRAY {
             Attachments::default()
         } else {
@@ -263,15 +269,7 @@ impl TryFrom<message::Model> for Message {
             .map(ClientMessageId::parse)
             .transpose()
             .map_err(|e| RowError::new(MESSAGES, e.to_string()))?;
-        let metadata = if row.metadata == EMPTY_OBJECT {
-            Metadata::default()
-        } else {
-            Metadata::parse(serde_json::Value::Object(json_object(
-                MESSAGES,
-                &row.metadata,
-            )?))
-            .map_err(|e| RowError::new(MESSAGES, e.to_string()))?
-        };
+        let metadata = metadata(MESSAGES, &row.metadata)?;
         Ok(Self {
             id: MessageId::from_uuid(row.id),
             conversation_id: ConversationId::from_uuid(row.conversation_id),
