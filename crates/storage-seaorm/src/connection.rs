@@ -20,7 +20,7 @@ pub(crate) const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a pooled PostgreSQL connection may sit idle before it is pinged on its
 /// next use, rather than on every use.
-const POOLED_IDLE_BEFORE_PING: Duration = Duration::from_secs(5);
+pub(crate) const POOLED_IDLE_BEFORE_PING: Duration = Duration::from_secs(5);
 
 /// How long a request waits for a pooled PostgreSQL connection. While the database is
 /// away no connection comes free, and a client is better served by a 503 after a few

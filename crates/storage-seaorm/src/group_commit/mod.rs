@@ -35,7 +35,7 @@ mod sqlite;
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use confab_domain::conversation::{Conversation, ConversationId};
 use confab_domain::error::RepoError;
@@ -48,6 +48,7 @@ use sea_orm::{DatabaseConnection, DbBackend};
 use tokio::sync::oneshot;
 
 use crate::append::{Held, append_alone, append_own_alone, not_advanced};
+use crate::connection::POOLED_IDLE_BEFORE_PING;
 
 /// Appends taken into one batch at most. Bounds how long a lock is held and how long
 /// the first append of a batch waits for the last.
@@ -73,6 +74,9 @@ pub(crate) struct AppendQueue {
     state: Mutex<QueueState>,
     /// SQLite: the writer's own connection (`sqlite`).
     sqlite: sqlite::SqliteWriter,
+    /// PostgreSQL: the connections of writers that stopped, for the next writers,
+    /// with when each was last used.
+    idle_postgres: Mutex<Vec<(PoolConnection<Postgres>, Instant)>>,
 }
 
 #[derive(Default)]
@@ -254,6 +258,31 @@ impl AppendQueue {
         }
     }
 
+    /// The connection a stopped writer left, if it is fresh enough to trust: one idle
+    /// for longer goes back to the pool, which tests it before anyone uses it (a
+    /// server restart may have cut it).
+    fn idle_connection(&self) -> Option<PoolConnection<Postgres>> {
+        let (connection, used) = self.idle().pop()?;
+        (used.elapsed() < POOLED_IDLE_BEFORE_PING).then_some(connection)
+    }
+
+    /// Keeps a stopping writer's connection for the next writer instead of giving it
+    /// back to the pool, which would test it with a round trip of its own; as many as
+    /// there can be writers.
+    fn keep_idle(&self, connection: PoolConnection<Postgres>) {
+        let mut idle = self.idle();
+        if idle.len() < POSTGRES_WRITERS {
+            idle.push((connection, Instant::now()));
+        }
+    }
+
+    fn idle(&self) -> MutexGuard<'_, Vec<(PoolConnection<Postgres>, Instant)>> {
+        // The critical sections only move connections.
+        self.idle_postgres
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn lock(&self) -> MutexGuard<'_, QueueState> {
         // The critical sections only move queue entries, sets and counters, so a
         // poisoned lock still guards consistent state.
@@ -270,7 +299,7 @@ impl AppendQueue {
             taken: Vec::new(),
             stopped: false,
         };
-        let mut held = HeldConnection::default();
+        let mut held = HeldConnection(self.idle_connection());
         loop {
             let (batch, alone) = {
                 let mut state = self.lock();
@@ -279,6 +308,10 @@ impl AppendQueue {
                 if batch.is_empty() {
                     state.writers -= 1;
                     writer.stopped = true;
+                    drop(state);
+                    if let Some(connection) = held.0.take() {
+                        self.keep_idle(connection);
+                    }
                     return;
                 }
                 if backend == DbBackend::Postgres {
@@ -356,15 +389,15 @@ impl AppendQueue {
     }
 }
 
-/// A PostgreSQL writer's connection, held from batch to batch while it has work.
+/// A PostgreSQL writer's connection, held from batch to batch while it has work and
+/// left for the next writer when it stops (`AppendQueue::keep_idle`).
 ///
 /// A statement through the pool returns its connection after it, and sqlx then tests
 /// the connection with a round trip of its own (a `Sync`) before another statement
 /// may have it: a second round trip for every append, which cost the server and
-/// PostgreSQL CPU and kept the connection from the next batch meanwhile. The writer
-/// keeps one connection instead and gives it back when it stops, or after a
-/// statement fails (the pool then tests it, and closes it if it is broken).
-#[derive(Default)]
+/// PostgreSQL CPU and kept the connection from the next batch meanwhile. After a
+/// statement fails the connection goes back to the pool, which tests it and closes it
+/// if it is broken.
 struct HeldConnection(Option<PoolConnection<Postgres>>);
 
 impl HeldConnection {

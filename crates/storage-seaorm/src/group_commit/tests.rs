@@ -582,3 +582,45 @@ async fn sqlite_appends_wait_for_a_write_lock_another_connection_holds() {
         .expect("stored once the lock is free");
     assert_eq!(appended.into_message().seq, Seq::new(1));
 }
+
+/// The backend's own id of the session behind `connection`.
+async fn backend_pid(connection: &mut PoolConnection<Postgres>) -> i32 {
+    sea_orm::sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut **connection)
+        .await
+        .expect("backend pid")
+}
+
+/// A stopped writer's PostgreSQL connection serves the next writer while it is fresh,
+/// without going back through the pool; one idle for longer goes back to the pool,
+/// which tests it before anyone uses it again (a server restart may have cut it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_writers_connection_serves_the_next_writer_while_fresh() {
+    let admin = postgres_url().expect("CONFAB_TEST_POSTGRES_URL is set");
+    let db = postgres_temp(&admin).await.expect("database");
+    let queue = AppendQueue::default();
+    let mut connection = db
+        .connection()
+        .get_postgres_connection_pool()
+        .acquire()
+        .await
+        .expect("a connection");
+    let pid = backend_pid(&mut connection).await;
+
+    queue.keep_idle(connection);
+    let mut reused = queue
+        .idle_connection()
+        .expect("the fresh connection is kept");
+    assert_eq!(backend_pid(&mut reused).await, pid);
+    assert!(queue.idle_connection().is_none(), "it was handed out once");
+
+    let long_ago = Instant::now()
+        .checked_sub(crate::connection::POOLED_IDLE_BEFORE_PING)
+        .expect("the machine has been up for seconds");
+    queue.idle().push((reused, long_ago));
+    assert!(
+        queue.idle_connection().is_none(),
+        "a connection idle past the ping threshold goes back to the pool"
+    );
+    db.drop_database().await.expect("database dropped");
+}
