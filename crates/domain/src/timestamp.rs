@@ -56,12 +56,12 @@ impl Timestamp {
 
     /// The RFC 3339 form with exactly three fraction digits and a `Z` suffix.
     pub fn to_rfc3339(self) -> String {
-        // Every message on the wire carries one, and a history page 50: written digit
-        // by digit, from the date and time each worked out once, it costs a fraction of
-        // what the formatting machinery does.
+        // Every message on the wire carries a timestamp, and a history page carries
+        // 50: written digit by digit, from the date and the time each worked out once,
+        // it costs a fraction of what the formatting machinery does.
         let t = self.0;
         let (year, month, day) = t.to_calendar_date();
-        let Ok(year) = u16::try_from(year) else {
+        let Some(year) = u16::try_from(year).ok().filter(|year| *year <= 9999) else {
             return self.to_rfc3339_formatted();
         };
         let (hour, minute, second, milli) = t.to_hms_milli();
@@ -84,7 +84,7 @@ impl Timestamp {
     }
 
     /// [`to_rfc3339`](Self::to_rfc3339) through `format!`, which also writes the
-    /// years before year 0 that `time` can represent.
+    /// years outside 0-9999 that `time` can represent.
     fn to_rfc3339_formatted(self) -> String {
         let t = self.0;
         format!(

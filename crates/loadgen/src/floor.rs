@@ -334,12 +334,20 @@ impl FloorServer {
             .build()?;
         runtime.spawn(async move {
             // Registered with this runtime's reactor, not the load generator's.
-            let listener = tokio::net::TcpListener::from_std(listener)?;
-            // Small frames go out at once, as any latency-minded server sends them.
-            let listener = listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            axum::serve(listener, router).await
+            let served = match tokio::net::TcpListener::from_std(listener) {
+                // Small frames go out at once, as any latency-minded server sends them.
+                Ok(listener) => {
+                    let listener = listener.tap_io(|tcp| {
+                        let _ = tcp.set_nodelay(true);
+                    });
+                    axum::serve(listener, router).await
+                }
+                Err(error) => Err(error),
+            };
+            // The client would only see its connections refused.
+            if let Err(error) = served {
+                eprintln!("the floor's server stopped: {error}");
+            }
         });
         Ok(Self {
             address,

@@ -23,7 +23,8 @@
 //! - `group_commit`: appends waiting at the same moment stored together: in one
 //!   transaction by one writer on SQLite, in one statement per batch by a few writers
 //!   on PostgreSQL. On SQLite the writer also has the WAL checkpointed in the
-//!   background, so that no commit waits for a checkpoint.
+//!   background, so that the commit crossing SQLite's own threshold (after which the
+//!   WAL starts over) finds little left to copy.
 //! - `direct_reads`: on a SQLite file, the reads of every message and history page
 //!   (a conversation by id, a page of messages) on rusqlite connections of their own,
 //!   run on the asking tokio worker instead of behind sqlx's thread per connection.

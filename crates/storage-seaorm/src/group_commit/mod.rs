@@ -56,8 +56,8 @@ const MAX_BATCH: usize = 256;
 
 /// How many PostgreSQL writers run at once: two, so that one batch is prepared and
 /// answered while another is stored, and appends to other conversations do not all
-/// wait for a batch held up by a lock; each holds a pooled connection while it
-/// writes. Not more: every statement has a fixed cost (planning, executor start-up,
+/// wait for a batch held up by a lock; each holds a pooled connection while it has
+/// work (`HeldConnection`). Not more: every statement has a fixed cost (planning, executor start-up,
 /// commit), and fewer writers store larger batches. With 16 WebSocket clients,
 /// PostgreSQL spent 433 / 476 µs per answered message with four writers, 347 / 309
 /// with two and 274 / 292 with one (docs/benchmarks.md, part five).
@@ -176,7 +176,11 @@ impl Pending {
 
     /// Tells the caller that the database cannot be reached.
     fn unavailable(self, cause: String) {
-        let error = RepoError::Unavailable(cause.into());
+        self.fail(RepoError::Unavailable(cause.into()));
+    }
+
+    /// Tells the caller that its append failed with `error`.
+    fn fail(self, error: RepoError) {
         match self.done {
             Done::Append(done) => {
                 let _ = done.send(Err(error));
@@ -258,22 +262,33 @@ impl AppendQueue {
         }
     }
 
-    /// The connection a stopped writer left, if it is fresh enough to trust: one idle
-    /// for longer goes back to the pool, which tests it before anyone uses it (a
-    /// server restart may have cut it).
+    /// The connection a stopped writer left, if one is fresh enough to trust.
     fn idle_connection(&self) -> Option<PoolConnection<Postgres>> {
-        let (connection, used) = self.idle().pop()?;
-        (used.elapsed() < POOLED_IDLE_BEFORE_PING).then_some(connection)
+        let mut idle = self.idle();
+        give_back_stale(&mut idle);
+        idle.pop().map(|(connection, _)| connection)
     }
 
     /// Keeps a stopping writer's connection for the next writer instead of giving it
     /// back to the pool, which would test it with a round trip of its own; as many as
-    /// there can be writers.
-    fn keep_idle(&self, connection: PoolConnection<Postgres>) {
-        let mut idle = self.idle();
-        if idle.len() < POSTGRES_WRITERS {
+    /// there can be writers, and each for [`POOLED_IDLE_BEFORE_PING`] at most, after
+    /// which it goes back to the pool (which tests it before anyone uses it: a server
+    /// restart may have cut it) and is subject to the pool's idle timeout again.
+    fn keep_idle(self: &Arc<Self>, connection: PoolConnection<Postgres>) {
+        {
+            let mut idle = self.idle();
+            if idle.len() >= POSTGRES_WRITERS {
+                return;
+            }
             idle.push((connection, Instant::now()));
         }
+        let queue = Arc::downgrade(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(POOLED_IDLE_BEFORE_PING).await;
+            if let Some(queue) = queue.upgrade() {
+                give_back_stale(&mut queue.idle());
+            }
+        });
     }
 
     fn idle(&self) -> MutexGuard<'_, Vec<(PoolConnection<Postgres>, Instant)>> {
@@ -320,13 +335,15 @@ impl AppendQueue {
                 let alone = batch.len() == 1 && state.pending.is_empty();
                 (batch, alone)
             };
-            if backend == DbBackend::Postgres && alone {
+            if let (DbBackend::Postgres, true, [_]) = (backend, alone, batch.as_slice()) {
                 // Nothing to share and nothing waiting: the lone append's own
                 // statement is the quicker one (a round trip about 0.1 ms shorter). A
                 // batch of one taken while others wait for the other writer goes
                 // through the batch statement, which measured cheaper on PostgreSQL's
                 // CPU under that load (docs/benchmarks.md, part eight).
-                held.store_alone(&db, batch).await;
+                if let Some(pending) = batch.into_iter().next() {
+                    held.store_alone(&db, pending).await;
+                }
                 continue;
             }
             let appends: Vec<Append<'_>> = batch
@@ -389,6 +406,12 @@ impl AppendQueue {
     }
 }
 
+/// Gives the connections idle for [`POOLED_IDLE_BEFORE_PING`] or longer back to the
+/// pool.
+fn give_back_stale(idle: &mut Vec<(PoolConnection<Postgres>, Instant)>) {
+    idle.retain(|(_, used)| used.elapsed() < POOLED_IDLE_BEFORE_PING);
+}
+
 /// A PostgreSQL writer's connection, held from batch to batch while it has work and
 /// left for the next writer when it stops (`AppendQueue::keep_idle`).
 ///
@@ -406,17 +429,17 @@ impl HeldConnection {
         &mut self,
         db: &DatabaseConnection,
     ) -> Result<&mut PoolConnection<Postgres>, RepoError> {
-        if self.0.is_none() {
-            let taken = db
-                .get_postgres_connection_pool()
-                .acquire()
-                .await
-                .map_err(crate::error::sqlx_error)?;
-            self.0 = Some(taken);
+        match &mut self.0 {
+            Some(connection) => Ok(connection),
+            empty => {
+                let taken = db
+                    .get_postgres_connection_pool()
+                    .acquire()
+                    .await
+                    .map_err(crate::error::sqlx_error)?;
+                Ok(empty.insert(taken))
+            }
         }
-        self.0
-            .as_mut()
-            .ok_or_else(|| RepoError::Internal("no connection held".into()))
     }
 
     /// Gives the connection back after a statement failed: the pool tests it, and
@@ -431,7 +454,9 @@ impl HeldConnection {
         batch: &[Append<'_>],
     ) -> Result<Vec<Option<Result<Committed, RepoError>>>, RepoError> {
         let committed = postgres::commit_batch(self.connection(db).await?, batch).await;
-        if committed.is_err() {
+        // A unique index refusing the batch (a client's retry) leaves the connection
+        // as sound as a success does.
+        if matches!(committed, Err(ref error) if !matches!(error, RepoError::Conflict)) {
             self.give_back();
         }
         committed
@@ -439,19 +464,13 @@ impl HeldConnection {
 
     /// Stores a lone append with its own statement on the held connection, and
     /// answers its caller.
-    async fn store_alone(&mut self, db: &DatabaseConnection, batch: Vec<Pending>) {
-        for pending in batch {
-            let connection = match self.connection(db).await {
-                Ok(connection) => connection,
-                Err(error) => {
-                    pending.unavailable(error.to_string());
-                    continue;
-                }
-            };
-            let failed = pending.store_alone_on(db, Some(connection)).await;
-            if failed {
-                self.give_back();
-            }
+    async fn store_alone(&mut self, db: &DatabaseConnection, pending: Pending) {
+        let connection = match self.connection(db).await {
+            Ok(connection) => connection,
+            Err(error) => return pending.fail(error),
+        };
+        if pending.store_alone_on(db, Some(connection)).await {
+            self.give_back();
         }
     }
 }
@@ -470,11 +489,11 @@ async fn each_alone(db: &DatabaseConnection, batch: Vec<Pending>) {
 impl AppendQueue {
     /// Has the WAL's committed pages copied back into the database file in the
     /// background, on a task and a connection of its own: every [`CHECKPOINT_EVERY`]
-    /// while commits come, and once more after the last. SQLite would otherwise
-    /// checkpoint inside the commit that crosses its threshold, and every append of
-    /// that batch would wait for the copy and its `fsync`. A passive checkpoint does
-    /// not block the writer, and one that fails leaves the pages for the next one (or
-    /// for SQLite's own threshold, which `connect` keeps as a backstop).
+    /// while commits come, and once more after the last, so that the commit crossing
+    /// SQLite's own threshold (which the writer's connection keeps too, so that the
+    /// WAL starts over under steady appends: `open_sqlite_writer`) finds little left
+    /// to copy. A passive checkpoint does not block the writer, and one that fails
+    /// leaves the pages for the next one.
     fn checkpoint_soon(self: &Arc<Self>, db: &DatabaseConnection) {
         {
             let mut state = self.lock();
