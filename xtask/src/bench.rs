@@ -482,8 +482,8 @@ fn render(
         a history page's worth of JSON made once, fetched by the load generator's own \
         HTTP client. Each backend's figures are compared with its own engine's floor, \
         history pages with the HTTP one (a page over HTTP costs more than its read). The \
-        floors run their servers inside the load generator on every core; the scenarios' \
-        clients run on one thread.\n"
+        floors run their servers in the load generator, on a runtime of their own with every \
+        core; the scenarios' clients run on one thread.\n"
     );
     table_header(&mut doc, false);
     for floor in floors {

@@ -24,8 +24,9 @@ use sea_orm::sqlx::{self, postgres::PgConnection};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
     FromQueryResult, IdenStatic, IntoActiveModel, Iterable, QueryFilter, QueryResult, Statement,
-    Value,
+    Value, Values,
 };
+use sea_query_sqlx::SqlxValues;
 
 use crate::connection::begin_write;
 use crate::entity::{conversation, message};
@@ -423,25 +424,10 @@ async fn query_one(
     let Some(connection) = held else {
         return db.query_one_raw(statement).await.map_err(repo_error);
     };
-    // The text is one of the append's templates with placeholders only; every value
-    // is bound below.
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.sql.as_str()));
-    for value in statement.values.iter().flat_map(|values| values.0.iter()) {
-        // The values the append's parameters take, bound as SeaORM binds them.
-        query = match value {
-            Value::Bool(value) => query.bind(*value),
-            Value::Int(value) => query.bind(*value),
-            Value::BigInt(value) => query.bind(*value),
-            Value::String(value) => query.bind(value.as_deref()),
-            Value::Uuid(value) => query.bind(*value),
-            other => {
-                return Err(RepoError::Internal(
-                    format!("an append bound {other:?}").into(),
-                ));
-            }
-        };
-    }
-    query
+    // The text is one of the append's templates with placeholders only; its values
+    // are bound as SeaORM binds them.
+    let values = SqlxValues(statement.values.unwrap_or(Values(Vec::new())));
+    sqlx::query_with(sqlx::AssertSqlSafe(statement.sql), values)
         .fetch_optional(connection)
         .await
         .map(|row| row.map(QueryResult::from))

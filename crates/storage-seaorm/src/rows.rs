@@ -213,9 +213,12 @@ const EMPTY_ARRAY: &str = "[]";
 /// The stored JSON of empty metadata, as [`json_text`] writes it.
 const EMPTY_OBJECT: &str = "{}";
 
-/// Stored metadata. Most conversations and messages have none, and every message and
-/// history page reads some: the empty object is known without parsing it (and
-/// serialising it again to check its size).
+// Most conversations and messages carry no metadata, attachments or suggestions, and
+// every message and history page decodes some (a page 50): the empty JSON such a row
+// stores is known without parsing it (and, for metadata, serialising it again to
+// check its size).
+
+/// Stored metadata.
 fn metadata(table: &'static str, text: &str) -> Result<Metadata, RowError> {
     if text == EMPTY_OBJECT {
         return Ok(Metadata::default());
@@ -227,6 +230,9 @@ fn metadata(table: &'static str, text: &str) -> Result<Metadata, RowError> {
 /// A message's stored attachments. They were checked when they came in; rebuilding
 /// them field by field keeps old rows readable should the URL rules ever tighten.
 fn attachments(text: &str) -> Result<Attachments, RowError> {
+    if text == EMPTY_ARRAY {
+        return Ok(Attachments::default());
+    }
     let stored: Vec<StoredAttachment> = serde_json::from_str(text)
         .map_err(|e| RowError::new(MESSAGES, format!("bad attachments: {e}")))?;
     Attachments::parse(
@@ -244,25 +250,27 @@ fn attachments(text: &str) -> Result<Attachments, RowError> {
     .map_err(|e| RowError::new(MESSAGES, e.to_string()))
 }
 
+/// A message's stored quick replies.
+fn suggestions(text: &str) -> Result<Vec<Suggestion>, RowError> {
+    if text == EMPTY_ARRAY {
+        return Ok(Vec::new());
+    }
+    let stored: Vec<StoredSuggestion> = serde_json::from_str(text)
+        .map_err(|e| RowError::new(MESSAGES, format!("bad suggestions: {e}")))?;
+    Ok(stored
+        .into_iter()
+        .map(|s| Suggestion { text: s.text })
+        .collect())
+}
+
 impl TryFrom<message::Model> for Message {
     type Error = RowError;
 
     fn try_from(row: message::Model) -> Result<Self, Self::Error> {
         let sender = Sender::parse(&row.sender)
             .ok_or_else(|| RowError::new(MESSAGES, format!("sender {:?}", row.sender)))?;
-        // Most messages carry no attachments or suggestions, and a page decodes 50 of
-        // them: the empty JSON every such row stores is known without parsing it.
-        let attachments = if row.attachments == EMPTY_ARRAY {
-            Attachments::default()
-        } else {
-            attachments(&row.attachments)?
-        };
-        let suggestions: Vec<StoredSuggestion> = if row.suggestions == EMPTY_ARRAY {
-            Vec::new()
-        } else {
-            serde_json::from_str(&row.suggestions)
-                .map_err(|e| RowError::new(MESSAGES, format!("bad suggestions: {e}")))?
-        };
+        let attachments = attachments(&row.attachments)?;
+        let suggestions = suggestions(&row.suggestions)?;
         let client_message_id = row
             .client_message_id
             .as_deref()
@@ -278,10 +286,7 @@ impl TryFrom<message::Model> for Message {
             sender_id: row.sender_id,
             content: MessageContent::trusted(row.content),
             attachments,
-            suggestions: suggestions
-                .into_iter()
-                .map(|s| Suggestion { text: s.text })
-                .collect(),
+            suggestions,
             client_message_id,
             reply_to: row.reply_to.map(MessageId::from_uuid),
             timestamp: timestamp(MESSAGES, row.timestamp_ms)?,

@@ -80,6 +80,14 @@ const RETRY: Backoff = Backoff {
     longest: Duration::from_secs(2),
 };
 
+/// Waits before a follower of `conversation` tries again after `failures` in a row
+/// ([`RETRY`]); returns at once when the last try succeeded.
+async fn pause_after(failures: u32, conversation: ConversationId) {
+    if failures > 0 {
+        tokio::time::sleep(RETRY.after(failures, conversation.as_uuid())).await;
+    }
+}
+
 struct Follow {
     conversation: ConversationId,
     session: SessionId,
@@ -110,10 +118,7 @@ impl Follow {
                 return Some((Ok(event), self));
             }
             if self.replaying {
-                if self.failures > 0 {
-                    tokio::time::sleep(RETRY.after(self.failures, self.conversation.as_uuid()))
-                        .await;
-                }
+                pause_after(self.failures, self.conversation).await;
                 match self.replay_page().await {
                     Ok(()) => self.failures = 0,
                     Err(error) => {
@@ -182,10 +187,7 @@ impl Follow {
                 None => {
                     // Fell behind the bus (or it closed): subscribe again first, then
                     // catch up from storage, as at the start.
-                    if self.failures > 0 {
-                        tokio::time::sleep(RETRY.after(self.failures, self.conversation.as_uuid()))
-                            .await;
-                    }
+                    pause_after(self.failures, self.conversation).await;
                     match self.events.subscribe(self.conversation).await {
                         Ok(live) => {
                             self.live = live;

@@ -74,9 +74,26 @@ pub(crate) struct AppendQueue {
     state: Mutex<QueueState>,
     /// SQLite: the writer's own connection (`sqlite`).
     sqlite: sqlite::SqliteWriter,
-    /// PostgreSQL: the connections of writers that stopped, for the next writers,
-    /// with when each was last used.
-    idle_postgres: Mutex<Vec<(PoolConnection<Postgres>, Instant)>>,
+    /// PostgreSQL: the connections of writers that stopped, for the next writers.
+    parked: Mutex<Parked>,
+}
+
+/// The connections of PostgreSQL writers that stopped, each with when it was last
+/// used.
+#[derive(Default)]
+struct Parked {
+    connections: Vec<(PoolConnection<Postgres>, Instant)>,
+    /// Whether a task is giving back the stale ones: one runs while any are parked.
+    expiring: bool,
+}
+
+impl Parked {
+    /// Gives the connections idle for [`POOLED_IDLE_BEFORE_PING`] or longer back to
+    /// the pool.
+    fn give_back_stale(&mut self) {
+        self.connections
+            .retain(|(_, used)| used.elapsed() < POOLED_IDLE_BEFORE_PING);
+    }
 }
 
 #[derive(Default)]
@@ -264,9 +281,9 @@ impl AppendQueue {
 
     /// The connection a stopped writer left, if one is fresh enough to trust.
     fn idle_connection(&self) -> Option<PoolConnection<Postgres>> {
-        let mut idle = self.idle();
-        give_back_stale(&mut idle);
-        idle.pop().map(|(connection, _)| connection)
+        let mut parked = self.parked();
+        parked.give_back_stale();
+        parked.connections.pop().map(|(connection, _)| connection)
     }
 
     /// Keeps a stopping writer's connection for the next writer instead of giving it
@@ -276,26 +293,38 @@ impl AppendQueue {
     /// restart may have cut it) and is subject to the pool's idle timeout again.
     fn keep_idle(self: &Arc<Self>, connection: PoolConnection<Postgres>) {
         {
-            let mut idle = self.idle();
-            if idle.len() >= POSTGRES_WRITERS {
+            let mut parked = self.parked();
+            if parked.connections.len() >= POSTGRES_WRITERS {
                 return;
             }
-            idle.push((connection, Instant::now()));
+            parked.connections.push((connection, Instant::now()));
+            if parked.expiring {
+                return;
+            }
+            parked.expiring = true;
         }
+        // One task for all parked connections, not one per stopping writer (a writer
+        // stops after each lone append).
         let queue = Arc::downgrade(self);
         tokio::spawn(async move {
-            tokio::time::sleep(POOLED_IDLE_BEFORE_PING).await;
-            if let Some(queue) = queue.upgrade() {
-                give_back_stale(&mut queue.idle());
+            loop {
+                tokio::time::sleep(POOLED_IDLE_BEFORE_PING).await;
+                let Some(queue) = queue.upgrade() else {
+                    return;
+                };
+                let mut parked = queue.parked();
+                parked.give_back_stale();
+                if parked.connections.is_empty() {
+                    parked.expiring = false;
+                    return;
+                }
             }
         });
     }
 
-    fn idle(&self) -> MutexGuard<'_, Vec<(PoolConnection<Postgres>, Instant)>> {
-        // The critical sections only move connections.
-        self.idle_postgres
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn parked(&self) -> MutexGuard<'_, Parked> {
+        // The critical sections only move connections and a flag.
+        self.parked.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn lock(&self) -> MutexGuard<'_, QueueState> {
@@ -335,13 +364,13 @@ impl AppendQueue {
                 let alone = batch.len() == 1 && state.pending.is_empty();
                 (batch, alone)
             };
-            if let (DbBackend::Postgres, true, [_]) = (backend, alone, batch.as_slice()) {
-                // Nothing to share and nothing waiting: the lone append's own
-                // statement is the quicker one (a round trip about 0.1 ms shorter). A
-                // batch of one taken while others wait for the other writer goes
-                // through the batch statement, which measured cheaper on PostgreSQL's
-                // CPU under that load (docs/benchmarks.md, part eight).
-                if let Some(pending) = batch.into_iter().next() {
+            // Nothing to share and nothing waiting: the lone append's own statement is
+            // the quicker one (a round trip about 0.1 ms shorter). A batch of one
+            // taken while others wait for the other writer goes through the batch
+            // statement, which measured cheaper on PostgreSQL's CPU under that load
+            // (docs/benchmarks.md, part eight).
+            if backend == DbBackend::Postgres && alone {
+                for pending in batch {
                     held.store_alone(&db, pending).await;
                 }
                 continue;
@@ -404,12 +433,6 @@ impl AppendQueue {
             }
         }
     }
-}
-
-/// Gives the connections idle for [`POOLED_IDLE_BEFORE_PING`] or longer back to the
-/// pool.
-fn give_back_stale(idle: &mut Vec<(PoolConnection<Postgres>, Instant)>) {
-    idle.retain(|(_, used)| used.elapsed() < POOLED_IDLE_BEFORE_PING);
 }
 
 /// A PostgreSQL writer's connection, held from batch to batch while it has work and

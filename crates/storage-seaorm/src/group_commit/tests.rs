@@ -610,7 +610,7 @@ async fn a_stopped_writers_connection_serves_the_next_writer_while_fresh() {
     let long_ago = Instant::now()
         .checked_sub(crate::connection::POOLED_IDLE_BEFORE_PING)
         .expect("the machine has been up for seconds");
-    queue.idle().push((reused, long_ago));
+    queue.parked().connections.push((reused, long_ago));
     assert!(
         queue.idle_connection().is_none(),
         "a connection idle past the ping threshold goes back to the pool"
