@@ -28,8 +28,8 @@ use crate::report::Report;
 /// appends waiting together stores at once.
 const SQLITE_BATCH: u64 = 64;
 
-/// `rows` message-sized rows inserted into a fresh SQLite file at `path` (WAL,
-/// `synchronous=NORMAL`, like the server) one transaction each, then the same number
+/// `rows` message-sized rows inserted into a fresh SQLite file at `path` (1 KiB pages,
+/// WAL, `synchronous=NORMAL`, like the server's databases) one transaction each, then the same number
 /// [`SQLITE_BATCH`] to a transaction, then `pages` random 50-row pages read back
 /// through the `(conversation, seq)` index. Through rusqlite on the thread that calls:
 /// the C library with no driver thread between, the same bundled build (and compile
@@ -41,6 +41,8 @@ pub async fn sqlite(path: &Path, rows: u64, pages: usize) -> Result<Vec<Report>>
 
 fn sqlite_floor(path: &Path, rows: u64, pages: usize) -> Result<Vec<Report>> {
     let conn = rusqlite::Connection::open(path).context("cannot open the floor database")?;
+    // The page size first: SQLite takes it only before the file's first write.
+    conn.pragma_update(None, "page_size", 1024)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.execute_batch(
