@@ -33,7 +33,8 @@ const MIGRATION_LOCK_KEY: i64 = 0x636f_6e66_6162;
 
 /// The WAL size, in pages, at which a committing SQLite connection checkpoints it
 /// itself, after which the next write starts the WAL over from its beginning: about
-/// 10 MB of WAL with [`SQLITE_PAGE_SIZE`] (40 MB in a file with SQLite's default pages). Ten times SQLite's default, as the group-commit writer has the WAL
+/// 10 MB of WAL with [`SQLITE_PAGE_SIZE`] (40 MB in a file with SQLite's default
+/// pages). Ten times SQLite's default, as the group-commit writer has the WAL
 /// checkpointed in the background while appends come (`group_commit`), off the
 /// commits' path: by the time the writer's commit crosses this, most of the WAL is
 /// copied back and that commit waits for the rest only.
