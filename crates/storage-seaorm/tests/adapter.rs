@@ -310,7 +310,7 @@ async fn json_with_nul_characters_round_trips(db: DatabaseConnection) {
 
 /// The pragmas `connect` sets hold on the pool's connections.
 #[tokio::test]
-async fn sqlite_connections_run_in_wal_mode_with_foreign_keys_and_a_busy_timeout() {
+async fn sqlite_connections_run_in_wal_mode_with_foreign_keys_a_busy_timeout_and_temp_in_memory() {
     let temp = confab_storage_seaorm::testing::sqlite_temp().await.unwrap();
     let db = temp.connection();
     let pragma = |name: &'static str| async move {
@@ -331,6 +331,9 @@ async fn sqlite_connections_run_in_wal_mode_with_foreign_keys_and_a_busy_timeout
     assert_eq!(synchronous, 1);
     let busy_timeout_ms: i64 = pragma("busy_timeout").await.try_get_by_index(0).unwrap();
     assert_eq!(busy_timeout_ms, 5_000);
+    // 2 is MEMORY: statement journals never spill into temporary files.
+    let temp_store: i64 = pragma("temp_store").await.try_get_by_index(0).unwrap();
+    assert_eq!(temp_store, 2);
 }
 
 /// A database confab creates has 1 KiB pages; one created before with SQLite's
