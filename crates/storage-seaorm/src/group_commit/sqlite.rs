@@ -31,8 +31,10 @@ use crate::error::{RowError, rusqlite_error, sqlx_error};
 use crate::rows::message_row;
 
 /// Messages inserted by one statement, largest first: each size is one SQL text, kept
-/// prepared. Fewer statements mean fewer flushes of the search index (below).
-const INSERT_SIZES: [usize; 4] = [64, 16, 4, 1];
+/// prepared. Fewer statements mean fewer flushes of the search index (below): with
+/// every power of two, a batch of fewer than 64 takes one statement per bit of its
+/// size (37 is 32 + 4 + 1, where sizes of 64, 16, 4 and 1 took 16 + 16 + 4 + 1).
+const INSERT_SIZES: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
 
 /// The group commit's connection to a SQLite file, kept between batches.
 #[derive(Debug, Default)]
