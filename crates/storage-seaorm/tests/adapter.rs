@@ -308,53 +308,40 @@ async fn json_with_nul_characters_round_trips(db: DatabaseConnection) {
     );
 }
 
+/// The one value `sql` (a pragma, a scalar query) returns on SQLite.
+async fn sqlite_value<T: sea_orm::TryGetable>(db: &DatabaseConnection, sql: &str) -> T {
+    db.query_one_raw(Statement::from_string(sea_orm::DbBackend::Sqlite, sql))
+        .await
+        .unwrap()
+        .expect("a row")
+        .try_get_by_index(0)
+        .unwrap()
+}
+
 /// The pragmas `connect` sets hold on the pool's connections.
 #[tokio::test]
 async fn sqlite_connections_run_in_wal_mode_with_foreign_keys_a_busy_timeout_and_temp_in_memory() {
     let temp = confab_storage_seaorm::testing::sqlite_temp().await.unwrap();
     let db = temp.connection();
-    let pragma = |name: &'static str| async move {
-        db.query_one_raw(Statement::from_string(
-            sea_orm::DbBackend::Sqlite,
-            format!("PRAGMA {name}"),
-        ))
-        .await
-        .unwrap()
-        .expect("a pragma row")
-    };
-    let journal_mode: String = pragma("journal_mode").await.try_get_by_index(0).unwrap();
+    let journal_mode: String = sqlite_value(db, "PRAGMA journal_mode").await;
     assert_eq!(journal_mode, "wal");
-    let foreign_keys: i64 = pragma("foreign_keys").await.try_get_by_index(0).unwrap();
-    assert_eq!(foreign_keys, 1);
+    assert_eq!(sqlite_value::<i64>(db, "PRAGMA foreign_keys").await, 1);
     // 1 is NORMAL.
-    let synchronous: i64 = pragma("synchronous").await.try_get_by_index(0).unwrap();
-    assert_eq!(synchronous, 1);
-    let busy_timeout_ms: i64 = pragma("busy_timeout").await.try_get_by_index(0).unwrap();
-    assert_eq!(busy_timeout_ms, 5_000);
+    assert_eq!(sqlite_value::<i64>(db, "PRAGMA synchronous").await, 1);
+    assert_eq!(sqlite_value::<i64>(db, "PRAGMA busy_timeout").await, 5_000);
     // 2 is MEMORY: statement journals never spill into temporary files.
-    let temp_store: i64 = pragma("temp_store").await.try_get_by_index(0).unwrap();
-    assert_eq!(temp_store, 2);
+    assert_eq!(sqlite_value::<i64>(db, "PRAGMA temp_store").await, 2);
 }
 
 /// A database confab creates has 1 KiB pages; one created before with SQLite's
 /// default keeps its 4 KiB pages, and is migrated and written as before.
 #[tokio::test]
 async fn a_new_sqlite_database_gets_small_pages_and_an_old_one_keeps_its_own() {
-    let page_size = |db: DatabaseConnection| async move {
-        let size: i64 = db
-            .query_one_raw(Statement::from_string(
-                sea_orm::DbBackend::Sqlite,
-                "PRAGMA page_size",
-            ))
-            .await
-            .unwrap()
-            .expect("a pragma row")
-            .try_get_by_index(0)
-            .unwrap();
-        size
-    };
     let new = confab_storage_seaorm::testing::sqlite_temp().await.unwrap();
-    assert_eq!(page_size(new.connection().clone()).await, 1024);
+    assert_eq!(
+        sqlite_value::<i64>(new.connection(), "PRAGMA page_size").await,
+        1024
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.db");
@@ -366,7 +353,7 @@ async fn a_new_sqlite_database_gets_small_pages_and_an_old_one_keeps_its_own() {
         .await
         .unwrap();
     confab_storage_seaorm::migrate(&old).await.unwrap();
-    assert_eq!(page_size(old.clone()).await, 4096);
+    assert_eq!(sqlite_value::<i64>(&old, "PRAGMA page_size").await, 4096);
     let store = SeaOrmStore::new(old);
     let (conversation, _) = conversation(&store).await;
     append(&store, &user_message(&conversation, "kept")).await;
@@ -379,17 +366,11 @@ async fn a_new_sqlite_database_gets_small_pages_and_an_old_one_keeps_its_own() {
 #[tokio::test]
 async fn sqlite_is_built_with_the_query_planner_stability_guarantee() {
     let temp = confab_storage_seaorm::testing::sqlite_temp().await.unwrap();
-    let used: i64 = temp
-        .connection()
-        .query_one_raw(Statement::from_string(
-            sea_orm::DbBackend::Sqlite,
-            "SELECT sqlite_compileoption_used('ENABLE_QPSG')",
-        ))
-        .await
-        .unwrap()
-        .expect("a row")
-        .try_get_by_index(0)
-        .unwrap();
+    let used: i64 = sqlite_value(
+        temp.connection(),
+        "SELECT sqlite_compileoption_used('ENABLE_QPSG')",
+    )
+    .await;
     assert_eq!(
         used, 1,
         "LIBSQLITE3_FLAGS from .cargo/config.toml was not applied"
