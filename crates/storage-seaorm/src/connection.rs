@@ -60,9 +60,9 @@ const SQLITE_POOL_SIZE: u32 = 8;
 /// `sqlite://confab.db?mode=rwc` or `postgres://user@host/confab`.
 ///
 /// A new SQLite database gets 1 KiB pages ([`SQLITE_PAGE_SIZE`]). Every pooled SQLite
-/// connection runs in WAL mode with `foreign_keys=ON`,
-/// `synchronous=NORMAL` (durable across application crashes; WAL keeps the file
-/// consistent across power loss) and a busy timeout. PostgreSQL URLs are used as given.
+/// connection runs in WAL mode with `foreign_keys=ON`, `synchronous=NORMAL` (durable
+/// across application crashes; WAL keeps the file consistent across power loss) and
+/// a busy timeout. PostgreSQL URLs are used as given.
 ///
 /// # Errors
 /// `RepoError::Unavailable` when the database cannot be reached or the URL names no
@@ -112,7 +112,8 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, RepoError> {
             })
         });
         // `open_sqlite_writer` sets the same per-connection pragmas for the group
-        // commit's own connection; a change here belongs there too.
+        // commit's own connection (and keeps its statement journals in memory); a
+        // change here belongs there too.
         options.map_sqlx_sqlite_opts(|sqlite| {
             // sqlx sets the page size before it switches to WAL, the only moment
             // SQLite takes it: when the first connection creates the file.
@@ -123,11 +124,6 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, RepoError> {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string())
-                // SQLite's statement journals (one per statement that may fail half
-                // way: a many-row insert firing triggers and checking a foreign key)
-                // spill into temporary files beyond 64 KiB: every page they copy was
-                // a `write` system call, a sixth of the group commit's own time.
-                .pragma("temp_store", "memory")
         });
     }
     if !url.starts_with("sqlite:") {
@@ -169,8 +165,15 @@ pub(crate) fn open_sqlite_reader(path: &Path) -> rusqlite::Result<rusqlite::Conn
 /// (`connect`), except that it never waits for a lock by itself (the writer waits off
 /// the tokio worker instead).
 ///
-/// It keeps statement journals in memory, as the pool does, and checkpoints at the
-/// pool's threshold too. The background checkpoints copy the
+/// Unlike the pool's connections it keeps statement journals in memory: one is kept
+/// by each statement that may fail half way, as the batch's many-row inserts do (they
+/// fire the search index's trigger and check a foreign key), and past 64 KiB SQLite
+/// spilled it into a temporary file, a `write` system call per page: a sixth of the
+/// group commit's time outside SQLite's B-trees (docs/benchmarks.md, part nine). A
+/// batch's journal holds a few hundred KiB at most. The pool keeps SQLite's default,
+/// where a conversation's deletion or a retention sweep may journal far more.
+///
+/// It checkpoints at the pool's threshold too. The background checkpoints copy the
 /// WAL back while appends commit, but SQLite starts the WAL over only when a write
 /// begins with all of it copied back, and under steady appends a commit always lands
 /// during a background checkpoint: without a checkpoint of the writer's own, between
@@ -182,7 +185,8 @@ pub(crate) fn open_sqlite_writer(path: &Path) -> rusqlite::Result<rusqlite::Conn
     let writer = open_beside_pool(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
     writer.execute_batch(&format!(
         "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
-         PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}; PRAGMA temp_store = MEMORY;"
+         PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}; \
+         PRAGMA temp_store = MEMORY;"
     ))?;
     Ok(writer)
 }
@@ -239,7 +243,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_writer_keeps_statement_journals_in_memory_and_checkpoints_at_the_threshold() {
+    fn the_writer_gets_the_pools_pragmas_and_keeps_statement_journals_in_memory() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("writer.db");
         rusqlite::Connection::open(&path).unwrap();
