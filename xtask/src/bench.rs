@@ -474,9 +474,8 @@ fn render(
     let _ = writeln!(
         doc,
         "What the machine does with no server logic: bare SQLite inserts through the C \
-        library (rusqlite on the same bundled build; 1 KiB pages, WAL, \
-        `synchronous=NORMAL`, as the server creates its files; one row per transaction, \
-        then 64) and 50-row page reads; with \
+        library (rusqlite on the same bundled build; WAL, `synchronous=NORMAL`; one row per \
+        transaction, then 64) and 50-row page reads; with \
         `--postgres` bare PostgreSQL inserts (one row per statement from 16 connections at \
         once, then 64 rows per statement) and 50-row page reads; a bare axum \
         WebSocket echo that stores nothing; and a bare axum server answering a GET with \

@@ -28,17 +28,12 @@ use crate::report::Report;
 /// appends waiting together stores at once.
 const SQLITE_BATCH: u64 = 64;
 
-/// The page size of the SQLite floor's file: the one the server gives the files it
-/// creates (`SQLITE_PAGE_SIZE` in the storage crate).
-const SQLITE_PAGE_SIZE: u32 = 1024;
-
-/// `rows` message-sized rows inserted into a fresh SQLite file at `path`
-/// ([`SQLITE_PAGE_SIZE`], WAL, `synchronous=NORMAL`, like the server's files) one
-/// transaction each, then the same number [`SQLITE_BATCH`] to a transaction, then
-/// `pages` random 50-row pages read back through the `(conversation, seq)` index.
-/// Through rusqlite on the thread that calls: the C library with no driver thread
-/// between, the same bundled build (and compile flags) as the server's sqlx, so that
-/// the floor is the engine's.
+/// `rows` message-sized rows inserted into a fresh SQLite file at `path` (WAL,
+/// `synchronous=NORMAL`, like the server) one transaction each, then the same number
+/// [`SQLITE_BATCH`] to a transaction, then `pages` random 50-row pages read back
+/// through the `(conversation, seq)` index. Through rusqlite on the thread that calls:
+/// the C library with no driver thread between, the same bundled build (and compile
+/// flags) as the server's sqlx, so that the floor is the engine's.
 pub async fn sqlite(path: &Path, rows: u64, pages: usize) -> Result<Vec<Report>> {
     let path = path.to_owned();
     tokio::task::spawn_blocking(move || sqlite_floor(&path, rows, pages)).await?
@@ -46,8 +41,6 @@ pub async fn sqlite(path: &Path, rows: u64, pages: usize) -> Result<Vec<Report>>
 
 fn sqlite_floor(path: &Path, rows: u64, pages: usize) -> Result<Vec<Report>> {
     let conn = rusqlite::Connection::open(path).context("cannot open the floor database")?;
-    // The page size first: SQLite takes it only before the file's first write.
-    conn.pragma_update(None, "page_size", SQLITE_PAGE_SIZE)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.execute_batch(

@@ -32,24 +32,12 @@ const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 const MIGRATION_LOCK_KEY: i64 = 0x636f_6e66_6162;
 
 /// The WAL size, in pages, at which a committing SQLite connection checkpoints it
-/// itself, after which the next write starts the WAL over from its beginning: about
-/// 10 MB of WAL with [`SQLITE_PAGE_SIZE`] (40 MB in a file with SQLite's default
-/// pages). Ten times SQLite's default, as the group-commit writer has the WAL
+/// itself, after which the next write starts the WAL over from its beginning: 40 MB of
+/// WAL at most. Ten times SQLite's default, as the group-commit writer has the WAL
 /// checkpointed in the background while appends come (`group_commit`), off the
 /// commits' path: by the time the writer's commit crosses this, most of the WAL is
 /// copied back and that commit waits for the rest only.
 pub(crate) const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
-
-/// The page size of a SQLite database confab creates, in bytes: a quarter of SQLite's
-/// default. A commit writes each page it changes whole to the WAL, and a message's
-/// commit changes about 18 pages of a dozen B-trees (the message, its indexes, its
-/// conversation's row and indexes, the search index) for a few hundred bytes of
-/// data: with 1 KiB pages the WAL, its checksums and the checkpoints copy a quarter
-/// of the bytes. Sends and round trips gain a tenth or more; bulk inserts of many
-/// rows per transaction lose a third, as their trees split more often
-/// (docs/benchmarks.md, part nine). A database file that exists keeps its page size:
-/// SQLite changes it only by a `VACUUM` outside WAL mode (docs/operations.md).
-pub(crate) const SQLITE_PAGE_SIZE: u32 = 1024;
 
 /// Pooled SQLite connections: everything but the appends and the reads of
 /// `direct_reads`. WAL lets readers run beside the one writer, so a few connections
@@ -59,10 +47,9 @@ const SQLITE_POOL_SIZE: u32 = 8;
 /// Opens a connection pool for a `sqlite:` or `postgres:` URL, e.g.
 /// `sqlite://confab.db?mode=rwc` or `postgres://user@host/confab`.
 ///
-/// A new SQLite database gets 1 KiB pages ([`SQLITE_PAGE_SIZE`]). Every pooled SQLite
-/// connection runs in WAL mode with `foreign_keys=ON`, `synchronous=NORMAL` (durable
-/// across application crashes; WAL keeps the file consistent across power loss) and
-/// a busy timeout. PostgreSQL URLs are used as given.
+/// Every pooled SQLite connection runs in WAL mode with `foreign_keys=ON`,
+/// `synchronous=NORMAL` (durable across application crashes; WAL keeps the file
+/// consistent across power loss) and a busy timeout. PostgreSQL URLs are used as given.
 ///
 /// # Errors
 /// `RepoError::Unavailable` when the database cannot be reached or the URL names no
@@ -115,10 +102,7 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, RepoError> {
         // commit's own connection (and keeps its statement journals in memory); a
         // change here belongs there too.
         options.map_sqlx_sqlite_opts(|sqlite| {
-            // sqlx sets the page size before it switches to WAL, the only moment
-            // SQLite takes it: when the first connection creates the file.
             sqlite
-                .page_size(SQLITE_PAGE_SIZE)
                 .journal_mode(SqliteJournalMode::Wal)
                 .foreign_keys(true)
                 .synchronous(SqliteSynchronous::Normal)

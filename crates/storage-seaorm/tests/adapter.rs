@@ -331,32 +331,6 @@ async fn sqlite_connections_run_in_wal_mode_with_foreign_keys_and_a_busy_timeout
     assert_eq!(sqlite_value::<i64>(db, "PRAGMA busy_timeout").await, 5_000);
 }
 
-/// A database confab creates has 1 KiB pages; one created before with SQLite's
-/// default keeps its 4 KiB pages, and is migrated and written as before.
-#[tokio::test]
-async fn a_new_sqlite_database_gets_small_pages_and_an_old_one_keeps_its_own() {
-    let new = confab_storage_seaorm::testing::sqlite_temp().await.unwrap();
-    assert_eq!(
-        sqlite_value::<i64>(new.connection(), "PRAGMA page_size").await,
-        1024
-    );
-
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("old.db");
-    rusqlite::Connection::open(&path)
-        .unwrap()
-        .execute_batch("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (x);")
-        .unwrap();
-    let old = confab_storage_seaorm::connect(&format!("sqlite://{}?mode=rwc", path.display()))
-        .await
-        .unwrap();
-    confab_storage_seaorm::migrate(&old).await.unwrap();
-    assert_eq!(sqlite_value::<i64>(&old, "PRAGMA page_size").await, 4096);
-    let store = SeaOrmStore::new(old);
-    let (conversation, _) = conversation(&store).await;
-    append(&store, &user_message(&conversation, "kept")).await;
-}
-
 /// `.cargo/config.toml` builds the bundled SQLite with `SQLITE_ENABLE_QPSG`. Without
 /// it every statement with `LIMIT ?` (every page, every `.one()`) is parsed again on
 /// each execution: the planner reads the bound limit, and rebinding it expires the

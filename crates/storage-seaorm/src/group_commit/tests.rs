@@ -533,9 +533,9 @@ async fn sqlite_wal_starts_over_under_steady_appends() {
             .trim_end_matches("?mode=rwc")
     );
     let wal_size = || std::fs::metadata(&wal).map_or(0, |m| m.len());
-    // A frame is a page and its 24-byte header; the file has a 32-byte header.
-    let page = u64::from(crate::connection::SQLITE_PAGE_SIZE);
-    let threshold = u64::from(crate::connection::WAL_AUTOCHECKPOINT_PAGES) * (page + 24) + 32;
+    // A frame is a page (SQLite's default 4 KiB) and its 24-byte header; the file has
+    // a 32-byte header.
+    let threshold = u64::from(crate::connection::WAL_AUTOCHECKPOINT_PAGES) * (4096 + 24) + 32;
     // A lone message's commit writes 15 to 18 pages (docs/benchmarks.md, part eight),
     // so these appends write at least three thresholds' worth of WAL.
     let appends = 3 * crate::connection::WAL_AUTOCHECKPOINT_PAGES / 10;
