@@ -57,8 +57,8 @@ const MAX_BATCH: usize = 256;
 /// How many PostgreSQL writers run at once: two, so that one batch is prepared and
 /// answered while another is stored, and appends to other conversations do not all
 /// wait for a batch held up by a lock; each holds a pooled connection while it has
-/// work (`HeldConnection`). Not more: every statement has a fixed cost (planning, executor start-up,
-/// commit), and fewer writers store larger batches. With 16 WebSocket clients,
+/// work (`HeldConnection`). Not more: every statement has a fixed cost (planning,
+/// executor start-up, commit), and fewer writers store larger batches. With 16 WebSocket clients,
 /// PostgreSQL spent 433 / 476 µs per answered message with four writers, 347 / 309
 /// with two and 274 / 292 with one (docs/benchmarks.md, part five).
 const POSTGRES_WRITERS: usize = 2;
@@ -345,7 +345,7 @@ impl AppendQueue {
         };
         let mut held = HeldConnection(self.idle_connection());
         loop {
-            let (batch, alone) = {
+            let (mut batch, alone) = {
                 let mut state = self.lock();
                 writer.release(&mut state);
                 let batch = state.take(backend);
@@ -369,10 +369,12 @@ impl AppendQueue {
             // taken while others wait for the other writer goes through the batch
             // statement, which measured cheaper on PostgreSQL's CPU under that load
             // (docs/benchmarks.md, part eight).
-            if backend == DbBackend::Postgres && alone {
-                for pending in batch {
-                    held.store_alone(&db, pending).await;
-                }
+            // `alone` is a batch of exactly one.
+            if backend == DbBackend::Postgres
+                && alone
+                && let Some(pending) = batch.pop()
+            {
+                held.store_alone(&db, pending).await;
                 continue;
             }
             let appends: Vec<Append<'_>> = batch

@@ -17,6 +17,7 @@ use confab_domain::timestamp::Timestamp;
 use super::*;
 use crate::SeaOrmStore;
 use crate::testing::{postgres_temp, postgres_url, sqlite_temp};
+use sea_orm::{ConnectionTrait, Statement};
 
 fn now() -> Timestamp {
     Timestamp::from_unix_millis(1_764_000_000_000).expect("valid time")
@@ -533,9 +534,21 @@ async fn sqlite_wal_starts_over_under_steady_appends() {
             .trim_end_matches("?mode=rwc")
     );
     let wal_size = || std::fs::metadata(&wal).map_or(0, |m| m.len());
-    // A frame is a page (SQLite's default 4 KiB) and its 24-byte header; the file has
-    // a 32-byte header.
-    let threshold = u64::from(crate::connection::WAL_AUTOCHECKPOINT_PAGES) * (4096 + 24) + 32;
+    let page: i64 = db
+        .connection()
+        .query_one_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "PRAGMA page_size",
+        ))
+        .await
+        .expect("the page size")
+        .expect("a row")
+        .try_get_by_index(0)
+        .expect("a number");
+    // A frame is a page and its 24-byte header; the file has a 32-byte header.
+    let threshold = u64::from(crate::connection::WAL_AUTOCHECKPOINT_PAGES)
+        * (u64::try_from(page).expect("a positive page size") + 24)
+        + 32;
     // A lone message's commit writes 15 to 18 pages (docs/benchmarks.md, part eight),
     // so these appends write at least three thresholds' worth of WAL.
     let appends = 3 * crate::connection::WAL_AUTOCHECKPOINT_PAGES / 10;
