@@ -40,6 +40,9 @@
 //!   `conversations`, which every message rewrote, go.
 //! - `m20261205_000001_switch_message_webhook_trigger`: PostgreSQL's `message.created`
 //!   outbox trigger is enabled only while a webhook is registered.
+//! - `m20261206_000001_swap_sqlite_message_time_index`: SQLite indexes all messages'
+//!   times instead of each conversation's; a conversation's messages around a time
+//!   are found by seq.
 
 /// Re-exported so that callers can run [`Migrator`] without naming sea-orm-migration.
 pub use sea_orm_migration::MigratorTrait;
@@ -55,6 +58,7 @@ mod m20261204_000004_add_feedback;
 mod m20261204_000005_add_feedback_webhooks;
 mod m20261204_000006_drop_activity_indexes;
 mod m20261205_000001_switch_message_webhook_trigger;
+mod m20261206_000001_swap_sqlite_message_time_index;
 
 /// Applies confab's migrations; `Migrator::up(&db, None)` brings a database to the
 /// current schema.
@@ -75,6 +79,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000005_add_feedback_webhooks::Migration),
             Box::new(m20261204_000006_drop_activity_indexes::Migration),
             Box::new(m20261205_000001_switch_message_webhook_trigger::Migration),
+            Box::new(m20261206_000001_swap_sqlite_message_time_index::Migration),
         ]
     }
 }

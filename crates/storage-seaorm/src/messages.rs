@@ -40,17 +40,27 @@ impl MessageRepository for SeaOrmStore {
         query: &HistoryQuery,
     ) -> Result<HistoryPage, RepoError> {
         let limit = u64::from(query.limit.get());
+        let by_seq = self.db.get_database_backend() == DbBackend::Sqlite;
         let mut select = message::Entity::find()
             .filter(message::Column::ConversationId.eq(conversation.as_uuid()));
         if let Some(before) = query.before {
             select = select.filter(match before {
                 HistoryBound::Seq(seq) => message::Column::Seq.lt(bound_seq(seq)),
+                // Times below `at` are the seqs below the first at `at` or later.
+                HistoryBound::Time(at) if by_seq => {
+                    first_seq_at(conversation, millis(at), "seq < ")
+                }
                 HistoryBound::Time(at) => message::Column::TimestampMs.lt(millis(at)),
             });
         }
         if let Some(after) = query.after {
             select = select.filter(match after {
                 HistoryBound::Seq(seq) => message::Column::Seq.gt(bound_seq(seq)),
+                // Times past `at`, in milliseconds, are the seqs from the first at
+                // `at + 1` or later.
+                HistoryBound::Time(at) if by_seq => {
+                    first_seq_at(conversation, millis(at).saturating_add(1), "seq >= ")
+                }
                 HistoryBound::Time(at) => message::Column::TimestampMs.gt(millis(at)),
             });
         }
@@ -63,9 +73,10 @@ impl MessageRepository for SeaOrmStore {
             select.order_by_desc(message::Column::Seq)
         };
         let select = select.limit(limit + 1);
-        // A time bound may have the read walk much of a long conversation (its seq
-        // order and its times are two indexes); such a read goes through the pool,
-        // off the tokio worker. Pages by seq read at most a page's rows.
+        // A time bound may have PostgreSQL's read walk much of a long conversation
+        // (its seq order and its times are two indexes), and costs SQLite a binary
+        // search; such a read goes through the pool, off the tokio worker. Pages by
+        // seq read at most a page's rows.
         let by_time = matches!(query.before, Some(HistoryBound::Time(_)))
             || matches!(query.after, Some(HistoryBound::Time(_)));
         let rows = if by_time {
@@ -160,4 +171,34 @@ impl MessageRepository for SeaOrmStore {
 /// `u64::MAX`); clamping it to the largest storable seq selects the same messages.
 fn bound_seq(seq: Seq) -> i64 {
     i64::try_from(seq.get()).unwrap_or(i64::MAX)
+}
+
+/// `compared` (say `seq < `) followed by the first seq of `conversation` whose time
+/// is `at_ms` or later, its last seq plus one where there is none: a condition on a
+/// message's seq for a bound on its time, found by a binary search over its seqs.
+///
+/// Sound because a conversation's seqs run without a gap from 1 to its `last_seq`
+/// (messages are deleted only with their conversation) and its times never decrease
+/// in seq order, so the messages at `at_ms` or later are its newest ones. Each step
+/// reads one message by `(conversation_id, seq)`; a conversation of a million
+/// messages takes twenty. SQLite has no index on a conversation's times
+/// (`m20261206_000001_swap_sqlite_message_time_index`).
+fn first_seq_at(conversation: ConversationId, at_ms: i64, compared: &str) -> Expr {
+    let id = conversation.as_uuid();
+    // `lo` and `hi` bound the answer; the message at their middle says which half
+    // holds it.
+    Expr::cust_with_values(
+        format!(
+            "{compared}(WITH RECURSIVE halves(lo, hi) AS ( \
+               SELECT 1, last_seq + 1 FROM conversations WHERE id = ? \
+               UNION ALL \
+               SELECT CASE WHEN middle.timestamp_ms >= ? THEN lo ELSE (lo + hi) / 2 + 1 END, \
+                      CASE WHEN middle.timestamp_ms >= ? THEN (lo + hi) / 2 ELSE hi END \
+               FROM halves JOIN message_history AS middle \
+                 ON middle.conversation_id = ? AND middle.seq = (lo + hi) / 2 \
+               WHERE lo < hi) \
+             SELECT lo FROM halves WHERE lo >= hi)"
+        ),
+        [id.into(), at_ms.into(), at_ms.into(), id.into()] as [sea_orm::Value; 4],
+    )
 }

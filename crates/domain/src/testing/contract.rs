@@ -224,6 +224,7 @@ macro_rules! storage_contract_tests {
                 history_after_a_seq_returns_the_oldest_newer_messages_oldest_first,
                 history_between_two_bounds_returns_the_oldest_messages_between_them,
                 history_time_bounds_are_exclusive_even_when_timestamps_tie,
+                history_time_bounds_find_what_comparing_every_time_finds,
                 history_of_an_empty_conversation_is_an_empty_page,
                 history_of_an_unknown_conversation_is_an_empty_page,
                 history_pages_of_one_and_of_one_hundred_messages,

@@ -12,13 +12,14 @@
 //!    has to go on costs at most about twice reading every match.
 //! 2. Let the threshold be the oldest message kept (none while fewer are kept). Only
 //!    a message newer than it can change the page, and each such message is in the
-//!    conversations searched: list them all, through the index on a conversation's
-//!    times, and look each one up in the search index under its own rowid. Where the
-//!    entry there holds its id, that entry is its only one (an entry is written when
-//!    a message is inserted, and ids are not reused). If that rowid has been walked,
-//!    the message is in the page if and only if it matches; if not, ask the index
-//!    whether that one entry matches. Once every newer message is settled so, the
-//!    page is final.
+//!    conversations searched: list them all, reading each conversation back from its
+//!    newest message by seq while the messages are that recent (a conversation's
+//!    times never decrease in seq order), and look each one up in the search index
+//!    under its own rowid. Where the entry there holds its id, that entry is its only
+//!    one (an entry is written when a message is inserted, and ids are not reused).
+//!    If that rowid has been walked, the message is in the page if and only if it
+//!    matches; if not, ask the index whether that one entry matches. Once every
+//!    newer message is settled so, the page is final.
 //! 3. Otherwise (more newer messages than the check reads, too many not walked yet,
 //!    or one indexed under another rowid), go on walking. A walk that reaches the
 //!    end of the matches has seen them all, so its page is final too.
@@ -38,12 +39,11 @@ use sea_orm::{
 use uuid::Uuid;
 
 use confab_domain::error::RepoError;
-use confab_domain::search::{SearchCursor, SearchQuery};
+use confab_domain::search::SearchQuery;
 
 use super::{NEWEST_FIRST, Sql};
 use crate::entity::message;
 use crate::error::repo_error;
-use crate::rows::millis;
 use crate::store::SeaOrmStore;
 
 /// The first chunk of matches read, in pages (the limit plus one): enough that a word
@@ -97,9 +97,7 @@ impl SeaOrmStore {
                 .then(|| newest.last().copied())
                 .flatten();
             let most = size.saturating_mul(CHECKED_CHUNKS);
-            if at_most_newer(&txn, query, threshold, most).await?
-                && let Some(newer) = newer_matches(&txn, query, threshold, lowest, most).await?
-            {
+            if let Some(newer) = newer_matches(&txn, query, threshold, lowest, most).await? {
                 keep_newest(&mut newest, newer, wanted);
                 break;
             }
@@ -202,41 +200,6 @@ fn newer_than(sql: &mut Sql, threshold: Option<Key>) -> String {
     format!(" AND m.timestamp_ms >= {at} AND (m.timestamp_ms, m.id) > ({at}, {id})")
 }
 
-/// Whether at most `most` messages searched can be newer than `threshold`: a count of
-/// those at its time or later, from the index on a conversation's times alone, so
-/// that a check bound to fail (a rare word's page reaching far back) costs little.
-async fn at_most_newer(
-    txn: &DatabaseTransaction,
-    query: &SearchQuery,
-    threshold: Option<Key>,
-    most: usize,
-) -> Result<bool, RepoError> {
-    let mut sql = Sql::new(query, txn.get_database_backend());
-    let filters = sql.conversation_filters(query);
-    let mut times = String::new();
-    if let Some((at, _)) = threshold {
-        times.push_str(&format!(" AND m.timestamp_ms >= {}", sql.bind(at)));
-    }
-    if let Some(SearchCursor::Before { timestamp, .. }) = query.cursor {
-        times.push_str(&format!(
-            " AND m.timestamp_ms <= {}",
-            sql.bind(millis(timestamp))
-        ));
-    }
-    let limit = sql.bind(i64::try_from(most.saturating_add(1)).unwrap_or(i64::MAX));
-    sql.text = format!(
-        "SELECT count(*) FROM (SELECT 1 FROM conversations c CROSS JOIN message_history m \
-         WHERE m.conversation_id = c.id{filters}{times} LIMIT {limit})"
-    );
-    let row = txn
-        .query_one_raw(sql.statement()?)
-        .await
-        .map_err(repo_error)?
-        .ok_or_else(|| RepoError::Internal("a count without a row".into()))?;
-    let count: i64 = row.try_get_by_index(0).map_err(repo_error)?;
-    Ok(usize::try_from(count).is_ok_and(|count| count <= most))
-}
-
 /// Every match of `query` newer than `threshold` (every match, without one) that is
 /// not among those walked, the walk having read every match from rowid `walked` up;
 /// `None` when that cannot be known from at most `most` messages.
@@ -250,19 +213,44 @@ async fn newer_matches(
     let backend = txn.get_database_backend();
     let mut sql = Sql::new(query, backend);
     let filters = sql.conversation_filters(query);
+    // A conversation's messages at the threshold's time or later are its newest
+    // (its times never decrease in seq order), and none are in a conversation
+    // last active before it: read each conversation back from its last seq while
+    // the message before is that recent. The limit stops the reading once it has
+    // read more messages than the check may, wherever they are.
+    let (active, recent) = match threshold {
+        Some((at, _)) => {
+            let at = sql.bind(at);
+            (
+                format!(" AND c.last_activity_ms >= {at}"),
+                format!(
+                    " AND (SELECT before.timestamp_ms FROM message_history AS before \
+                     WHERE before.conversation_id = w.conversation_id \
+                     AND before.seq = w.seq - 1) >= {at}"
+                ),
+            )
+        }
+        None => (String::new(), String::new()),
+    };
+    let limit = sql.bind(i64::try_from(most.saturating_add(1)).unwrap_or(i64::MAX));
     let cursor = sql.before_cursor(query);
     let newer = newer_than(&mut sql, threshold);
-    let limit = sql.bind(i64::try_from(most.saturating_add(1)).unwrap_or(i64::MAX));
-    // The CROSS JOIN keeps SQLite's loops in this order: the conversations searched,
-    // then each one's newer messages through the index on its times, never a scan
-    // of every message.
+    // The reading also passes messages above a cursor, and a conversation's last
+    // message may be older than the threshold: `candidate` tells them apart.
     sql.text = format!(
-        "SELECT m.id, m.timestamp_ms, m.rowid AS history_rowid, \
+        "WITH RECURSIVE walk(conversation_id, seq) AS ( \
+           SELECT c.id, c.last_seq FROM conversations c \
+           WHERE c.last_seq > 0{filters}{active} \
+           UNION ALL \
+           SELECT w.conversation_id, w.seq - 1 FROM walk w WHERE w.seq > 1{recent} \
+           LIMIT {limit}) \
+         SELECT m.id, m.timestamp_ms, m.rowid AS history_rowid, \
+           (1{cursor}{newer}) AS candidate, \
            EXISTS (SELECT 1 FROM message_search \
                    WHERE message_search.rowid = m.rowid \
                      AND message_search.message_id = m.id) AS indexed \
-         FROM conversations c CROSS JOIN message_history m \
-         WHERE m.conversation_id = c.id{filters}{cursor}{newer} LIMIT {limit}"
+         FROM walk w JOIN message_history m \
+           ON m.conversation_id = w.conversation_id AND m.seq = w.seq"
     );
     let rows = txn
         .query_all_raw(sql.statement()?)
@@ -274,6 +262,10 @@ async fn newer_matches(
     // Those walked are settled: a match among them is kept already.
     let mut unwalked = Vec::new();
     for row in &rows {
+        let candidate: bool = row.try_get("", "candidate").map_err(repo_error)?;
+        if !candidate {
+            continue;
+        }
         let indexed: bool = row.try_get("", "indexed").map_err(repo_error)?;
         if !indexed {
             return Ok(None);

@@ -277,6 +277,45 @@ pub async fn history_time_bounds_are_exclusive_even_when_timestamps_tie(r: Repos
     );
 }
 
+/// In a 61-message conversation whose times tie in runs and jump, every time bound
+/// in either direction, one step off every message's time and on it, finds exactly
+/// the messages whose times the bound admits. A store may find them by seq (a
+/// conversation's times never decrease in seq order), so both ends, each run of
+/// ties and each jump are where it would go wrong.
+pub async fn history_time_bounds_find_what_comparing_every_time_finds(r: Repositories) {
+    // Times 0, 0, 0, 5, 5, 5, 10, … in runs of three, with a jump of 1000 halfway.
+    let offset = |n: i64| (n - 1) / 3 * 5 + if n > 30 { 1000 } else { 0 };
+    let times: Vec<_> = (1..=61).map(|n| at(offset(n))).collect();
+    let (conversation, _) = conversation_with(&r, &times).await;
+    let id = conversation.id;
+    let mut bounds: Vec<i64> = (1..=61).map(offset).flat_map(|t| [t, t + 1]).collect();
+    bounds.extend([1, 4, 1004, 1200]);
+    bounds.sort_unstable();
+    bounds.dedup();
+    for bound in bounds {
+        let seqs_where = |admitted: &dyn Fn(i64) -> bool| -> Vec<u64> {
+            (1..=61)
+                .filter(|&n| admitted(offset(n)))
+                .map(i64::unsigned_abs)
+                .collect()
+        };
+        let older = seqs_where(&|t| t < bound);
+        let newer = seqs_where(&|t| t > bound);
+        assert_page(
+            &history(&r, id, time(bound), None, 100).await,
+            &older,
+            false,
+            &format!("before {bound}"),
+        );
+        assert_page(
+            &history(&r, id, None, time(bound), 100).await,
+            &newer,
+            false,
+            &format!("after {bound}"),
+        );
+    }
+}
+
 /// A conversation without messages has an empty history, with any bounds.
 pub async fn history_of_an_empty_conversation_is_an_empty_page(r: Repositories) {
     let id = create(&r, "ana", "alpha", at(0)).await.id;
