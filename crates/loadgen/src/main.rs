@@ -87,6 +87,10 @@ enum Scenario {
         messages: u64,
         #[arg(long, default_value_t = 1000)]
         pages: usize,
+        /// Bound each page by a message's time (`before=<RFC 3339>`) instead of
+        /// its seq.
+        #[arg(long)]
+        by_time: bool,
     },
     /// Full-text searches over a conversation seeded with M messages: for a word in
     /// one message of a thousand, and for a word in all of them.
@@ -282,7 +286,8 @@ async fn run(api: &Api, scenario: Scenario) -> Result<Vec<Report>> {
             database_url,
             messages,
             pages,
-        } => vec![scenarios::history(api, &database_url, messages, pages).await?],
+            by_time,
+        } => vec![scenarios::history(api, &database_url, messages, pages, by_time).await?],
         Scenario::Search {
             database_url,
             messages,

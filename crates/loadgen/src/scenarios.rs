@@ -10,6 +10,8 @@ use anyhow::{Context as _, Result, bail, ensure};
 use futures::{SinkExt as _, StreamExt as _};
 use rand::Rng as _;
 use serde_json::json;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use tokio::sync::Barrier;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
@@ -303,8 +305,15 @@ async fn paced_sender(
 }
 
 /// A conversation holding `messages` messages (seeded straight into the database at
-/// `database_url`), read `pages` times as the 50 messages before a random seq.
-pub async fn history(api: &Api, database_url: &str, messages: u64, pages: usize) -> Result<Report> {
+/// `database_url`), read `pages` times as the 50 messages before a random seq, or
+/// `by_time`, before that seq's time.
+pub async fn history(
+    api: &Api,
+    database_url: &str,
+    messages: u64,
+    pages: usize,
+    by_time: bool,
+) -> Result<Report> {
     ensure!(messages >= 50, "history needs at least 50 messages");
     let guest = api.guest().await?;
     let conversation = api.start(&guest.token, ECHO).await?;
@@ -317,10 +326,33 @@ pub async fn history(api: &Api, database_url: &str, messages: u64, pages: usize)
     )
     .await?;
     let seeded_in = seeding.elapsed();
+    // Seeded seqs are one millisecond apart, so a seq's time is the last one's less
+    // the seqs between them.
+    let last_time = if by_time {
+        let path = format!(
+            "/conversations/{}/history?limit=1",
+            conversation.conversation_id
+        );
+        let page = api.get_body(&guest.token, &path).await?.json()?;
+        let text = page["messages"][0]["timestamp"]
+            .as_str()
+            .context("the newest message has no timestamp")?
+            .to_owned();
+        Some(OffsetDateTime::parse(&text, &Rfc3339).context("an unreadable timestamp")?)
+    } else {
+        None
+    };
     let started = Instant::now();
     let mut latencies = Vec::with_capacity(pages);
     for _ in 0..pages {
-        let before = rand::rng().random_range(51..=messages + 1);
+        let seq = rand::rng().random_range(51..=messages + 1);
+        let before = match last_time {
+            Some(last) => {
+                let earlier = i64::try_from(messages - seq + 1)?;
+                (last - time::Duration::milliseconds(earlier)).format(&Rfc3339)?
+            }
+            None => seq.to_string(),
+        };
         let path = format!(
             "/conversations/{}/history?limit=50&before={before}",
             conversation.conversation_id
@@ -331,11 +363,12 @@ pub async fn history(api: &Api, database_url: &str, messages: u64, pages: usize)
         let got = page.json()?["messages"].as_array().map_or(0, Vec::len);
         ensure!(
             got == 50,
-            "a page before seq {before} held {got} messages, not 50"
+            "a page before {before} (seq {seq}) held {got} messages, not 50"
         );
     }
+    let bound = if by_time { " by time" } else { "" };
     Ok(Report::new(
-        format!("history {messages} msgs, 50/page"),
+        format!("history {messages} msgs, 50/page{bound}"),
         started.elapsed(),
         latencies,
     )

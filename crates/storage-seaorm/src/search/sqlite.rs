@@ -97,7 +97,9 @@ impl SeaOrmStore {
                 .then(|| newest.last().copied())
                 .flatten();
             let most = size.saturating_mul(CHECKED_CHUNKS);
-            if let Some(newer) = newer_matches(&txn, query, threshold, lowest, most).await? {
+            if at_most_newer(&txn, query, threshold, most).await?
+                && let Some(newer) = newer_matches(&txn, query, threshold, lowest, most).await?
+            {
                 keep_newest(&mut newest, newer, wanted);
                 break;
             }
@@ -200,6 +202,76 @@ fn newer_than(sql: &mut Sql, threshold: Option<Key>) -> String {
     format!(" AND m.timestamp_ms >= {at} AND (m.timestamp_ms, m.id) > ({at}, {id})")
 }
 
+/// `WITH RECURSIVE recent(conversation_id, seq) AS (…)`: the conversations searched
+/// and their messages at `threshold`'s time or later (all of them without one), as
+/// seqs, and at most `most` plus one of them in all.
+///
+/// A conversation's messages that recent are its newest (its times never decrease
+/// in seq order), and none are in a conversation last active before that time: so
+/// each conversation is read back from its last seq while the message before is
+/// that recent. It reads only the seq index, one message per step. Its last
+/// message may be older than the threshold, and messages above a search cursor are
+/// read too: such extras make a check give up sooner, never give a wrong page.
+fn recent(sql: &mut Sql, query: &SearchQuery, threshold: Option<Key>, most: usize) -> String {
+    let filters = sql.conversation_filters(query);
+    let (active, step) = match threshold {
+        Some((at, _)) => {
+            let at = sql.bind(at);
+            (
+                format!(" AND c.last_activity_ms >= {at}"),
+                format!(
+                    " AND (SELECT before.timestamp_ms FROM message_history AS before \
+                     WHERE before.conversation_id = r.conversation_id \
+                     AND before.seq = r.seq - 1) >= {at}"
+                ),
+            )
+        }
+        None => (String::new(), String::new()),
+    };
+    let limit = sql.bind(i64::try_from(most.saturating_add(1)).unwrap_or(i64::MAX));
+    format!(
+        "WITH RECURSIVE recent(conversation_id, seq) AS ( \
+           SELECT c.id, c.last_seq FROM conversations c \
+           WHERE c.last_seq > 0{filters}{active} \
+           UNION ALL \
+           SELECT r.conversation_id, r.seq - 1 FROM recent r WHERE r.seq > 1{step} \
+           LIMIT {limit}) "
+    )
+}
+
+/// Whether at most `most` messages searched can be newer than `threshold`: so that
+/// a check bound to fail (a rare word's page reaching far back) costs little, a
+/// conversation with more than `most` such messages is seen from one message, the
+/// one `most` before its last, and only otherwise are they counted ([`recent`]).
+async fn at_most_newer(
+    txn: &DatabaseTransaction,
+    query: &SearchQuery,
+    threshold: Option<Key>,
+    most: usize,
+) -> Result<bool, RepoError> {
+    let mut sql = Sql::new(query, txn.get_database_backend());
+    let recent = recent(&mut sql, query, threshold, most);
+    let filters = sql.conversation_filters(query);
+    let recent_enough = match threshold {
+        Some((at, _)) => format!(" AND m.timestamp_ms >= {}", sql.bind(at)),
+        None => String::new(),
+    };
+    let most = sql.bind(i64::try_from(most).unwrap_or(i64::MAX));
+    sql.text = format!(
+        "{recent}SELECT CASE \
+           WHEN EXISTS (SELECT 1 FROM conversations c JOIN message_history m \
+                        ON m.conversation_id = c.id AND m.seq = c.last_seq - {most} \
+                        WHERE 1{filters}{recent_enough}) THEN 0 \
+           ELSE (SELECT count(*) FROM recent) <= {most} END"
+    );
+    let row = txn
+        .query_one_raw(sql.statement()?)
+        .await
+        .map_err(repo_error)?
+        .ok_or_else(|| RepoError::Internal("a check without a row".into()))?;
+    row.try_get_by_index(0).map_err(repo_error)
+}
+
 /// Every match of `query` newer than `threshold` (every match, without one) that is
 /// not among those walked, the walk having read every match from rowid `walked` up;
 /// `None` when that cannot be known from at most `most` messages.
@@ -212,45 +284,17 @@ async fn newer_matches(
 ) -> Result<Option<Vec<Key>>, RepoError> {
     let backend = txn.get_database_backend();
     let mut sql = Sql::new(query, backend);
-    let filters = sql.conversation_filters(query);
-    // A conversation's messages at the threshold's time or later are its newest
-    // (its times never decrease in seq order), and none are in a conversation
-    // last active before it: read each conversation back from its last seq while
-    // the message before is that recent. The limit stops the reading once it has
-    // read more messages than the check may, wherever they are.
-    let (active, recent) = match threshold {
-        Some((at, _)) => {
-            let at = sql.bind(at);
-            (
-                format!(" AND c.last_activity_ms >= {at}"),
-                format!(
-                    " AND (SELECT before.timestamp_ms FROM message_history AS before \
-                     WHERE before.conversation_id = w.conversation_id \
-                     AND before.seq = w.seq - 1) >= {at}"
-                ),
-            )
-        }
-        None => (String::new(), String::new()),
-    };
-    let limit = sql.bind(i64::try_from(most.saturating_add(1)).unwrap_or(i64::MAX));
+    let recent = recent(&mut sql, query, threshold, most);
     let cursor = sql.before_cursor(query);
     let newer = newer_than(&mut sql, threshold);
-    // The reading also passes messages above a cursor, and a conversation's last
-    // message may be older than the threshold: `candidate` tells them apart.
     sql.text = format!(
-        "WITH RECURSIVE walk(conversation_id, seq) AS ( \
-           SELECT c.id, c.last_seq FROM conversations c \
-           WHERE c.last_seq > 0{filters}{active} \
-           UNION ALL \
-           SELECT w.conversation_id, w.seq - 1 FROM walk w WHERE w.seq > 1{recent} \
-           LIMIT {limit}) \
-         SELECT m.id, m.timestamp_ms, m.rowid AS history_rowid, \
+        "{recent}SELECT m.id, m.timestamp_ms, m.rowid AS history_rowid, \
            (1{cursor}{newer}) AS candidate, \
            EXISTS (SELECT 1 FROM message_search \
                    WHERE message_search.rowid = m.rowid \
                      AND message_search.message_id = m.id) AS indexed \
-         FROM walk w JOIN message_history m \
-           ON m.conversation_id = w.conversation_id AND m.seq = w.seq"
+         FROM recent r JOIN message_history m \
+           ON m.conversation_id = r.conversation_id AND m.seq = r.seq"
     );
     let rows = txn
         .query_all_raw(sql.statement()?)
