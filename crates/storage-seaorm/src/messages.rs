@@ -40,17 +40,14 @@ impl MessageRepository for SeaOrmStore {
         query: &HistoryQuery,
     ) -> Result<HistoryPage, RepoError> {
         let limit = u64::from(query.limit.get());
-        let by_seq = self.db.get_database_backend() == DbBackend::Sqlite;
+        let backend = self.db.get_database_backend();
         let mut select = message::Entity::find()
             .filter(message::Column::ConversationId.eq(conversation.as_uuid()));
         if let Some(before) = query.before {
             select = select.filter(match before {
                 HistoryBound::Seq(seq) => message::Column::Seq.lt(bound_seq(seq)),
                 // Times below `at` are the seqs below the first at `at` or later.
-                HistoryBound::Time(at) if by_seq => {
-                    first_seq_at(conversation, millis(at), "seq < ")
-                }
-                HistoryBound::Time(at) => message::Column::TimestampMs.lt(millis(at)),
+                HistoryBound::Time(at) => first_seq_at(backend, conversation, millis(at), "seq < "),
             });
         }
         if let Some(after) = query.after {
@@ -58,10 +55,12 @@ impl MessageRepository for SeaOrmStore {
                 HistoryBound::Seq(seq) => message::Column::Seq.gt(bound_seq(seq)),
                 // Times past `at`, in milliseconds, are the seqs from the first at
                 // `at + 1` or later.
-                HistoryBound::Time(at) if by_seq => {
-                    first_seq_at(conversation, millis(at).saturating_add(1), "seq >= ")
-                }
-                HistoryBound::Time(at) => message::Column::TimestampMs.gt(millis(at)),
+                HistoryBound::Time(at) => first_seq_at(
+                    backend,
+                    conversation,
+                    millis(at).saturating_add(1),
+                    "seq >= ",
+                ),
             });
         }
         // With `after` the page is the oldest messages past it; otherwise it is the
@@ -73,10 +72,9 @@ impl MessageRepository for SeaOrmStore {
             select.order_by_desc(message::Column::Seq)
         };
         let select = select.limit(limit + 1);
-        // A time bound may have PostgreSQL's read walk much of a long conversation
-        // (its seq order and its times are two indexes), and costs SQLite a binary
-        // search; such a read goes through the pool, off the tokio worker. Pages by
-        // seq read at most a page's rows.
+        // A time bound costs a binary search over the seqs first; such a read goes
+        // through the pool, off the tokio worker. Pages by seq read at most a page's
+        // rows.
         let by_time = matches!(query.before, Some(HistoryBound::Time(_)))
             || matches!(query.after, Some(HistoryBound::Time(_)));
         let rows = if by_time {
@@ -181,24 +179,39 @@ fn bound_seq(seq: Seq) -> i64 {
 /// (messages are deleted only with their conversation) and its times never decrease
 /// in seq order, so the messages at `at_ms` or later are its newest ones. Each step
 /// reads one message by `(conversation_id, seq)`; a conversation of a million
-/// messages takes twenty. SQLite has no index on a conversation's times
+/// messages takes twenty. Filtering by time instead had both backends' planners
+/// read the conversation back by seq until a page was found, up to every message
+/// (docs/benchmarks.md), and SQLite has no index on a conversation's times
 /// (`m20261206_000001_swap_sqlite_message_time_index`).
-fn first_seq_at(conversation: ConversationId, at_ms: i64, compared: &str) -> Expr {
-    let id = conversation.as_uuid();
+fn first_seq_at(
+    backend: DbBackend,
+    conversation: ConversationId,
+    at_ms: i64,
+    compared: &str,
+) -> Expr {
+    let id = sea_orm::Value::from(conversation.as_uuid());
+    let at_ms = sea_orm::Value::from(at_ms);
+    // sea-query reads `$n` in custom SQL for PostgreSQL only, and `?` for SQLite only.
+    let (id_at, time_at, values) = match backend {
+        DbBackend::Postgres => ("$1", "$2", vec![id, at_ms]),
+        _ => ("?", "?", vec![id.clone(), at_ms.clone(), at_ms, id]),
+    };
     // `lo` and `hi` bound the answer; the message at their middle says which half
-    // holds it.
+    // holds it. PostgreSQL types the recursion by its first row, hence the cast.
     Expr::cust_with_values(
         format!(
             "{compared}(WITH RECURSIVE halves(lo, hi) AS ( \
-               SELECT 1, last_seq + 1 FROM conversations WHERE id = ? \
+               SELECT CAST(1 AS BIGINT), last_seq + 1 FROM conversations WHERE id = {id_at} \
                UNION ALL \
-               SELECT CASE WHEN middle.timestamp_ms >= ? THEN lo ELSE (lo + hi) / 2 + 1 END, \
-                      CASE WHEN middle.timestamp_ms >= ? THEN (lo + hi) / 2 ELSE hi END \
+               SELECT CASE WHEN middle.timestamp_ms >= {time_at} \
+                        THEN lo ELSE (lo + hi) / 2 + 1 END, \
+                      CASE WHEN middle.timestamp_ms >= {time_at} \
+                        THEN (lo + hi) / 2 ELSE hi END \
                FROM halves JOIN message_history AS middle \
-                 ON middle.conversation_id = ? AND middle.seq = (lo + hi) / 2 \
+                 ON middle.conversation_id = {id_at} AND middle.seq = (lo + hi) / 2 \
                WHERE lo < hi) \
              SELECT lo FROM halves WHERE lo >= hi)"
         ),
-        [id.into(), at_ms.into(), at_ms.into(), id.into()] as [sea_orm::Value; 4],
+        values,
     )
 }
