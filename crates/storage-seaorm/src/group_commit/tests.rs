@@ -631,3 +631,121 @@ async fn a_stopped_writers_connection_serves_the_next_writer_while_fresh() {
     );
     db.drop_database().await.expect("database dropped");
 }
+
+/// The count of one `sql` statement's single value.
+async fn count(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
+    db.query_one_raw(Statement::from_string(DbBackend::Sqlite, sql))
+        .await
+        .expect("counted")
+        .expect("a row")
+        .try_get_by_index(0)
+        .expect("a count")
+}
+
+/// Messages appended through the group commit reach the search index without a
+/// search asking: the background pass after the commits indexes what the trigger
+/// noted, and the notes go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_appends_are_indexed_for_search_in_the_background() {
+    let db = sqlite_temp().await.expect("database");
+    let store = db.store();
+    let id = conversation(&store).await.id;
+    let messages = (0..20).map(|_| message(id, None)).collect();
+    let results = append_together(&store, messages).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let noted = count(
+            db.connection(),
+            "SELECT count(*) FROM message_search_pending",
+        )
+        .await;
+        let indexed = count(
+            db.connection(),
+            "SELECT count(*) FROM message_search WHERE message_search MATCH 'hello'",
+        )
+        .await;
+        if noted == 0 && indexed == 20 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{noted} messages still noted, {indexed} of 20 indexed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Stores `count` messages saying `content` in `conversation` as a seeding tool
+/// would, straight into `message_history`: the trigger notes them, and no
+/// background pass runs.
+async fn insert_directly(db: &sea_orm::DatabaseConnection, id: ConversationId, content: &str) {
+    db.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        "INSERT INTO message_history (id, conversation_id, seq, sender, sender_id, content, \
+         attachments, suggestions, client_message_id, reply_to, timestamp_ms, metadata) \
+         VALUES (?, ?, 1, 'user', 'alice', ?, '[]', '[]', NULL, NULL, ?, '{}')",
+        [
+            uuid::Uuid::now_v7().into(),
+            id.as_uuid().into(),
+            content.into(),
+            now().unix_millis().into(),
+        ],
+    ))
+    .await
+    .expect("message inserted");
+}
+
+/// Alice's conversations' messages holding `word`, newest first.
+async fn search(store: &SeaOrmStore, word: &str) -> Vec<Message> {
+    use confab_domain::search::{SearchOrder, SearchQuery, SearchScope, SearchText};
+    let query = SearchQuery {
+        text: SearchText::parse(word).expect("search text"),
+        scope: SearchScope::User(UserId::parse("alice").expect("user id")),
+        bot_id: None,
+        status: None,
+        order: SearchOrder::Newest,
+        cursor: None,
+        limit: confab_domain::conversation::PageSize::parse(20, 50).expect("page size"),
+    };
+    store.search(&query).await.expect("searched")
+}
+
+/// A search indexes what is noted before it reads, so that it finds a message no
+/// background pass has indexed yet.
+#[tokio::test]
+async fn a_sqlite_search_first_indexes_the_messages_noted() {
+    let db = sqlite_temp().await.expect("database");
+    let store = db.store();
+    let id = conversation(&store).await.id;
+    insert_directly(db.connection(), id, "pickled herring").await;
+    let noted = "SELECT count(*) FROM message_search_pending";
+    assert_eq!(count(db.connection(), noted).await, 1);
+
+    let found = search(&store, "herring").await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(count(db.connection(), noted).await, 0);
+}
+
+/// A message deleted (with its conversation) before it was indexed leaves a note
+/// that the next pass drops, and nothing in the index.
+#[tokio::test]
+async fn a_sqlite_message_deleted_before_it_is_indexed_leaves_nothing_behind() {
+    let db = sqlite_temp().await.expect("database");
+    let store = db.store();
+    let id = conversation(&store).await.id;
+    insert_directly(db.connection(), id, "pickled herring").await;
+    ConversationRepository::delete(&store, id)
+        .await
+        .expect("deleted");
+
+    let taken = crate::search::pending::index_pending(db.connection())
+        .await
+        .expect("indexed");
+    assert_eq!(taken, 1);
+    let noted = "SELECT count(*) FROM message_search_pending";
+    assert_eq!(count(db.connection(), noted).await, 0);
+    let indexed = "SELECT count(*) FROM message_search WHERE message_search MATCH 'herring'";
+    assert_eq!(count(db.connection(), indexed).await, 0);
+}
