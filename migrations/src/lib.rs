@@ -43,8 +43,6 @@
 //! - `m20261206_000001_swap_sqlite_message_time_index`: SQLite indexes all messages'
 //!   times instead of each conversation's; a conversation's messages around a time
 //!   are found by seq.
-//! - `m20261206_000002_defer_sqlite_search_indexing`: SQLite notes each new message
-//!   for the search index, which takes them in batches after their commit.
 
 /// Re-exported so that callers can run [`Migrator`] without naming sea-orm-migration.
 pub use sea_orm_migration::MigratorTrait;
@@ -61,7 +59,6 @@ mod m20261204_000005_add_feedback_webhooks;
 mod m20261204_000006_drop_activity_indexes;
 mod m20261205_000001_switch_message_webhook_trigger;
 mod m20261206_000001_swap_sqlite_message_time_index;
-mod m20261206_000002_defer_sqlite_search_indexing;
 
 /// Applies confab's migrations; `Migrator::up(&db, None)` brings a database to the
 /// current schema.
@@ -83,7 +80,6 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000006_drop_activity_indexes::Migration),
             Box::new(m20261205_000001_switch_message_webhook_trigger::Migration),
             Box::new(m20261206_000001_swap_sqlite_message_time_index::Migration),
-            Box::new(m20261206_000002_defer_sqlite_search_indexing::Migration),
         ]
     }
 }

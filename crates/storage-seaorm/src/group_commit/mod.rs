@@ -49,7 +49,6 @@ use tokio::sync::oneshot;
 
 use crate::append::{Held, append_alone, append_own_alone, not_advanced};
 use crate::connection::POOLED_IDLE_BEFORE_PING;
-use crate::search::pending::index_pending;
 
 /// Appends taken into one batch at most. Bounds how long a lock is held and how long
 /// the first append of a batch waits for the last.
@@ -402,7 +401,7 @@ impl AppendQueue {
             match committed {
                 Ok(steps) => {
                     if backend == DbBackend::Sqlite {
-                        self.index_and_checkpoint_soon(&db);
+                        self.checkpoint_soon(&db);
                     }
                     for (pending, committed) in batch.into_iter().zip(steps) {
                         pending.answer(&db, committed).await;
@@ -520,12 +519,7 @@ impl AppendQueue {
     /// WAL starts over under steady appends: `open_sqlite_writer`) finds little left
     /// to copy. A passive checkpoint does not block the writer, and one that fails
     /// leaves the pages for the next one.
-    ///
-    /// Each pass first indexes the messages committed since the last for search
-    /// (`search::pending`), so that the index gets them in a few large batches and a
-    /// search seldom has many to index first. A pass that fails leaves them to the
-    /// next pass or search.
-    fn index_and_checkpoint_soon(self: &Arc<Self>, db: &DatabaseConnection) {
+    fn checkpoint_soon(self: &Arc<Self>, db: &DatabaseConnection) {
         {
             let mut state = self.lock();
             state.committed_since_checkpoint = true;
@@ -539,7 +533,6 @@ impl AppendQueue {
         tokio::spawn(async move {
             loop {
                 queue.lock().committed_since_checkpoint = false;
-                let _ = index_pending(&db).await;
                 let _ = sqlite::checkpoint(&db).await;
                 tokio::time::sleep(CHECKPOINT_EVERY).await;
                 let mut state = queue.lock();

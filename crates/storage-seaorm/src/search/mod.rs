@@ -13,11 +13,7 @@
 //!   stops once the messages newer than its page have all been checked.
 //! - `postgres`: filters the newest messages of the conversations searched, and
 //!   falls back to the full sort when too few of them match.
-//!
-//! SQLite indexes messages after their commit, in batches (`pending`); a search
-//! first indexes what is waiting.
 
-pub(crate) mod pending;
 mod postgres;
 mod sqlite;
 
@@ -42,16 +38,11 @@ impl SeaOrmStore {
         let wanted = usize::try_from(query.limit.get())
             .unwrap_or(usize::MAX)
             .saturating_add(1);
-        let backend = self.db.get_database_backend();
-        if backend == DbBackend::Sqlite {
-            // So that the search finds every message committed before it began.
-            pending::index_pending(&self.db).await?;
-        }
         let newest_first = query.order == SearchOrder::Newest
             && !matches!(query.cursor, Some(SearchCursor::Offset(_)));
         let rows = if !newest_first {
             self.every_match(query).await?
-        } else if backend == DbBackend::Postgres {
+        } else if self.db.get_database_backend() == DbBackend::Postgres {
             match self.newest_postgres(query, wanted).await? {
                 Some(rows) => rows,
                 None => self.every_match(query).await?,
