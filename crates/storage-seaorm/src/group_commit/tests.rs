@@ -487,12 +487,24 @@ async fn sqlite_appends_reach_the_database_file_through_a_background_checkpoint(
         .to_owned();
     // The file alone, without its WAL, holds only what was checkpointed.
     let copy = format!("{file}.checkpointed");
+    let remove_copy = || {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{copy}{suffix}"));
+        }
+    };
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file never held the 20 messages"
+        );
         std::fs::copy(&file, &copy).expect("database file copied");
-        let reader = crate::connect(&format!("sqlite://{copy}?mode=rw"))
-            .await
-            .expect("copy opened");
+        // A copy taken while a checkpoint writes the file may be torn: try again.
+        let Ok(reader) = crate::connect(&format!("sqlite://{copy}?mode=rw")).await else {
+            remove_copy();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
         // Before the first checkpoint the file has not even the tables.
         let query = confab_domain::message::HistoryQuery {
             before: None,
@@ -504,16 +516,10 @@ async fn sqlite_appends_reach_the_database_file_through_a_background_checkpoint(
             .await
             .map_or(0, |page| page.messages.len());
         reader.close().await.expect("copy closed");
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{copy}{suffix}"));
-        }
+        remove_copy();
         if stored == 20 {
             break;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the database file holds {stored} of 20 messages"
-        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
