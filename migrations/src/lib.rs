@@ -43,6 +43,8 @@
 //! - `m20261206_000001_swap_sqlite_message_time_index`: SQLite indexes all messages'
 //!   times instead of each conversation's; a conversation's messages around a time
 //!   are found by seq.
+//! - `m20261206_000002_slim_conversation_list_indexes`: the list's filtered indexes
+//!   leave out `last_activity_ms`, which every message moves.
 
 /// Re-exported so that callers can run [`Migrator`] without naming sea-orm-migration.
 pub use sea_orm_migration::MigratorTrait;
@@ -59,6 +61,7 @@ mod m20261204_000005_add_feedback_webhooks;
 mod m20261204_000006_drop_activity_indexes;
 mod m20261205_000001_switch_message_webhook_trigger;
 mod m20261206_000001_swap_sqlite_message_time_index;
+mod m20261206_000002_slim_conversation_list_indexes;
 
 /// Applies confab's migrations; `Migrator::up(&db, None)` brings a database to the
 /// current schema.
@@ -80,6 +83,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000006_drop_activity_indexes::Migration),
             Box::new(m20261205_000001_switch_message_webhook_trigger::Migration),
             Box::new(m20261206_000001_swap_sqlite_message_time_index::Migration),
+            Box::new(m20261206_000002_slim_conversation_list_indexes::Migration),
         ]
     }
 }
