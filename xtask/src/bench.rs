@@ -41,7 +41,7 @@ struct Step {
 }
 
 /// The scenarios, at sizes that take about a minute per backend on two cores.
-const STEPS: [Step; 11] = [
+const STEPS: [Step; 13] = [
     Step {
         name: "send-ws",
         args: &[
@@ -54,6 +54,22 @@ const STEPS: [Step; 11] = [
             "1000",
             "--window",
             "8",
+        ],
+    },
+    Step {
+        name: "send-ws-1kb",
+        args: &[
+            "send",
+            "--transport",
+            "ws",
+            "--clients",
+            "16",
+            "--messages",
+            "500",
+            "--window",
+            "8",
+            "--content-bytes",
+            "1000",
         ],
     },
     Step {
@@ -89,6 +105,17 @@ const STEPS: [Step; 11] = [
     Step {
         name: "history-1m",
         args: &["history", "--messages", "1000000", "--pages", "2000"],
+    },
+    Step {
+        name: "history-1m-by-time",
+        args: &[
+            "history",
+            "--messages",
+            "1000000",
+            "--pages",
+            "500",
+            "--by-time",
+        ],
     },
     Step {
         name: "search-1m",

@@ -186,6 +186,7 @@ pub async fn send_ws(
             let latencies = pipelined(
                 &mut socket,
                 &conversation.session_id,
+                "",
                 messages,
                 window.max(1),
                 Instant::now() + limit,

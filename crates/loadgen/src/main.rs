@@ -54,6 +54,10 @@ enum Scenario {
         /// WebSocket only: unacknowledged messages a client keeps in flight.
         #[arg(long, default_value_t = 8)]
         window: usize,
+        /// Bytes added to each message's text (the echo's replies repeat it); the
+        /// server takes up to 16 KiB.
+        #[arg(long, default_value_t = 0)]
+        content_bytes: usize,
     },
     /// A message sent, the bot's echo received, one after the other.
     Roundtrip {
@@ -264,14 +268,16 @@ async fn run(api: &Api, scenario: Scenario) -> Result<Vec<Report>> {
             transport: Transport::Rest,
             clients,
             messages,
+            content_bytes,
             ..
-        } => vec![scenarios::send_rest(api, clients, messages).await?],
+        } => vec![scenarios::send_rest(api, clients, messages, content_bytes).await?],
         Scenario::Send {
             transport: Transport::Ws,
             clients,
             messages,
             window,
-        } => vec![scenarios::send_ws(api, clients, messages, window).await?],
+            content_bytes,
+        } => vec![scenarios::send_ws(api, clients, messages, window, content_bytes).await?],
         Scenario::Roundtrip {
             messages,
             background_rate,

@@ -25,11 +25,17 @@ const ECHO: &str = "echo";
 /// `clients` clients, each in its own conversation with the echo bot, each sending
 /// `messages` messages one after the other over `POST /conversations/{id}/messages`.
 /// Latency is the request's; throughput counts stored user messages.
-pub async fn send_rest(api: &Api, clients: usize, messages: usize) -> Result<Report> {
+pub async fn send_rest(
+    api: &Api,
+    clients: usize,
+    messages: usize,
+    content_bytes: usize,
+) -> Result<Report> {
+    let padding: Arc<str> = padding(content_bytes).into();
     let barrier = Arc::new(Barrier::new(clients + 1));
     let mut tasks = Vec::with_capacity(clients);
     for _ in 0..clients {
-        let (api, barrier) = (api.clone(), barrier.clone());
+        let (api, barrier, padding) = (api.clone(), barrier.clone(), padding.clone());
         tasks.push(tokio::spawn(async move {
             let guest = api.guest().await?;
             let conversation = api.start(&guest.token, ECHO).await?;
@@ -40,7 +46,7 @@ pub async fn send_rest(api: &Api, clients: usize, messages: usize) -> Result<Rep
                 api.send(
                     &guest.token,
                     &conversation.conversation_id,
-                    &format!("m{i}"),
+                    &format!("m{i}{padding}"),
                 )
                 .await?;
                 latencies.push(sent.elapsed());
@@ -64,7 +70,7 @@ pub async fn send_rest(api: &Api, clients: usize, messages: usize) -> Result<Rep
         wait_for_messages(api, &token, &conversation, 2 * messages as u64).await?;
     }
     Ok(Report::new(
-        format!("send rest {clients}x{messages}"),
+        format!("send rest {clients}x{messages}{}", of_bytes(content_bytes)),
         elapsed,
         latencies,
     ))
@@ -89,11 +95,18 @@ async fn wait_for_messages(api: &Api, token: &str, conversation: &str, count: u6
 /// to `window` user messages in flight. Latency runs from sending a `message` frame to
 /// its acknowledgement (the socket's own message coming back stored); the run ends when
 /// every message has been acknowledged and answered by the bot.
-pub async fn send_ws(api: &Api, clients: usize, messages: usize, window: usize) -> Result<Report> {
+pub async fn send_ws(
+    api: &Api,
+    clients: usize,
+    messages: usize,
+    window: usize,
+    content_bytes: usize,
+) -> Result<Report> {
+    let padding: Arc<str> = padding(content_bytes).into();
     let barrier = Arc::new(Barrier::new(clients + 1));
     let mut tasks = Vec::with_capacity(clients);
     for _ in 0..clients {
-        let (api, barrier) = (api.clone(), barrier.clone());
+        let (api, barrier, padding) = (api.clone(), barrier.clone(), padding.clone());
         tasks.push(tokio::spawn(async move {
             let guest = api.guest().await?;
             let conversation = api.start(&guest.token, ECHO).await?;
@@ -102,6 +115,7 @@ pub async fn send_ws(api: &Api, clients: usize, messages: usize, window: usize) 
             pipelined(
                 &mut socket,
                 &conversation.session_id,
+                &padding,
                 messages,
                 window.max(1),
                 // The process's --time-limit bounds this scenario as a whole.
@@ -116,23 +130,53 @@ pub async fn send_ws(api: &Api, clients: usize, messages: usize, window: usize) 
     let elapsed = started.elapsed();
     let answered = latencies.len() as f64;
     Ok(Report::new(
-        format!("send ws {clients}x{messages} window {window}"),
+        format!(
+            "send ws {clients}x{messages} window {window}{}",
+            of_bytes(content_bytes)
+        ),
         elapsed,
         latencies,
     )
     .with("stored_per_s", 2.0 * answered / elapsed.as_secs_f64()))
 }
 
+/// Text that makes a message about `bytes` longer: the send scenarios' few-byte
+/// messages cost storage, search indexing and sockets less than people's do.
+fn padding(bytes: usize) -> String {
+    if bytes == 0 {
+        return String::new();
+    }
+    // Words, so that the search index has as many to take as in a person's text.
+    let mut text = String::with_capacity(bytes + 8);
+    let mut word = 0_usize;
+    while text.len() < bytes {
+        text.push_str(&format!(" w{}", word % 997));
+        word += 7;
+    }
+    text.truncate(bytes);
+    text
+}
+
+/// How a report's name tells messages padded by `bytes`.
+fn of_bytes(bytes: usize) -> String {
+    if bytes == 0 {
+        String::new()
+    } else {
+        format!(" of {bytes} B")
+    }
+}
+
 /// How long [`send_ws`] keeps sending before it only waits for what is in flight.
 const SENDING_LIMIT: Duration = Duration::from_secs(600);
 
-/// Sends up to `messages` user messages on one socket with at most `window`
-/// unacknowledged, sending nothing new after `stop_sending`, until everything sent is
-/// acknowledged and answered; returns the acknowledgement latencies (as many as
-/// messages were sent).
+/// Sends up to `messages` user messages (each its number, then `padding`) on one
+/// socket with at most `window` unacknowledged, sending nothing new after
+/// `stop_sending`, until everything sent is acknowledged and answered; returns the
+/// acknowledgement latencies (as many as messages were sent).
 pub(crate) async fn pipelined(
     socket: &mut Socket,
     session_id: &str,
+    padding: &str,
     messages: usize,
     window: usize,
     stop_sending: Instant,
@@ -154,7 +198,7 @@ pub(crate) async fn pipelined(
             let frame = json!({
                 "type": "message",
                 "session_id": session_id,
-                "content": format!("m{i}"),
+                "content": format!("m{i}{padding}"),
                 "client_message_id": format!("c{i}"),
             });
             socket

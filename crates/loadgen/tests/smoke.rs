@@ -42,9 +42,13 @@ async fn every_scenario_runs_to_completion_against_a_real_server() {
         let _ = stopped.await;
     }));
 
-    let rest = scenarios::send_rest(&api, 2, 5).await.expect("send rest");
+    let rest = scenarios::send_rest(&api, 2, 5, 0)
+        .await
+        .expect("send rest");
     assert_complete(&rest, 10);
-    let ws = scenarios::send_ws(&api, 2, 10, 4).await.expect("send ws");
+    let ws = scenarios::send_ws(&api, 2, 10, 4, 300)
+        .await
+        .expect("send ws");
     assert_complete(&ws, 20);
     let roundtrip = scenarios::roundtrip(&api, 5, 0).await.expect("roundtrip");
     assert_complete(&roundtrip, 5);
@@ -56,10 +60,14 @@ async fn every_scenario_runs_to_completion_against_a_real_server() {
     assert_complete(&fanned, 18);
     // Each socket sees at least the six messages and their six replies.
     assert!(fanned.extra["frames"] >= 36.0);
-    let history = scenarios::history(&api, &database_url, 120, 10)
+    let history = scenarios::history(&api, &database_url, 120, 10, false)
         .await
         .expect("history");
     assert_complete(&history, 10);
+    let by_time = scenarios::history(&api, &database_url, 120, 10, true)
+        .await
+        .expect("history by time");
+    assert_complete(&by_time, 10);
     let export = scenarios::export(&api, &database_url, 120, Some(std::process::id()))
         .await
         .expect("export");
