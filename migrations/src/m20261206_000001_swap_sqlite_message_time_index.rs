@@ -30,50 +30,18 @@ const ALL_MESSAGES: &str = "idx_message_history_timestamp";
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() == DbBackend::Postgres {
-            return Ok(());
-        }
-        manager
-            .drop_index(
-                Index::drop()
-                    .name(PER_CONVERSATION)
-                    .table(MessageHistory::Table)
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name(ALL_MESSAGES)
-                    .table(MessageHistory::Table)
-                    .col(MessageHistory::TimestampMs)
-                    .to_owned(),
-            )
-            .await
+        swap(
+            manager,
+            PER_CONVERSATION,
+            ALL_MESSAGES,
+            &[MessageHistory::TimestampMs],
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() == DbBackend::Postgres {
-            return Ok(());
-        }
-        manager
-            .drop_index(
-                Index::drop()
-                    .name(ALL_MESSAGES)
-                    .table(MessageHistory::Table)
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name(PER_CONVERSATION)
-                    .table(MessageHistory::Table)
-                    .col(MessageHistory::ConversationId)
-                    .col(MessageHistory::TimestampMs)
-                    .to_owned(),
-            )
-            .await
+        let columns = [MessageHistory::ConversationId, MessageHistory::TimestampMs];
+        swap(manager, ALL_MESSAGES, PER_CONVERSATION, &columns).await
     }
 
     fn use_transaction(&self) -> Option<bool> {
@@ -81,7 +49,33 @@ impl MigrationTrait for Migration {
     }
 }
 
-#[derive(DeriveIden)]
+/// On SQLite, drops the index `dropped` and creates `created` on `columns`.
+async fn swap(
+    manager: &SchemaManager<'_>,
+    dropped: &str,
+    created: &str,
+    columns: &[MessageHistory],
+) -> Result<(), DbErr> {
+    if manager.get_database_backend() == DbBackend::Postgres {
+        return Ok(());
+    }
+    manager
+        .drop_index(
+            Index::drop()
+                .name(dropped)
+                .table(MessageHistory::Table)
+                .to_owned(),
+        )
+        .await?;
+    let mut index = Index::create();
+    index.name(created).table(MessageHistory::Table);
+    for column in columns {
+        index.col(*column);
+    }
+    manager.create_index(index.to_owned()).await
+}
+
+#[derive(DeriveIden, Clone, Copy)]
 enum MessageHistory {
     Table,
     ConversationId,

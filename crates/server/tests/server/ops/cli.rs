@@ -313,6 +313,18 @@ fn migrate_applies_migrations_and_reports_their_status() {
         1,
         "{rolled_back}"
     );
+    // Further back and up again: each migration's `down` leaves a schema its `up`
+    // applies to.
+    run_ok(confab().args(["migrate", "down", "--steps", "3", "--database-url", &url]));
+    let further = run_ok(confab().args(["migrate", "status", "--database-url", &url]));
+    let pending = further.lines().filter(|line| line.starts_with("Pending"));
+    assert_eq!(pending.count(), 4, "{further}");
+    run_ok(confab().args(["migrate", "--database-url", &url]));
+    let again = run_ok(confab().args(["migrate", "status", "--database-url", &url]));
+    assert!(
+        again.lines().all(|line| line.starts_with("Applied")),
+        "{again}"
+    );
 }
 
 #[test]
