@@ -4,13 +4,15 @@
 //! Every append wrote a leaf of the per-conversation index that no other append of
 //! its commit shared, one page of a lone message's eighteen; an index on all times
 //! grows at its right edge, so a commit's messages share its last leaf. Side by side
-//! this gave SQLite's WebSocket sends about a sixth more answered messages per second
-//! (docs/benchmarks.md). What read through the old index reads through others:
+//! this gave SQLite's WebSocket sends about an eighth more answered messages per
+//! second (docs/benchmarks.md, part ten). What read through the old index reads
+//! through others:
 //!
 //! - history bounded by time and search's newest-first check find a conversation's
 //!   messages around a time by its seq, since a conversation's times never decrease
 //!   in seq order (`crates/storage-seaorm`, `messages.rs` and `search/sqlite.rs`);
-//! - analytics' time windows read the new index.
+//! - analytics read the messages of their time window through the new index, then
+//!   their conversations.
 //!
 //! PostgreSQL keeps its per-conversation index: its newest-first search reads each
 //! conversation's newest messages in time order through it, and dropping it measured

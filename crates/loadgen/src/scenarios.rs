@@ -392,7 +392,8 @@ pub async fn history(
         let seq = rand::rng().random_range(51..=messages + 1);
         let before = match last_time {
             Some(last) => {
-                let earlier = i64::try_from(messages - seq + 1)?;
+                // `seq` may be one past the last message: a millisecond after it.
+                let earlier = i64::try_from(messages)? - i64::try_from(seq)?;
                 (last - time::Duration::milliseconds(earlier)).format(&Rfc3339)?
             }
             None => seq.to_string(),

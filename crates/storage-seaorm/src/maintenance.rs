@@ -68,9 +68,11 @@ impl ConversationMaintenance for SeaOrmStore {
             entry.conversations_started = count(&row, 2)?;
             entry.conversations_archived = count(&row, 3)?;
         }
-        // Messages are found through their conversations: a conversation with a
-        // message at or after `from` was last active at or after `from`, which the
-        // (bot_id, last_activity_ms) index narrows before any message is read.
+        // Messages are read in the window, through the index on their times, then
+        // joined to their conversations (the `CROSS JOIN` keeps SQLite's loops in
+        // that order: from a bot's conversations it would read each one's every
+        // message, for SQLite has no index on a conversation's times). A message at
+        // or after `from` is in a conversation last active at or after `from`.
         let mut values = vec![millis(query.from).into()];
         values.extend(range_values(query));
         for row in self.query(&messages_sql(query), values).await? {
@@ -155,10 +157,10 @@ impl Ranked {
     fn latency(bot: &str, range: (i64, i64), count: u64) -> Self {
         Self {
             sql: "SELECT r.timestamp_ms - u.timestamp_ms \
-                  FROM message_history r \
+                  FROM message_history r CROSS JOIN conversations c \
                   JOIN message_history u ON u.id = r.reply_to \
-                  JOIN conversations c ON c.id = r.conversation_id \
-                  WHERE r.sender = 'bot' AND c.bot_id = ? AND c.last_activity_ms >= ? \
+                  WHERE c.id = r.conversation_id \
+                  AND r.sender = 'bot' AND c.bot_id = ? AND c.last_activity_ms >= ? \
                   AND r.timestamp_ms >= ? AND r.timestamp_ms < ? \
                   ORDER BY 1 LIMIT 1 OFFSET ?",
             values: vec![bot.into(), range.0.into(), range.0.into(), range.1.into()],
@@ -250,8 +252,9 @@ fn messages_sql(query: &SummaryQuery) -> String {
          SUM(CASE WHEN m.sender = 'system' AND m.reply_to IS NOT NULL THEN 1 ELSE 0 END), \
          SUM(CASE WHEN m.sender = 'bot' AND m.feedback_rating = 'up' THEN 1 ELSE 0 END), \
          SUM(CASE WHEN m.sender = 'bot' AND m.feedback_rating = 'down' THEN 1 ELSE 0 END) \
-         FROM message_history m JOIN conversations c ON c.id = m.conversation_id \
-         WHERE c.last_activity_ms >= ? AND m.timestamp_ms >= ? AND m.timestamp_ms < ?{bot} \
+         FROM message_history m CROSS JOIN conversations c \
+         WHERE c.id = m.conversation_id \
+         AND c.last_activity_ms >= ? AND m.timestamp_ms >= ? AND m.timestamp_ms < ?{bot} \
          GROUP BY 1, 2",
         bot = bot_filter(query, "c.bot_id"),
     )

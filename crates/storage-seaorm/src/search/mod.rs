@@ -160,7 +160,7 @@ impl Sql {
 
     /// `AND …` conditions keeping the messages `m` that come after a newest-first
     /// cursor; empty without one. The time alone is stated too, so that an index on
-    /// a conversation's times can serve the condition.
+    /// times (PostgreSQL's on a conversation's) can serve the condition.
     fn before_cursor(&mut self, query: &SearchQuery) -> String {
         let Some(SearchCursor::Before { timestamp, id }) = query.cursor else {
             return String::new();
