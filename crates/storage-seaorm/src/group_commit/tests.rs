@@ -493,17 +493,22 @@ async fn sqlite_appends_reach_the_database_file_through_a_background_checkpoint(
         }
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut last_seen = String::from("nothing read yet");
     loop {
         assert!(
             std::time::Instant::now() < deadline,
-            "the database file never held the 20 messages"
+            "the database file never held the 20 messages: {last_seen}"
         );
         std::fs::copy(&file, &copy).expect("database file copied");
         // A copy taken while a checkpoint writes the file may be torn: try again.
-        let Ok(reader) = crate::connect(&format!("sqlite://{copy}?mode=rw")).await else {
-            remove_copy();
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
+        let reader = match crate::connect(&format!("sqlite://{copy}?mode=rw")).await {
+            Ok(reader) => reader,
+            Err(error) => {
+                last_seen = format!("the copy did not open: {error}");
+                remove_copy();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         // Before the first checkpoint the file has not even the tables.
         let query = confab_domain::message::HistoryQuery {
@@ -520,6 +525,7 @@ async fn sqlite_appends_reach_the_database_file_through_a_background_checkpoint(
         if stored == 20 {
             break;
         }
+        last_seen = format!("the file held {stored} of 20 messages");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

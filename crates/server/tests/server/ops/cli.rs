@@ -297,6 +297,7 @@ fn migrate_applies_migrations_and_reports_their_status() {
         "{before}"
     );
     run_ok(confab().args(["migrate", "--database-url", &url]));
+    let applied = sqlite_indexes(&url);
     let after = run_ok(confab().args(["migrate", "status", "--database-url", &url]));
     assert!(!after.is_empty());
     assert!(
@@ -313,18 +314,52 @@ fn migrate_applies_migrations_and_reports_their_status() {
         1,
         "{rolled_back}"
     );
-    // Further back and up again: each migration's `down` leaves a schema its `up`
-    // applies to.
+    // Further back and up again: each migration's `down` leaves the indexes its `up`
+    // found, and its `up` applies again.
     run_ok(confab().args(["migrate", "down", "--steps", "3", "--database-url", &url]));
     let further = run_ok(confab().args(["migrate", "status", "--database-url", &url]));
     let pending = further.lines().filter(|line| line.starts_with("Pending"));
     assert_eq!(pending.count(), 4, "{further}");
+    let earlier = sqlite_indexes(&url);
+    for (index, was) in [
+        ("idx_message_history_conversation_timestamp", true),
+        ("idx_conversations_user_bot_status_activity", true),
+        ("idx_conversations_user_status_activity", true),
+        ("idx_message_history_timestamp", false),
+        ("idx_conversations_user_status_bot", false),
+    ] {
+        assert_eq!(earlier.contains(index), was, "{index} in {earlier:?}");
+        assert_eq!(applied.contains(index), !was, "{index} in {applied:?}");
+    }
     run_ok(confab().args(["migrate", "--database-url", &url]));
     let again = run_ok(confab().args(["migrate", "status", "--database-url", &url]));
     assert!(
         again.lines().all(|line| line.starts_with("Applied")),
         "{again}"
     );
+    assert_eq!(sqlite_indexes(&url), applied);
+}
+
+/// The names of the indexes in the SQLite database at `url`.
+fn sqlite_indexes(url: &str) -> std::collections::BTreeSet<String> {
+    use sea_orm::{ConnectionTrait, Database, Statement};
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let db = Database::connect(url).await.expect("database opened");
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT name FROM sqlite_master WHERE type = 'index'",
+            ))
+            .await
+            .expect("indexes listed");
+        let names = rows
+            .iter()
+            .map(|row| row.try_get_by_index(0).expect("a name"))
+            .collect();
+        db.close().await.expect("database closed");
+        names
+    })
 }
 
 #[test]
