@@ -60,6 +60,8 @@ mod sql;
 mod store;
 mod webhooks;
 
+#[cfg(test)]
+mod fixtures;
 #[cfg(feature = "test-util")]
 pub mod testing;
 

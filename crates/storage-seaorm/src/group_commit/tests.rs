@@ -3,66 +3,16 @@
 
 use std::collections::BTreeSet;
 
-use confab_domain::bot::{Bot, BotId, BotName, EngineKind, EngineSpec};
-use confab_domain::conversation::{Conversation, ConversationId, Metadata};
-use confab_domain::message::{
-    Attachments, ClientMessageId, Message, MessageContent, MessageId, Sender, Seq,
-};
-use confab_domain::ports::{BotRepository, ConversationRepository, MessageRepository, OwnAppend};
-use confab_domain::session::{Session, SessionId};
+use confab_domain::conversation::ConversationId;
+use confab_domain::message::{Message, MessageContent, Sender, Seq};
+use confab_domain::ports::{ConversationRepository, MessageRepository, OwnAppend};
 use confab_domain::user::UserId;
-
-use confab_domain::timestamp::Timestamp;
 
 use super::*;
 use crate::SeaOrmStore;
+use crate::fixtures::{conversation, message, now};
 use crate::testing::{postgres_temp, postgres_url, sqlite_temp};
 use sea_orm::{ConnectionTrait, Statement};
-
-fn now() -> Timestamp {
-    Timestamp::from_unix_millis(1_764_000_000_000).expect("valid time")
-}
-
-async fn conversation(store: &SeaOrmStore) -> Conversation {
-    let bot = Bot {
-        id: BotId::parse("echo").expect("bot id"),
-        name: BotName::parse("Echo").expect("bot name"),
-        description: String::new(),
-        engine: EngineSpec::of(EngineKind::Echo),
-        created_at: now(),
-        updated_at: now(),
-    };
-    store.upsert(&bot).await.expect("bot stored");
-    let conversation = Conversation::begun(
-        ConversationId::from_uuid(uuid::Uuid::now_v7()),
-        SessionId::from_uuid(uuid::Uuid::now_v7()),
-        UserId::parse("alice").expect("user id"),
-        bot.id,
-        now(),
-    );
-    let session = Session::new(&conversation);
-    store
-        .create(&conversation, &session)
-        .await
-        .expect("conversation stored");
-    conversation
-}
-
-fn message(conversation: ConversationId, client_id: Option<&str>) -> NewMessage {
-    NewMessage {
-        id: MessageId::from_uuid(uuid::Uuid::now_v7()),
-        conversation_id: conversation,
-        sender: Sender::User,
-        sender_id: "alice".to_owned(),
-        content: MessageContent::trusted("hello"),
-        attachments: Attachments::none(),
-        suggestions: Vec::new(),
-        client_message_id: client_id.map(|id| ClientMessageId::parse(id).expect("id")),
-        answers: None,
-        timestamp: now(),
-        metadata: Metadata::default(),
-    }
-}
 
 /// The conversation's first 50 messages.
 async fn first_page(store: &SeaOrmStore, conversation: ConversationId) -> Vec<Message> {

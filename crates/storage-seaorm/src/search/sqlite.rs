@@ -351,3 +351,69 @@ async fn newer_matches(
             .collect(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use confab_domain::conversation::PageSize;
+    use confab_domain::message::{Appended, MessageContent, NewMessage};
+    use confab_domain::ports::MessageRepository;
+    use confab_domain::search::{SearchOrder, SearchScope, SearchText};
+    use confab_domain::timestamp::Timestamp;
+    use confab_domain::user::UserId;
+
+    use super::*;
+    use crate::fixtures::{conversation, message, now};
+    use crate::testing::sqlite_temp;
+
+    /// The check settles when the messages at the threshold's time or later are
+    /// few enough, from the last of them down to the threshold, and gives up at
+    /// once when the message `most` before the last is that recent: with ten
+    /// messages a millisecond apart and the threshold at the sixth, five qualify.
+    #[tokio::test]
+    async fn the_check_counts_a_conversations_recent_messages_by_seq() {
+        let db = sqlite_temp().await.expect("database");
+        let store = db.store();
+        let id = conversation(&store).await.id;
+        let mut keys = Vec::new();
+        for n in 1..=10 {
+            let new = NewMessage {
+                content: MessageContent::trusted(&format!("word{n}")),
+                timestamp: Timestamp::from_unix_millis(now().unix_millis() + n)
+                    .expect("valid time"),
+                ..message(id, None)
+            };
+            let Appended::Stored(stored) = store.append(&new).await.expect("appended") else {
+                panic!("message {n} not stored");
+            };
+            keys.push((stored.timestamp.unix_millis(), stored.id.as_uuid()));
+        }
+        let query = SearchQuery {
+            text: SearchText::parse("word1").expect("search text"),
+            scope: SearchScope::User(UserId::parse("alice").expect("user id")),
+            bot_id: None,
+            status: None,
+            order: SearchOrder::Newest,
+            cursor: None,
+            limit: PageSize::parse(20, 50).expect("page size"),
+        };
+        let txn = db.connection().begin().await.expect("transaction");
+        let sixth = Some(keys[5]);
+        assert!(
+            at_most_newer(&txn, &query, sixth, 5)
+                .await
+                .expect("checked")
+        );
+        assert!(
+            !at_most_newer(&txn, &query, sixth, 4)
+                .await
+                .expect("checked")
+        );
+        assert!(
+            at_most_newer(&txn, &query, None, 10)
+                .await
+                .expect("checked")
+        );
+        assert!(!at_most_newer(&txn, &query, None, 9).await.expect("checked"));
+        txn.commit().await.expect("committed");
+    }
+}
