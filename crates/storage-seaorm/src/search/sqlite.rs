@@ -377,7 +377,7 @@ mod tests {
         let mut keys = Vec::new();
         for n in 1..=10 {
             let new = NewMessage {
-                content: MessageContent::trusted(&format!("word{n}")),
+                content: MessageContent::trusted(format!("word{n}")),
                 timestamp: Timestamp::from_unix_millis(now().unix_millis() + n)
                     .expect("valid time"),
                 ..message(id, None)
