@@ -27,46 +27,25 @@ const USER_STATUS_BOT: &str = "idx_conversations_user_status_bot";
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        use Conversations::{BotId, Status, UserId};
         for name in [USER_BOT_STATUS_ACTIVITY, USER_STATUS_ACTIVITY] {
             manager.drop_index(dropping(name)).await?;
         }
         manager
-            .create_index(
-                Index::create()
-                    .name(USER_STATUS_BOT)
-                    .table(Conversations::Table)
-                    .col(Conversations::UserId)
-                    .col(Conversations::Status)
-                    .col(Conversations::BotId)
-                    .to_owned(),
-            )
+            .create_index(creating(USER_STATUS_BOT, &[UserId, Status, BotId]))
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        use Conversations::{BotId, LastActivityMs, Status, UserId};
         manager.drop_index(dropping(USER_STATUS_BOT)).await?;
+        let activity = [UserId, BotId, Status, LastActivityMs];
         manager
-            .create_index(
-                Index::create()
-                    .name(USER_BOT_STATUS_ACTIVITY)
-                    .table(Conversations::Table)
-                    .col(Conversations::UserId)
-                    .col(Conversations::BotId)
-                    .col(Conversations::Status)
-                    .col(Conversations::LastActivityMs)
-                    .to_owned(),
-            )
+            .create_index(creating(USER_BOT_STATUS_ACTIVITY, &activity))
             .await?;
+        let activity = [UserId, Status, LastActivityMs];
         manager
-            .create_index(
-                Index::create()
-                    .name(USER_STATUS_ACTIVITY)
-                    .table(Conversations::Table)
-                    .col(Conversations::UserId)
-                    .col(Conversations::Status)
-                    .col(Conversations::LastActivityMs)
-                    .to_owned(),
-            )
+            .create_index(creating(USER_STATUS_ACTIVITY, &activity))
             .await
     }
 
@@ -82,7 +61,16 @@ fn dropping(name: &str) -> IndexDropStatement {
         .to_owned()
 }
 
-#[derive(DeriveIden)]
+fn creating(name: &str, columns: &[Conversations]) -> IndexCreateStatement {
+    let mut index = Index::create();
+    index.name(name).table(Conversations::Table);
+    for column in columns {
+        index.col(*column);
+    }
+    index.to_owned()
+}
+
+#[derive(DeriveIden, Clone, Copy)]
 enum Conversations {
     Table,
     UserId,
