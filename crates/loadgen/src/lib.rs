@@ -3,8 +3,9 @@
 //!
 //! # Layout
 //! - [`client`]: the few API calls the scenarios make.
-//! - [`scenarios`]: `send` (REST and WebSocket), `roundtrip`, `history`, `list`,
-//!   `sockets`.
+//! - [`scenarios`]: `send` (REST and WebSocket), `roundtrip`, `list`, `sockets`.
+//! - [`seeded`]: `history`, `search` and `export`, over conversations seeded straight
+//!   into the database.
 //! - [`fanout`]: several sockets of one user following one conversation.
 //! - [`cluster`]: the scale-out scenarios, over several instances sharing PostgreSQL
 //!   and NATS.
@@ -24,3 +25,4 @@ pub mod floor;
 pub mod report;
 pub mod scenarios;
 pub mod seed;
+pub mod seeded;

@@ -10,7 +10,7 @@ use confab_loadgen::client::Api;
 use confab_loadgen::cluster::{self, Cluster};
 use confab_loadgen::cpu::CpuSample;
 use confab_loadgen::report::{Report, table};
-use confab_loadgen::{fanout, floor, scenarios};
+use confab_loadgen::{fanout, floor, scenarios, seeded};
 
 /// Load generator for confab: throughput and latency over HTTP and WebSocket.
 #[derive(Debug, Parser)]
@@ -293,17 +293,17 @@ async fn run(api: &Api, scenario: Scenario) -> Result<Vec<Report>> {
             messages,
             pages,
             by_time,
-        } => vec![scenarios::history(api, &database_url, messages, pages, by_time).await?],
+        } => vec![seeded::history(api, &database_url, messages, pages, by_time).await?],
         Scenario::Search {
             database_url,
             messages,
             queries,
-        } => scenarios::search(api, &database_url, messages, queries).await?,
+        } => seeded::search(api, &database_url, messages, queries).await?,
         Scenario::Export {
             database_url,
             messages,
             server_pid,
-        } => vec![scenarios::export(api, &database_url, messages, server_pid).await?],
+        } => vec![seeded::export(api, &database_url, messages, server_pid).await?],
         Scenario::List {
             conversations,
             pages,

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use confab_loadgen::client::Api;
 use confab_loadgen::cluster::{self, Cluster};
 use confab_loadgen::report::{Report, table};
-use confab_loadgen::{fanout, floor, scenarios};
+use confab_loadgen::{fanout, floor, scenarios, seeded};
 use confab_server::{App, Config};
 
 fn assert_complete(report: &Report, operations: u64) {
@@ -60,15 +60,15 @@ async fn every_scenario_runs_to_completion_against_a_real_server() {
     assert_complete(&fanned, 18);
     // Each socket sees at least the six messages and their six replies.
     assert!(fanned.extra["frames"] >= 36.0);
-    let history = scenarios::history(&api, &database_url, 120, 10, false)
+    let history = seeded::history(&api, &database_url, 120, 10, false)
         .await
         .expect("history");
     assert_complete(&history, 10);
-    let by_time = scenarios::history(&api, &database_url, 120, 10, true)
+    let by_time = seeded::history(&api, &database_url, 120, 10, true)
         .await
         .expect("history by time");
     assert_complete(&by_time, 10);
-    let export = scenarios::export(&api, &database_url, 120, Some(std::process::id()))
+    let export = seeded::export(&api, &database_url, 120, Some(std::process::id()))
         .await
         .expect("export");
     assert_complete(&export, 1);
