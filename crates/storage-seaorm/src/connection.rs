@@ -31,12 +31,11 @@ const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The PostgreSQL advisory lock that serialises migrations: "confab" in ASCII.
 const MIGRATION_LOCK_KEY: i64 = 0x636f_6e66_6162;
 
-/// The WAL size, in pages, at which a committing SQLite connection checkpoints it
-/// itself, after which the next write starts the WAL over from its beginning: 40 MB of
-/// WAL at most. Ten times SQLite's default, as the group-commit writer has the WAL
-/// checkpointed in the background while appends come (`group_commit`), off the
-/// commits' path: by the time the writer's commit crosses this, most of the WAL is
-/// copied back and that commit waits for the rest only.
+/// The WAL size, in pages, at which a pooled SQLite connection's commit checkpoints
+/// it, after which the next write starts the WAL over from its beginning: 40 MB. Ten
+/// times SQLite's default: the pool's writes are few (the appends go through the group
+/// commit's own connection, which never checkpoints by itself: `open_sqlite_writer`),
+/// and this only bounds the WAL of a server whose writes all come through the pool.
 pub(crate) const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
 
 /// Pooled SQLite connections: everything but the appends and the reads of
@@ -99,8 +98,8 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, RepoError> {
             })
         });
         // `open_sqlite_writer` sets the same per-connection pragmas for the group
-        // commit's own connection (and keeps its statement journals in memory); a
-        // change here belongs there too.
+        // commit's own connection (but keeps its statement journals in memory and
+        // leaves checkpoints to the group commit); a change here belongs there too.
         options.map_sqlx_sqlite_opts(|sqlite| {
             sqlite
                 .journal_mode(SqliteJournalMode::Wal)
@@ -157,21 +156,18 @@ pub(crate) fn open_sqlite_reader(path: &Path) -> rusqlite::Result<rusqlite::Conn
 /// batch's journal holds a few hundred KiB at most. The pool keeps SQLite's default,
 /// where a conversation's deletion or a retention sweep may journal far more.
 ///
-/// It checkpoints at the pool's threshold too. The background checkpoints copy the
-/// WAL back while appends commit, but SQLite starts the WAL over only when a write
-/// begins with all of it copied back, and under steady appends a commit always lands
-/// during a background checkpoint: without a checkpoint of the writer's own, between
-/// its commits, the WAL grew without end (1.2 GB in six seconds of round trips; a
-/// server under steady load would fill its disk). The commit that crosses the
-/// threshold finishes the copy, most of it done already in the background, and the
-/// next starts the WAL over (docs/benchmarks.md, part eight).
+/// It never checkpoints by itself (`wal_autocheckpoint = 0`). At the pool's threshold
+/// the commit that crossed it would copy back everything since the last background
+/// checkpoint and wait for two `fsync`s, which set the p99 of REST sends (20 ms against
+/// 6-8 without; docs/benchmarks.md, parts ten and eleven). The group commit has the
+/// WAL checkpointed in the background and started over between two batches instead
+/// (`group_commit`).
 pub(crate) fn open_sqlite_writer(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
     let writer = open_beside_pool(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-    writer.execute_batch(&format!(
+    writer.execute_batch(
         "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
-         PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}; \
-         PRAGMA temp_store = MEMORY;"
-    ))?;
+         PRAGMA wal_autocheckpoint = 0; PRAGMA temp_store = MEMORY;",
+    )?;
     Ok(writer)
 }
 
@@ -227,7 +223,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_writer_gets_the_pools_pragmas_and_keeps_statement_journals_in_memory() {
+    fn the_writer_keeps_statement_journals_in_memory_and_never_checkpoints() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("writer.db");
         rusqlite::Connection::open(&path).unwrap();
@@ -239,10 +235,7 @@ mod tests {
         };
         // 2 is MEMORY.
         assert_eq!(pragma("temp_store"), 2);
-        assert_eq!(
-            pragma("wal_autocheckpoint"),
-            i64::from(WAL_AUTOCHECKPOINT_PAGES)
-        );
+        assert_eq!(pragma("wal_autocheckpoint"), 0);
         assert_eq!(pragma("foreign_keys"), 1);
         // 1 is NORMAL.
         assert_eq!(pragma("synchronous"), 1);

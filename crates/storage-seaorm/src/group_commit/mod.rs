@@ -63,10 +63,20 @@ const MAX_BATCH: usize = 256;
 /// with two and 274 / 292 with one (docs/benchmarks.md, part five).
 const POSTGRES_WRITERS: usize = 2;
 
-/// How often the WAL of SQLite is checkpointed while appends commit: often enough
-/// that the WAL stays a few megabytes (readers look pages up in it), rarely enough
-/// that a page many commits change is copied back once for all of them.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+/// How often the WAL of SQLite is checkpointed while appends commit: rarely enough
+/// that a page many commits change is copied back once for all of them, often enough
+/// that the WAL, which starts over after each of these checkpoints under steady
+/// appends ([`WAL_RESTART_PAGES`]), stays a few tens of megabytes: the group commit
+/// writes up to 100 000 pages a second (docs/benchmarks.md, part eleven). Every 100
+/// ms measured no slower than every 200 ms, with half the WAL.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// The WAL's size, in pages, from which a background checkpoint has the WAL start over
+/// (`SqliteWriter::restart_wal`), pausing the writer for a few milliseconds: 4 MB.
+/// Under steady appends that is every round, as each commit rewrites the pages its
+/// appends share, so the WAL stays what one [`CHECKPOINT_EVERY`] of commits writes;
+/// a smaller WAL is not worth a pause.
+const WAL_RESTART_PAGES: u32 = 1_000;
 
 /// The appends waiting for a writer, and the writers at work.
 #[derive(Default)]
@@ -514,11 +524,12 @@ async fn each_alone(db: &DatabaseConnection, batch: Vec<Pending>) {
 impl AppendQueue {
     /// Has the WAL's committed pages copied back into the database file in the
     /// background, on a task and a connection of its own: every [`CHECKPOINT_EVERY`]
-    /// while commits come, and once more after the last, so that the commit crossing
-    /// SQLite's own threshold (which the writer's connection keeps too, so that the
-    /// WAL starts over under steady appends: `open_sqlite_writer`) finds little left
-    /// to copy. A passive checkpoint does not block the writer, and one that fails
-    /// leaves the pages for the next one.
+    /// while commits come, and once more after the last. A passive checkpoint does not
+    /// block the writer, and one that fails leaves the pages for the next one. When
+    /// the WAL has grown past [`WAL_RESTART_PAGES`], the writer then pauses between two
+    /// batches for the WAL to start over (`SqliteWriter::restart_wal`): the writer
+    /// never checkpoints by itself (`open_sqlite_writer`), so this is what keeps the
+    /// WAL from growing without end.
     fn checkpoint_soon(self: &Arc<Self>, db: &DatabaseConnection) {
         {
             let mut state = self.lock();
@@ -533,7 +544,12 @@ impl AppendQueue {
         tokio::spawn(async move {
             loop {
                 queue.lock().committed_since_checkpoint = false;
-                let _ = sqlite::checkpoint(&db).await;
+                if let Ok(wal_pages) = sqlite::checkpoint(&db).await
+                    && wal_pages >= WAL_RESTART_PAGES
+                {
+                    // Whether it restarted or not, the next round tries again.
+                    let _ = queue.sqlite.restart_wal().await;
+                }
                 tokio::time::sleep(CHECKPOINT_EVERY).await;
                 let mut state = queue.lock();
                 if !state.committed_since_checkpoint {

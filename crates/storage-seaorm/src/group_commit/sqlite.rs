@@ -10,7 +10,6 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use confab_domain::conversation::{Conversation, ConversationId};
@@ -20,7 +19,7 @@ use confab_domain::user::UserId;
 use rusqlite::{Connection, ErrorCode};
 use sea_orm::sqlx;
 use sea_orm::{DatabaseConnection, DbBackend, EntityTrait, IntoActiveModel, QueryTrait};
-use tokio::sync::OnceCell;
+use tokio::sync::{Mutex, OnceCell};
 
 use super::{Append, Committed};
 use crate::append::{ADVANCE_RETURNING_SQL, advance_parameters, advanced, takes_own};
@@ -36,11 +35,21 @@ use crate::rows::message_row;
 /// size (37 is 32 + 4 + 1, where sizes of 64, 16, 4 and 1 took 16 + 16 + 4 + 1).
 const INSERT_SIZES: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
 
+/// How many times a restart of the WAL (`SqliteWriter::restart_wal`) waits
+/// [`RESTART_WAIT`] for readers to move off the WAL before it gives up. The writer
+/// waits meanwhile, so this bounds the pause of the appends: about 5 ms. A reader
+/// of a page takes well under a millisecond; one that reads for longer (an export)
+/// keeps the WAL from starting over whatever the wait, and the next restart tries again.
+const RESTART_WAITS: i32 = 50;
+const RESTART_WAIT: Duration = Duration::from_micros(100);
+
 /// The group commit's connection to a SQLite file, kept between batches.
 #[derive(Debug, Default)]
 pub(super) struct SqliteWriter {
     /// The pool's file, once looked up; `None` inside when it has none (in memory).
     file: OnceCell<Option<PathBuf>>,
+    /// Held for a whole batch, and by a restart of the WAL, which keeps the writer
+    /// from committing meanwhile (an asynchronous lock: the batch waits on no thread).
     connection: Mutex<Option<Connection>>,
 }
 
@@ -83,8 +92,8 @@ impl SqliteWriter {
         let Some(file) = self.file.get_or_init(|| sqlite_file(db)).await else {
             return Ok(None);
         };
-        let kept = self.lock().take();
-        let mut connection = match kept {
+        let mut kept = self.connection.lock().await;
+        let mut connection = match kept.take() {
             Some(connection) => connection,
             None => open_sqlite_writer(file).map_err(rusqlite_error)?,
         };
@@ -111,7 +120,7 @@ impl SqliteWriter {
         // which rolls it back; so is one whose busy timeout could not be reset. The
         // next batch opens another.
         if usable && connection.is_autocommit() {
-            *self.lock() = Some(connection);
+            *kept = Some(connection);
         }
         match committed {
             Ok(stored) => Ok(Some(stored)),
@@ -120,11 +129,60 @@ impl SqliteWriter {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Connection>> {
-        self.connection
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    /// Has the WAL start over from its beginning at the writer's next commit, so that
+    /// it stays the size of a few checkpoints under steady appends: a checkpoint
+    /// (`RESTART`) on the writer's connection, between two batches, that copies back
+    /// what the background checkpoints left and waits briefly for readers to move off
+    /// the WAL. `Ok(false)` when readers stayed on it (or no writer has a connection
+    /// yet): the WAL then goes on growing until a later restart.
+    ///
+    /// SQLite starts the WAL over only when a write begins with all of it copied back
+    /// and no reader on it. Under steady appends, no commit of the writer found it so
+    /// after a background checkpoint: the next commit always came first. SQLite's own
+    /// answer, the writer checkpointing after the commit that crosses a threshold,
+    /// made that commit copy back everything since the last background checkpoint
+    /// and wait for two `fsync`s, which set the p99 of REST sends (docs/benchmarks.md,
+    /// part ten). Here the writer pauses only for what the last background checkpoint
+    /// did not copy, and appends arriving meanwhile wait in the queue for its next
+    /// batch.
+    pub(super) async fn restart_wal(&self) -> Result<bool, RepoError> {
+        let mut kept = self.connection.lock().await;
+        let Some(connection) = kept.take() else {
+            return Ok(false);
+        };
+        let (connection, restarted, usable) = tokio::task::spawn_blocking(move || {
+            let (restarted, usable) = restart(&connection);
+            (connection, restarted, usable)
+        })
+        .await
+        .map_err(|_| RepoError::Internal("the SQLite writer's thread panicked".into()))?;
+        if usable {
+            *kept = Some(connection);
+        }
+        restarted.map_err(rusqlite_error)
     }
+}
+
+/// A `RESTART` checkpoint on the writer's connection, waiting briefly for readers
+/// ([`RESTART_WAITS`]); on a blocking thread. Also says whether the connection may
+/// be kept: its busy timeout must be zero again.
+fn restart(connection: &Connection) -> (rusqlite::Result<bool>, bool) {
+    fn brief_wait(waited: i32) -> bool {
+        if waited >= RESTART_WAITS {
+            return false;
+        }
+        std::thread::sleep(RESTART_WAIT);
+        true
+    }
+    if let Err(error) = connection.busy_handler(Some(brief_wait)) {
+        return (Err(error), false);
+    }
+    // The first column is 1 when the checkpoint gave up waiting.
+    let restarted = connection.query_row("PRAGMA wal_checkpoint(RESTART)", [], |row| {
+        row.get::<_, i64>(0).map(|busy| busy == 0)
+    });
+    let usable = connection.busy_timeout(Duration::ZERO).is_ok();
+    (restarted, usable)
 }
 
 /// [`commit`], waiting for the write lock as long as a pooled connection would; on a
@@ -291,15 +349,18 @@ fn insert(
 
 /// Checkpoints the WAL without waiting for readers or the writer (`PASSIVE`): it copies
 /// back what it can, and what a reader still needs stays for the next checkpoint.
-pub(super) async fn checkpoint(db: &DatabaseConnection) -> Result<(), RepoError> {
+/// Returns the WAL's size in pages.
+pub(super) async fn checkpoint(db: &DatabaseConnection) -> Result<u32, RepoError> {
     let mut connection = db
         .get_sqlite_connection_pool()
         .acquire()
         .await
         .map_err(sqlx_error)?;
-    sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-        .execute(&mut *connection)
+    // Its columns: whether it gave up, the WAL's pages, the pages copied back (-1
+    // for the last two when the database is not in WAL mode).
+    let (_, wal_pages, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(&mut *connection)
         .await
         .map_err(sqlx_error)?;
-    Ok(())
+    Ok(u32::try_from(wal_pages).unwrap_or(0))
 }

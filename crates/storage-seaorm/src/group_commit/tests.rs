@@ -481,9 +481,10 @@ async fn sqlite_appends_reach_the_database_file_through_a_background_checkpoint(
 }
 
 /// Under steady appends, each committed while a background checkpoint may be running,
-/// the WAL stays within the checkpoint threshold: the writer's own checkpoint lets
-/// SQLite start it over. Without it the WAL grew by every commit's pages for as long
-/// as appends kept coming.
+/// the WAL stays within the pool's checkpoint threshold: the background checkpoint has
+/// it start over between two batches (`SqliteWriter::restart_wal`). Without that the
+/// WAL grew by every commit's pages for as long as appends kept coming, as the writer
+/// never checkpoints by itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_wal_starts_over_under_steady_appends() {
     let db = sqlite_temp().await.expect("database");
@@ -525,6 +526,84 @@ async fn sqlite_wal_starts_over_under_steady_appends() {
         "the WAL reached {largest} bytes over {appends} appends; the threshold is \
          {threshold}"
     );
+}
+
+/// The WAL's size in pages, from a passive checkpoint.
+async fn wal_pages(db: &DatabaseConnection) -> u32 {
+    sqlite::checkpoint(db).await.expect("checkpointed")
+}
+
+/// Waits for the background checkpoint to stop, which it does once a round passes
+/// without a commit: a restart does not wait for another checkpoint to finish (SQLite
+/// answers busy at once), and the tests' restarts must not meet one.
+async fn background_checkpoint_stopped(store: &SeaOrmStore) {
+    for _ in 0..100 {
+        if !store.appends.lock().checkpointing {
+            return;
+        }
+        tokio::time::sleep(CHECKPOINT_EVERY / 4).await;
+    }
+    panic!("the background checkpoint went on without commits");
+}
+
+/// After a restart, the writer's next commit writes the WAL from its beginning: the
+/// WAL then holds that commit's pages only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_has_the_writers_next_commit_start_the_wal_over() {
+    let db = sqlite_temp().await.expect("database");
+    let store = db.store();
+    let id = conversation(&store).await.id;
+    // About 15 pages each: below the background checkpoint's own restart threshold.
+    for _ in 0..30 {
+        store.append(&message(id, None)).await.expect("appended");
+    }
+    background_checkpoint_stopped(&store).await;
+    let before = wal_pages(db.connection()).await;
+    assert!(before > 100, "30 commits wrote {before} pages");
+
+    assert!(store.appends.sqlite.restart_wal().await.expect("restart"));
+    store.append(&message(id, None)).await.expect("appended");
+    let after = wal_pages(db.connection()).await;
+    assert!(
+        after < before / 5,
+        "the WAL held {before} pages before the restart and {after} after one commit"
+    );
+}
+
+/// A reader still on the WAL keeps it from starting over: the restart gives up after a
+/// brief wait rather than holding the writer up for as long as the reader reads, the
+/// writer goes on committing, and a restart once the reader is done succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_on_the_wal_holds_a_restart_off_until_it_is_done() {
+    let db = sqlite_temp().await.expect("database");
+    let store = db.store();
+    let id = conversation(&store).await.id;
+    for _ in 0..10 {
+        store.append(&message(id, None)).await.expect("appended");
+    }
+    let file = crate::connection::sqlite_file(db.connection())
+        .await
+        .expect("a file");
+    let reader = crate::connection::open_sqlite_reader(&file).expect("reader");
+    // A read transaction sees the WAL's last commit, which a passive checkpoint may
+    // copy back; only a restart has to wait for it.
+    reader.execute_batch("BEGIN").expect("begun");
+    let read: i64 = reader
+        .query_row("SELECT count(*) FROM message_history", [], |row| row.get(0))
+        .expect("read");
+    assert_eq!(read, 10);
+
+    background_checkpoint_stopped(&store).await;
+    assert!(
+        !store.appends.sqlite.restart_wal().await.expect("restart"),
+        "the WAL started over under a reader"
+    );
+    let appended = store.append(&message(id, None)).await.expect("appended");
+    assert_eq!(appended.into_message().seq, Seq::new(11));
+
+    reader.execute_batch("COMMIT").expect("read ended");
+    background_checkpoint_stopped(&store).await;
+    assert!(store.appends.sqlite.restart_wal().await.expect("restart"));
 }
 
 /// The writer does not wait for a lock on the tokio worker: a batch that finds the
