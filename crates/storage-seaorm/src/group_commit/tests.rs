@@ -588,15 +588,19 @@ async fn a_reader_on_the_wal_holds_a_restart_off_until_it_is_done() {
         .await
         .expect("a file");
     let reader = crate::connection::open_sqlite_reader(&file).expect("reader");
-    // A read transaction sees the WAL's last commit, which a passive checkpoint may
-    // copy back; only a restart has to wait for it.
+    // A reader that begins with all of the WAL copied back reads the database file
+    // alone, and no restart waits for it. So the WAL gets a commit that no background
+    // checkpoint copies: one through the pool, which starts none.
+    background_checkpoint_stopped(&store).await;
+    conversation(&store).await;
+    // A read transaction that sees that commit, which a passive checkpoint may copy
+    // back; only a restart has to wait for it.
     reader.execute_batch("BEGIN").expect("begun");
     let read: i64 = reader
         .query_row("SELECT count(*) FROM message_history", [], |row| row.get(0))
         .expect("read");
     assert_eq!(read, 10);
 
-    background_checkpoint_stopped(&store).await;
     assert!(
         !store.appends.sqlite.restart_wal().await.expect("restart"),
         "the WAL started over under a reader"
