@@ -62,6 +62,7 @@ mod m20261204_000006_drop_activity_indexes;
 mod m20261205_000001_switch_message_webhook_trigger;
 mod m20261206_000001_swap_sqlite_message_time_index;
 mod m20261206_000002_slim_conversation_list_indexes;
+mod m20261206_000003_slim_message_indexes;
 
 /// Applies confab's migrations; `Migrator::up(&db, None)` brings a database to the
 /// current schema.
@@ -84,6 +85,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000001_switch_message_webhook_trigger::Migration),
             Box::new(m20261206_000001_swap_sqlite_message_time_index::Migration),
             Box::new(m20261206_000002_slim_conversation_list_indexes::Migration),
+            Box::new(m20261206_000003_slim_message_indexes::Migration),
         ]
     }
 }

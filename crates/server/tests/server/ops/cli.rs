@@ -1,6 +1,8 @@
 //! The command line: configuration sources and their precedence, errors naming the
 //! key, `config print`, `token` and `migrate`.
 
+use std::collections::BTreeMap;
+
 use confab_api_axum::Auth;
 use confab_domain::user::Role;
 
@@ -316,21 +318,27 @@ fn migrate_applies_migrations_and_reports_their_status() {
     );
     // Further back and up again: each migration's `down` leaves the indexes its `up`
     // found, and its `up` applies again.
-    run_ok(confab().args(["migrate", "down", "--steps", "3", "--database-url", &url]));
+    run_ok(confab().args(["migrate", "down", "--steps", "4", "--database-url", &url]));
     let further = run_ok(confab().args(["migrate", "status", "--database-url", &url]));
     let pending = further.lines().filter(|line| line.starts_with("Pending"));
-    assert_eq!(pending.count(), 4, "{further}");
+    assert_eq!(pending.count(), 5, "{further}");
     let earlier = sqlite_indexes(&url);
     for (index, was) in [
         ("idx_message_history_conversation_timestamp", true),
         ("idx_conversations_user_bot_status_activity", true),
         ("idx_conversations_user_status_activity", true),
+        ("idx_message_history_reply_to", true),
         ("idx_message_history_timestamp", false),
         ("idx_conversations_user_status_bot", false),
     ] {
-        assert_eq!(earlier.contains(index), was, "{index} in {earlier:?}");
-        assert_eq!(applied.contains(index), !was, "{index} in {applied:?}");
+        assert_eq!(earlier.contains_key(index), was, "{index} in {earlier:?}");
+        assert_eq!(applied.contains_key(index), !was, "{index} in {applied:?}");
     }
+    // Bot replies, which have no client id, stay out of the idempotency index.
+    let client_ids = "idx_message_history_conversation_client_message_id";
+    let partial = |indexes: &BTreeMap<String, String>| indexes[client_ids].contains("WHERE");
+    assert!(!partial(&earlier), "{earlier:?}");
+    assert!(partial(&applied), "{applied:?}");
     run_ok(confab().args(["migrate", "--database-url", &url]));
     let again = run_ok(confab().args(["migrate", "status", "--database-url", &url]));
     assert!(
@@ -340,8 +348,9 @@ fn migrate_applies_migrations_and_reports_their_status() {
     assert_eq!(sqlite_indexes(&url), applied);
 }
 
-/// The names of the indexes in the SQLite database at `url`.
-fn sqlite_indexes(url: &str) -> std::collections::BTreeSet<String> {
+/// The indexes in the SQLite database at `url`, by name, with the statements that
+/// created them (empty for those a table's constraint creates).
+fn sqlite_indexes(url: &str) -> BTreeMap<String, String> {
     use sea_orm::{ConnectionTrait, Database, Statement};
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     runtime.block_on(async {
@@ -349,16 +358,19 @@ fn sqlite_indexes(url: &str) -> std::collections::BTreeSet<String> {
         let rows = db
             .query_all_raw(Statement::from_string(
                 db.get_database_backend(),
-                "SELECT name FROM sqlite_master WHERE type = 'index'",
+                "SELECT name, coalesce(sql, '') FROM sqlite_master WHERE type = 'index'",
             ))
             .await
             .expect("indexes listed");
-        let names = rows
+        let indexes = rows
             .iter()
-            .map(|row| row.try_get_by_index(0).expect("a name"))
+            .map(|row| {
+                let name = row.try_get_by_index(0).expect("a name");
+                (name, row.try_get_by_index(1).expect("a statement"))
+            })
             .collect();
         db.close().await.expect("database closed");
-        names
+        indexes
     })
 }
 
