@@ -32,11 +32,15 @@ const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 const MIGRATION_LOCK_KEY: i64 = 0x636f_6e66_6162;
 
 /// The WAL size, in pages, at which a pooled SQLite connection's commit checkpoints
-/// it, after which the next write starts the WAL over from its beginning: 40 MB. Ten
-/// times SQLite's default: the pool's writes are few (the appends go through the group
-/// commit's own connection, which never checkpoints by itself: `open_sqlite_writer`),
-/// and this only bounds the WAL of a server whose writes all come through the pool.
-pub(crate) const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
+/// it, after which the next write starts the WAL over from its beginning: 80 MB. The
+/// appends go through the group commit's own connection, which never checkpoints by
+/// itself (`open_sqlite_writer`): the group commit has the WAL checkpointed and
+/// started over in the background, and under the heaviest load it then reaches what
+/// 200 ms of commits write, up to 80 MB (docs/benchmarks.md, part eleven). Below that
+/// a pooled commit (a conversation created, a lease taken) never does the checkpoint's
+/// work inline; above it, which only writes through the pool alone reach (a retention
+/// sweep with no messages coming), the commit that crosses it does.
+pub(crate) const WAL_AUTOCHECKPOINT_PAGES: u32 = 20_000;
 
 /// Pooled SQLite connections: everything but the appends and the reads of
 /// `direct_reads`. WAL lets readers run beside the one writer, so a few connections
@@ -159,7 +163,7 @@ pub(crate) fn open_sqlite_reader(path: &Path) -> rusqlite::Result<rusqlite::Conn
 /// It never checkpoints by itself (`wal_autocheckpoint = 0`). At the pool's threshold
 /// the commit that crossed it would copy back everything since the last background
 /// checkpoint and wait for two `fsync`s, which set the p99 of REST sends (20 ms against
-/// 6-8 without; docs/benchmarks.md, parts ten and eleven). The group commit has the
+/// about 9 without; docs/benchmarks.md, parts ten and eleven). The group commit has the
 /// WAL checkpointed in the background and started over between two batches instead
 /// (`group_commit`).
 pub(crate) fn open_sqlite_writer(path: &Path) -> rusqlite::Result<rusqlite::Connection> {

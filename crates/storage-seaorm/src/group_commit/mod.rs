@@ -70,7 +70,7 @@ const POSTGRES_WRITERS: usize = 2;
 /// index's segment, the conversations' rows), so a batch twice as large costs far
 /// less than two. With 16 WebSocket clients, four yields made batches about three times
 /// larger and cut the server's CPU per message by 14 % (docs/benchmarks.md, part
-/// eleven). A lone append (no other appends in sight) never waits.
+/// eleven). Appends that come one at a time (each batch of one) never wait.
 const SQLITE_YIELDS_BEFORE_A_SHARED_BATCH: usize = 4;
 
 /// How often the WAL of SQLite is checkpointed while appends commit: rarely enough
@@ -561,13 +561,24 @@ impl AppendQueue {
         tokio::spawn(async move {
             loop {
                 queue.lock().committed_since_checkpoint = false;
-                if let Ok(wal_pages) = sqlite::checkpoint(&db).await
-                    && wal_pages >= WAL_RESTART_PAGES
-                {
-                    // A second passive checkpoint copies what was committed during
-                    // the first, so that the restart, which pauses the writer, has
-                    // only the last few milliseconds' pages to copy and sync.
-                    let _ = sqlite::checkpoint(&db).await;
+                let restart = match sqlite::checkpoint(&db).await {
+                    Ok(Some(wal_pages)) if wal_pages < WAL_RESTART_PAGES => false,
+                    Ok(Some(_)) => {
+                        // A second passive checkpoint copies what was committed
+                        // during the first, so that the restart, which pauses the
+                        // writer, has only the last few milliseconds' pages to copy
+                        // and sync.
+                        let _ = sqlite::checkpoint(&db).await;
+                        true
+                    }
+                    // The WAL's size is unknown: another checkpoint was running, or
+                    // no pooled connection came free. The restart, on the writer's
+                    // own connection, copies back whatever is left; without it the
+                    // WAL would grow for as long as that lasts, as the writer never
+                    // checkpoints by itself.
+                    Ok(None) | Err(_) => true,
+                };
+                if restart {
                     // Whether it restarted or not, the next round tries again.
                     let _ = queue.sqlite.restart_wal().await;
                 }

@@ -37,9 +37,11 @@ const INSERT_SIZES: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
 
 /// How many times a restart of the WAL (`SqliteWriter::restart_wal`) waits
 /// [`RESTART_WAIT`] for readers to move off the WAL before it gives up. The writer
-/// waits meanwhile, so this bounds the pause of the appends: about 5 ms. A reader
-/// of a page takes well under a millisecond; one that reads for longer (an export)
-/// keeps the WAL from starting over whatever the wait, and the next restart tries again.
+/// waits meanwhile, so this bounds the part of its pause spent on readers: 5 ms of
+/// sleeps, a few more with the sleeps' overshoot (the rest of the pause is the copy
+/// and its two `fsync`s). A reader of a page takes well under a millisecond; one that
+/// reads for longer keeps the WAL from starting over whatever the wait, and the next
+/// restart tries again.
 const RESTART_WAITS: i32 = 50;
 const RESTART_WAIT: Duration = Duration::from_micros(100);
 
@@ -143,8 +145,8 @@ impl SqliteWriter {
     /// made that commit copy back everything since the last background checkpoint
     /// and wait for two `fsync`s, which set the p99 of REST sends (docs/benchmarks.md,
     /// part ten). Here the writer pauses only for what the last background checkpoint
-    /// did not copy, and appends arriving meanwhile wait in the queue for its next
-    /// batch.
+    /// did not copy: the batch it has taken waits, and appends arriving meanwhile
+    /// wait in the queue for the next.
     pub(super) async fn restart_wal(&self) -> Result<bool, RepoError> {
         let mut kept = self.connection.lock().await;
         let Some(connection) = kept.take() else {
@@ -349,18 +351,19 @@ fn insert(
 
 /// Checkpoints the WAL without waiting for readers or the writer (`PASSIVE`): it copies
 /// back what it can, and what a reader still needs stays for the next checkpoint.
-/// Returns the WAL's size in pages.
-pub(super) async fn checkpoint(db: &DatabaseConnection) -> Result<u32, RepoError> {
+/// Returns the WAL's size in pages, `None` when another checkpoint was running (SQLite
+/// then does nothing and tells nothing) or the database is not in WAL mode.
+pub(super) async fn checkpoint(db: &DatabaseConnection) -> Result<Option<u32>, RepoError> {
     let mut connection = db
         .get_sqlite_connection_pool()
         .acquire()
         .await
         .map_err(sqlx_error)?;
     // Its columns: whether it gave up, the WAL's pages, the pages copied back (-1
-    // for the last two when the database is not in WAL mode).
+    // for the last two when it did nothing).
     let (_, wal_pages, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
         .fetch_one(&mut *connection)
         .await
         .map_err(sqlx_error)?;
-    Ok(u32::try_from(wal_pages).unwrap_or(0))
+    Ok(u32::try_from(wal_pages).ok())
 }
