@@ -32,10 +32,11 @@
 
 mod postgres;
 mod sqlite;
+mod wal;
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use confab_domain::conversation::{Conversation, ConversationId};
 use confab_domain::error::RepoError;
@@ -72,21 +73,6 @@ const POSTGRES_WRITERS: usize = 2;
 /// larger and cut the server's CPU per message by 14 % (docs/benchmarks.md, part
 /// eleven). Appends that come one at a time (each batch of one) never wait.
 const SQLITE_YIELDS_BEFORE_A_SHARED_BATCH: usize = 4;
-
-/// How often the WAL of SQLite is checkpointed while appends commit: rarely enough
-/// that a page many commits change is copied back once for all of them. Under steady
-/// appends the WAL starts over after each of these checkpoints ([`WAL_RESTART_PAGES`]),
-/// so it stays what 200 ms of commits write: up to 80 MB, as the group commit writes
-/// up to 100 000 pages a second (docs/benchmarks.md, part eleven). Every 100 ms halved
-/// that but made round trips' p99 higher (1.53 against 1.29 ms).
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
-
-/// The WAL's size, in pages, from which a background checkpoint has the WAL start over
-/// (`SqliteWriter::restart_wal`), pausing the writer for a few milliseconds: 4 MB.
-/// Under steady appends that is every round, as each commit rewrites the pages its
-/// appends share, so the WAL stays what one [`CHECKPOINT_EVERY`] of commits writes;
-/// a smaller WAL is not worth a pause.
-const WAL_RESTART_PAGES: u32 = 1_000;
 
 /// The appends waiting for a writer, and the writers at work.
 #[derive(Default)]
@@ -535,61 +521,6 @@ fn writer_stopped(_: oneshot::error::RecvError) -> RepoError {
 async fn each_alone(db: &DatabaseConnection, batch: Vec<Pending>) {
     for pending in batch {
         pending.store_alone(db).await;
-    }
-}
-
-impl AppendQueue {
-    /// Has the WAL's committed pages copied back into the database file in the
-    /// background, on a task and a connection of its own: every [`CHECKPOINT_EVERY`]
-    /// while commits come, and once more after the last. A passive checkpoint does not
-    /// block the writer, and one that fails leaves the pages for the next one. When
-    /// the WAL has grown past [`WAL_RESTART_PAGES`], the writer then pauses between two
-    /// batches for the WAL to start over (`SqliteWriter::restart_wal`): the writer
-    /// never checkpoints by itself (`open_sqlite_writer`), so this is what keeps the
-    /// WAL from growing without end.
-    fn checkpoint_soon(self: &Arc<Self>, db: &DatabaseConnection) {
-        {
-            let mut state = self.lock();
-            state.committed_since_checkpoint = true;
-            if state.checkpointing {
-                return;
-            }
-            state.checkpointing = true;
-        }
-        let queue = Arc::clone(self);
-        let db = db.clone();
-        tokio::spawn(async move {
-            loop {
-                queue.lock().committed_since_checkpoint = false;
-                let restart = match sqlite::checkpoint(&db).await {
-                    Ok(Some(wal_pages)) if wal_pages < WAL_RESTART_PAGES => false,
-                    Ok(Some(_)) => {
-                        // A second passive checkpoint copies what was committed
-                        // during the first, so that the restart, which pauses the
-                        // writer, has only the last few milliseconds' pages to copy
-                        // and sync.
-                        let _ = sqlite::checkpoint(&db).await;
-                        true
-                    }
-                    // The WAL's size is unknown: another checkpoint was running, or
-                    // no pooled connection came free. The restart, on the writer's
-                    // own connection, copies back whatever is left; without it the
-                    // WAL would grow for as long as that lasts, as the writer never
-                    // checkpoints by itself.
-                    Ok(None) | Err(_) => true,
-                };
-                if restart {
-                    // Whether it restarted or not, the next round tries again.
-                    let _ = queue.sqlite.restart_wal().await;
-                }
-                tokio::time::sleep(CHECKPOINT_EVERY).await;
-                let mut state = queue.lock();
-                if !state.committed_since_checkpoint {
-                    state.checkpointing = false;
-                    return;
-                }
-            }
-        });
     }
 }
 
