@@ -9,15 +9,24 @@
 //! Messages are delivered in seq order without gaps: a follower may keep only the
 //! greatest seq it has seen and resume from it.
 //!
+//! Publishers race: the senders of a conversation's messages publish each once its
+//! append committed, and a later seq is often published first (one commit stores
+//! several of a conversation's messages, and their senders run side by side). A live
+//! message that comes early waits, briefly ([`GAP_WAIT`]), for the ones before it to
+//! arrive live too; only those still missing then are read from storage, where they
+//! are (a seq is committed only after every lower seq of its conversation).
+//!
 //! Storage or the bus being unavailable for a while does not end a follow: the
 //! follower keeps its place, tries again with a growing pause, and catches up from
 //! storage once it is back. A follow that ended would leave its socket deaf to the
 //! conversation while the client believes it follows it. Any other error ends the
 //! stream after it is delivered.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -63,6 +72,8 @@ impl ConversationService {
             snapshot: None,
             snapshot_due: true,
             pending: VecDeque::new(),
+            early: BTreeMap::new(),
+            gap_deadline: None,
             failures: 0,
             done: false,
         };
@@ -79,6 +90,16 @@ const RETRY: Backoff = Backoff {
     first: Duration::from_millis(50),
     longest: Duration::from_secs(2),
 };
+
+/// How long a live message that came before a lower seq of its conversation waits
+/// for the lower ones to come live, before they are read from storage. Their senders
+/// publish them right after the commit that stored them all, so they come within
+/// microseconds unless the machine is busy; a sender that stopped between its commit
+/// and its publish (a client gone) leaves its message to storage, which this bounds
+/// the wait for. Under 16 WebSocket clients with 8 messages in flight each, reading
+/// every such gap from storage was about 5 % of the server's CPU
+/// (docs/benchmarks.md, part twelve).
+const GAP_WAIT: Duration = Duration::from_millis(20);
 
 /// Waits before a follower of `conversation` tries again after `failures` in a row
 /// ([`RETRY`]); returns at once when the last try succeeded.
@@ -103,6 +124,11 @@ struct Follow {
     snapshot: Option<(MessageId, u32)>,
     snapshot_due: bool,
     pending: VecDeque<SharedEvent>,
+    /// Live messages past a gap after `last_seq`, by seq, waiting for the gap's
+    /// messages to come live ([`GAP_WAIT`]).
+    early: BTreeMap<Seq, SharedEvent>,
+    /// Set while `early` holds messages: when storage fills the gap instead.
+    gap_deadline: Option<Instant>,
     /// How many tries in a row found storage or the bus unavailable.
     failures: u32,
     done: bool,
@@ -142,7 +168,26 @@ impl Follow {
                 });
                 return Some((Ok(snapshot), self));
             }
-            match self.live.next().await {
+            let next = match self.gap_deadline {
+                None => self.live.next().await,
+                Some(deadline) => match tokio::time::timeout_at(deadline, self.live.next()).await
+                {
+                    Ok(next) => next,
+                    Err(_) => {
+                        if let Err(error) = self.fill_gap_from_storage().await {
+                            if let Err(error) = self.retry_or_end(error) {
+                                self.done = true;
+                                return Some((Err(error), self));
+                            }
+                            // The early messages are stored: reading on from the
+                            // last seq delivered finds them.
+                            self.replaying = true;
+                        }
+                        continue;
+                    }
+                },
+            };
+            match next {
                 Some(event) => {
                     match &event.kind {
                         EventKind::Message(message) => {
@@ -150,25 +195,14 @@ impl Follow {
                                 continue;
                             }
                             if message.seq > self.last_seq.next() {
-                                // Publishers race, so a later seq can be published
-                                // first. The earlier ones are committed already (seqs
-                                // are assigned under the conversation's row lock), so
-                                // storage fills the gap and delivery stays in seq order.
-                                let upto = message.seq;
-                                if let Err(error) = self.fill_gap(upto).await {
-                                    if let Err(error) = self.retry_or_end(error) {
-                                        self.done = true;
-                                        return Some((Err(error), self));
-                                    }
-                                    // The event's message is stored: reading on from
-                                    // the last seq delivered finds it.
-                                    self.replaying = true;
-                                    continue;
-                                }
-                                self.pending.push_back(event);
+                                let seq = message.seq;
+                                self.early.insert(seq, event);
+                                self.gap_deadline
+                                    .get_or_insert_with(|| Instant::now() + GAP_WAIT);
                                 continue;
                             }
                             self.last_seq = message.seq;
+                            self.release_early();
                         }
                         EventKind::Delta {
                             reply_id, index, ..
@@ -192,6 +226,9 @@ impl Follow {
                         Ok(live) => {
                             self.live = live;
                             self.replaying = true;
+                            // Published, so stored: the replay finds them.
+                            self.early.clear();
+                            self.gap_deadline = None;
                             self.failures = 0;
                             // Deltas published meanwhile are gone: the text streamed
                             // so far comes again as one snapshot.
@@ -228,6 +265,38 @@ impl Follow {
                 "a follower cannot read on; it tries again until it can"
             );
         }
+        Ok(())
+    }
+
+    /// Queues the early messages that follow the last delivered one without a gap,
+    /// and marks them delivered; the gap's deadline goes with the last of them, and a
+    /// later gap among the rest gets a deadline of its own.
+    fn release_early(&mut self) {
+        while let Some(event) = self.early.remove(&self.last_seq.next()) {
+            self.last_seq = self.last_seq.next();
+            self.pending.push_back(event);
+        }
+        self.gap_deadline = if self.early.is_empty() {
+            None
+        } else {
+            Some(Instant::now() + GAP_WAIT)
+        };
+    }
+
+    /// The messages of the gap did not all come live in time: queues what storage
+    /// holds before the last early message, then that message. The early messages
+    /// before it are in what storage gives.
+    async fn fill_gap_from_storage(&mut self) -> Result<(), DomainError> {
+        let Some((&upto, _)) = self.early.last_key_value() else {
+            self.gap_deadline = None;
+            return Ok(());
+        };
+        let filled = self.fill_gap(upto).await;
+        let last = self.early.remove(&upto);
+        self.early.clear();
+        self.gap_deadline = None;
+        filled?;
+        self.pending.extend(last);
         Ok(())
     }
 
@@ -424,6 +493,45 @@ mod tests {
         // Published late, the first two are known already.
         setup.publish(0).await;
         setup.publish(1).await;
+        let later = tokio::time::timeout(Duration::from_millis(100), stream.next()).await;
+        assert!(later.is_err(), "nothing is delivered twice: {later:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn messages_published_out_of_order_come_in_seq_order_without_reading_storage() {
+        // No history read is expected: one would fail the test.
+        let setup = Arc::new(Setup::new(Vec::new()).await);
+        let mut stream = setup.follow(None).await;
+        setup.store_three().await;
+        setup.publish(2).await;
+        let late = {
+            let setup = Arc::clone(&setup);
+            tokio::spawn(async move {
+                tokio::time::sleep(GAP_WAIT / 2).await;
+                setup.publish(1).await;
+                setup.publish(0).await;
+            })
+        };
+        assert_eq!(next_seqs(&mut stream, 3).await, [1, 2, 3]);
+        late.await.expect("published late");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gap_that_does_not_fill_live_in_time_is_read_from_storage() {
+        // Storage gives every message before the last early one.
+        let setup = Setup::new(vec![Ok(vec![0, 1])]).await;
+        let mut stream = setup.follow(None).await;
+        setup.store_three().await;
+        let started = Instant::now();
+        setup.publish(2).await;
+        setup.publish(1).await;
+        assert_eq!(next_seqs(&mut stream, 3).await, [1, 2, 3]);
+        assert!(
+            started.elapsed() >= GAP_WAIT,
+            "storage was read before the gap's messages had their time to come live"
+        );
+        // Published after all, the first is known already.
+        setup.publish(0).await;
         let later = tokio::time::timeout(Duration::from_millis(100), stream.next()).await;
         assert!(later.is_err(), "nothing is delivered twice: {later:?}");
     }
