@@ -12,6 +12,8 @@
 //! # Layout
 //! - this file: the pipeline, one worker per conversation, leases and sweeps.
 //! - `answer`: producing one answer and storing it.
+//! - `handed`: the messages stored on this instance, handed to their worker so that
+//!   it need not read them back.
 //! - `handoff`: moving a conversation between its bot and people, for bots that
 //!   ask for a person and for the service's callers.
 //! - `limits`: bots' own timeouts and concurrency, and replies in flight.
@@ -19,6 +21,7 @@
 //! - `leases`: [`SingleInstanceLeases`], the leases of a server alone on its database.
 
 mod answer;
+mod handed;
 mod handoff;
 mod leases;
 mod limits;
@@ -30,6 +33,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+use self::handed::{Handed, Mailbox};
 pub(crate) use self::handoff::move_handoff;
 pub use self::leases::SingleInstanceLeases;
 use self::limits::InFlight;
@@ -93,10 +97,10 @@ pub struct ReplyPipeline {
     settings: ReplySettings,
     /// This instance, as the holder of reply leases.
     holder: LeaseHolder,
-    /// Conversations with a running worker, and whether more work arrived since the
-    /// worker last looked. A std mutex: it is held for a map operation, never across
-    /// an await.
-    workers: Mutex<HashMap<ConversationId, bool>>,
+    /// Conversations with a running worker, each with its mailbox: whether more work
+    /// arrived since the worker last looked, and the messages handed to it. A std
+    /// mutex: it is held for a map operation, never across an await.
+    workers: Mutex<HashMap<ConversationId, Mailbox>>,
     /// The text streamed so far of each reply being produced, for subscribers that
     /// arrive mid-reply (they get it as one snapshot delta).
     streaming: Streaming,
@@ -125,7 +129,7 @@ impl ReplyPipeline {
 
     /// Makes sure the conversation's pending user messages get answered.
     pub fn schedule(self: &Arc<Self>, conversation: ConversationId) {
-        self.start_worker(conversation, None);
+        self.start_worker(conversation, None, None);
     }
 
     /// Takes on the user message `stored`, just appended to `read` (the conversation
@@ -133,44 +137,55 @@ impl ReplyPipeline {
     ///
     /// When nothing was pending in `read` and nothing was stored between that read
     /// and the append, `stored` is the only message waiting, and the worker answers
-    /// it without reading back what is pending (see [`schedule_answer`](Self::schedule_answer)):
+    /// it without reading back what is pending (see [`start_worker`](Self::start_worker)):
     /// the common case, spared a round trip to storage. Otherwise the worker reads
-    /// what is pending. Answering a later message first would move `replied_seq` past
-    /// an earlier one and skip it, which is why the shortcut needs both conditions.
+    /// what is pending, except for the history when the messages handed to it are all
+    /// that is pending (`handed`). Answering a later message first would move
+    /// `replied_seq` past an earlier one and skip it, which is why the shortcuts need
+    /// `read` to be the conversation as the append found it.
     pub(crate) fn stored(self: &Arc<Self>, read: &Conversation, stored: &Message) {
         // During a handoff storage marks the message answered as it stores it, and
         // the worker finds nothing pending; it looks all the same, for the message
         // stored just after an agent gave the conversation back.
-        if read.handoff.bot_answers()
-            && !read.has_pending_replies()
-            && stored.seq == read.last_seq.next()
-        {
+        let handed = (read.handoff.bot_answers() && stored.seq == read.last_seq.next())
+            .then(|| Handed {
+                previous_user_seq: read.last_user_seq,
+                message: stored.clone(),
+            });
+        let alone = handed.as_ref().filter(|_| !read.has_pending_replies()).map(|_| {
             let mut now = read.clone();
             now.record(stored);
-            self.schedule_answer(now, stored.clone());
-        } else {
-            self.schedule(read.id);
-        }
+            now
+        });
+        self.start_worker(read.id, handed, alone);
     }
 
-    /// Answers `message` straight away, without looking up what is pending: the
-    /// caller knows it is the conversation's only unanswered user message (nothing
-    /// was pending when it was sent, and nothing was stored between). `conversation`
-    /// is the conversation as it stands with `message` stored. Should a worker run for
-    /// the conversation already, it takes the message in its turn instead.
-    fn schedule_answer(self: &Arc<Self>, conversation: Conversation, message: Message) {
-        self.start_worker(conversation.id, Some((conversation, message)));
-    }
-
-    fn start_worker(self: &Arc<Self>, id: ConversationId, known: Option<(Conversation, Message)>) {
-        {
+    /// Has the conversation's worker answer what is pending, `handed` (just stored
+    /// here) among it, starting one unless it runs already. With `alone` (the
+    /// conversation as it stands with `handed` stored), `handed` is the only message
+    /// pending and a new worker answers it without looking; a worker that runs
+    /// already takes it in its turn instead.
+    fn start_worker(
+        self: &Arc<Self>,
+        id: ConversationId,
+        handed: Option<Handed>,
+        alone: Option<Conversation>,
+    ) {
+        let known = {
             let mut workers = lock(&self.workers);
-            if let Some(rerun) = workers.get_mut(&id) {
-                *rerun = true;
+            if let Some(mailbox) = workers.get_mut(&id) {
+                mailbox.rerun = true;
+                mailbox.hand_in(handed);
                 return;
             }
-            workers.insert(id, false);
-        }
+            // Handed in even when answered alone: with shared leases the worker may
+            // find it is not alone after all, and answers it with the rest.
+            let known = alone.zip(handed.as_ref().map(|handed| handed.message.clone()));
+            let mut mailbox = Mailbox::default();
+            mailbox.hand_in(handed);
+            workers.insert(id, mailbox);
+            known
+        };
         let pipeline = Arc::clone(self);
         let guard = self.tasks.enter();
         tokio::spawn(async move {
@@ -276,8 +291,8 @@ impl ReplyPipeline {
             }
             let mut workers = lock(&self.workers);
             match workers.get_mut(&conversation) {
-                Some(rerun) if *rerun && held => {
-                    *rerun = false;
+                Some(mailbox) if mailbox.rerun && held => {
+                    mailbox.rerun = false;
                 }
                 _ => {
                     workers.remove(&conversation);
@@ -319,10 +334,10 @@ impl ReplyPipeline {
             }
             {
                 let mut workers = lock(&self.workers);
-                if let Some(rerun) = workers.get_mut(&conversation)
-                    && *rerun
+                if let Some(mailbox) = workers.get_mut(&conversation)
+                    && mailbox.rerun
                 {
-                    *rerun = false;
+                    mailbox.rerun = false;
                     continue;
                 }
             }
@@ -687,6 +702,16 @@ mod tests {
     /// A message port on `store` whose first `failures` appends of replies find
     /// storage unavailable.
     fn replies_fail_at_first(store: &InMemoryStore, failures: usize) -> MockMessageRepository {
+        on_store(store, failures, &Arc::default())
+    }
+
+    /// [`replies_fail_at_first`], counting in `looks` the reads of what follows a seq
+    /// (a worker's look at what is pending).
+    fn on_store(
+        store: &InMemoryStore,
+        failures: usize,
+        looks: &Arc<std::sync::atomic::AtomicUsize>,
+    ) -> MockMessageRepository {
         use futures::FutureExt as _;
 
         use crate::ports::MessageRepository as _;
@@ -718,10 +743,40 @@ mod tests {
             .expect_append_own()
             .returning(move |message, owner| ready(s.append_own(message, owner)));
         let s = store.clone();
+        let looks = Arc::clone(looks);
+        messages.expect_history().returning(move |conversation, query| {
+            if query.after.is_some() {
+                looks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            ready(s.history(conversation, query))
+        });
         messages
-            .expect_history()
-            .returning(move |conversation, query| ready(s.history(conversation, query)));
-        messages
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn messages_sent_while_the_worker_answers_are_answered_without_reading_them_back() {
+        let gate = Arc::new(Semaphore::new(0));
+        let engine = ScriptedEngine::echo().gated(Arc::clone(&gate));
+        let mut fakes = TestPorts::with_engine(engine.clone());
+        let looks = Arc::default();
+        fakes.ports.messages = Arc::new(on_store(&fakes.store, 0, &looks));
+        let s = setup(fakes, ReplySettings::default()).await;
+        // The first is answered alone; the others arrive while the engine holds it.
+        let mut sent = vec![s.send("first").await];
+        for text in ["second", "third", "fourth"] {
+            sent.push(s.send(text).await);
+        }
+        gate.add_permits(sent.len());
+        s.drained().await;
+        let asked: Vec<MessageId> = engine.requests().iter().map(|r| r.message.id).collect();
+        let sent: Vec<MessageId> = sent.iter().map(|m| m.id).collect();
+        assert_eq!(asked, sent, "the engine was asked out of order or twice");
+        assert!(!s.conversation().await.has_pending_replies());
+        assert_eq!(
+            looks.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "the worker read back messages handed to it"
+        );
     }
 
     #[tokio::test]
@@ -1314,6 +1369,7 @@ mod tests {
         let engine = ScriptedEngine::echo();
         let s = with_engine(&engine).await;
         let other = s.fakes.service(ReplySettings::default());
+        let before = s.conversation().await;
         let stored = s
             .fakes
             .ports
@@ -1326,14 +1382,13 @@ mod tests {
             .await
             .expect("appending")
             .into_message();
-        let snapshot = s.conversation().await;
         other.replies().schedule(s.conversation.id);
         assert!(other.replies().drain(DRAIN).await);
         assert_eq!(engine.calls(), 1);
 
         // This instance was handed the message when it stored it, and its worker
         // only now gets the lease the other instance let go of.
-        s.service.replies().schedule_answer(snapshot, stored);
+        s.service.replies().stored(&before, &stored);
         s.drained().await;
         assert_eq!(engine.calls(), 1, "the bot was asked twice");
         assert_eq!(s.messages().len(), 2);

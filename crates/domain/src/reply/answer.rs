@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 
+use super::handed::exactly_the_pending;
 use super::handoff::move_handoff;
 use super::limits::BotLimits;
-use super::{ReplyPipeline, SYSTEM_SENDER_ID};
+use super::{ReplyPipeline, SYSTEM_SENDER_ID, lock};
 use crate::bot::Bot;
 use crate::conversation::{Conversation, ConversationId, PageSize};
 use crate::error::{BotError, DomainError, RepoError, error_chain};
@@ -26,7 +27,14 @@ impl ReplyPipeline {
     /// the conversation. Messages stored after that look are not its concern: this
     /// instance's raise the worker's rerun flag, and other instances' make the lease's
     /// release report work remaining, and either sends the worker here again.
+    ///
+    /// The messages handed to the worker (`handed`) spare it the history read when
+    /// they are all that is pending.
     pub(super) async fn answer_pending(&self, id: ConversationId) -> Result<(), DomainError> {
+        let mut handed = match lock(&self.workers).get_mut(&id) {
+            Some(mailbox) => mailbox.take_handed(),
+            None => Vec::new(),
+        };
         loop {
             let conversation = match self.ports.conversations.get(id).await {
                 Ok(conversation) => conversation,
@@ -36,7 +44,11 @@ impl ReplyPipeline {
             if !conversation.has_pending_replies() {
                 return Ok(());
             }
-            let (unanswered, more) = self.next_unanswered(&conversation).await?;
+            let (unanswered, more) =
+                match exactly_the_pending(&conversation, std::mem::take(&mut handed)) {
+                    Some(unanswered) => (unanswered, false),
+                    None => self.next_unanswered(&conversation).await?,
+                };
             if unanswered.is_empty() {
                 return Ok(());
             }

@@ -1,0 +1,171 @@
+//! User messages handed to their conversation's worker as this instance stores them,
+//! so that the worker can answer them without reading them back from storage.
+//!
+//! A worker that looks at what is pending reads the conversation and then a page of
+//! its history. Under a steady stream of messages (a client with several in flight)
+//! the messages stored while the worker answered are the ones it finds: each carries
+//! the seq of the user message before it, as its own append found the conversation,
+//! and when the handed messages link up from what is answered to the conversation's
+//! last user message, they are exactly what is pending, and the history read is
+//! spared. Whenever they do not (a message stored on another instance or by a path
+//! that hands nothing, a message answered meanwhile, too many handed), the worker
+//! reads the history as before: handing a message is only ever a shortcut.
+
+use crate::conversation::Conversation;
+use crate::message::{Message, Seq};
+
+/// How many messages a worker keeps handed to it at most. A conversation with more
+/// waiting is read back from storage, a page at a time.
+pub(super) const MOST_HANDED: usize = 64;
+
+/// A user message just stored on this instance, and the seq of the conversation's user
+/// message before it, read by the append that stored it.
+#[derive(Debug, Clone)]
+pub(crate) struct Handed {
+    pub(super) previous_user_seq: Seq,
+    pub(super) message: Message,
+}
+
+/// A running worker's mailbox: whether work arrived since it last looked, and the
+/// messages handed to it meanwhile.
+#[derive(Debug, Default)]
+pub(super) struct Mailbox {
+    pub(super) rerun: bool,
+    handed: Vec<Handed>,
+}
+
+impl Mailbox {
+    /// Takes `handed` in, unless the mailbox is full: the message is then read back
+    /// with the rest.
+    pub(super) fn hand_in(&mut self, handed: Option<Handed>) {
+        if self.handed.len() < MOST_HANDED {
+            self.handed.extend(handed);
+        }
+    }
+
+    pub(super) fn take_handed(&mut self) -> Vec<Handed> {
+        std::mem::take(&mut self.handed)
+    }
+}
+
+/// The handed messages still pending in `conversation` (as read after they were
+/// handed), in seq order, if they are exactly the user messages pending there: the
+/// first follows the last answered user message, each follows the one before it, and
+/// the last is the conversation's last user message. `None` otherwise, or when none
+/// are handed.
+pub(super) fn exactly_the_pending(
+    conversation: &Conversation,
+    mut handed: Vec<Handed>,
+) -> Option<Vec<Message>> {
+    handed.retain(|handed| handed.message.seq > conversation.replied_seq);
+    handed.sort_by_key(|handed| handed.message.seq);
+    let first = handed.first()?;
+    let last = handed.last()?;
+    let follows_the_answered = first.previous_user_seq <= conversation.replied_seq;
+    let linked = handed
+        .windows(2)
+        .all(|pair| pair[1].previous_user_seq == pair[0].message.seq);
+    (follows_the_answered && linked && last.message.seq == conversation.last_user_seq)
+        .then(|| handed.into_iter().map(|handed| handed.message).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::MessageRepository as _;
+    use crate::reply::ReplySettings;
+    use crate::testing::{
+        ScriptedEngine, TestPorts, bot_reply, start_conversation, user, user_message,
+    };
+
+    /// A conversation with `echo` whose user messages are at the seqs of `users`
+    /// (each after a bot reply, so that seqs of user messages are not consecutive),
+    /// answered up to `replied`; the messages come back handed, each with the user
+    /// message before it.
+    async fn conversation_with(users: usize, replied: usize) -> (Conversation, Vec<Handed>) {
+        let fakes = TestPorts::with_engine(ScriptedEngine::echo());
+        fakes.seed_bot("echo");
+        let service = fakes.service(ReplySettings::default());
+        let started = start_conversation(&service, &user("ana"), "echo").await;
+        let mut handed = Vec::new();
+        let mut previous_user_seq = Seq::ZERO;
+        for n in 0..users {
+            let new = user_message(&started, &format!("question {n}"), fakes.clock.peek());
+            let message = fakes.store.append(&new).await.expect("stored").into_message();
+            if n < replied {
+                let reply = bot_reply(&started, &message, "answer", fakes.clock.peek());
+                fakes.store.append(&reply).await.expect("stored");
+            }
+            handed.push(Handed {
+                previous_user_seq,
+                message: message.clone(),
+            });
+            previous_user_seq = message.seq;
+        }
+        let conversation = fakes
+            .ports
+            .conversations
+            .get(started.id)
+            .await
+            .expect("the conversation");
+        (conversation, handed)
+    }
+
+    fn seqs(messages: Option<Vec<Message>>) -> Option<Vec<u64>> {
+        messages.map(|messages| messages.iter().map(|m| m.seq.get()).collect())
+    }
+
+    #[tokio::test]
+    async fn the_pending_messages_handed_in_any_order_come_back_in_seq_order() {
+        let (conversation, handed) = conversation_with(4, 1).await;
+        let mut pending = handed[1..].to_vec();
+        pending.reverse();
+        assert_eq!(
+            seqs(exactly_the_pending(&conversation, pending)),
+            Some(vec![3, 4, 5])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_pending_message_not_handed_sends_the_worker_to_storage() {
+        let (conversation, handed) = conversation_with(4, 1).await;
+        // The first pending one, one in the middle, the last.
+        for missing in [1, 2, 3] {
+            let mut pending = handed[1..].to_vec();
+            pending.retain(|h| h.message.seq != handed[missing].message.seq);
+            assert_eq!(seqs(exactly_the_pending(&conversation, pending)), None);
+        }
+    }
+
+    #[tokio::test]
+    async fn handed_messages_answered_meanwhile_are_left_out() {
+        let (conversation, handed) = conversation_with(4, 2).await;
+        assert_eq!(
+            seqs(exactly_the_pending(&conversation, handed.clone())),
+            Some(vec![5, 6])
+        );
+        assert_eq!(
+            seqs(exactly_the_pending(&conversation, handed[2..].to_vec())),
+            Some(vec![5, 6])
+        );
+    }
+
+    #[tokio::test]
+    async fn nothing_handed_or_all_answered_is_nothing_known() {
+        let (conversation, _) = conversation_with(2, 0).await;
+        assert_eq!(seqs(exactly_the_pending(&conversation, Vec::new())), None);
+        let (conversation, handed_and_answered) = conversation_with(2, 2).await;
+        assert_eq!(seqs(exactly_the_pending(&conversation, handed_and_answered)), None);
+    }
+
+    #[tokio::test]
+    async fn a_full_mailbox_takes_no_more() {
+        let (_, handed) = conversation_with(1, 0).await;
+        let mut mailbox = Mailbox::default();
+        for _ in 0..=MOST_HANDED {
+            mailbox.hand_in(Some(handed[0].clone()));
+        }
+        assert_eq!(mailbox.take_handed().len(), MOST_HANDED);
+        assert!(mailbox.take_handed().is_empty());
+    }
+}
