@@ -22,6 +22,10 @@ use crate::message::{
 use crate::ports::{BotEngine, BotReply, BotRequest, ReplyChunk, pages_after, publish};
 use crate::session::Session;
 
+/// How many times a worker lets other tasks run while it waits for the pending
+/// messages to be handed to it, before it reads them from storage instead.
+const HANDING_WAITS: usize = 2;
+
 impl ReplyPipeline {
     /// Answers the user messages pending when it looks, a page of them per look at
     /// the conversation. Messages stored after that look are not its concern: this
@@ -31,10 +35,6 @@ impl ReplyPipeline {
     /// The messages handed to the worker (`handed`) spare it the history read when
     /// they are all that is pending.
     pub(super) async fn answer_pending(&self, id: ConversationId) -> Result<(), DomainError> {
-        let mut handed = match lock(&self.workers).get_mut(&id) {
-            Some(mailbox) => mailbox.take_handed(),
-            None => Vec::new(),
-        };
         loop {
             let conversation = match self.ports.conversations.get(id).await {
                 Ok(conversation) => conversation,
@@ -44,11 +44,10 @@ impl ReplyPipeline {
             if !conversation.has_pending_replies() {
                 return Ok(());
             }
-            let (unanswered, more) =
-                match exactly_the_pending(&conversation, std::mem::take(&mut handed)) {
-                    Some(unanswered) => (unanswered, false),
-                    None => self.next_unanswered(&conversation).await?,
-                };
+            let (unanswered, more) = match self.handed_pending(&conversation).await {
+                Some(unanswered) => (unanswered, false),
+                None => self.next_unanswered(&conversation).await?,
+            };
             if unanswered.is_empty() {
                 return Ok(());
             }
@@ -61,6 +60,29 @@ impl ReplyPipeline {
                 return Ok(());
             }
         }
+    }
+
+    /// The user messages pending in `conversation` if they were all handed to its
+    /// worker ([`exactly_the_pending`]). Looked for after the conversation was read,
+    /// so that what was stored before is handed; and, when some is missing, again
+    /// after letting the runtime's other tasks run [`HANDING_WAITS`] times: a message
+    /// committed in the same batch as the worker's last reply is read before its
+    /// sender, woken with the worker, has handed it.
+    async fn handed_pending(&self, conversation: &Conversation) -> Option<Vec<Message>> {
+        for waited in 0..=HANDING_WAITS {
+            if waited > 0 {
+                tokio::task::yield_now().await;
+            }
+            let mut workers = lock(&self.workers);
+            let mailbox = workers.get_mut(&conversation.id)?;
+            let mut handed = mailbox.take_handed();
+            let pending = exactly_the_pending(conversation, &mut handed);
+            mailbox.hand_back(handed);
+            if pending.is_some() {
+                return pending;
+            }
+        }
+        None
     }
 
     /// The unanswered user messages of the first page after `replied_seq` that has

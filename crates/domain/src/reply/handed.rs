@@ -46,27 +46,43 @@ impl Mailbox {
     pub(super) fn take_handed(&mut self) -> Vec<Handed> {
         std::mem::take(&mut self.handed)
     }
+
+    /// Takes back what a look left of the messages it took.
+    pub(super) fn hand_back(&mut self, left: Vec<Handed>) {
+        for handed in left {
+            self.hand_in(Some(handed));
+        }
+    }
 }
 
-/// The handed messages still pending in `conversation` (as read after they were
-/// handed), in seq order, if they are exactly the user messages pending there: the
-/// first follows the last answered user message, each follows the one before it, and
-/// the last is the conversation's last user message. `None` otherwise, or when none
-/// are handed.
+/// The user messages pending in `conversation`, in seq order, if `handed` holds
+/// them all: the first follows the last answered user message, each follows the one
+/// before it, and the last is the conversation's last user message. `None`
+/// otherwise, or when none are handed.
+///
+/// Takes out of `handed` the messages it returns and those answered already; what is
+/// left is either stored after `conversation` was read, for the worker's next look,
+/// or (when it returns `None`) pending without the rest of what is pending.
 pub(super) fn exactly_the_pending(
     conversation: &Conversation,
-    mut handed: Vec<Handed>,
+    handed: &mut Vec<Handed>,
 ) -> Option<Vec<Message>> {
     handed.retain(|handed| handed.message.seq > conversation.replied_seq);
     handed.sort_by_key(|handed| handed.message.seq);
-    let first = handed.first()?;
-    let last = handed.last()?;
+    let stored_later = handed.partition_point(|h| h.message.seq <= conversation.last_user_seq);
+    let pending = &handed[..stored_later];
+    let first = pending.first()?;
+    let last = pending.last()?;
     let follows_the_answered = first.previous_user_seq <= conversation.replied_seq;
-    let linked = handed
+    let linked = pending
         .windows(2)
         .all(|pair| pair[1].previous_user_seq == pair[0].message.seq);
-    (follows_the_answered && linked && last.message.seq == conversation.last_user_seq)
-        .then(|| handed.into_iter().map(|handed| handed.message).collect())
+    (follows_the_answered && linked && last.message.seq == conversation.last_user_seq).then(|| {
+        handed
+            .drain(..stored_later)
+            .map(|handed| handed.message)
+            .collect()
+    })
 }
 
 #[cfg(test)]
@@ -111,8 +127,15 @@ mod tests {
         (conversation, handed)
     }
 
-    fn seqs(messages: Option<Vec<Message>>) -> Option<Vec<u64>> {
-        messages.map(|messages| messages.iter().map(|m| m.seq.get()).collect())
+    /// What [`exactly_the_pending`] finds pending of `handed`, by seq, and what it
+    /// leaves for the next look.
+    fn pending_and_left(
+        conversation: &Conversation,
+        mut handed: Vec<Handed>,
+    ) -> (Option<Vec<u64>>, Vec<u64>) {
+        let pending = exactly_the_pending(conversation, &mut handed)
+            .map(|messages| messages.iter().map(|m| m.seq.get()).collect());
+        (pending, handed.iter().map(|h| h.message.seq.get()).collect())
     }
 
     #[tokio::test]
@@ -121,8 +144,8 @@ mod tests {
         let mut pending = handed[1..].to_vec();
         pending.reverse();
         assert_eq!(
-            seqs(exactly_the_pending(&conversation, pending)),
-            Some(vec![3, 4, 5])
+            pending_and_left(&conversation, pending),
+            (Some(vec![3, 4, 5]), vec![])
         );
     }
 
@@ -133,7 +156,8 @@ mod tests {
         for missing in [1, 2, 3] {
             let mut pending = handed[1..].to_vec();
             pending.retain(|h| h.message.seq != handed[missing].message.seq);
-            assert_eq!(seqs(exactly_the_pending(&conversation, pending)), None);
+            let left: Vec<u64> = pending.iter().map(|h| h.message.seq.get()).collect();
+            assert_eq!(pending_and_left(&conversation, pending), (None, left));
         }
     }
 
@@ -141,21 +165,42 @@ mod tests {
     async fn handed_messages_answered_meanwhile_are_left_out() {
         let (conversation, handed) = conversation_with(4, 2).await;
         assert_eq!(
-            seqs(exactly_the_pending(&conversation, handed.clone())),
-            Some(vec![5, 6])
+            pending_and_left(&conversation, handed.clone()),
+            (Some(vec![5, 6]), vec![])
         );
         assert_eq!(
-            seqs(exactly_the_pending(&conversation, handed[2..].to_vec())),
-            Some(vec![5, 6])
+            pending_and_left(&conversation, handed[2..].to_vec()),
+            (Some(vec![5, 6]), vec![])
+        );
+    }
+
+    #[tokio::test]
+    async fn messages_stored_after_the_read_are_left_for_the_next_look() {
+        let (conversation, handed) = conversation_with(4, 1).await;
+        let read_before_the_last = Conversation {
+            last_user_seq: handed[2].message.seq,
+            ..conversation
+        };
+        assert_eq!(
+            pending_and_left(&read_before_the_last, handed.clone()),
+            (Some(vec![3, 4]), vec![5])
+        );
+        // When what the read found is not all handed, all is left, for another try.
+        assert_eq!(
+            pending_and_left(&read_before_the_last, vec![handed[2].clone(), handed[3].clone()]),
+            (None, vec![4, 5])
         );
     }
 
     #[tokio::test]
     async fn nothing_handed_or_all_answered_is_nothing_known() {
         let (conversation, _) = conversation_with(2, 0).await;
-        assert_eq!(seqs(exactly_the_pending(&conversation, Vec::new())), None);
+        assert_eq!(pending_and_left(&conversation, Vec::new()), (None, vec![]));
         let (conversation, handed_and_answered) = conversation_with(2, 2).await;
-        assert_eq!(seqs(exactly_the_pending(&conversation, handed_and_answered)), None);
+        assert_eq!(
+            pending_and_left(&conversation, handed_and_answered),
+            (None, vec![])
+        );
     }
 
     #[tokio::test]
