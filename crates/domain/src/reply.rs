@@ -147,16 +147,19 @@ impl ReplyPipeline {
         // During a handoff storage marks the message answered as it stores it, and
         // the worker finds nothing pending; it looks all the same, for the message
         // stored just after an agent gave the conversation back.
-        let handed = (read.handoff.bot_answers() && stored.seq == read.last_seq.next())
-            .then(|| Handed {
+        let handed =
+            (read.handoff.bot_answers() && stored.seq == read.last_seq.next()).then(|| Handed {
                 previous_user_seq: read.last_user_seq,
                 message: stored.clone(),
             });
-        let alone = handed.as_ref().filter(|_| !read.has_pending_replies()).map(|_| {
-            let mut now = read.clone();
-            now.record(stored);
-            now
-        });
+        let alone = handed
+            .as_ref()
+            .filter(|_| !read.has_pending_replies())
+            .map(|_| {
+                let mut now = read.clone();
+                now.record(stored);
+                now
+            });
         self.start_worker(read.id, handed, alone);
     }
 
@@ -744,12 +747,14 @@ mod tests {
             .returning(move |message, owner| ready(s.append_own(message, owner)));
         let s = store.clone();
         let looks = Arc::clone(looks);
-        messages.expect_history().returning(move |conversation, query| {
-            if query.after.is_some() {
-                looks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            }
-            ready(s.history(conversation, query))
-        });
+        messages
+            .expect_history()
+            .returning(move |conversation, query| {
+                if query.after.is_some() {
+                    looks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                ready(s.history(conversation, query))
+            });
         messages
     }
 

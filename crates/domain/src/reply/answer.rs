@@ -64,10 +64,11 @@ impl ReplyPipeline {
 
     /// The user messages pending in `conversation` if they were all handed to its
     /// worker ([`exactly_the_pending`]). Looked for after the conversation was read,
-    /// so that what was stored before is handed; and, when some is missing, again
-    /// after letting the runtime's other tasks run [`HANDING_WAITS`] times: a message
-    /// committed in the same batch as the worker's last reply is read before its
-    /// sender, woken with the worker, has handed it.
+    /// so that what was stored before is handed; and, while some is missing but some
+    /// was handed, again after each time the runtime's other tasks run, up to
+    /// [`HANDING_WAITS`] times: a message committed just before the read (on SQLite,
+    /// in the same batch as the worker's last reply) is read before its sender, woken
+    /// with the worker, has handed it.
     async fn handed_pending(&self, conversation: &Conversation) -> Option<Vec<Message>> {
         for waited in 0..=HANDING_WAITS {
             if waited > 0 {
@@ -77,8 +78,9 @@ impl ReplyPipeline {
             let mailbox = workers.get_mut(&conversation.id)?;
             let mut handed = mailbox.take_handed();
             let pending = exactly_the_pending(conversation, &mut handed);
+            let nothing_handed = handed.is_empty();
             mailbox.hand_back(handed);
-            if pending.is_some() {
+            if pending.is_some() || nothing_handed {
                 return pending;
             }
         }

@@ -94,10 +94,10 @@ mod tests {
         ScriptedEngine, TestPorts, bot_reply, start_conversation, user, user_message,
     };
 
-    /// A conversation with `echo` whose user messages are at the seqs of `users`
-    /// (each after a bot reply, so that seqs of user messages are not consecutive),
-    /// answered up to `replied`; the messages come back handed, each with the user
-    /// message before it.
+    /// A conversation with `echo` and `users` user messages, the first `replied` of
+    /// them each followed by a bot reply (so that the seqs of user messages are not
+    /// all consecutive); the user messages come back handed, each with the seq of
+    /// the user message before it.
     async fn conversation_with(users: usize, replied: usize) -> (Conversation, Vec<Handed>) {
         let fakes = TestPorts::with_engine(ScriptedEngine::echo());
         fakes.seed_bot("echo");
@@ -107,7 +107,12 @@ mod tests {
         let mut previous_user_seq = Seq::ZERO;
         for n in 0..users {
             let new = user_message(&started, &format!("question {n}"), fakes.clock.peek());
-            let message = fakes.store.append(&new).await.expect("stored").into_message();
+            let message = fakes
+                .store
+                .append(&new)
+                .await
+                .expect("stored")
+                .into_message();
             if n < replied {
                 let reply = bot_reply(&started, &message, "answer", fakes.clock.peek());
                 fakes.store.append(&reply).await.expect("stored");
@@ -135,7 +140,10 @@ mod tests {
     ) -> (Option<Vec<u64>>, Vec<u64>) {
         let pending = exactly_the_pending(conversation, &mut handed)
             .map(|messages| messages.iter().map(|m| m.seq.get()).collect());
-        (pending, handed.iter().map(|h| h.message.seq.get()).collect())
+        (
+            pending,
+            handed.iter().map(|h| h.message.seq.get()).collect(),
+        )
     }
 
     #[tokio::test]
@@ -187,7 +195,10 @@ mod tests {
         );
         // When what the read found is not all handed, all is left, for another try.
         assert_eq!(
-            pending_and_left(&read_before_the_last, vec![handed[2].clone(), handed[3].clone()]),
+            pending_and_left(
+                &read_before_the_last,
+                vec![handed[2].clone(), handed[3].clone()]
+            ),
             (None, vec![4, 5])
         );
     }

@@ -10,11 +10,12 @@
 //! greatest seq it has seen and resume from it.
 //!
 //! Publishers race: the senders of a conversation's messages publish each once its
-//! append committed, and a later seq is often published first (one commit stores
-//! several of a conversation's messages, and their senders run side by side). A live
+//! append committed, side by side, and a later seq is often published first (on
+//! SQLite one commit stores several of a conversation's messages at once). A live
 //! message that comes early waits, briefly ([`GAP_WAIT`]), for the ones before it to
-//! arrive live too; only those still missing then are read from storage, where they
-//! are (a seq is committed only after every lower seq of its conversation).
+//! arrive live too, and the other events that arrive meanwhile wait behind it; only
+//! the messages still missing then are read from storage, where they are (a seq is
+//! committed only after every lower seq of its conversation).
 //!
 //! Storage or the bus being unavailable for a while does not end a follow: the
 //! follower keeps its place, tries again with a growing pause, and catches up from
@@ -74,6 +75,7 @@ impl ConversationService {
             pending: VecDeque::new(),
             early: BTreeMap::new(),
             gap_deadline: None,
+            behind_the_gap: VecDeque::new(),
             failures: 0,
             done: false,
         };
@@ -93,7 +95,7 @@ const RETRY: Backoff = Backoff {
 
 /// How long a live message that came before a lower seq of its conversation waits
 /// for the lower ones to come live, before they are read from storage. Their senders
-/// publish them right after the commit that stored them all, so they come within
+/// publish them right after the commits that stored them, so they come within
 /// microseconds unless the machine is busy; a sender that stopped between its commit
 /// and its publish (a client gone) leaves its message to storage, which this bounds
 /// the wait for. Under 16 WebSocket clients with 8 messages in flight each, reading
@@ -129,6 +131,9 @@ struct Follow {
     early: BTreeMap<Seq, SharedEvent>,
     /// Set while `early` holds messages: when storage fills the gap instead.
     gap_deadline: Option<Instant>,
+    /// Live events other than messages that came while `early` held messages, in
+    /// the order they came: delivered after them, as they were published.
+    behind_the_gap: VecDeque<SharedEvent>,
     /// How many tries in a row found storage or the bus unavailable.
     failures: u32,
     done: bool,
@@ -141,6 +146,7 @@ impl Follow {
                 return None;
             }
             if let Some(event) = self.pending.pop_front() {
+                self.done = matches!(event.kind, EventKind::Deleted);
                 return Some((Ok(event), self));
             }
             if self.replaying {
@@ -168,24 +174,28 @@ impl Follow {
                 });
                 return Some((Ok(snapshot), self));
             }
+            // `None` once the gap's time is up, even while live events keep coming.
             let next = match self.gap_deadline {
-                None => self.live.next().await,
-                Some(deadline) => match tokio::time::timeout_at(deadline, self.live.next()).await
-                {
-                    Ok(next) => next,
-                    Err(_) => {
-                        if let Err(error) = self.fill_gap_from_storage().await {
-                            if let Err(error) = self.retry_or_end(error) {
-                                self.done = true;
-                                return Some((Err(error), self));
-                            }
-                            // The early messages are stored: reading on from the
-                            // last seq delivered finds them.
-                            self.replaying = true;
-                        }
-                        continue;
+                None => Some(self.live.next().await),
+                Some(deadline) if Instant::now() < deadline => {
+                    tokio::time::timeout_at(deadline, self.live.next())
+                        .await
+                        .ok()
+                }
+                Some(_) => None,
+            };
+            let Some(next) = next else {
+                if let Err(error) = self.fill_gap_from_storage().await {
+                    // The early messages are stored: reading on from the last seq
+                    // delivered finds them.
+                    self.give_up_the_gap();
+                    if let Err(error) = self.retry_or_end(error) {
+                        self.done = true;
+                        return Some((Err(error), self));
                     }
-                },
+                    self.replaying = true;
+                }
+                continue;
             };
             match next {
                 Some(event) => {
@@ -212,6 +222,10 @@ impl Follow {
                         {
                             continue;
                         }
+                        _ if !self.early.is_empty() => {
+                            self.behind_the_gap.push_back(event);
+                            continue;
+                        }
                         _ => {}
                     }
                     let deleted = matches!(event.kind, EventKind::Deleted);
@@ -227,8 +241,7 @@ impl Follow {
                             self.live = live;
                             self.replaying = true;
                             // Published, so stored: the replay finds them.
-                            self.early.clear();
-                            self.gap_deadline = None;
+                            self.give_up_the_gap();
                             self.failures = 0;
                             // Deltas published meanwhile are gone: the text streamed
                             // so far comes again as one snapshot.
@@ -269,35 +282,38 @@ impl Follow {
     }
 
     /// Queues the early messages that follow the last delivered one without a gap,
-    /// and marks them delivered; the gap's deadline goes with the last of them, and a
-    /// later gap among the rest gets a deadline of its own.
+    /// and marks them delivered; with the last of them go the events behind the gap
+    /// and its deadline, and a later gap among the rest gets a deadline of its own.
     fn release_early(&mut self) {
         while let Some(event) = self.early.remove(&self.last_seq.next()) {
             self.last_seq = self.last_seq.next();
             self.pending.push_back(event);
         }
-        self.gap_deadline = if self.early.is_empty() {
-            None
+        if self.early.is_empty() {
+            self.pending.extend(self.behind_the_gap.drain(..));
+            self.gap_deadline = None;
         } else {
-            Some(Instant::now() + GAP_WAIT)
-        };
+            self.gap_deadline = Some(Instant::now() + GAP_WAIT);
+        }
     }
 
-    /// The messages of the gap did not all come live in time: queues what storage
-    /// holds before the last early message, then that message. The early messages
-    /// before it are in what storage gives.
+    /// The messages of the gaps did not all come live in time: queues, gap by gap,
+    /// what storage holds of them, each gap followed by the early messages after it.
     async fn fill_gap_from_storage(&mut self) -> Result<(), DomainError> {
-        let Some((&upto, _)) = self.early.last_key_value() else {
-            self.gap_deadline = None;
-            return Ok(());
-        };
-        let filled = self.fill_gap(upto).await;
-        let last = self.early.remove(&upto);
+        while let Some((&next_early, _)) = self.early.first_key_value() {
+            self.fill_gap(next_early).await?;
+            self.pending.extend(self.early.remove(&next_early));
+            self.release_early();
+        }
+        Ok(())
+    }
+
+    /// Drops the early messages, to be read from storage, and queues the events
+    /// behind them.
+    fn give_up_the_gap(&mut self) {
         self.early.clear();
         self.gap_deadline = None;
-        filled?;
-        self.pending.extend(last);
-        Ok(())
+        self.pending.extend(self.behind_the_gap.drain(..));
     }
 
     /// Queues every stored message between the last delivered one and `upto`, then
@@ -442,13 +458,18 @@ mod tests {
             let message = self.stored.lock().expect("the stored messages")[index].clone();
             self.fakes
                 .events
-                .publish(ConversationEvent {
-                    conversation_id: self.conversation.id,
-                    session_id: self.conversation.session_id,
-                    kind: EventKind::Message(message),
-                })
+                .publish(self.event(EventKind::Message(message)))
                 .await
                 .expect("published");
+        }
+
+        /// An event of the conversation.
+        fn event(&self, kind: EventKind) -> ConversationEvent {
+            ConversationEvent {
+                conversation_id: self.conversation.id,
+                session_id: self.conversation.session_id,
+                kind,
+            }
         }
     }
 
@@ -517,9 +538,50 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn events_that_come_while_messages_wait_for_a_gap_are_delivered_after_them() {
+        let setup = Setup::new(Vec::new()).await;
+        let mut stream = setup.follow(None).await;
+        setup.store_three().await;
+        setup.publish(2).await;
+        let typing = EventKind::Typing {
+            sender: crate::message::Sender::Bot,
+            active: true,
+        };
+        setup
+            .fakes
+            .events
+            .publish(setup.event(typing.clone()))
+            .await
+            .expect("published");
+        setup.publish(0).await;
+        setup.publish(1).await;
+        let mut kinds = Vec::new();
+        for _ in 0..4 {
+            let event = tokio::time::timeout(PATIENCE, stream.next())
+                .await
+                .expect("an event in time")
+                .expect("the stream goes on")
+                .expect("an event, not an error");
+            kinds.push(match &event.kind {
+                EventKind::Message(message) => format!("message {}", message.seq.get()),
+                other => format!("{other:?}"),
+            });
+        }
+        assert_eq!(
+            kinds,
+            [
+                "message 1".to_owned(),
+                "message 2".to_owned(),
+                "message 3".to_owned(),
+                format!("{typing:?}"),
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_gap_that_does_not_fill_live_in_time_is_read_from_storage() {
-        // Storage gives every message before the last early one.
-        let setup = Setup::new(vec![Ok(vec![0, 1])]).await;
+        // Storage gives the message missing before the early ones.
+        let setup = Setup::new(vec![Ok(vec![0])]).await;
         let mut stream = setup.follow(None).await;
         setup.store_three().await;
         let started = Instant::now();
