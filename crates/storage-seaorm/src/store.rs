@@ -5,10 +5,7 @@ use std::sync::Arc;
 
 use confab_domain::bot::BotId;
 use confab_domain::error::RepoError;
-use sea_orm::{
-    DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryTrait, Select,
-    Statement,
-};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel, Statement};
 
 use tokio::sync::OnceCell;
 
@@ -97,22 +94,11 @@ impl SeaOrmStore {
             .ok_or(RepoError::NotFound)
     }
 
-    /// The rows `select` selects: read directly on a SQLite file (`direct_reads`),
-    /// through the pool otherwise. A direct read runs on the tokio worker, so only
-    /// statements that read a bounded number of rows belong here; others go through
-    /// the pool.
-    pub(crate) async fn select_all<E>(&self, select: Select<E>) -> Result<Vec<E::Model>, RepoError>
-    where
-        E: EntityTrait,
-        E::Model: DirectRow + Send + Sync,
-    {
-        self.select_statement::<E>(select.build(self.db.get_database_backend()))
-            .await
-    }
-
     /// The rows `statement` (a select of `E`'s columns, built for this store's
-    /// backend) selects, read as [`select_all`](Self::select_all) reads: for
-    /// statements built once and kept, since SeaORM builds a `Select` anew each time.
+    /// backend, and kept: SeaORM builds a `Select` anew each time) selects: read
+    /// directly on a SQLite file (`direct_reads`), through the pool otherwise. A
+    /// direct read runs on the tokio worker, so only statements that read a bounded
+    /// number of rows belong here; others go through the pool.
     pub(crate) async fn select_statement<E>(
         &self,
         statement: Statement,
