@@ -32,8 +32,9 @@ pub struct AppState {
     pub limiter: Limiter,
     /// The signal that closes WebSockets when the server stops.
     pub shutdown: Shutdown,
-    /// Settings.
-    pub config: ApiConfig,
+    /// Settings, shared: the state is cloned for every request, and the settings
+    /// hold strings (origins, Direct Line secrets).
+    pub config: Arc<ApiConfig>,
 }
 
 /// Lets the [`Authenticated`](crate::Authenticated) extractor find the verifier

@@ -130,14 +130,14 @@ impl App {
             auth,
             limiter,
             shutdown: shutdown_signal,
-            config: ApiConfig {
+            config: Arc::new(ApiConfig {
                 guests_enabled: config.guests_enabled,
                 guest_token_ttl: config.guest_token_ttl,
                 wait_timeout: config.wait_timeout,
                 ws: config.ws,
                 embed_origins: embed_origins.clone(),
                 directline: config.directline.resolve(|name| std::env::var(name).ok())?,
-            },
+            }),
         };
         let metrics = crate::monitoring::prometheus();
         let router = confab_api_axum::ops::router_with_operations(

@@ -139,7 +139,7 @@ pub fn state_over(
         auth,
         limiter,
         shutdown,
-        config,
+        config: Arc::new(config),
     };
     (state, trigger)
 }
