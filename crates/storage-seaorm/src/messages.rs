@@ -162,8 +162,6 @@ impl MessageRepository for SeaOrmStore {
     }
 }
 
-/// A seq as a query bound. A client may name a seq beyond any stored one (up to
-/// `u64::MAX`); clamping it to the largest storable seq selects the same messages.
 /// `select` ordered and limited as a page: with `after` the oldest messages past it;
 /// otherwise the newest, read backwards through the `(conversation_id, seq)` index
 /// (and turned around by `HistoryPage::from_read`).
@@ -228,7 +226,9 @@ fn page_by_seq_statement(
     let shape = usize::from(before.is_some()) | usize::from(after.is_some()) << 1;
     let sql = match backend {
         DbBackend::Postgres => &POSTGRES[shape],
-        _ => &SQLITE[shape],
+        DbBackend::Sqlite => &SQLITE[shape],
+        // No other backend is compiled in; SeaORM's own statement should one be.
+        _ => return page_by_seq(conversation, before, after, limit).build(backend),
     };
     let values: Vec<Value> = [
         Some(conversation.as_uuid().into()),
@@ -251,6 +251,8 @@ fn page_of(rows: Vec<message::Model>, query: &HistoryQuery) -> Result<HistoryPag
     Ok(HistoryPage::from_read(read, query))
 }
 
+/// A seq as a query bound. A client may name a seq beyond any stored one (up to
+/// `u64::MAX`); clamping it to the largest storable seq selects the same messages.
 fn bound_seq(seq: Seq) -> i64 {
     i64::try_from(seq.get()).unwrap_or(i64::MAX)
 }

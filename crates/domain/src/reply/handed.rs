@@ -7,9 +7,10 @@
 //! the seq of the user message before it, as its own append found the conversation,
 //! and when the handed messages link up from what is answered to the conversation's
 //! last user message, they are exactly what is pending, and the history read is
-//! spared. Whenever they do not (a message stored on another instance or by a path
-//! that hands nothing, a message answered meanwhile, too many handed), the worker
-//! reads the history as before: handing a message is only ever a shortcut.
+//! spared (handed messages answered meanwhile are left out). Whenever they do not (a
+//! message stored on another instance or by a path that hands nothing, too many
+//! handed), the worker reads the history as before: handing a message is only ever a
+//! shortcut.
 
 use crate::conversation::Conversation;
 use crate::message::{Message, Seq};
