@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 
-use super::handed::exactly_the_pending;
 use super::handoff::move_handoff;
 use super::limits::BotLimits;
 use super::{ReplyPipeline, SYSTEM_SENDER_ID, lock};
@@ -63,12 +62,12 @@ impl ReplyPipeline {
     }
 
     /// The user messages pending in `conversation` if they were all handed to its
-    /// worker ([`exactly_the_pending`]). Looked for after the conversation was read,
-    /// so that what was stored before is handed; and, while some is missing but some
-    /// was handed, again after each time the runtime's other tasks run, up to
-    /// [`HANDING_WAITS`] times: a message committed just before the read (on SQLite,
-    /// in the same batch as the worker's last reply) is read before its sender, woken
-    /// with the worker, has handed it.
+    /// worker ([`exactly_the_pending`](super::handed::exactly_the_pending)). Looked
+    /// for after the conversation was read, so that what was stored before is
+    /// handed; and, while some is missing but some was handed, again after each time
+    /// the runtime's other tasks run, up to [`HANDING_WAITS`] times: a message
+    /// committed just before the read (on SQLite, in the same batch as the worker's
+    /// last reply) is read before its sender, woken with the worker, has handed it.
     async fn handed_pending(&self, conversation: &Conversation) -> Option<Vec<Message>> {
         for waited in 0..=HANDING_WAITS {
             if waited > 0 {
@@ -76,11 +75,8 @@ impl ReplyPipeline {
             }
             let mut workers = lock(&self.workers);
             let mailbox = workers.get_mut(&conversation.id)?;
-            let mut handed = mailbox.take_handed();
-            let pending = exactly_the_pending(conversation, &mut handed);
-            let nothing_handed = handed.is_empty();
-            mailbox.hand_back(handed);
-            if pending.is_some() || nothing_handed {
+            let pending = mailbox.take_pending(conversation);
+            if pending.is_some() || !mailbox.holds_any() {
                 return pending;
             }
         }

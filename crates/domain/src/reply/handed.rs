@@ -44,15 +44,15 @@ impl Mailbox {
         }
     }
 
-    pub(super) fn take_handed(&mut self) -> Vec<Handed> {
-        std::mem::take(&mut self.handed)
+    /// [`exactly_the_pending`] of the messages handed, taking out those it returns
+    /// and those answered already.
+    pub(super) fn take_pending(&mut self, conversation: &Conversation) -> Option<Vec<Message>> {
+        exactly_the_pending(conversation, &mut self.handed)
     }
 
-    /// Takes back what a look left of the messages it took.
-    pub(super) fn hand_back(&mut self, left: Vec<Handed>) {
-        for handed in left {
-            self.hand_in(Some(handed));
-        }
+    /// Whether any message is handed and not yet taken.
+    pub(super) fn holds_any(&self) -> bool {
+        !self.handed.is_empty()
     }
 }
 
@@ -222,7 +222,6 @@ mod tests {
         for _ in 0..=MOST_HANDED {
             mailbox.hand_in(Some(handed[0].clone()));
         }
-        assert_eq!(mailbox.take_handed().len(), MOST_HANDED);
-        assert!(mailbox.take_handed().is_empty());
+        assert_eq!(mailbox.handed.len(), MOST_HANDED);
     }
 }
