@@ -383,8 +383,11 @@ impl WsClient {
 
     /// The next JSON frame or the close, skipping pings.
     pub async fn receive(&mut self) -> Received {
+        // One deadline for the whole wait: the server's heartbeat pings would restart
+        // a timeout taken per frame, and a frame that never comes would hang the test.
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            let next = tokio::time::timeout(PATIENCE, self.stream.next())
+            let next = tokio::time::timeout_at(deadline, self.stream.next())
                 .await
                 .expect("a frame arrives in time");
             match next {

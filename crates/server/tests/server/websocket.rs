@@ -14,6 +14,7 @@ on_every_backend!(
     the_seeds_client_sends_by_session_and_reads_the_reply_content,
     a_conversation_can_be_started_over_the_socket,
     two_sockets_of_one_user_both_see_each_message_once,
+    a_socket_that_unsubscribed_follows_again_live_when_it_sends,
     another_users_socket_sees_nothing_and_gets_not_found,
     resuming_after_a_forced_disconnect_loses_and_duplicates_nothing,
     a_streamed_reply_arrives_as_deltas_then_the_stored_message,
@@ -97,14 +98,58 @@ async fn two_sockets_of_one_user_both_see_each_message_once(backend: Backend) {
         let seqs = collect_message_seqs(tab, 10).await;
         assert_eq!(seqs, (1..=10).collect::<Vec<u64>>());
         // Nothing more: no duplicate arrives before the pong.
-        let extra: Vec<Value> = tab
-            .frames_until_pong()
-            .await
-            .into_iter()
-            .filter(|f| f["type"] == "message")
-            .collect();
+        let extra = messages_until_pong(tab).await;
         assert!(extra.is_empty(), "duplicates: {extra:?}");
     }
+}
+
+async fn a_socket_that_unsubscribed_follows_again_live_when_it_sends(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.guest_token().await;
+    let conversation = app.started(&token, "echo").await;
+    let id = conversation["conversation_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let session = conversation["session_id"].clone();
+    let mut ws = app.ws(&token).await;
+    ws.send_json(json!({ "type": "subscribe", "session_id": session, "after_seq": 0 }))
+        .await;
+    ws.next_of("subscribed").await;
+    ws.send_json(json!({ "type": "message", "session_id": session, "content": "one" }))
+        .await;
+    assert_eq!(collect_message_seqs(&mut ws, 2).await, [1, 2]);
+
+    ws.send_json(json!({ "type": "unsubscribe", "session_id": session }))
+        .await;
+    // Frames are handled in order: once the pong is back, the socket follows nothing.
+    assert!(messages_until_pong(&mut ws).await.is_empty());
+    let sent = app
+        .send_query(&token, &id, "?wait=true", json!({ "content": "two" }))
+        .await;
+    assert_eq!(sent.status(), 201);
+    let unfollowed = messages_until_pong(&mut ws).await;
+    assert!(
+        unfollowed.is_empty(),
+        "sent while unsubscribed: {unfollowed:?}"
+    );
+
+    // Sending follows again, live from there: the socket's own message comes back as
+    // its acknowledgement, then the reply, and nothing of what it missed.
+    ws.send_json(json!({ "type": "message", "session_id": session, "content": "three" }))
+        .await;
+    let own = ws.next_of("message").await;
+    assert_eq!(
+        (own["seq"].as_u64(), own["content"].as_str()),
+        (Some(5), Some("three"))
+    );
+    let reply = ws.next_of("message").await;
+    assert_eq!(
+        (reply["seq"].as_u64(), reply["reply_to"].clone()),
+        (Some(6), own["id"].clone())
+    );
+    let extra = messages_until_pong(&mut ws).await;
+    assert!(extra.is_empty(), "duplicates or missed messages: {extra:?}");
 }
 
 async fn another_users_socket_sees_nothing_and_gets_not_found(backend: Backend) {
@@ -191,12 +236,7 @@ async fn resuming_after_a_forced_disconnect_loses_and_duplicates_nothing(backend
     let remaining = 80 - seen.len();
     seen.extend(collect_message_seqs(&mut resumed, remaining).await);
     assert_eq!(seen, (1..=80).collect::<Vec<u64>>());
-    let extra: Vec<Value> = resumed
-        .frames_until_pong()
-        .await
-        .into_iter()
-        .filter(|f| f["type"] == "message")
-        .collect();
+    let extra = messages_until_pong(&mut resumed).await;
     assert!(extra.is_empty(), "duplicates after resume: {extra:?}");
 }
 
@@ -451,6 +491,13 @@ async fn stalled_client(app: &crate::helpers::TestApp, token: &str) -> WsClient 
 }
 
 /// Reads until `count` message frames arrived; returns their seqs in arrival order.
+/// The `message` frames that arrive before the pong to a ping sent now.
+async fn messages_until_pong(ws: &mut WsClient) -> Vec<Value> {
+    let mut frames = ws.frames_until_pong().await;
+    frames.retain(|frame| frame["type"] == "message");
+    frames
+}
+
 pub async fn collect_message_seqs(ws: &mut WsClient, count: usize) -> Vec<u64> {
     let mut seqs = Vec::with_capacity(count);
     while seqs.len() < count {
