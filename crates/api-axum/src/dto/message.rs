@@ -5,8 +5,10 @@ use confab_domain::error::ValidationError;
 use confab_domain::message::{
     Attachment, ClientMessageId, Feedback, FeedbackComment, Message, Rating, Sender,
 };
-use serde::{Deserialize, Serialize};
+use confab_domain::timestamp::Timestamp;
+use serde::{Deserialize, Serialize, Serializer};
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 /// Who wrote a message, on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -101,11 +103,9 @@ pub struct SuggestionBody {
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct MessageBody {
     /// The message's id.
-    #[schema(format = Uuid)]
-    pub id: String,
+    pub id: Uuid,
     /// Its conversation.
-    #[schema(format = Uuid)]
-    pub conversation_id: String,
+    pub conversation_id: Uuid,
     /// Its position in the conversation: 1, 2, 3 … without gaps.
     #[schema(example = 1)]
     pub seq: u64,
@@ -122,11 +122,11 @@ pub struct MessageBody {
     /// The client's own id for the message, when it sent one.
     pub client_message_id: Option<String>,
     /// The user message a bot or system message answers.
-    #[schema(format = Uuid)]
-    pub reply_to: Option<String>,
+    pub reply_to: Option<Uuid>,
     /// Server time of storage, RFC 3339 UTC with milliseconds.
-    #[schema(format = DateTime, example = "2026-11-25T21:05:40.123Z")]
-    pub timestamp: String,
+    #[serde(serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime, example = "2026-11-25T21:05:40.123Z")]
+    pub timestamp: Timestamp,
     /// Client or bot data, a JSON object.
     #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
@@ -170,8 +170,9 @@ pub struct FeedbackBody {
     /// Why, if the user said.
     pub comment: Option<String>,
     /// When it was given (or last changed).
-    #[schema(format = DateTime)]
-    pub at: String,
+    #[serde(serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
 }
 
 impl From<Feedback> for FeedbackBody {
@@ -179,7 +180,7 @@ impl From<Feedback> for FeedbackBody {
         Self {
             rating: feedback.rating.into(),
             comment: feedback.comment.map(FeedbackComment::into_string),
-            at: feedback.at.to_rfc3339(),
+            at: feedback.at,
         }
     }
 }
@@ -190,12 +191,20 @@ impl From<&Feedback> for FeedbackBody {
     }
 }
 
+/// A time as the wire shows it (RFC 3339, UTC, milliseconds), written straight into
+/// the output: ids and times are the only text of a message the body would
+/// otherwise allocate, 50 times per history page. Ids serialize as their hyphenated
+/// text the same way.
+fn rfc3339<S: Serializer>(at: &Timestamp, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(at)
+}
+
 /// Moves the message's text into the body: a history page converts 50 of them.
 impl From<Message> for MessageBody {
     fn from(message: Message) -> Self {
         Self {
-            id: message.id.to_string(),
-            conversation_id: message.conversation_id.to_string(),
+            id: message.id.as_uuid(),
+            conversation_id: message.conversation_id.as_uuid(),
             seq: message.seq.get(),
             sender: message.sender.into(),
             sender_id: message.sender_id,
@@ -212,8 +221,8 @@ impl From<Message> for MessageBody {
                 .map(|s| SuggestionBody { text: s.text })
                 .collect(),
             client_message_id: message.client_message_id.map(ClientMessageId::into_string),
-            reply_to: message.reply_to.map(|id| id.to_string()),
-            timestamp: message.timestamp.to_rfc3339(),
+            reply_to: message.reply_to.map(|id| id.as_uuid()),
+            timestamp: message.timestamp,
             metadata: message.metadata.into_value(),
             feedback: message.feedback.map(FeedbackBody::from),
         }
@@ -225,5 +234,57 @@ impl From<Message> for MessageBody {
 impl From<&Message> for MessageBody {
     fn from(message: &Message) -> Self {
         Self::from(message.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use confab_domain::conversation::{ConversationId, Metadata};
+    use confab_domain::message::{Attachments, MessageContent, MessageId, Seq};
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_message_body_writes_ids_and_times_as_the_api_documents_them() {
+        let at = Timestamp::parse_rfc3339("2026-11-25T21:05:40.120Z").expect("time");
+        let message = Message {
+            id: MessageId::from_uuid(Uuid::from_u128(0x0192_f00d_0000_7000_8000_0000_0000_0002)),
+            conversation_id: ConversationId::from_uuid(Uuid::from_u128(1)),
+            seq: Seq::new(2),
+            sender: Sender::Bot,
+            sender_id: "echo".to_owned(),
+            content: MessageContent::trusted("hi"),
+            attachments: Attachments::default(),
+            suggestions: Vec::new(),
+            client_message_id: None,
+            reply_to: Some(MessageId::from_uuid(Uuid::from_u128(u128::MAX))),
+            timestamp: at,
+            metadata: Metadata::default(),
+            feedback: Some(Feedback {
+                rating: Rating::Down,
+                comment: None,
+                at,
+            }),
+        };
+        let written = serde_json::to_value(MessageBody::from(message)).expect("JSON");
+        assert_eq!(
+            written,
+            json!({
+                "id": "0192f00d-0000-7000-8000-000000000002",
+                "conversation_id": "00000000-0000-0000-0000-000000000001",
+                "seq": 2,
+                "sender": "bot",
+                "sender_id": "echo",
+                "content": "hi",
+                "attachments": [],
+                "suggestions": [],
+                "client_message_id": null,
+                "reply_to": "ffffffff-ffff-ffff-ffff-ffffffffffff",
+                "timestamp": "2026-11-25T21:05:40.120Z",
+                "metadata": {},
+                "feedback": { "rating": "down", "comment": null, "at": "2026-11-25T21:05:40.120Z" },
+            })
+        );
     }
 }

@@ -209,14 +209,14 @@ fn csv_row(message: Message) -> Vec<u8> {
     });
     let body = MessageBody::from(message);
     let cells = [
-        body.conversation_id,
-        body.id,
+        body.conversation_id.to_string(),
+        body.id.to_string(),
         body.seq.to_string(),
-        body.timestamp,
+        body.timestamp.to_rfc3339(),
         sender.to_owned(),
         body.sender_id,
         body.content,
-        body.reply_to.unwrap_or_default(),
+        body.reply_to.map(|id| id.to_string()).unwrap_or_default(),
         body.client_message_id.unwrap_or_default(),
         json_text(&body.attachments),
         json_text(&body.suggestions),

@@ -76,10 +76,6 @@ pub(crate) const CLIENT_FRAME_TYPES: [&str; 7] = [
 /// A frame from the server.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "a frame lives only until it is serialised; messages are most frames"
-)]
 pub(crate) enum ServerFrame {
     /// Connection or conversation status.
     Status {
