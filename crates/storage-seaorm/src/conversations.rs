@@ -51,7 +51,7 @@ impl ConversationRepository for SeaOrmStore {
     async fn get(&self, id: ConversationId) -> Result<Conversation, RepoError> {
         let by_id = conversation::by_id_statement(self.db.get_database_backend(), id.as_uuid());
         let row = self
-            .select_statement::<conversation::Entity>(by_id)
+            .select_statement::<conversation::Model>(by_id)
             .await?
             .pop()
             .ok_or(RepoError::NotFound)?;

@@ -10,8 +10,10 @@
 //! blocking as a short computation.
 //!
 //! The statement is SeaORM's own (`QueryTrait::build`), so both ways run the same SQL;
-//! only the rows are decoded here ([`DirectRow`]), into the entity's `Model`, which the
-//! usual conversions in `rows` take from there. Whatever SQLite refuses (a lock it
+//! only the rows are decoded here ([`DirectRow`]): a conversation into the entity's
+//! `Model`, which the usual conversions in `rows` take from there, and a message
+//! straight into the domain's, through the conversion the `Model` takes too
+//! (`rows::MessageColumns`). Whatever SQLite refuses (a lock it
 //! would have to wait for, an I/O error, no reader free) sends the read the ordinary
 //! way, through sqlx, which waits and reports errors as every other query does. A row
 //! that does not decode is an error like any other invalid row.
@@ -20,6 +22,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 
 use confab_domain::error::RepoError;
+use confab_domain::message::Message;
 use rusqlite::{CachedStatement, Connection};
 use sea_orm::{DatabaseConnection, EntityTrait, IdenStatic, Iterable, Statement, Value};
 use uuid::Uuid;
@@ -27,6 +30,7 @@ use uuid::Uuid;
 use crate::connection::{open_sqlite_reader, sqlite_file};
 use crate::entity::{conversation, message};
 use crate::error::{RowError, rusqlite_error};
+use crate::rows::MessageColumns;
 
 /// Readers open at most. Reads run on the tokio workers, one at a time each, so a
 /// few cover every worker; a read that finds none free goes through sqlx.
@@ -202,18 +206,22 @@ fn bind(prepared: &mut CachedStatement<'_>, index: usize, value: &Value) -> rusq
     Ok(())
 }
 
-/// An entity's row as a `SELECT` of all its columns returns it: SeaORM selects them in
-/// the order of the `Model`'s fields, which [`from_row`](Self::from_row) reads in turn.
+/// What an entity's row, as a `SELECT` of all its columns returns it, is read into:
+/// SeaORM selects the columns in the order of the `Model`'s fields, which
+/// [`from_row`](Self::from_row) reads in turn.
 pub(crate) trait DirectRow: Sized {
-    /// The entity whose `Model` this is: its columns, in order, are what
-    /// [`from_row`](Self::from_row) reads.
-    type Entity: EntityTrait<Model = Self>;
+    /// The entity whose columns, in order, are what [`from_row`](Self::from_row)
+    /// reads.
+    type Entity: EntityTrait;
 
     /// The table, for errors.
     const TABLE: &'static str;
 
     /// Decodes the row, its columns read one after the other.
     fn from_row(columns: &mut Columns<'_, '_>) -> Result<Self, RowError>;
+
+    /// The same value from the row as the pool reads it.
+    fn from_model(model: <Self::Entity as EntityTrait>::Model) -> Result<Self, RowError>;
 }
 
 /// The columns of one row, read in order.
@@ -255,19 +263,22 @@ impl<'r, 's> Columns<'r, 's> {
     }
 
     fn text(&mut self) -> Result<String, RowError> {
-        let value = self.value()?;
-        value
-            .as_str()
-            .map(str::to_owned)
-            .map_err(|e| self.problem(e))
+        self.borrowed_text().map(str::to_owned)
     }
 
     fn text_or_null(&mut self) -> Result<Option<String>, RowError> {
+        Ok(self.borrowed_text_or_null()?.map(str::to_owned))
+    }
+
+    /// Text as the row holds it, for a value that only parses it.
+    fn borrowed_text(&mut self) -> Result<&'r str, RowError> {
         let value = self.value()?;
-        value
-            .as_str_or_null()
-            .map(|text| text.map(str::to_owned))
-            .map_err(|e| self.problem(e))
+        value.as_str().map_err(|e| self.problem(e))
+    }
+
+    fn borrowed_text_or_null(&mut self) -> Result<Option<&'r str>, RowError> {
+        let value = self.value()?;
+        value.as_str_or_null().map_err(|e| self.problem(e))
     }
 
     fn uuid(&mut self) -> Result<Uuid, RowError> {
@@ -312,30 +323,41 @@ impl DirectRow for conversation::Model {
             handoff_since_ms: columns.int_or_null()?,
         })
     }
+
+    fn from_model(model: Self) -> Result<Self, RowError> {
+        Ok(model)
+    }
 }
 
-impl DirectRow for message::Model {
+/// Straight into the domain's message: a history page decodes 50 rows, and a row
+/// decoded into the `Model` first would allocate the text it only parses (its sender,
+/// JSON columns and rating) for nothing.
+impl DirectRow for Message {
     type Entity = message::Entity;
     const TABLE: &'static str = "message_history";
 
     fn from_row(columns: &mut Columns<'_, '_>) -> Result<Self, RowError> {
-        Ok(Self {
+        Message::try_from(MessageColumns {
             id: columns.uuid()?,
             conversation_id: columns.uuid()?,
             seq: columns.int()?,
-            sender: columns.text()?,
+            sender: columns.borrowed_text()?,
             sender_id: columns.text()?,
             content: columns.text()?,
-            attachments: columns.text()?,
-            suggestions: columns.text()?,
-            client_message_id: columns.text_or_null()?,
+            attachments: columns.borrowed_text()?,
+            suggestions: columns.borrowed_text()?,
+            client_message_id: columns.borrowed_text_or_null()?,
             reply_to: columns.uuid_or_null()?,
             timestamp_ms: columns.int()?,
-            metadata: columns.text()?,
-            feedback_rating: columns.text_or_null()?,
+            metadata: columns.borrowed_text()?,
+            feedback_rating: columns.borrowed_text_or_null()?,
             feedback_comment: columns.text_or_null()?,
             feedback_at_ms: columns.int_or_null()?,
         })
+    }
+
+    fn from_model(model: message::Model) -> Result<Self, RowError> {
+        Message::try_from(model)
     }
 }
 
@@ -403,6 +425,13 @@ mod tests {
         }
     }
 
+    /// The messages of `rows`, as the rows read through the pool become.
+    fn messages<const N: usize>(rows: [message::Model; N]) -> Vec<Message> {
+        rows.into_iter()
+            .map(|row| Message::try_from(row).expect("a valid row"))
+            .collect()
+    }
+
     #[tokio::test]
     async fn direct_reads_decode_every_column_as_the_pool_does() {
         let temp = sqlite_temp().await.expect("database");
@@ -450,19 +479,22 @@ mod tests {
             .filter(message::Column::Seq.lt(3_i64))
             .order_by_desc(message::Column::Seq)
             .limit(5);
-        let read: Vec<message::Model> = direct
+        let read: Vec<Message> = direct
             .rows(&page.build(DbBackend::Sqlite))
             .expect("read directly")
             .expect("decoded");
-        assert_eq!(read, vec![second.clone(), first.clone()]);
-        assert_eq!(page.all(db).await.expect("read by the pool"), read);
+        assert_eq!(read, messages([second.clone(), first.clone()]));
+        assert_eq!(
+            page.all(db).await.expect("read by the pool"),
+            vec![second.clone(), first.clone()]
+        );
 
         let all = message::Entity::find().order_by_asc(message::Column::Seq);
-        let read: Vec<message::Model> = direct
+        let read: Vec<Message> = direct
             .rows(&all.build(DbBackend::Sqlite))
             .expect("read directly")
             .expect("decoded");
-        assert_eq!(read, vec![first, second, third]);
+        assert_eq!(read, messages([first, second, third]));
     }
 
     #[tokio::test]
@@ -493,9 +525,7 @@ mod tests {
             .await
             .expect("a SQLite file");
         let statement = conversation::Entity::find().build(DbBackend::Sqlite);
-        let read = direct
-            .rows::<message::Model>(&statement)
-            .expect("read here");
+        let read = direct.rows::<Message>(&statement).expect("read here");
         assert!(matches!(read, Err(RepoError::Internal(_))), "{read:?}");
 
         // A value of the wrong type in a stored row.

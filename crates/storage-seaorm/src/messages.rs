@@ -52,8 +52,8 @@ impl MessageRepository for SeaOrmStore {
         // Pages by seq read at most a page's rows, on the caller's worker.
         if let (Some(before), Some(after)) = (seq_bound(query.before), seq_bound(query.after)) {
             let statement = page_by_seq_statement(backend, conversation, before, after, limit);
-            let rows = self.select_statement::<message::Entity>(statement).await?;
-            return page_of(rows, query);
+            let read = self.select_statement::<Message>(statement).await?;
+            return Ok(HistoryPage::from_read(read, query));
         }
         // A time bound costs a binary search over the seqs first; such a read goes
         // through the pool, off the tokio worker.
@@ -79,11 +79,14 @@ impl MessageRepository for SeaOrmStore {
                 ),
             });
         }
-        let rows = in_page_order(select, query.after.is_some(), limit)
+        let read = in_page_order(select, query.after.is_some(), limit)
             .all(&self.db)
             .await
-            .map_err(repo_error)?;
-        page_of(rows, query)
+            .map_err(repo_error)?
+            .into_iter()
+            .map(Message::try_from)
+            .collect::<Result<_, _>>()?;
+        Ok(HistoryPage::from_read(read, query))
     }
 
     async fn mark_answered(&self, conversation: ConversationId, seq: Seq) -> Result<(), RepoError> {
@@ -243,14 +246,6 @@ fn page_by_seq_statement(
 }
 
 /// The page `query` asked for, from the rows read in page order.
-fn page_of(rows: Vec<message::Model>, query: &HistoryQuery) -> Result<HistoryPage, RepoError> {
-    let read = rows
-        .into_iter()
-        .map(Message::try_from)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(HistoryPage::from_read(read, query))
-}
-
 /// A seq as a query bound. A client may name a seq beyond any stored one (up to
 /// `u64::MAX`); clamping it to the largest storable seq selects the same messages.
 fn bound_seq(seq: Seq) -> i64 {

@@ -263,21 +263,39 @@ fn suggestions(text: &str) -> Result<Vec<Suggestion>, RowError> {
         .collect())
 }
 
-impl TryFrom<message::Model> for Message {
+/// A `message_history` row's columns as a message is built from them: the text the
+/// message keeps is owned, the text it only parses (its sender, JSON and rating) is
+/// borrowed, so that a row read straight from SQLite (`direct_reads`) allocates only
+/// what the message keeps.
+pub(crate) struct MessageColumns<'a> {
+    pub(crate) id: uuid::Uuid,
+    pub(crate) conversation_id: uuid::Uuid,
+    pub(crate) seq: i64,
+    pub(crate) sender: &'a str,
+    pub(crate) sender_id: String,
+    pub(crate) content: String,
+    pub(crate) attachments: &'a str,
+    pub(crate) suggestions: &'a str,
+    pub(crate) client_message_id: Option<&'a str>,
+    pub(crate) reply_to: Option<uuid::Uuid>,
+    pub(crate) timestamp_ms: i64,
+    pub(crate) metadata: &'a str,
+    pub(crate) feedback_rating: Option<&'a str>,
+    pub(crate) feedback_comment: Option<String>,
+    pub(crate) feedback_at_ms: Option<i64>,
+}
+
+impl TryFrom<MessageColumns<'_>> for Message {
     type Error = RowError;
 
-    fn try_from(row: message::Model) -> Result<Self, Self::Error> {
-        let sender = Sender::parse(&row.sender)
+    fn try_from(row: MessageColumns<'_>) -> Result<Self, Self::Error> {
+        let sender = Sender::parse(row.sender)
             .ok_or_else(|| RowError::new(MESSAGES, format!("sender {:?}", row.sender)))?;
-        let attachments = attachments(&row.attachments)?;
-        let suggestions = suggestions(&row.suggestions)?;
         let client_message_id = row
             .client_message_id
-            .as_deref()
             .map(ClientMessageId::parse)
             .transpose()
             .map_err(|e| RowError::new(MESSAGES, e.to_string()))?;
-        let metadata = metadata(MESSAGES, &row.metadata)?;
         Ok(Self {
             id: MessageId::from_uuid(row.id),
             conversation_id: ConversationId::from_uuid(row.conversation_id),
@@ -285,12 +303,12 @@ impl TryFrom<message::Model> for Message {
             sender,
             sender_id: row.sender_id,
             content: MessageContent::trusted(row.content),
-            attachments,
-            suggestions,
+            attachments: attachments(row.attachments)?,
+            suggestions: suggestions(row.suggestions)?,
             client_message_id,
             reply_to: row.reply_to.map(MessageId::from_uuid),
             timestamp: timestamp(MESSAGES, row.timestamp_ms)?,
-            metadata,
+            metadata: metadata(MESSAGES, row.metadata)?,
             feedback: feedback(
                 row.feedback_rating,
                 row.feedback_comment,
@@ -300,16 +318,40 @@ impl TryFrom<message::Model> for Message {
     }
 }
 
+impl TryFrom<message::Model> for Message {
+    type Error = RowError;
+
+    fn try_from(row: message::Model) -> Result<Self, Self::Error> {
+        Message::try_from(MessageColumns {
+            id: row.id,
+            conversation_id: row.conversation_id,
+            seq: row.seq,
+            sender: &row.sender,
+            sender_id: row.sender_id,
+            content: row.content,
+            attachments: &row.attachments,
+            suggestions: &row.suggestions,
+            client_message_id: row.client_message_id.as_deref(),
+            reply_to: row.reply_to,
+            timestamp_ms: row.timestamp_ms,
+            metadata: &row.metadata,
+            feedback_rating: row.feedback_rating.as_deref(),
+            feedback_comment: row.feedback_comment,
+            feedback_at_ms: row.feedback_at_ms,
+        })
+    }
+}
+
 /// A message's feedback from its three columns: all set, or none.
 fn feedback(
-    rating: Option<String>,
+    rating: Option<&str>,
     comment: Option<String>,
     at_ms: Option<i64>,
 ) -> Result<Option<Feedback>, RowError> {
     match (rating, at_ms) {
         (None, _) => Ok(None),
         (Some(rating), Some(at_ms)) => Ok(Some(Feedback {
-            rating: Rating::parse(&rating)
+            rating: Rating::parse(rating)
                 .ok_or_else(|| RowError::new(MESSAGES, format!("feedback {rating:?}")))?,
             comment: comment.map(FeedbackComment::trusted),
             at: timestamp(MESSAGES, at_ms)?,

@@ -94,18 +94,18 @@ impl SeaOrmStore {
             .ok_or(RepoError::NotFound)
     }
 
-    /// The rows `statement` (a select of `E`'s columns, built for this store's
-    /// backend, and kept: SeaORM builds a `Select` anew each time) selects: read
-    /// directly on a SQLite file (`direct_reads`), through the pool otherwise. A
-    /// direct read runs on the tokio worker, so only statements that read a bounded
-    /// number of rows belong here; others go through the pool.
-    pub(crate) async fn select_statement<E>(
+    /// The rows `statement` (a select of all the columns of `T`'s entity, built for
+    /// this store's backend, and kept: SeaORM builds a `Select` anew each time)
+    /// selects, decoded: read directly on a SQLite file (`direct_reads`), through the
+    /// pool otherwise. A direct read runs on the tokio worker, so only statements that
+    /// read a bounded number of rows belong here; others go through the pool.
+    pub(crate) async fn select_statement<T>(
         &self,
         statement: Statement,
-    ) -> Result<Vec<E::Model>, RepoError>
+    ) -> Result<Vec<T>, RepoError>
     where
-        E: EntityTrait,
-        E::Model: DirectRow + Send + Sync,
+        T: DirectRow + Send + Sync,
+        <T::Entity as EntityTrait>::Model: Send + Sync,
     {
         let direct = self
             .direct
@@ -116,11 +116,15 @@ impl SeaOrmStore {
         {
             return read;
         }
-        E::find()
+        let rows = T::Entity::find()
             .from_raw_sql(statement)
             .all(&self.db)
             .await
-            .map_err(repo_error)
+            .map_err(repo_error)?;
+        Ok(rows
+            .into_iter()
+            .map(T::from_model)
+            .collect::<Result<_, _>>()?)
     }
 
     /// Begins a transaction that will write ([`begin_write`]).
