@@ -5,7 +5,7 @@
 //! its commit shared, one page of a lone message's eighteen; an index on all times
 //! grows at its right edge, so a commit's messages share its last leaf. Side by side
 //! this gave SQLite's WebSocket sends about an eighth more answered messages per
-//! second (docs/benchmarks.md, part ten). What read through the old index reads
+//! second (docs/benchmarks-history.md, part ten). What read through the old index reads
 //! through others:
 //!
 //! - history bounded by time and search's newest-first check find a conversation's

@@ -11,7 +11,7 @@
 //! few of a user's conversations pass reads more of them. Side by side on SQLite,
 //! with 200 000 conversations in the table, WebSocket sends answered 7.5 % more
 //! messages per second, and filtered list pages over 10 000 conversations were no
-//! slower (docs/benchmarks.md, part ten).
+//! slower (docs/benchmarks-history.md, part ten).
 
 use sea_orm_migration::prelude::*;
 

@@ -11,7 +11,7 @@
 //!   question's id), and every message entered it.
 //!
 //! Side by side on SQLite, WebSocket sends answered 12 % more messages per second and
-//! REST sends 14 % more, with 9 % less server CPU per message (docs/benchmarks.md,
+//! REST sends 14 % more, with 9 % less server CPU per message (docs/benchmarks-history.md,
 //! part eleven).
 
 use sea_orm_migration::prelude::*;

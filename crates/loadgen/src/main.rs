@@ -191,7 +191,7 @@ enum Scenario {
 /// The load generator shares the machine with the server it measures, so its clients
 /// run on one thread: they take less CPU from the server than a thread per core would,
 /// and an answer reaches the task waiting for it without a hop between threads
-/// (docs/benchmarks.md, part eight, measured both ways on the same server). The floors'
+/// (docs/benchmarks-history.md, part eight, measured both ways on the same server). The floors'
 /// servers get a runtime of their own with every core, as confab does.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {

@@ -36,7 +36,7 @@ const MIGRATION_LOCK_KEY: i64 = 0x636f_6e66_6162;
 /// appends go through the group commit's own connection, which never checkpoints by
 /// itself (`open_sqlite_writer`): the group commit has the WAL checkpointed and
 /// started over in the background, and under the heaviest load it then reaches what
-/// 200 ms of commits write, up to 80 MB (docs/benchmarks.md, part eleven). Below that
+/// 200 ms of commits write, up to 80 MB (docs/benchmarks-history.md, part eleven). Below that
 /// a pooled commit (a conversation created, a lease taken) never does the checkpoint's
 /// work inline; above it, which only writes through the pool alone reach (a retention
 /// sweep with no messages coming), the commit that crosses it does.
@@ -156,14 +156,14 @@ pub(crate) fn open_sqlite_reader(path: &Path) -> rusqlite::Result<rusqlite::Conn
 /// by each statement that may fail half way, as the batch's many-row inserts do (they
 /// fire the search index's trigger and check a foreign key), and past 64 KiB SQLite
 /// spilled it into a temporary file, a `write` system call per page: a sixth of the
-/// group commit's time outside SQLite's B-trees (docs/benchmarks.md, part nine). A
+/// group commit's time outside SQLite's B-trees (docs/benchmarks-history.md, part nine). A
 /// batch's journal holds a few hundred KiB at most. The pool keeps SQLite's default,
 /// where a conversation's deletion or a retention sweep may journal far more.
 ///
 /// It never checkpoints by itself (`wal_autocheckpoint = 0`). At the pool's threshold
 /// the commit that crossed it would copy back everything since the last background
 /// checkpoint and wait for two `fsync`s, which set the p99 of REST sends (20 ms against
-/// about 9 without; docs/benchmarks.md, parts ten and eleven). The group commit has the
+/// about 9 without; docs/benchmarks-history.md, parts ten and eleven). The group commit has the
 /// WAL checkpointed in the background and started over between two batches instead
 /// (`group_commit`).
 pub(crate) fn open_sqlite_writer(path: &Path) -> rusqlite::Result<rusqlite::Connection> {

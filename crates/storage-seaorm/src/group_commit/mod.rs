@@ -61,7 +61,7 @@ const MAX_BATCH: usize = 256;
 /// work (`HeldConnection`). Not more: every statement has a fixed cost (planning,
 /// executor start-up, commit), and fewer writers store larger batches. With 16 WebSocket clients,
 /// PostgreSQL spent 433 / 476 µs per answered message with four writers, 347 / 309
-/// with two and 274 / 292 with one (docs/benchmarks.md, part five).
+/// with two and 274 / 292 with one (docs/benchmarks-history.md, part five).
 const POSTGRES_WRITERS: usize = 2;
 
 /// How many times the SQLite writer lets the runtime's other ready tasks run before it
@@ -70,7 +70,7 @@ const POSTGRES_WRITERS: usize = 2;
 /// rewrites the pages its appends share (an index leaf per conversation, the search
 /// index's segment, the conversations' rows), so a batch twice as large costs far
 /// less than two. With 16 WebSocket clients, four yields made batches about three times
-/// larger and cut the server's CPU per message by 14 % (docs/benchmarks.md, part
+/// larger and cut the server's CPU per message by 14 % (docs/benchmarks-history.md, part
 /// eleven). Appends that come one at a time (each batch of one) never wait.
 const SQLITE_YIELDS_BEFORE_A_SHARED_BATCH: usize = 4;
 
@@ -380,7 +380,7 @@ impl AppendQueue {
             // the quicker one (a round trip about 0.1 ms shorter). A batch of one
             // taken while others wait for the other writer goes through the batch
             // statement, which measured cheaper on PostgreSQL's CPU under that load
-            // (docs/benchmarks.md, part eight).
+            // (docs/benchmarks-history.md, part eight).
             // `alone` is a batch of exactly one.
             if backend == DbBackend::Postgres
                 && alone

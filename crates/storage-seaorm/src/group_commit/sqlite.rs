@@ -143,7 +143,7 @@ impl SqliteWriter {
     /// after a background checkpoint: the next commit always came first. SQLite's own
     /// answer, the writer checkpointing after the commit that crosses a threshold,
     /// made that commit copy back everything since the last background checkpoint
-    /// and wait for two `fsync`s, which set the p99 of REST sends (docs/benchmarks.md,
+    /// and wait for two `fsync`s, which set the p99 of REST sends (docs/benchmarks-history.md,
     /// part ten). Here the writer pauses only for what the last background checkpoint
     /// did not copy: the batch it has taken waits, and appends arriving meanwhile
     /// wait in the queue for the next.

@@ -12,7 +12,7 @@ use super::{AppendQueue, sqlite};
 /// that a page many commits change is copied back once for all of them. Under steady
 /// appends the WAL starts over after each of these checkpoints ([`WAL_RESTART_PAGES`]),
 /// so it stays what 200 ms of commits write: up to 80 MB, as the group commit writes
-/// up to 100 000 pages a second (docs/benchmarks.md, part eleven). Every 100 ms halved
+/// up to 100 000 pages a second (docs/benchmarks-history.md, part eleven). Every 100 ms halved
 /// that but made round trips' p99 higher (1.53 against 1.29 ms).
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 

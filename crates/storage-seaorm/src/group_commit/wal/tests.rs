@@ -46,7 +46,7 @@ async fn sqlite_wal_starts_over_under_steady_appends() {
     let threshold = u64::from(crate::connection::WAL_AUTOCHECKPOINT_PAGES)
         * (u64::try_from(page).expect("a positive page size") + 24)
         + 32;
-    // A lone message's commit writes 15 to 18 pages (docs/benchmarks.md, part eight),
+    // A lone message's commit writes 15 to 18 pages (docs/benchmarks-history.md, part eight),
     // so these appends write at least three times the bound's worth of WAL.
     let appends = 2 * crate::connection::WAL_AUTOCHECKPOINT_PAGES / 10;
 
