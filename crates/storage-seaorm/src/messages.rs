@@ -245,7 +245,6 @@ fn page_by_seq_statement(
     Statement::from_sql_and_values(backend, sql.as_str(), values)
 }
 
-/// The page `query` asked for, from the rows read in page order.
 /// A seq as a query bound. A client may name a seq beyond any stored one (up to
 /// `u64::MAX`); clamping it to the largest storable seq selects the same messages.
 fn bound_seq(seq: Seq) -> i64 {
