@@ -17,9 +17,22 @@
 //! This module is model only (the holder's id and what letting go did); the leases
 //! of a server alone on its database are [`SingleInstanceLeases`](crate::reply::SingleInstanceLeases).
 
+use crate::conversation::Conversation;
+
 crate::id::uuid_id! {
     /// One running instance's id as a lease holder; new at every start.
     LeaseHolder, "lease holder id"
+}
+
+/// What [`ReplyLeases::claim_reading`](crate::ports::ReplyLeases::claim_reading)
+/// found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// The holder holds the lease now: with the conversation as the claim left it,
+    /// when the store read it in the same step, or `None` when it did not.
+    Held(Option<Box<Conversation>>),
+    /// Another holder's lease runs past `now`.
+    Taken,
 }
 
 /// What [`ReplyLeases::release`](crate::ports::ReplyLeases::release) did.

@@ -22,7 +22,7 @@ use crate::conversation::{
 use crate::error::{BotError, EventBusError, RepoError};
 use crate::event::{ConversationEvent, EventKind, SharedEvent};
 use crate::handoff::{HandoffChange, HandoffListing};
-use crate::lease::{LeaseHolder, Release};
+use crate::lease::{Claim, LeaseHolder, Release};
 use crate::message::{
     Appended, Attachments, Feedback, HistoryBound, HistoryPage, HistoryQuery, Message, MessageId,
     NewMessage, Seq, Suggestion,
@@ -331,6 +331,32 @@ pub trait ReplyLeases: Send + Sync {
         now: Timestamp,
         until: Timestamp,
     ) -> Result<bool, RepoError>;
+
+    /// Claims as [`claim`](Self::claim) does and, when `holder` holds the lease, reads
+    /// the conversation in the same step: the reply worker looks at the conversation
+    /// right after its claim, and a store that reads the row it just wrote spares it a
+    /// round trip. The default claims and reads nothing (`Claim::Held(None)`), and
+    /// the worker reads the conversation itself.
+    ///
+    /// # Errors
+    /// - MUST decide, and change, exactly what [`claim`](Self::claim) would.
+    /// - MUST return `Claim::Taken` when `claim` would return `Ok(false)`.
+    /// - A conversation returned in `Claim::Held` MUST be the conversation as the claim
+    ///   left it, as [`ConversationRepository::get`] would have read it right after.
+    /// - MUST return `RepoError::NotFound` when the conversation does not exist.
+    async fn claim_reading(
+        &self,
+        conversation: ConversationId,
+        holder: LeaseHolder,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<Claim, RepoError> {
+        Ok(if self.claim(conversation, holder, now, until).await? {
+            Claim::Held(None)
+        } else {
+            Claim::Taken
+        })
+    }
 
     /// Lets go of `holder`'s lease unless user messages wait for a reply, in one
     /// atomic step with respect to appends: a user message stored before the

@@ -42,7 +42,7 @@ pub use self::streaming::StreamingReply;
 use crate::bot::BotId;
 use crate::conversation::{Conversation, ConversationId};
 use crate::error::{DomainError, RepoError, error_chain};
-use crate::lease::{LeaseHolder, Release};
+use crate::lease::{Claim, LeaseHolder, Release};
 use crate::message::Message;
 use crate::ports::Ports;
 use crate::retry::Backoff;
@@ -250,15 +250,15 @@ impl ReplyPipeline {
         // Tries in a row that found storage unavailable: each waits longer.
         let mut failures = 0;
         loop {
-            let claimed = self.claim(conversation).await;
-            let held = matches!(claimed, Ok(true));
+            let claimed = self.claim_reading(conversation).await;
+            let held = matches!(claimed, Ok(Claim::Held(_)));
             let outcome = match claimed {
                 // Another instance holds the lease: it answers everything pending
                 // before it lets go, this message included.
-                Ok(false) => Ok(()),
-                Ok(true) => {
+                Ok(Claim::Taken) => Ok(()),
+                Ok(Claim::Held(read)) => {
                     tokio::select! {
-                        outcome = self.answer_while_held(conversation, &mut known) => outcome.map_err(Some),
+                        outcome = self.answer_while_held(conversation, &mut known, read.map(|read| *read)) => outcome.map_err(Some),
                         lost = self.keep_lease(conversation) => Err(lost),
                     }
                 }
@@ -307,10 +307,13 @@ impl ReplyPipeline {
 
     /// Answers the conversation's pending user messages while this instance holds
     /// its lease, then lets the lease go once storage confirms nothing is pending.
+    /// `claimed` is the conversation as the claim left it, when the claim read it:
+    /// the first look starts from it instead of reading it again.
     async fn answer_while_held(
         &self,
         conversation: ConversationId,
         known: &mut Option<(Conversation, Message)>,
+        mut claimed: Option<Conversation>,
     ) -> Result<(), DomainError> {
         if self.ports.leases.shared()
             && let Some((_, message)) = known.take()
@@ -321,19 +324,25 @@ impl ReplyPipeline {
             // user message followed it (none before it was pending when it was
             // stored), which the conversation's counters tell without reading the
             // history.
-            let now = match self.ports.conversations.get(conversation).await {
-                Ok(now) => now,
-                Err(RepoError::NotFound) => return Ok(()),
-                Err(error) => return Err(error.into()),
+            let now = match claimed.take() {
+                Some(now) => now,
+                None => match self.ports.conversations.get(conversation).await {
+                    Ok(now) => now,
+                    Err(RepoError::NotFound) => return Ok(()),
+                    Err(error) => return Err(error.into()),
+                },
             };
             if now.replied_seq < message.seq && now.last_user_seq == message.seq {
                 *known = Some((now, message));
+            } else {
+                // Read after the claim either way: the look below starts from it.
+                claimed = Some(now);
             }
         }
         loop {
             match known.take() {
                 Some((snapshot, message)) => self.answer(&snapshot, message).await?,
-                None => self.answer_pending(conversation).await?,
+                None => self.answer_pending(conversation, claimed.take()).await?,
             }
             {
                 let mut workers = lock(&self.workers);
@@ -353,8 +362,30 @@ impl ReplyPipeline {
         }
     }
 
-    /// Claims (or renews) this instance's lease on the conversation's reply work.
-    async fn claim(&self, conversation: ConversationId) -> Result<bool, DomainError> {
+    /// Claims this instance's lease on the conversation's reply work, reading the
+    /// conversation in the same step where storage can.
+    async fn claim_reading(&self, conversation: ConversationId) -> Result<Claim, DomainError> {
+        let now = self.ports.clock.now();
+        match self
+            .ports
+            .leases
+            .claim_reading(
+                conversation,
+                self.holder,
+                now,
+                now.saturating_add(self.settings.lease),
+            )
+            .await
+        {
+            Ok(claim) => Ok(claim),
+            // Deleted meanwhile: nothing is left to answer.
+            Err(RepoError::NotFound) => Ok(Claim::Taken),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Renews this instance's lease on the conversation's reply work.
+    async fn renew(&self, conversation: ConversationId) -> Result<bool, DomainError> {
         let now = self.ports.clock.now();
         match self
             .ports
@@ -382,7 +413,7 @@ impl ReplyPipeline {
         let period = (self.settings.lease / 3).max(Duration::from_millis(10));
         loop {
             tokio::time::sleep(period).await;
-            match self.claim(conversation).await {
+            match self.renew(conversation).await {
                 Ok(true) => {}
                 Ok(false) => return None,
                 Err(error) => return Some(error),
@@ -781,6 +812,46 @@ mod tests {
             looks.load(std::sync::atomic::Ordering::SeqCst),
             0,
             "the worker read back messages handed to it"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_claim_that_reads_spares_the_worker_reading_the_conversation() {
+        use futures::FutureExt as _;
+
+        use crate::ports::{ConversationRepository as _, MockConversationRepository};
+        let engine = ScriptedEngine::echo();
+        let mut fakes = TestPorts::with_engine(engine.clone());
+        let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut conversations = MockConversationRepository::new();
+        let store = fakes.store.clone();
+        conversations
+            .expect_create()
+            .returning(move |conversation, session| {
+                store
+                    .create(conversation, session)
+                    .now_or_never()
+                    .expect("the in-memory store never waits")
+            });
+        let (store, counted) = (fakes.store.clone(), Arc::clone(&reads));
+        conversations.expect_get().returning(move |id| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            store
+                .get(id)
+                .now_or_never()
+                .expect("the in-memory store never waits")
+        });
+        fakes.ports.conversations = Arc::new(conversations);
+        let s = setup(fakes, ReplySettings::default()).await;
+        let question = s.send("hello").await;
+        let read_before = reads.load(std::sync::atomic::Ordering::SeqCst);
+        s.drained().await;
+        assert_eq!(s.messages().len(), 2, "{:#?}", s.messages());
+        assert_eq!(s.messages()[1].reply_to, Some(question.id));
+        assert_eq!(
+            reads.load(std::sync::atomic::Ordering::SeqCst),
+            read_before,
+            "the worker read the conversation its claim had read"
         );
     }
 

@@ -16,9 +16,10 @@ use confab_domain::conversation::{
     Conversation, ConversationFilter, ConversationId, ListPosition, ListQuery, Metadata, PageSize,
 };
 use confab_domain::error::RepoError;
+use confab_domain::lease::{Claim, LeaseHolder};
 use confab_domain::message::{Appended, HistoryBound, HistoryQuery, NewMessage, Seq};
 use confab_domain::ports::{
-    BotRepository, ConversationMaintenance, ConversationRepository, MessageRepository,
+    BotRepository, ConversationMaintenance, ConversationRepository, MessageRepository, ReplyLeases,
     SessionRepository,
 };
 use confab_domain::search::{SearchOrder, SearchQuery, SearchScope, SearchText};
@@ -72,6 +73,7 @@ on_every_backend!(
     the_first_signing_secret_is_kept_and_concurrent_starts_agree_on_one,
     a_corrupt_row_is_an_internal_error_and_not_a_panic,
     history_bounds_beyond_every_stored_seq_are_accepted,
+    a_lease_claim_reads_the_conversation_in_the_same_step,
     an_offset_beyond_every_conversation_is_an_empty_page,
     deleting_a_conversation_row_cascades_to_its_session_and_messages,
     a_bot_can_be_deleted_while_its_conversations_are_kept,
@@ -226,6 +228,23 @@ async fn history_bounds_beyond_every_stored_seq_are_accepted(db: DatabaseConnect
         .await
         .unwrap();
     assert!(newer.messages.is_empty() && !newer.has_more);
+}
+
+/// The store's claim returns the row it wrote, so the reply worker's first look
+/// needs no read of its own (the contract allows a claim that reads nothing).
+async fn a_lease_claim_reads_the_conversation_in_the_same_step(db: DatabaseConnection) {
+    let store = SeaOrmStore::new(db);
+    let (conversation, _) = conversation(&store).await;
+    append(&store, &user_message(&conversation, "one")).await;
+    let holder = LeaseHolder::from_uuid(uuid::Uuid::now_v7());
+    let claimed = store
+        .claim_reading(conversation.id, holder, test_start(), test_start())
+        .await
+        .unwrap();
+    let now = ConversationRepository::get(&store, conversation.id)
+        .await
+        .unwrap();
+    assert_eq!(claimed, Claim::Held(Some(Box::new(now))));
 }
 
 async fn an_offset_beyond_every_conversation_is_an_empty_page(db: DatabaseConnection) {

@@ -32,13 +32,21 @@ impl ReplyPipeline {
     /// release report work remaining, and either sends the worker here again.
     ///
     /// The messages handed to the worker (`handed`) spare it the history read when
-    /// they are all that is pending.
-    pub(super) async fn answer_pending(&self, id: ConversationId) -> Result<(), DomainError> {
+    /// they are all that is pending; `read`, the conversation read just before (by
+    /// the lease's claim), spares the first look reading it.
+    pub(super) async fn answer_pending(
+        &self,
+        id: ConversationId,
+        mut read: Option<Conversation>,
+    ) -> Result<(), DomainError> {
         loop {
-            let conversation = match self.ports.conversations.get(id).await {
-                Ok(conversation) => conversation,
-                Err(RepoError::NotFound) => return Ok(()),
-                Err(error) => return Err(error.into()),
+            let conversation = match read.take() {
+                Some(conversation) => conversation,
+                None => match self.ports.conversations.get(id).await {
+                    Ok(conversation) => conversation,
+                    Err(RepoError::NotFound) => return Ok(()),
+                    Err(error) => return Err(error.into()),
+                },
             };
             if !conversation.has_pending_replies() {
                 return Ok(());

@@ -275,6 +275,7 @@ macro_rules! storage_contract_tests {
                 leases_of_different_conversations_are_independent,
                 concurrent_claims_have_exactly_one_winner,
                 claiming_an_unknown_conversation_is_not_found,
+                a_claim_that_reads_returns_the_conversation_as_it_left_it,
                 a_lease_is_kept_while_user_messages_wait_and_let_go_after,
                 orphaned_work_is_pending_work_without_a_live_lease,
             ]

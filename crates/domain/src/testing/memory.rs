@@ -14,7 +14,7 @@ use crate::conversation::{
 };
 use crate::error::RepoError;
 use crate::handoff::{HandoffChange, HandoffListing, HandoffState};
-use crate::lease::{LeaseHolder, Release};
+use crate::lease::{Claim, LeaseHolder, Release};
 use crate::message::{
     Appended, Feedback, HistoryBound, HistoryPage, HistoryQuery, Message, MessageId, NewMessage,
     Sender, Seq,
@@ -100,6 +100,25 @@ impl InMemoryStore {
 }
 
 impl State {
+    /// Gives `holder` the lease of `conversation` until `until` when it is free, its
+    /// own, or ran out at `now`; says whether `holder` holds it now.
+    fn claim(
+        &mut self,
+        conversation: ConversationId,
+        holder: LeaseHolder,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> bool {
+        let free = self
+            .leases
+            .get(&conversation)
+            .is_none_or(|(current, expires)| *current == holder || *expires <= now);
+        if free {
+            self.leases.insert(conversation, (holder, until));
+        }
+        free
+    }
+
     /// The append rule of [`MessageRepository::append`], on state already locked.
     fn append(&mut self, message: &NewMessage) -> Result<Appended, RepoError> {
         let conversation = self
@@ -346,14 +365,29 @@ impl ReplyLeases for InMemoryStore {
         if !state.conversations.contains_key(&conversation) {
             return Err(RepoError::NotFound);
         }
-        let free = state
-            .leases
+        Ok(state.claim(conversation, holder, now, until))
+    }
+
+    /// Reads under the same lock as the claim, as a store reading the row it writes
+    /// does: the pipeline's tests then start their looks from the claim's read.
+    async fn claim_reading(
+        &self,
+        conversation: ConversationId,
+        holder: LeaseHolder,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<Claim, RepoError> {
+        let mut state = self.lock();
+        let read = state
+            .conversations
             .get(&conversation)
-            .is_none_or(|(current, expires)| *current == holder || *expires <= now);
-        if free {
-            state.leases.insert(conversation, (holder, until));
-        }
-        Ok(free)
+            .cloned()
+            .ok_or(RepoError::NotFound)?;
+        Ok(if state.claim(conversation, holder, now, until) {
+            Claim::Held(Some(Box::new(read)))
+        } else {
+            Claim::Taken
+        })
     }
 
     async fn release(

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::conversation::ConversationId;
-use crate::lease::{LeaseHolder, Release};
+use crate::lease::{Claim, LeaseHolder, Release};
 use crate::message::Appended;
 
 use super::{Repositories, append, assert_not_found, at, bot_reply, create, user_message};
@@ -84,6 +84,49 @@ pub async fn concurrent_claims_have_exactly_one_winner(r: Repositories) {
         }
     }
     assert_eq!(winners, 1, "exactly one holder must get a free lease");
+}
+
+/// A claim that reads decides as a plain claim does, and the conversation it returns
+/// is the one a read right after the claim gets, pending messages included.
+pub async fn a_claim_that_reads_returns_the_conversation_as_it_left_it(r: Repositories) {
+    let conversation = create(&r, "ana", "alpha", at(0)).await;
+    append(&r, &user_message(&conversation, "hello?", at(500))).await;
+    let (first, second) = (holder(), holder());
+    let claimed = r
+        .leases
+        .claim_reading(conversation.id, first, at(1_000), at(11_000))
+        .await
+        .expect("claiming a lease");
+    let Claim::Held(read) = claimed else {
+        panic!("a free lease is held after its claim, not {claimed:?}");
+    };
+    if let Some(read) = read {
+        let now = r.conversations.get(conversation.id).await.expect("reading");
+        assert_eq!(
+            *read, now,
+            "the claim's read is the conversation as it stands"
+        );
+        assert!(read.has_pending_replies(), "the user message waits");
+    }
+    assert_eq!(
+        r.leases
+            .claim_reading(conversation.id, second, at(2_000), at(12_000))
+            .await
+            .expect("claiming a lease"),
+        Claim::Taken,
+        "held by another"
+    );
+    assert!(
+        claim(&r, conversation.id, first, 3_000, 13_000).await,
+        "a claim that reads takes the lease as a plain claim does"
+    );
+    let unknown = ConversationId::from_uuid(uuid::Uuid::now_v7());
+    assert_not_found(
+        r.leases
+            .claim_reading(unknown, first, at(0), at(10_000))
+            .await,
+        "claiming and reading the lease of an unknown conversation",
+    );
 }
 
 /// A claim on a conversation that does not exist is `NotFound`.
