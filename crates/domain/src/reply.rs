@@ -384,27 +384,6 @@ impl ReplyPipeline {
         }
     }
 
-    /// Renews this instance's lease on the conversation's reply work.
-    async fn renew(&self, conversation: ConversationId) -> Result<bool, DomainError> {
-        let now = self.ports.clock.now();
-        match self
-            .ports
-            .leases
-            .claim(
-                conversation,
-                self.holder,
-                now,
-                now.saturating_add(self.settings.lease),
-            )
-            .await
-        {
-            Ok(held) => Ok(held),
-            // Deleted meanwhile: nothing is left to answer.
-            Err(RepoError::NotFound) => Ok(false),
-            Err(error) => Err(error.into()),
-        }
-    }
-
     /// Renews the lease three times per lease period, for as long as it is polled;
     /// returns only when the lease is lost (`None`: taken over after this instance
     /// failed to renew in time) or cannot be renewed (the error), so that the work
@@ -413,9 +392,10 @@ impl ReplyPipeline {
         let period = (self.settings.lease / 3).max(Duration::from_millis(10));
         loop {
             tokio::time::sleep(period).await;
-            match self.renew(conversation).await {
-                Ok(true) => {}
-                Ok(false) => return None,
+            // The renewal's read, if any, is not needed: the work reads as it goes.
+            match self.claim_reading(conversation).await {
+                Ok(Claim::Held(_)) => {}
+                Ok(Claim::Taken) => return None,
                 Err(error) => return Some(error),
             }
         }
