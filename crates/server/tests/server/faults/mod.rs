@@ -141,6 +141,7 @@ impl Writer {
         for m in 0..self.count {
             let (content, client_id) = self.message(m);
             let body = json!({"content": content, "client_message_id": client_id});
+            let mut retried = false;
             loop {
                 // Longer than the server's own request timeout (30 s), so that its
                 // 503 arrives rather than the client giving up first.
@@ -152,8 +153,12 @@ impl Writer {
                     .timeout(ANSWER_PATIENCE)
                     .send()
                     .await;
+                // A retry answers 200 with the stored message when an earlier attempt
+                // was stored although its answer was lost (PostgreSQL went away after
+                // the commit): as much an acknowledgement as the 201.
+                let acknowledged = |status| status == 201 || (retried && status == 200);
                 match response {
-                    Ok(response) if response.status() == 201 => {
+                    Ok(response) if acknowledged(response.status()) => {
                         let stored: Value = response.json().await.expect("a send body");
                         let id = stored["message_id"].as_str().expect("an id").to_owned();
                         written.acknowledged.push((content, id));
@@ -171,6 +176,7 @@ impl Writer {
                 if self.gives_up() {
                     return written;
                 }
+                retried = true;
                 tokio::time::sleep(RETRY_PAUSE).await;
             }
         }
