@@ -2,8 +2,10 @@
 //! several instances share one database.
 //!
 //! Each instance has a [`LeaseHolder`] id. Before its reply worker asks a bot
-//! anything, it claims the conversation's lease ([`ReplyLeases::claim`]) and renews
-//! it while it works; when nothing is pending any more it lets go
+//! anything, it claims the conversation's lease ([`ReplyLeases::claim_reading`], which
+//! may return the conversation as the claim left it, for the worker's first look) and
+//! renews it while it works ([`ReplyLeases::claim`]); when nothing is pending any more
+//! it lets go
 //! ([`ReplyLeases::release`]), and storage refuses to let go while user messages
 //! still wait, so a message stored on another instance in the meantime is never
 //! left behind. A holder that dies stops renewing: once its lease runs out, any
@@ -11,6 +13,7 @@
 //!
 //! [`ReplyLeases`]: crate::ports::ReplyLeases
 //! [`ReplyLeases::claim`]: crate::ports::ReplyLeases::claim
+//! [`ReplyLeases::claim_reading`]: crate::ports::ReplyLeases::claim_reading
 //! [`ReplyLeases::release`]: crate::ports::ReplyLeases::release
 //! [`ReplyLeases::orphaned`]: crate::ports::ReplyLeases::orphaned
 //!

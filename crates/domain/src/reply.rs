@@ -46,6 +46,7 @@ use crate::lease::{Claim, LeaseHolder, Release};
 use crate::message::Message;
 use crate::ports::Ports;
 use crate::retry::Backoff;
+use crate::timestamp::Timestamp;
 
 /// How replies are produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -339,6 +340,11 @@ impl ReplyPipeline {
                 claimed = Some(now);
             }
         }
+        if known.is_some() {
+            // Answering the lone message moves on from what the claim read: a look
+            // after it must read again.
+            claimed = None;
+        }
         loop {
             match known.take() {
                 Some((snapshot, message)) => self.answer(&snapshot, message).await?,
@@ -365,16 +371,11 @@ impl ReplyPipeline {
     /// Claims this instance's lease on the conversation's reply work, reading the
     /// conversation in the same step where storage can.
     async fn claim_reading(&self, conversation: ConversationId) -> Result<Claim, DomainError> {
-        let now = self.ports.clock.now();
+        let (now, until) = self.lease_from_now();
         match self
             .ports
             .leases
-            .claim_reading(
-                conversation,
-                self.holder,
-                now,
-                now.saturating_add(self.settings.lease),
-            )
+            .claim_reading(conversation, self.holder, now, until)
             .await
         {
             Ok(claim) => Ok(claim),
@@ -382,6 +383,29 @@ impl ReplyPipeline {
             Err(RepoError::NotFound) => Ok(Claim::Taken),
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// Renews this instance's lease on the conversation's reply work; a renewal
+    /// needs no read of the conversation.
+    async fn renew(&self, conversation: ConversationId) -> Result<bool, DomainError> {
+        let (now, until) = self.lease_from_now();
+        match self
+            .ports
+            .leases
+            .claim(conversation, self.holder, now, until)
+            .await
+        {
+            Ok(held) => Ok(held),
+            // Deleted meanwhile: nothing is left to answer.
+            Err(RepoError::NotFound) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Now, and when a lease taken now runs out.
+    fn lease_from_now(&self) -> (Timestamp, Timestamp) {
+        let now = self.ports.clock.now();
+        (now, now.saturating_add(self.settings.lease))
     }
 
     /// Renews the lease three times per lease period, for as long as it is polled;
@@ -392,10 +416,9 @@ impl ReplyPipeline {
         let period = (self.settings.lease / 3).max(Duration::from_millis(10));
         loop {
             tokio::time::sleep(period).await;
-            // The renewal's read, if any, is not needed: the work reads as it goes.
-            match self.claim_reading(conversation).await {
-                Ok(Claim::Held(_)) => {}
-                Ok(Claim::Taken) => return None,
+            match self.renew(conversation).await {
+                Ok(true) => {}
+                Ok(false) => return None,
                 Err(error) => return Some(error),
             }
         }
@@ -468,7 +491,7 @@ mod tests {
     use crate::error::BotError;
     use crate::event::{ConversationEvent, EventKind};
     use crate::message::{MessageId, Sender, Seq};
-    use crate::ports::BotReply;
+    use crate::ports::{BotReply, ReplyLeases};
     use crate::ports::{MockEngineRegistry, MockMessageRepository, MockSessionRepository};
     use crate::service::{ConversationService, MessageDraft};
     use crate::session::Session;
@@ -675,7 +698,52 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn ten_quick_user_messages_get_ten_replies_in_the_same_order() {
         let engine = ScriptedEngine::echo();
-        let s = with_engine(&engine).await;
+        ten_quick_messages(with_engine(&engine).await, &engine).await;
+    }
+
+    /// Shared leases whose claim reads nothing (the port's default), as a store of
+    /// an embedding team may have them: the worker reads the conversation itself.
+    struct PlainClaims(InMemoryStore);
+
+    #[async_trait::async_trait]
+    impl ReplyLeases for PlainClaims {
+        async fn claim(
+            &self,
+            conversation: ConversationId,
+            holder: LeaseHolder,
+            now: Timestamp,
+            until: Timestamp,
+        ) -> Result<bool, RepoError> {
+            self.0.claim(conversation, holder, now, until).await
+        }
+
+        async fn release(
+            &self,
+            conversation: ConversationId,
+            holder: LeaseHolder,
+        ) -> Result<Release, RepoError> {
+            self.0.release(conversation, holder).await
+        }
+
+        async fn orphaned(
+            &self,
+            now: Timestamp,
+            limit: u32,
+        ) -> Result<Vec<ConversationId>, RepoError> {
+            self.0.orphaned(now, limit).await
+        }
+    }
+
+    #[tokio::test]
+    async fn with_shared_leases_whose_claim_reads_nothing_ten_messages_get_ten_replies() {
+        let engine = ScriptedEngine::echo();
+        let mut fakes = TestPorts::with_engine(engine.clone());
+        fakes.ports.leases = Arc::new(PlainClaims(fakes.store.clone()));
+        ten_quick_messages(setup(fakes, ReplySettings::default()).await, &engine).await;
+    }
+
+    /// Ten messages sent at once are answered once each, in order.
+    async fn ten_quick_messages(s: Setup, engine: &ScriptedEngine) {
         let mut questions = Vec::new();
         for n in 0..10 {
             questions.push(s.send(&format!("question {n}")).await);
@@ -793,6 +861,34 @@ mod tests {
             0,
             "the worker read back messages handed to it"
         );
+    }
+
+    #[tokio::test]
+    async fn a_retry_of_a_message_stored_without_its_answer_has_it_answered() {
+        use crate::message::ClientMessageId;
+        use crate::ports::MessageRepository as _;
+        let engine = ScriptedEngine::echo();
+        let s = with_engine(&engine).await;
+        // Stored as a first attempt is whose commit went through while its answer
+        // was lost: nothing had it answered.
+        let mut first = user_message(&s.conversation, "hello", crate::testing::test_start());
+        first.client_message_id = Some(ClientMessageId::parse("retry-1").expect("an id"));
+        s.fakes.store.append(&first).await.expect("stored");
+        let retried = s
+            .service
+            .send(
+                &user("ana"),
+                s.conversation.id,
+                MessageDraft::parse("hello", Vec::new(), Some("retry-1")).expect("a draft"),
+            )
+            .await
+            .expect("the retry");
+        assert!(!retried.created, "the retry stores nothing");
+        s.drained().await;
+        let messages = s.messages();
+        assert_eq!(messages.len(), 2, "{messages:#?}");
+        assert_eq!(messages[1].reply_to, Some(retried.message.id));
+        assert_eq!(engine.calls(), 1);
     }
 
     #[tokio::test]

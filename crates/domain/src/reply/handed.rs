@@ -1,8 +1,8 @@
 //! User messages handed to their conversation's worker as this instance stores them,
 //! so that the worker can answer them without reading them back from storage.
 //!
-//! A worker that looks at what is pending reads the conversation and then a page of
-//! its history. Under a steady stream of messages (a client with several in flight)
+//! A worker that looks at what is pending reads the conversation (or starts from the
+//! one its lease's claim read) and then a page of its history. Under a steady stream of messages (a client with several in flight)
 //! the messages stored while the worker answered are the ones it finds: each carries
 //! the seq of the user message before it, as its own append found the conversation,
 //! and when the handed messages link up from what is answered to the conversation's

@@ -199,6 +199,16 @@ impl ConversationService {
                 {
                     return Err(DomainError::IdempotencyMismatch);
                 }
+                // The first attempt may have been stored although its answer was lost
+                // (storage went away after the commit), before anything had the
+                // message answered: a retry that finds it unanswered has the worker
+                // look, which answers nothing twice.
+                if original.sender == Sender::User
+                    && conversation.handoff.bot_answers()
+                    && conversation.replied_seq < original.seq
+                {
+                    self.replies.schedule(conversation.id);
+                }
                 Ok(Sent {
                     message: original,
                     created: false,
