@@ -201,12 +201,9 @@ impl ConversationService {
                 }
                 // The first attempt may have been stored although its answer was lost
                 // (storage went away after the commit), before anything had the
-                // message answered: a retry that finds it unanswered has the worker
+                // message answered: a retry that finds replies pending has the worker
                 // look, which answers nothing twice.
-                if original.sender == Sender::User
-                    && conversation.handoff.bot_answers()
-                    && conversation.replied_seq < original.seq
-                {
+                if original.sender == Sender::User && conversation.has_pending_replies() {
                     self.replies.schedule(conversation.id);
                 }
                 Ok(Sent {
